@@ -1,0 +1,82 @@
+/*
+ * vtmalloc.h - the public API of vtmalloc.
+ *
+ * Every function here behaves like the C library function without the `vt_` prefix (glibc's
+ * documented semantics, errno values and alignment guarantees). A program that links
+ * libvtmalloc gets the standard names too (malloc, free, ...); these prefixed names exist so
+ * that a program, a test or a benchmark can call vtmalloc explicitly, side by side with
+ * another allocator.
+ */
+#ifndef VTMALLOC_H
+#define VTMALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VTMALLOC_VERSION_MAJOR 0
+#define VTMALLOC_VERSION_MINOR 1
+#define VTMALLOC_VERSION_PATCH 0
+#define VTMALLOC_VERSION       "0.1.0"
+
+#if defined(__GNUC__)
+#define VT_API_MALLOC        __attribute__((malloc, warn_unused_result))
+#define VT_API_ALLOC_SIZE(n) __attribute__((alloc_size(n)))
+#else
+#define VT_API_MALLOC
+#define VT_API_ALLOC_SIZE(n)
+#endif
+
+/* The C allocation API. */
+void *vt_malloc(size_t size) VT_API_MALLOC VT_API_ALLOC_SIZE(1);
+void vt_free(void *ptr);
+void *vt_calloc(size_t count, size_t size) VT_API_MALLOC;
+void *vt_realloc(void *ptr, size_t size) VT_API_ALLOC_SIZE(2);
+void *vt_reallocarray(void *ptr, size_t count, size_t size);
+int vt_posix_memalign(void **out, size_t alignment, size_t size);
+void *vt_aligned_alloc(size_t alignment, size_t size) VT_API_MALLOC VT_API_ALLOC_SIZE(2);
+void *vt_memalign(size_t alignment, size_t size) VT_API_MALLOC VT_API_ALLOC_SIZE(2);
+void *vt_valloc(size_t size) VT_API_MALLOC VT_API_ALLOC_SIZE(1);
+void *vt_pvalloc(size_t size) VT_API_MALLOC;
+size_t vt_malloc_usable_size(void *ptr);
+void vt_free_sized(void *ptr, size_t size);
+void vt_free_aligned_sized(void *ptr, size_t alignment, size_t size);
+
+/* Returns free memory to the operating system now; returns 1 if any was returned, else 0. */
+int vt_malloc_trim(size_t pad);
+
+/* A snapshot of the allocator's counters (all byte counts in bytes). */
+typedef struct vt_stats {
+    uint64_t spans_mapped;         /* spans currently held from the backing */
+    uint64_t span_bytes;           /* bytes of those spans */
+    uint64_t spans_reserved;       /* empty spans kept for reuse */
+    uint64_t span_maps_total;      /* spans obtained from the backing since start */
+    uint64_t span_unmaps_total;    /* spans given back to the backing since start */
+    uint64_t large_blocks;         /* live blocks above the largest size class */
+    uint64_t large_bytes;          /* bytes mapped for them */
+    uint64_t large_allocs_total;   /* large blocks allocated since start */
+    uint64_t thread_caches_live;   /* thread caches in use */
+    uint64_t thread_caches_total;  /* thread caches ever started (including reused ones) */
+    uint64_t pages_adopted_total;  /* pages taken over from the global cache */
+    uint64_t pages_abandoned_total;/* pages given to the global cache by exiting threads */
+    uint64_t remote_frees_total;   /* blocks freed by a thread that did not own their page */
+    uint64_t global_lock_total;    /* acquisitions of the global cache's lock */
+    uint64_t global_lock_waits;    /* of those, how many found it held */
+} vt_stats_t;
+
+/* Fills *out; cheap enough to call at any time. */
+void vt_stats_get(vt_stats_t *out);
+/* Prints the counters to stderr (with write(2); never allocates). */
+void vt_stats_print(void);
+
+/* The library's version string, e.g. "0.1.0". */
+const char *vt_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VTMALLOC_H */

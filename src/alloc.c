@@ -1,0 +1,224 @@
+/*
+ * alloc.c - the entry points beyond malloc and free, with glibc's documented semantics, and
+ * the exported vt_* names.
+ *
+ * Owns: argument checking, errno, overflow, the realloc and alignment policies. Calls:
+ * tcache.c, large.c, page.c, global.c, stats.c. Knows nothing of being preloaded.
+ *
+ * Choices where C and glibc differ (glibc 2.36, the version this was checked against):
+ *   realloc(p, 0)          frees p and returns NULL, as glibc does.
+ *   aligned_alloc(a, n)    is memalign: any size; a non-power-of-two alignment is rounded up
+ *                          to the next power of two (glibc < 2.38 aliases the two).
+ *   posix_memalign         EINVAL unless the alignment is a power of two and a multiple of
+ *                          sizeof(void *); *out is untouched on any error.
+ *   sizes above PTRDIFF_MAX fail with ENOMEM, as glibc's do.
+ */
+#define _GNU_SOURCE
+#include "alloc.h"
+
+/* ---- Sizes above the classes, and frees that are not in a span --------------------------- */
+
+void *vt_api_malloc_large(size_t size)
+{
+    vt_init(); /* the first malloc of the process may be a large one */
+    return vt_large_alloc(size, 0);
+}
+
+void vt_api_free_nonspan(void *p)
+{
+    if (p == NULL)
+        return;
+    if (vt_in_span(p)) /* a misaligned pointer into a span */
+        vt_page_check_block(vt_span_page(vt_span_base(p), p), p, "free");
+    else if (!vt_large_free(p))
+        vt_report_misuse("free", "invalid pointer (not allocated by vtmalloc)", p);
+}
+
+/* ---- calloc, realloc -------------------------------------------------------------------- */
+
+void *vt_api_calloc(size_t count, size_t size)
+{
+    size_t total;
+    if (vt_unlikely(__builtin_mul_overflow(count, size, &total))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (vt_likely(total <= VT_SMALL_MAX)) {
+        void *p = vt_tcache_alloc(vt_tls_tcache, vt_size_class(total));
+        if (p != NULL)
+            memset(p, 0, total);
+        return p;
+    }
+    vt_init();
+    void *p = vt_large_alloc(total, 0);
+    if (p != NULL && vt_options.backing != VT_BACKING_MMAP)
+        memset(p, 0, total); /* fresh anonymous mappings are zero already */
+    return p;
+}
+
+/* The usable size of a live block, or 0 after reporting `fn`'s misuse of p. */
+static size_t checked_size(void *p, const char *fn)
+{
+    if (vt_in_span(p)) {
+        vt_page_t *page = vt_span_page(vt_span_base(p), p);
+        return vt_page_check_block(page, p, fn) ? page->bsize : 0;
+    }
+    size_t size = vt_large_usable_size(p);
+    if (size == 0)
+        vt_report_misuse(fn, "invalid pointer (not allocated by vtmalloc)", p);
+    return size;
+}
+
+void *vt_api_realloc(void *p, size_t size)
+{
+    if (p == NULL)
+        return vt_api_malloc(size);
+    if (size == 0) {
+        vt_api_free(p);
+        return NULL;
+    }
+    size_t old_size = checked_size(p, "realloc");
+    if (old_size == 0) { /* reported; in warn mode the block is left alone */
+        errno = EINVAL;
+        return NULL;
+    }
+    if (old_size > VT_SMALL_MAX) {
+        if (size > VT_SMALL_MAX)
+            return vt_large_realloc(p, size); /* mremap: no copy */
+    } else if (size <= VT_SMALL_MAX && vt_size_class(size) == vt_size_class(old_size)) {
+        return p; /* same class: nothing to do */
+    }
+    void *q = vt_api_malloc(size);
+    if (q == NULL)
+        return size <= old_size ? p : NULL; /* a shrink can always stay in place */
+    memcpy(q, p, size < old_size ? size : old_size);
+    vt_api_free(p);
+    return q;
+}
+
+void *vt_api_reallocarray(void *p, size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return vt_api_realloc(p, total);
+}
+
+/* ---- Aligned allocation ----------------------------------------------------------------- */
+
+/*
+ * An alignment up to a unit (64 KiB) is served by a size class: round the size up to a
+ * multiple of the alignment; the class of that size has a block size that is a multiple of
+ * the alignment (sizeclass.c), and pages start on a unit boundary, so every block of the page
+ * is aligned. No padding, no interior pointers, free() stays the fast path. Larger
+ * alignments, or sizes beyond the classes, get a mapping of their own.
+ */
+static void *aligned_pow2(size_t alignment, size_t size)
+{
+    if (size > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (alignment <= VT_UNIT_SIZE) {
+        size_t rounded = (size + alignment - 1) & ~(alignment - 1);
+        if (rounded == 0)
+            rounded = alignment;
+        if (rounded <= VT_SMALL_MAX) {
+            void *p = vt_tcache_alloc(vt_tls_tcache, vt_size_class(rounded));
+            VT_ASSERT(((uintptr_t)p & (alignment - 1)) == 0);
+            return p;
+        }
+    }
+    vt_init();
+    return vt_large_alloc(size, alignment);
+}
+
+void *vt_api_memalign(size_t alignment, size_t size)
+{
+    if (alignment <= VT_MIN_ALIGN)
+        return vt_api_malloc(size);
+    if (alignment > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (alignment & (alignment - 1)) /* round up to a power of two, as glibc does */
+        alignment = (size_t)1 << (64 - __builtin_clzll(alignment));
+    return aligned_pow2(alignment, size);
+}
+
+int vt_api_posix_memalign(void **out, size_t alignment, size_t size)
+{
+    if (alignment == 0 || alignment % sizeof(void *) != 0 || (alignment & (alignment - 1)) != 0)
+        return EINVAL;
+    void *p = alignment <= VT_MIN_ALIGN ? vt_api_malloc(size) : aligned_pow2(alignment, size);
+    if (p == NULL)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+void *vt_api_valloc(size_t size)
+{
+    return vt_api_memalign(vt_os_page_size(), size);
+}
+
+void *vt_api_pvalloc(size_t size)
+{
+    size_t page = vt_os_page_size();
+    if (size > SIZE_MAX - (page - 1)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t rounded = (size + page - 1) & ~(page - 1);
+    return vt_api_memalign(page, rounded ? rounded : page);
+}
+
+/* ---- Sizes ------------------------------------------------------------------------------ */
+
+size_t vt_api_malloc_usable_size(void *p)
+{
+    if (p == NULL)
+        return 0;
+    return checked_size(p, "malloc_usable_size");
+}
+
+/* C23's sized frees. The size is a promise from the program; debug builds check it. */
+void vt_api_free_sized(void *p, size_t size)
+{
+    if (VT_DEBUG && p != NULL && size > vt_api_malloc_usable_size(p))
+        vt_report_misuse("free_sized", "size larger than the block", p);
+    vt_api_free(p);
+}
+
+void vt_api_free_aligned_sized(void *p, size_t alignment, size_t size)
+{
+    if (VT_DEBUG && p != NULL && alignment != 0 && ((uintptr_t)p & (alignment - 1)) != 0)
+        vt_report_misuse("free_aligned_sized", "pointer not aligned as declared", p);
+    vt_api_free_sized(p, size);
+}
+
+int vt_api_malloc_trim(size_t pad)
+{
+    (void)pad; /* there is no heap top to keep padding at: spans are returned whole */
+    return vt_global_trim();
+}
+
+/* ---- The exported vt_* names ------------------------------------------------------------ */
+
+VT_EXPORT void *vt_malloc(size_t size) { return vt_api_malloc(size); }
+VT_EXPORT void vt_free(void *p) { vt_api_free(p); }
+VT_EXPORT void *vt_calloc(size_t count, size_t size) { return vt_api_calloc(count, size); }
+VT_EXPORT void *vt_realloc(void *p, size_t size) { return vt_api_realloc(p, size); }
+VT_EXPORT void *vt_reallocarray(void *p, size_t count, size_t size) { return vt_api_reallocarray(p, count, size); }
+VT_EXPORT int vt_posix_memalign(void **out, size_t alignment, size_t size) { return vt_api_posix_memalign(out, alignment, size); }
+VT_EXPORT void *vt_aligned_alloc(size_t alignment, size_t size) { return vt_api_memalign(alignment, size); }
+VT_EXPORT void *vt_memalign(size_t alignment, size_t size) { return vt_api_memalign(alignment, size); }
+VT_EXPORT void *vt_valloc(size_t size) { return vt_api_valloc(size); }
+VT_EXPORT void *vt_pvalloc(size_t size) { return vt_api_pvalloc(size); }
+VT_EXPORT size_t vt_malloc_usable_size(void *p) { return vt_api_malloc_usable_size(p); }
+VT_EXPORT void vt_free_sized(void *p, size_t size) { vt_api_free_sized(p, size); }
+VT_EXPORT void vt_free_aligned_sized(void *p, size_t alignment, size_t size) { vt_api_free_aligned_sized(p, alignment, size); }
+VT_EXPORT int vt_malloc_trim(size_t pad) { return vt_api_malloc_trim(pad); }
+VT_EXPORT const char *vt_version(void) { return VTMALLOC_VERSION; }

@@ -1,0 +1,84 @@
+/*
+ * alloc.h - the C allocation API as inline functions, instantiated twice: under the vt_* names
+ * (alloc.c) and under the standard names (override.c), so neither pays an extra call.
+ *
+ * Owns: the semantics of each entry point (argument checks, errno, overflow). Calls:
+ * tcache.c, large.c, page.c through internal.h. malloc and free are inline here because
+ * they are the fast paths; the rest live in alloc.c.
+ */
+#ifndef VT_ALLOC_H
+#define VT_ALLOC_H
+
+#include "internal.h"
+
+#include <malloc.h>
+#include <stdio.h>
+
+void *vt_api_malloc_large(size_t size) VT_HIDDEN;
+void vt_api_free_nonspan(void *p) VT_HIDDEN;
+void *vt_api_calloc(size_t count, size_t size) VT_HIDDEN;
+void *vt_api_realloc(void *p, size_t size) VT_HIDDEN;
+void *vt_api_reallocarray(void *p, size_t count, size_t size) VT_HIDDEN;
+int vt_api_posix_memalign(void **out, size_t alignment, size_t size) VT_HIDDEN;
+void *vt_api_memalign(size_t alignment, size_t size) VT_HIDDEN;
+void *vt_api_valloc(size_t size) VT_HIDDEN;
+void *vt_api_pvalloc(size_t size) VT_HIDDEN;
+size_t vt_api_malloc_usable_size(void *p) VT_HIDDEN;
+void vt_api_free_sized(void *p, size_t size) VT_HIDDEN;
+void vt_api_free_aligned_sized(void *p, size_t alignment, size_t size) VT_HIDDEN;
+int vt_api_malloc_trim(size_t pad) VT_HIDDEN;
+/* glibc's introspection calls, answered with vtmalloc's figures (stats.c). */
+int vt_api_mallopt(int param, int value) VT_HIDDEN;
+struct mallinfo2 vt_api_mallinfo2(void) VT_HIDDEN;
+struct mallinfo vt_api_mallinfo(void) VT_HIDDEN;
+int vt_api_malloc_info(int options, FILE *stream) VT_HIDDEN;
+
+/* malloc: the size class (one compare and a table load for sizes up to 4 KiB), then the
+ * thread cache's pop (internal.h). */
+VT_INLINE void *vt_api_malloc(size_t size)
+{
+    if (vt_likely(size <= VT_SMALL_TABLE_MAX))
+        return vt_tcache_alloc(vt_tls_tcache, vt_size_class_small(size));
+    if (size <= VT_SMALL_MAX)
+        return vt_tcache_alloc(vt_tls_tcache, vt_size_class_medium(size));
+    return vt_api_malloc_large(size);
+}
+
+/*
+ * free: find the span (one bit in the span map), the page (one load), and compare the page's
+ * owner with this thread's cache (see page.c for why that relaxed comparison is exact). On the
+ * owner's page the block goes back on the page's free list, first in line for the next malloc
+ * (LIFO: the block is still in cache): no atomic, no lock. Everything else (NULL,
+ * large blocks, foreign pointers, other threads' pages) branches off to a slow path. The key
+ * test catches a double free of a block that is still free, in every build.
+ */
+VT_INLINE void vt_api_free(void *p)
+{
+    /* Misaligned pointers are never block starts: the slow path names the error. */
+    if (vt_unlikely(!vt_in_span(p) || ((uintptr_t)p & (VT_MIN_ALIGN - 1)) != 0)) {
+        vt_api_free_nonspan(p);
+        return;
+    }
+    vt_page_t *page = vt_span_page(vt_span_base(p), p);
+    vt_tcache_t *tc = vt_tls_tcache;
+    if (vt_likely(vt_page_owner(page) == (uintptr_t)tc)) {
+        vt_block_t *block = p;
+        if (vt_unlikely(block->key == vt_block_key(block))) {
+            vt_report_misuse("free", "double free (block is already free)", p);
+            return;
+        }
+        if (VT_DEBUG && vt_unlikely(!vt_page_is_block_start(page, p))) {
+            vt_report_misuse("free", "invalid pointer (inside a block, not at its start)", p);
+            return;
+        }
+        block->key = vt_block_key(block);
+        block->next = page->free;
+        page->free = block;
+        if (vt_unlikely(--page->used == 0))
+            vt_tcache_page_emptied(tc, page);
+        return;
+    }
+    vt_tcache_free_other(tc, page, p);
+}
+
+#endif /* VT_ALLOC_H */

@@ -1,0 +1,454 @@
+/*
+ * global.c - the global cache behind the one mutex: pages nobody owns, spans and their free
+ * units, the reserve of empty spans, and the pool of thread caches.
+ *
+ * Owns: struct global and everything reachable from it; the span headers' free_units, lists
+ * and on_list fields. Calls: page.c (describing runs), spanmap.c, os.c, stats.c.
+ *
+ * Rules: every critical section is short and makes no system call. A new span is mapped with
+ * the lock dropped, and spans beyond the reserve are unmapped after it is released. Threads
+ * come here only on slow paths: when a class has no page with free blocks, when an empty page
+ * leaves a thread's stash, when a thread starts or exits.
+ *
+ * No zippy growth (review point h): nothing here is per class except the list of partial pages.
+ * A page that empties returns its units to its span, where any class can take them; a span all
+ * of whose units are free joins the reserve or goes back to the OS.
+ */
+#include "internal.h"
+
+enum { ON_NO_LIST = 0, ON_PARTIAL = 1, ON_EMPTY = 2 };
+
+#define FREE_UNITS (~(uint64_t)1) /* every unit but 0, the header */
+
+/* A list of spans, linked through vt_span_t.prev/next. */
+typedef struct span_list {
+    vt_span_t *head;
+    uint32_t count;
+} span_list_t;
+
+/* The global cache. Every field is protected by `lock`, except the counters marked atomic,
+ * which are read without it. */
+static struct global {
+    pthread_mutex_t lock;
+    vt_page_list_t partial[VT_CLASS_COUNT]; /* pages owned by nobody (VT_OWNER_GLOBAL) */
+    span_list_t spans_partial;              /* spans with some units free and some in use */
+    span_list_t spans_empty;                /* spans with every unit free: the reserve */
+    vt_tcache_t *live;                      /* thread caches in use */
+    vt_tcache_t *pool;                      /* thread caches waiting for a thread */
+    uint8_t *meta_next, *meta_end;          /* where the next thread cache is carved */
+    /* Hint for vt_global_take_partial: bit c set iff partial[c] is not empty. Written under
+     * the lock, read without it; a stale bit only costs a lock or skips a page until the
+     * next refill, both harmless. */
+    _Atomic uint64_t partial_mask;
+    uint64_t spans_total, span_maps, span_unmaps;
+    uint64_t caches_live, caches_total, pages_abandoned;
+    uint64_t lock_total, lock_waits;
+    vt_tcache_counters_t exited; /* counters of caches handed back */
+} g = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+_Static_assert(VT_CLASS_COUNT <= 64, "partial_mask has a bit per class");
+
+static void lock(void)
+{
+    if (pthread_mutex_trylock(&g.lock) != 0) {
+        pthread_mutex_lock(&g.lock);
+        g.lock_waits++;
+    }
+    g.lock_total++;
+}
+
+static void unlock(void)
+{
+    pthread_mutex_unlock(&g.lock);
+}
+
+/* ---- Span lists ------------------------------------------------------------------------- */
+
+static void span_list_push(span_list_t *list, vt_span_t *span)
+{
+    span->prev = NULL;
+    span->next = list->head;
+    if (list->head)
+        list->head->prev = span;
+    list->head = span;
+    list->count++;
+}
+
+static void span_list_remove(span_list_t *list, vt_span_t *span)
+{
+    if (span->prev)
+        span->prev->next = span->next;
+    else
+        list->head = span->next;
+    if (span->next)
+        span->next->prev = span->prev;
+    span->prev = span->next = NULL;
+    list->count--;
+}
+
+/* Puts a span on the list its free units call for. A span that becomes empty while the
+ * reserve is full leaves altogether: it is chained on *release (through next) for the caller
+ * to unmap once the lock is dropped. release == NULL keeps every span (a new span). */
+static void span_relist(vt_span_t *span, vt_span_t **release)
+{
+    int want = span->free_units == FREE_UNITS ? ON_EMPTY
+               : span->free_units != 0        ? ON_PARTIAL
+                                              : ON_NO_LIST;
+    bool drop = want == ON_EMPTY && span->on_list != ON_EMPTY && release != NULL &&
+                g.spans_empty.count >= vt_options.reserve_spans;
+    if (want == span->on_list)
+        return;
+    if (span->on_list == ON_PARTIAL)
+        span_list_remove(&g.spans_partial, span);
+    else if (span->on_list == ON_EMPTY)
+        span_list_remove(&g.spans_empty, span);
+    span->on_list = ON_NO_LIST;
+    if (drop) {
+        g.spans_total--;
+        g.span_unmaps++;
+        span->next = *release;
+        *release = span;
+    } else if (want == ON_PARTIAL) {
+        span_list_push(&g.spans_partial, span);
+        span->on_list = ON_PARTIAL;
+    } else if (want == ON_EMPTY) {
+        span_list_push(&g.spans_empty, span);
+        span->on_list = ON_EMPTY;
+    }
+}
+
+/* Unmaps spans collected by span_relist. Lock not held. */
+static void release_spans(vt_span_t *list)
+{
+    while (list != NULL) {
+        vt_span_t *next = list->next;
+        vt_spanmap_remove(list);
+        vt_os_backing_free(list->base, list->map_size, (vt_backing_t)list->backing);
+        list = next;
+    }
+}
+
+/* A span from the backing, its header written, registered in the span map. Lock not held. */
+static vt_span_t *span_map_new(void)
+{
+    vt_backing_t backing = (vt_backing_t)vt_options.backing;
+    void *base = vt_os_backing_alloc(VT_SPAN_SIZE, VT_SPAN_SIZE, backing);
+    if (base == NULL)
+        return NULL;
+    vt_span_t *span = base;
+    VT_ASSERT(((uintptr_t)span & VT_SPAN_MASK) == 0);
+    memset(span, 0, sizeof(*span));
+    span->magic = VT_SPAN_MAGIC;
+    span->base = base;
+    span->map_size = VT_SPAN_SIZE;
+    span->backing = (uint8_t)backing;
+    span->free_units = FREE_UNITS;
+    for (unsigned u = 0; u < VT_SPAN_UNITS; u++) {
+        atomic_store_explicit(&span->unit_page[u], &vt_page_none, memory_order_relaxed);
+        span->pages[u].first_unit = (uint8_t)u;
+    }
+    vt_spanmap_add(span);
+    return span;
+}
+
+/* Adds a freshly mapped span to the lists. Lock held. */
+static void span_add(vt_span_t *span)
+{
+    g.spans_total++;
+    g.span_maps++;
+    span->on_list = ON_NO_LIST;
+    span_relist(span, NULL);
+}
+
+/* ---- Units ------------------------------------------------------------------------------ */
+
+/* The first run of n free units in a span's map, or -1. Each step doubles the run length the
+ * mask guarantees, so this is a handful of shifts, not a scan. */
+static int find_run(uint64_t free_units, unsigned n)
+{
+    uint64_t m = free_units;
+    for (unsigned len = 1; len < n && m != 0;) {
+        unsigned step = len < n - len ? len : n - len;
+        m &= m >> step;
+        len += step;
+    }
+    return m ? __builtin_ctzll(m) : -1;
+}
+
+static vt_page_t *take_run_locked(unsigned units)
+{
+    span_list_t *lists[2] = {&g.spans_partial, &g.spans_empty};
+    for (int i = 0; i < 2; i++) {
+        for (vt_span_t *span = lists[i]->head; span != NULL; span = span->next) {
+            int first = find_run(span->free_units, units);
+            if (first < 0)
+                continue;
+            uint64_t bits = (((uint64_t)1 << units) - 1) << first;
+            span->free_units &= ~bits;
+            vt_page_init(span, (unsigned)first, units);
+            span_relist(span, NULL);
+            return &span->pages[first];
+        }
+    }
+    return NULL;
+}
+
+vt_page_t *vt_global_take_run(unsigned units)
+{
+    VT_ASSERT(units >= 1 && units <= VT_PAGE_MAX_UNITS);
+    lock();
+    vt_page_t *page = take_run_locked(units);
+    unlock();
+    if (page != NULL)
+        return page;
+    vt_span_t *span = span_map_new();
+    if (span == NULL)
+        return NULL;
+    lock();
+    span_add(span);
+    page = take_run_locked(units); /* prefers older spans; the new one serves if none fits */
+    unlock();
+    return page;
+}
+
+uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count)
+{
+    uint32_t n = 0;
+    for (int attempt = 0; attempt < 2 && n == 0; attempt++) {
+        if (attempt == 1) {
+            vt_span_t *span = span_map_new();
+            if (span == NULL)
+                return 0;
+            lock();
+            span_add(span);
+        } else {
+            lock();
+        }
+        while (n < max_count) {
+            vt_page_t *page = take_run_locked(1);
+            if (page == NULL)
+                break;
+            out[n++] = page;
+        }
+        unlock();
+    }
+    return n;
+}
+
+/* Returns an empty run to its span. Lock held. */
+static void give_back_locked(vt_page_t *page, vt_span_t **release)
+{
+    vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
+    VT_ASSERT(span->magic == VT_SPAN_MAGIC);
+    VT_ASSERT(vt_page_owner(page) == VT_OWNER_FREE);
+    uint64_t bits = (((uint64_t)1 << page->units) - 1) << page->first_unit;
+    VT_ASSERT((span->free_units & bits) == 0);
+    span->free_units |= bits;
+    span_relist(span, release);
+}
+
+void vt_global_put_run(vt_page_t *page)
+{
+    vt_span_t *release = NULL;
+    lock();
+    give_back_locked(page, &release);
+    unlock();
+    release_spans(release);
+}
+
+/* ---- Partial pages ---------------------------------------------------------------------- */
+
+static void put_partial_locked(vt_page_t *page)
+{
+    VT_ASSERT(vt_page_owner(page) == VT_OWNER_GLOBAL);
+    unsigned c = page->class_idx;
+    vt_list_push_back(&g.partial[c], page);
+    atomic_store_explicit(&g.partial_mask,
+                          atomic_load_explicit(&g.partial_mask, memory_order_relaxed) |
+                              ((uint64_t)1 << c),
+                          memory_order_relaxed);
+}
+
+vt_page_t *vt_global_take_partial(unsigned class_idx)
+{
+    uint64_t bit = (uint64_t)1 << class_idx;
+    if ((atomic_load_explicit(&g.partial_mask, memory_order_relaxed) & bit) == 0)
+        return NULL; /* the common case costs no lock */
+    lock();
+    vt_page_t *page = g.partial[class_idx].head;
+    if (page != NULL)
+        vt_list_remove(&g.partial[class_idx], page);
+    if (g.partial[class_idx].head == NULL)
+        atomic_store_explicit(&g.partial_mask,
+                              atomic_load_explicit(&g.partial_mask, memory_order_relaxed) & ~bit,
+                              memory_order_relaxed);
+    unlock();
+    return page;
+}
+
+void vt_global_put_partial(vt_page_t *page)
+{
+    lock();
+    put_partial_locked(page);
+    unlock();
+}
+
+void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty)
+{
+    vt_span_t *release = NULL;
+    lock();
+    if (partial != NULL) {
+        vt_page_t *page;
+        while ((page = partial->head) != NULL) {
+            vt_list_remove(partial, page);
+            put_partial_locked(page);
+            g.pages_abandoned++;
+        }
+    }
+    if (empty != NULL) {
+        vt_page_t *page;
+        while ((page = empty->head) != NULL) {
+            vt_list_remove(empty, page);
+            give_back_locked(page, &release);
+        }
+    }
+    unlock();
+    release_spans(release);
+}
+
+/* ---- Thread caches ---------------------------------------------------------------------- */
+
+#define META_CHUNK ((size_t)64 << 10)
+
+static void cache_list_push(vt_tcache_t **list, vt_tcache_t *tc)
+{
+    tc->pool_prev = NULL;
+    tc->pool_next = *list;
+    if (*list)
+        (*list)->pool_prev = tc;
+    *list = tc;
+}
+
+static void cache_list_remove(vt_tcache_t **list, vt_tcache_t *tc)
+{
+    if (tc->pool_prev)
+        tc->pool_prev->pool_next = tc->pool_next;
+    else
+        *list = tc->pool_next;
+    if (tc->pool_next)
+        tc->pool_next->pool_prev = tc->pool_prev;
+    tc->pool_prev = tc->pool_next = NULL;
+}
+
+/* A cache for a starting thread: a pooled one (its pages were handed back when its thread
+ * exited), else a new one carved from metadata memory. Caches are never unmapped: a page may
+ * still name a pooled cache as its detached owner, and that name must never be reused by
+ * anything but another cache. */
+vt_tcache_t *vt_global_tcache_get(void)
+{
+    lock();
+    for (;;) {
+        vt_tcache_t *tc = g.pool;
+        if (tc != NULL) {
+            cache_list_remove(&g.pool, tc);
+        } else if (g.meta_end - g.meta_next >= (ptrdiff_t)sizeof(vt_tcache_t)) {
+            tc = (vt_tcache_t *)g.meta_next;
+            g.meta_next += (sizeof(vt_tcache_t) + 63) & ~(size_t)63;
+            for (unsigned c = 0; c <= VT_CLASS_COUNT; c++)
+                tc->alloc_page[c] = &vt_page_none;
+        }
+        if (tc != NULL) {
+            tc->state = VT_TCACHE_LIVE;
+            cache_list_push(&g.live, tc);
+            g.caches_live++;
+            g.caches_total++;
+            unlock();
+            return tc;
+        }
+        unlock();
+        uint8_t *chunk = vt_os_map(META_CHUNK, 64);
+        if (chunk == NULL)
+            return NULL;
+        lock();
+        /* Another thread may have added a chunk meanwhile; the old remainder is small. */
+        g.meta_next = chunk;
+        g.meta_end = chunk + META_CHUNK;
+    }
+}
+
+void vt_global_tcache_put(vt_tcache_t *tc)
+{
+    lock();
+    cache_list_remove(&g.live, tc);
+    g.caches_live--;
+    tc->state = VT_TCACHE_POOLED;
+    atomic_fetch_add_explicit(&g.exited.remote_frees,
+                              atomic_load_explicit(&tc->counters.remote_frees, memory_order_relaxed),
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&g.exited.pages_adopted,
+                              atomic_load_explicit(&tc->counters.pages_adopted, memory_order_relaxed),
+                              memory_order_relaxed);
+    atomic_store_explicit(&tc->counters.remote_frees, 0, memory_order_relaxed);
+    atomic_store_explicit(&tc->counters.pages_adopted, 0, memory_order_relaxed);
+    cache_list_push(&g.pool, tc);
+    unlock();
+}
+
+/* ---- Trim, stats, fork ------------------------------------------------------------------ */
+
+int vt_global_trim(void)
+{
+    vt_span_t *release = NULL;
+    lock();
+    while (g.spans_empty.head != NULL) {
+        vt_span_t *span = g.spans_empty.head;
+        span_list_remove(&g.spans_empty, span);
+        span->on_list = ON_NO_LIST;
+        g.spans_total--;
+        g.span_unmaps++;
+        span->next = release;
+        release = span;
+    }
+    unlock();
+    int released = release != NULL;
+    release_spans(release);
+    return released;
+}
+
+void vt_global_stats(vt_stats_t *st)
+{
+    lock();
+    st->spans_mapped = g.spans_total;
+    st->span_bytes = g.spans_total * VT_SPAN_SIZE;
+    st->spans_reserved = g.spans_empty.count;
+    st->span_maps_total = g.span_maps;
+    st->span_unmaps_total = g.span_unmaps;
+    st->thread_caches_live = g.caches_live;
+    st->thread_caches_total = g.caches_total;
+    st->pages_abandoned_total = g.pages_abandoned;
+    st->global_lock_total = g.lock_total;
+    st->global_lock_waits = g.lock_waits;
+    st->remote_frees_total = atomic_load_explicit(&g.exited.remote_frees, memory_order_relaxed);
+    st->pages_adopted_total = atomic_load_explicit(&g.exited.pages_adopted, memory_order_relaxed);
+    for (vt_tcache_t *tc = g.live; tc != NULL; tc = tc->pool_next)
+        vt_stats_add_tcache(st, tc);
+    unlock();
+}
+
+void vt_global_fork_prepare(void)
+{
+    pthread_mutex_lock(&g.lock);
+}
+
+void vt_global_fork_parent(void)
+{
+    pthread_mutex_unlock(&g.lock);
+}
+
+/* In the child only the forking thread runs. The caches of the other threads stay as they
+ * were (their state may be mid-update, so they are not walked); their pages simply keep
+ * their owner, and frees into them in the child are remote frees. */
+void vt_global_fork_child(void)
+{
+    pthread_mutex_init(&g.lock, NULL);
+}

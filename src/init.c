@@ -1,0 +1,93 @@
+/*
+ * init.c - process start, thread exit and fork.
+ *
+ * Owns: the one-time initialisation, the pthread key whose destructor hands a thread's cache
+ * back, the fork handlers, and the statistics printed at exit. Calls: options.c, os.c,
+ * tcache.c, global.c, large.c, stats.c.
+ *
+ * Initialisation is lazy: the first malloc of the first thread runs it from the slow path,
+ * which may be during the dynamic loader's start or inside another library's constructor.
+ * It touches nothing that could call back into malloc before the allocator is usable:
+ * options come from `environ` (options.c), randomness from the auxiliary vector (os.c), and
+ * the key and fork handlers are registered last. If one of those does allocate, the nested
+ * malloc sees this thread is initialising and goes on with the state already in place.
+ */
+#include "internal.h"
+
+uintptr_t vt_secret;
+
+enum { INIT_NONE = 0, INIT_RUNNING = 1, INIT_DONE = 2 };
+static _Atomic int init_state;
+static __thread bool init_in_this_thread __attribute__((tls_model("initial-exec")));
+static pthread_key_t exit_key;
+static bool exit_key_ok;
+
+static void on_thread_exit(void *cache)
+{
+    vt_tcache_thread_exit(cache);
+}
+
+/* Fork: hold every lock across fork() so the child does not inherit one held by a thread
+ * that no longer exists. Order: orphan cache, global cache, large blocks (the order in which
+ * the code nests them), released in reverse. */
+static void fork_prepare(void)
+{
+    vt_tcache_fork_prepare();
+    vt_global_fork_prepare();
+    vt_large_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+    vt_large_fork_parent();
+    vt_global_fork_parent();
+    vt_tcache_fork_parent();
+}
+
+static void fork_child(void)
+{
+    vt_large_fork_child();
+    vt_global_fork_child();
+    vt_tcache_fork_child();
+}
+
+void vt_init(void)
+{
+    if (vt_likely(atomic_load_explicit(&init_state, memory_order_acquire) == INIT_DONE))
+        return;
+    int expected = INIT_NONE;
+    if (atomic_compare_exchange_strong_explicit(&init_state, &expected, INIT_RUNNING,
+                                                memory_order_acquire, memory_order_acquire)) {
+        init_in_this_thread = true;
+        vt_options_load();
+        if (vt_options.backing == VT_BACKING_MALLOC && !vt_sysalloc_init()) {
+            vt_message("vtmalloc: VTMALLOC_BACKING=malloc: the system allocator was not found; "
+                       "using mmap\n");
+            vt_options.backing = VT_BACKING_MMAP;
+        }
+        vt_secret = (uintptr_t)vt_os_random();
+        exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        init_in_this_thread = false;
+        atomic_store_explicit(&init_state, INIT_DONE, memory_order_release);
+        return;
+    }
+    if (init_in_this_thread)
+        return; /* called back from pthread_key_create or pthread_atfork */
+    while (atomic_load_explicit(&init_state, memory_order_acquire) != INIT_DONE)
+        sched_yield();
+}
+
+/* Arms the destructor that hands the cache back when the thread exits. Without a key (it
+ * could not be created) the cache simply stays with the thread until the process ends. */
+void vt_init_thread_cache(vt_tcache_t *tc)
+{
+    if (exit_key_ok)
+        pthread_setspecific(exit_key, tc);
+}
+
+__attribute__((destructor)) static void at_exit(void)
+{
+    if (vt_options.stats)
+        vt_stats_print();
+}

@@ -1,0 +1,265 @@
+/*
+ * internal.h - attributes, assertions, the prototypes every file shares (grouped by the file
+ * that defines them) and the tiny inline helpers of the hot paths.
+ *
+ * Calls go one way: os <- spanmap, page, large <- global <- tcache <- alloc <- override.
+ * Every function declared here has hidden visibility: only include/vtmalloc.h and the
+ * override layer export symbols.
+ */
+#ifndef VT_INTERNAL_H
+#define VT_INTERNAL_H
+
+#include "types.h"
+#include "vtmalloc.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* ---- Attributes ------------------------------------------------------------------------- */
+
+#define VT_HIDDEN   __attribute__((visibility("hidden")))
+#define VT_EXPORT   __attribute__((visibility("default")))
+#define VT_NOINLINE __attribute__((noinline))
+#define VT_COLD     __attribute__((cold, noinline))
+#define VT_NORETURN __attribute__((noreturn))
+#define VT_INLINE   static inline __attribute__((always_inline))
+#define vt_likely(x)   __builtin_expect(!!(x), 1)
+#define vt_unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ---- Assertions ------------------------------------------------------------------------- */
+
+/* Internal invariants are checked in debug builds only (VT_DEBUG, on unless NDEBUG). Checks that
+ * protect users from their own misuse (double and invalid frees) stay on in every build and
+ * go through report.c, not through these. */
+#ifndef NDEBUG
+#define VT_DEBUG 1
+#else
+#define VT_DEBUG 0
+#endif
+
+#define VT_ASSERT(cond)                                                                          \
+    do {                                                                                         \
+        if (VT_DEBUG && vt_unlikely(!(cond)))                                                    \
+            vt_assert_fail(__FILE__, __LINE__, #cond);                                           \
+    } while (0)
+
+/* ---- Shared state ----------------------------------------------------------------------- */
+
+/* The sentinel page: no free blocks, owned by nobody. Empty bins point here so the malloc fast
+ * path needs no NULL test, and free units point here so a stray free is caught. */
+extern vt_page_t vt_page_none VT_HIDDEN;
+
+/* The calling thread's cache. Starts as the static "unstarted" cache whose bins are all empty,
+ * so the first malloc of a thread falls into the slow path, which starts a real cache: the
+ * fast path never asks whether the thread is initialised. Initial-exec TLS: one %fs load. */
+extern __thread vt_tcache_t *vt_tls_tcache VT_HIDDEN __attribute__((tls_model("initial-exec")));
+
+/* Random at start-up (init.c), constant after: keys of free blocks. */
+extern uintptr_t vt_secret VT_HIDDEN;
+
+extern vt_options_t vt_options VT_HIDDEN;
+
+/* ---- sizeclass.c ------------------------------------------------------------------------ */
+
+extern const vt_class_info_t vt_classes[VT_CLASS_COUNT] VT_HIDDEN;
+
+/* Class of each size up to VT_SMALL_TABLE_MAX, indexed by (size + 15) / 16. */
+#define VT_SMALL_TABLE_MAX 4096
+extern const uint8_t vt_small_class[VT_SMALL_TABLE_MAX / 16 + 1] VT_HIDDEN;
+
+/* The class of n bytes, n <= VT_SMALL_TABLE_MAX: one byte load. */
+VT_INLINE unsigned vt_size_class_small(size_t n)
+{
+    return vt_small_class[(n + 15) >> 4];
+}
+
+/* The class of n bytes, VT_SMALL_TABLE_MAX < n <= VT_SMALL_MAX: the position of the top bit of
+ * n-1 and the two bits below it. */
+VT_INLINE unsigned vt_size_class_medium(size_t n)
+{
+    size_t m = n - 1;
+    unsigned top = 63u - (unsigned)__builtin_clzll(m); /* 12 <= top <= 17 */
+    return 8u + (top - 7u) * 4u + (unsigned)(m >> (top - 2u)) - 4u;
+}
+
+/* The smallest class whose blocks hold n bytes, n <= VT_SMALL_MAX, in constant time (review
+ * point e: never a scan over the classes). */
+VT_INLINE unsigned vt_size_class(size_t n)
+{
+    return n <= VT_SMALL_TABLE_MAX ? vt_size_class_small(n) : vt_size_class_medium(n);
+}
+
+/* ---- spanmap.c -------------------------------------------------------------------------- */
+
+#define VT_SPANMAP_CHUNKS ((uintptr_t)1 << (VT_ADDRESS_BITS - VT_SPAN_SHIFT))
+extern _Atomic uint64_t vt_spanmap[VT_SPANMAP_CHUNKS / 64] VT_HIDDEN;
+
+void vt_spanmap_add(vt_span_t *span) VT_HIDDEN;
+void vt_spanmap_remove(vt_span_t *span) VT_HIDDEN;
+
+/* True when p lies in one of our spans; false for NULL, large blocks and every pointer we did
+ * not allocate. Relaxed: a pointer the program may free was returned by malloc after its span
+ * was registered, and the program's own synchronisation that passed the pointer to this
+ * thread orders that registration before this load. */
+VT_INLINE bool vt_in_span(const void *p)
+{
+    uintptr_t chunk = (uintptr_t)p >> VT_SPAN_SHIFT;
+    if (vt_unlikely(chunk >= VT_SPANMAP_CHUNKS))
+        return false;
+    uint64_t word = atomic_load_explicit(&vt_spanmap[chunk / 64], memory_order_relaxed);
+    return (word >> (chunk % 64)) & 1;
+}
+
+/* The span p lies in, when vt_in_span(p). */
+VT_INLINE vt_span_t *vt_span_base(const void *p)
+{
+    return (vt_span_t *)((uintptr_t)p & ~(uintptr_t)VT_SPAN_MASK);
+}
+
+/* The page holding p in its span: one load. vt_page_none when the unit is free or the header.
+ * Relaxed for the same reason as vt_in_span. */
+VT_INLINE vt_page_t *vt_span_page(vt_span_t *span, const void *p)
+{
+    size_t unit = ((uintptr_t)p & VT_SPAN_MASK) >> VT_UNIT_SHIFT;
+    return atomic_load_explicit(&span->unit_page[unit], memory_order_relaxed);
+}
+
+/* ---- page.c ----------------------------------------------------------------------------- */
+
+/* The first block of a page: its first unit's address, unit-aligned. */
+VT_INLINE uint8_t *vt_page_area(const vt_page_t *page)
+{
+    uintptr_t span = (uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK;
+    return (uint8_t *)(span + ((uintptr_t)page->first_unit << VT_UNIT_SHIFT));
+}
+
+/* The key a free block carries in its second word. */
+VT_INLINE uintptr_t vt_block_key(const vt_block_t *b)
+{
+    return (uintptr_t)b ^ vt_secret;
+}
+
+/* The owner word of a page, for comparison with the caller's own cache. See page.c for why a
+ * relaxed load is exact for that comparison. */
+VT_INLINE uintptr_t vt_page_owner(vt_page_t *page)
+{
+    return atomic_load_explicit(&page->owner, memory_order_relaxed);
+}
+
+void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units) VT_HIDDEN;
+void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner) VT_HIDDEN;
+void vt_page_unassign(vt_page_t *page) VT_HIDDEN;
+bool vt_page_refill(vt_page_t *page) VT_HIDDEN;
+uint32_t vt_page_collect_remote(vt_page_t *page) VT_HIDDEN;
+bool vt_page_try_detach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
+bool vt_page_try_reattach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
+bool vt_page_push_remote(vt_page_t *page, vt_block_t *block) VT_HIDDEN;
+bool vt_page_try_revoke(vt_page_t *page) VT_HIDDEN;
+bool vt_page_is_block_start(const vt_page_t *page, const void *p) VT_HIDDEN;
+bool vt_page_check_block(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
+
+void vt_list_push_front(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
+void vt_list_push_back(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
+void vt_list_remove(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
+
+/* ---- tcache.c --------------------------------------------------------------------------- */
+
+void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx) VT_HIDDEN;
+
+/* The malloc fast path: pop the first free block of the class's current page. No lock, no
+ * system call, one branch: an empty list (including the static empty page of a bin, or of a
+ * thread that has no cache yet) goes to the slow path. Clearing the key is what makes a later
+ * double free recognisable (vt_block_key). */
+VT_INLINE void *vt_tcache_alloc(vt_tcache_t *tc, unsigned class_idx)
+{
+    vt_page_t *page = tc->alloc_page[class_idx];
+    vt_block_t *block = page->free;
+    if (vt_unlikely(block == NULL))
+        return vt_tcache_alloc_slow(tc, class_idx);
+    page->free = block->next;
+    page->used++;
+    block->key = 0;
+    return block;
+}
+
+void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
+void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
+void vt_tcache_thread_exit(vt_tcache_t *tc) VT_HIDDEN;
+void vt_tcache_fork_prepare(void) VT_HIDDEN;
+void vt_tcache_fork_parent(void) VT_HIDDEN;
+void vt_tcache_fork_child(void) VT_HIDDEN;
+
+/* ---- global.c --------------------------------------------------------------------------- */
+
+vt_page_t *vt_global_take_partial(unsigned class_idx) VT_HIDDEN;
+void vt_global_put_partial(vt_page_t *page) VT_HIDDEN;
+void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty) VT_HIDDEN;
+uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count) VT_HIDDEN;
+vt_page_t *vt_global_take_run(unsigned units) VT_HIDDEN;
+void vt_global_put_run(vt_page_t *page) VT_HIDDEN;
+vt_tcache_t *vt_global_tcache_get(void) VT_HIDDEN;
+void vt_global_tcache_put(vt_tcache_t *tc) VT_HIDDEN;
+int vt_global_trim(void) VT_HIDDEN;
+void vt_global_stats(vt_stats_t *st) VT_HIDDEN;
+void vt_global_fork_prepare(void) VT_HIDDEN;
+void vt_global_fork_parent(void) VT_HIDDEN;
+void vt_global_fork_child(void) VT_HIDDEN;
+
+/* ---- large.c ---------------------------------------------------------------------------- */
+
+void *vt_large_alloc(size_t size, size_t alignment) VT_HIDDEN;
+bool vt_large_free(void *p) VT_HIDDEN;
+size_t vt_large_usable_size(const void *p) VT_HIDDEN;
+void *vt_large_realloc(void *p, size_t size) VT_HIDDEN;
+void vt_large_stats(vt_stats_t *st) VT_HIDDEN;
+void vt_large_fork_prepare(void) VT_HIDDEN;
+void vt_large_fork_parent(void) VT_HIDDEN;
+void vt_large_fork_child(void) VT_HIDDEN;
+
+/* ---- os.c ------------------------------------------------------------------------------- */
+
+size_t vt_os_page_size(void) VT_HIDDEN;
+void *vt_os_map(size_t size, size_t alignment) VT_HIDDEN;
+void vt_os_unmap(void *p, size_t size) VT_HIDDEN;
+void *vt_os_remap(void *p, size_t old_size, size_t new_size) VT_HIDDEN;
+void *vt_os_backing_alloc(size_t size, size_t alignment, vt_backing_t backing) VT_HIDDEN;
+void vt_os_backing_free(void *p, size_t size, vt_backing_t backing) VT_HIDDEN;
+void vt_os_write(int fd, const char *text, size_t len) VT_HIDDEN;
+VT_NORETURN void vt_os_abort(void) VT_HIDDEN;
+uint64_t vt_os_random(void) VT_HIDDEN;
+/* Test hook: when positive, the n-th next mapping fails (counting down to 1). */
+extern _Atomic long vt_os_fail_countdown VT_HIDDEN;
+
+/* ---- sysalloc.c ------------------------------------------------------------------------- */
+
+/* The system allocator, for VTMALLOC_BACKING=malloc. When vtmalloc replaces malloc, these
+ * reach glibc's own allocator without going through the replaced names. */
+bool vt_sysalloc_init(void) VT_HIDDEN; /* false: not found, use mmap */
+void *vt_sysalloc_memalign(size_t alignment, size_t size) VT_HIDDEN;
+void vt_sysalloc_free(void *p) VT_HIDDEN;
+
+/* ---- options.c -------------------------------------------------------------------------- */
+
+void vt_options_load(void) VT_HIDDEN;
+
+/* ---- report.c --------------------------------------------------------------------------- */
+
+/* A small formatter into a caller's buffer: %s %d %u %zu %zx %p and %%, nothing else. Never
+ * allocates; returns the length written (truncating to cap - 1). */
+size_t vt_format(char *buf, size_t cap, const char *fmt, ...) VT_HIDDEN;
+void vt_message(const char *fmt, ...) VT_HIDDEN;
+/* A misuse of the API by the program: prints one line naming the pointer and the error, then
+ * aborts, or returns when VTMALLOC_ON_ERROR=warn (the caller then leaks the block). */
+void vt_report_misuse(const char *fn, const char *what, const void *p) VT_COLD VT_HIDDEN;
+VT_NORETURN void vt_assert_fail(const char *file, int line, const char *expr) VT_COLD VT_HIDDEN;
+
+/* ---- init.c ----------------------------------------------------------------------------- */
+
+void vt_init(void) VT_HIDDEN;
+void vt_init_thread_cache(vt_tcache_t *tc) VT_HIDDEN;
+
+/* ---- stats.c ---------------------------------------------------------------------------- */
+
+void vt_stats_add_tcache(vt_stats_t *st, vt_tcache_t *tc) VT_HIDDEN;
+
+#endif /* VT_INTERNAL_H */

@@ -1,0 +1,244 @@
+/*
+ * large.c - blocks above the largest class (256 KiB), and aligned blocks whose alignment is
+ * above a unit (64 KiB): one mapping each, unmapped on free, grown and shrunk with mremap.
+ *
+ * Owns: the table of large blocks and its mutex. Calls: os.c. The lock is never held across a
+ * system call; a block is in the table exactly while it is mapped and live.
+ *
+ * Why a table and not a header in front of the block: a header would cost a whole OS page per
+ * block once alignment is asked for, mremap could not move it freely, and free() could not
+ * check a pointer without reading memory that may not be ours. A large free already pays
+ * munmap, so a short locked hash lookup costs nothing in comparison.
+ */
+#include "internal.h"
+
+typedef struct large_entry {
+    uintptr_t addr; /* 0: empty slot */
+    size_t size;    /* bytes mapped (mmap) or requested rounded to 16 (malloc backing) */
+    uint8_t backing;
+} large_entry_t;
+
+/* Open addressing with linear probing, kept at most half full. */
+static struct large_table {
+    pthread_mutex_t lock;
+    large_entry_t *slots; /* lock */
+    size_t capacity;      /* lock: a power of two, or 0 before the first block */
+    size_t count;         /* lock */
+    size_t bytes;         /* lock */
+    uint64_t allocs;      /* lock */
+} t = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Bytes mapped for a table of `capacity` slots: whole pages. */
+static size_t table_bytes(size_t capacity)
+{
+    size_t page = vt_os_page_size();
+    return (capacity * sizeof(large_entry_t) + page - 1) & ~(page - 1);
+}
+
+static size_t slot_of(uintptr_t addr, size_t capacity)
+{
+    uint64_t h = (uint64_t)(addr >> 12) * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h >> 32) & (capacity - 1);
+}
+
+static large_entry_t *find_locked(uintptr_t addr)
+{
+    if (t.capacity == 0)
+        return NULL;
+    for (size_t i = slot_of(addr, t.capacity);; i = (i + 1) & (t.capacity - 1)) {
+        if (t.slots[i].addr == addr)
+            return &t.slots[i];
+        if (t.slots[i].addr == 0)
+            return NULL;
+    }
+}
+
+static void insert_locked(large_entry_t e)
+{
+    VT_ASSERT(2 * (t.count + 1) <= t.capacity);
+    size_t i = slot_of(e.addr, t.capacity);
+    while (t.slots[i].addr != 0)
+        i = (i + 1) & (t.capacity - 1);
+    t.slots[i] = e;
+    t.count++;
+    t.bytes += e.size;
+}
+
+/* Backward-shift deletion keeps probe chains intact without tombstones. */
+static void remove_locked(large_entry_t *slot)
+{
+    t.count--;
+    t.bytes -= slot->size;
+    size_t hole = (size_t)(slot - t.slots);
+    for (size_t i = (hole + 1) & (t.capacity - 1); t.slots[i].addr != 0;
+         i = (i + 1) & (t.capacity - 1)) {
+        size_t home = slot_of(t.slots[i].addr, t.capacity);
+        /* Move slot i into the hole unless its home lies cyclically in (hole, i]. */
+        bool stays = hole < i ? (home > hole && home <= i) : (home > hole || home <= i);
+        if (!stays) {
+            t.slots[hole] = t.slots[i];
+            hole = i;
+        }
+    }
+    t.slots[hole].addr = 0;
+}
+
+/* Returns with the lock held and room for one more entry, or false (lock not held) when the
+ * table could not grow. The new table is mapped with the lock dropped. */
+static bool lock_with_room(void)
+{
+    pthread_mutex_lock(&t.lock);
+    while (2 * (t.count + 1) > t.capacity) {
+        size_t want = t.capacity ? 2 * t.capacity : 256;
+        pthread_mutex_unlock(&t.lock);
+        size_t bytes = table_bytes(want);
+        large_entry_t *fresh = vt_os_map(bytes, vt_os_page_size());
+        if (fresh == NULL)
+            return false;
+        pthread_mutex_lock(&t.lock);
+        if (t.capacity >= want) { /* somebody else grew it meanwhile */
+            pthread_mutex_unlock(&t.lock);
+            vt_os_unmap(fresh, bytes);
+            pthread_mutex_lock(&t.lock);
+            continue;
+        }
+        large_entry_t *old = t.slots;
+        size_t old_capacity = t.capacity;
+        t.slots = fresh;
+        t.capacity = want;
+        t.count = 0;
+        t.bytes = 0;
+        for (size_t i = 0; i < old_capacity; i++)
+            if (old[i].addr != 0)
+                insert_locked(old[i]);
+        if (old != NULL) {
+            pthread_mutex_unlock(&t.lock);
+            vt_os_unmap(old, table_bytes(old_capacity));
+            pthread_mutex_lock(&t.lock);
+        }
+    }
+    return true;
+}
+
+/* Bytes to map for `size`, or 0 on overflow. */
+static size_t mapped_size(size_t size, vt_backing_t backing)
+{
+    size_t grain = backing == VT_BACKING_MMAP ? vt_os_page_size() : VT_MIN_ALIGN;
+    if (size == 0)
+        size = 1;
+    if (size > SIZE_MAX - grain)
+        return 0;
+    return (size + grain - 1) & ~(grain - 1);
+}
+
+void *vt_large_alloc(size_t size, size_t alignment)
+{
+    vt_backing_t backing = (vt_backing_t)vt_options.backing;
+    size_t bytes = mapped_size(size, backing);
+    if (bytes == 0 || size > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (alignment < VT_MIN_ALIGN)
+        alignment = VT_MIN_ALIGN;
+    if (backing == VT_BACKING_MMAP && alignment < vt_os_page_size())
+        alignment = vt_os_page_size();
+    void *p = vt_os_backing_alloc(bytes, alignment, backing);
+    if (p == NULL)
+        return NULL;
+    if (!lock_with_room()) {
+        vt_os_backing_free(p, bytes, backing);
+        errno = ENOMEM;
+        return NULL;
+    }
+    insert_locked((large_entry_t){.addr = (uintptr_t)p, .size = bytes, .backing = (uint8_t)backing});
+    t.allocs++;
+    pthread_mutex_unlock(&t.lock);
+    return p;
+}
+
+bool vt_large_free(void *p)
+{
+    pthread_mutex_lock(&t.lock);
+    large_entry_t *slot = find_locked((uintptr_t)p);
+    if (slot == NULL) {
+        pthread_mutex_unlock(&t.lock);
+        return false;
+    }
+    large_entry_t e = *slot;
+    remove_locked(slot);
+    pthread_mutex_unlock(&t.lock);
+    vt_os_backing_free(p, e.size, (vt_backing_t)e.backing);
+    return true;
+}
+
+size_t vt_large_usable_size(const void *p)
+{
+    pthread_mutex_lock(&t.lock);
+    large_entry_t *slot = find_locked((uintptr_t)p);
+    size_t size = slot ? slot->size : 0;
+    pthread_mutex_unlock(&t.lock);
+    return size;
+}
+
+/* Resizes a large block to another large size. mremap moves or grows the mapping without
+ * copying; with the malloc backing the data is copied. NULL with errno ENOMEM leaves p as it
+ * was. The caller checked that p is a large block. */
+void *vt_large_realloc(void *p, size_t size)
+{
+    pthread_mutex_lock(&t.lock);
+    large_entry_t *slot = find_locked((uintptr_t)p);
+    large_entry_t old = slot ? *slot : (large_entry_t){0};
+    pthread_mutex_unlock(&t.lock);
+    VT_ASSERT(old.addr != 0);
+    size_t bytes = mapped_size(size, (vt_backing_t)old.backing);
+    if (bytes == 0 || size > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (bytes == old.size)
+        return p;
+    if (old.backing != VT_BACKING_MMAP) {
+        void *q = vt_large_alloc(size, VT_MIN_ALIGN);
+        if (q == NULL)
+            return NULL;
+        memcpy(q, p, old.size < bytes ? old.size : bytes);
+        vt_large_free(p);
+        return q;
+    }
+    void *q = vt_os_remap(p, old.size, bytes);
+    if (q == NULL)
+        return NULL;
+    /* Replacing an entry never needs room: the count is what it was with p. */
+    pthread_mutex_lock(&t.lock);
+    slot = find_locked((uintptr_t)p);
+    VT_ASSERT(slot != NULL);
+    remove_locked(slot);
+    insert_locked((large_entry_t){.addr = (uintptr_t)q, .size = bytes, .backing = old.backing});
+    pthread_mutex_unlock(&t.lock);
+    return q;
+}
+
+void vt_large_stats(vt_stats_t *st)
+{
+    pthread_mutex_lock(&t.lock);
+    st->large_blocks = t.count;
+    st->large_bytes = t.bytes;
+    st->large_allocs_total = t.allocs;
+    pthread_mutex_unlock(&t.lock);
+}
+
+void vt_large_fork_prepare(void)
+{
+    pthread_mutex_lock(&t.lock);
+}
+
+void vt_large_fork_parent(void)
+{
+    pthread_mutex_unlock(&t.lock);
+}
+
+void vt_large_fork_child(void)
+{
+    pthread_mutex_init(&t.lock, NULL);
+}

@@ -1,0 +1,142 @@
+/*
+ * options.c - the VTMALLOC_* environment variables, read once at start-up.
+ *
+ * Owns: vt_options and the table that documents every option (the README's list is this
+ * table). Calls: report.c. Scans `environ` directly: getenv is not guaranteed to be usable
+ * this early, and nothing here may allocate. A bad value is reported on stderr and the
+ * default kept; an unknown VTMALLOC_ variable is reported too, since it is most likely a typo.
+ */
+#include "internal.h"
+
+extern char **environ;
+
+/* Defaults: see the table below for why each is what it is. */
+vt_options_t vt_options = {
+    .class_pages = 8,
+    .stash_units = 16,
+    .batch_units = 8,
+    .reserve_spans = 4,
+    .backing = VT_BACKING_MMAP,
+    .stats = 0,
+    .on_error = VT_ON_ERROR_ABORT,
+};
+
+typedef struct option {
+    const char *name;    /* after the VTMALLOC_ prefix */
+    uint32_t *field;
+    uint32_t min, max;   /* numbers: accepted range */
+    const char *choices; /* words: accepted values, comma separated, in enum order */
+    const char *meaning;
+} option_t;
+
+static const option_t table[] = {
+    {"CLASS_PAGES", &vt_options.class_pages, 1, 65536, NULL,
+     "pages a thread keeps attached per size class; more means fewer global-lock trips for "
+     "threads that free much, at the cost of memory other threads cannot use"},
+    {"STASH_UNITS", &vt_options.stash_units, 0, 65536, NULL,
+     "empty 64 KiB units a thread keeps for any size class before returning them"},
+    {"BATCH_UNITS", &vt_options.batch_units, 1, 64, NULL,
+     "64 KiB units a thread takes from the global cache per lock"},
+    {"RESERVE_SPANS", &vt_options.reserve_spans, 0, 65536, NULL,
+     "empty 4 MiB spans kept mapped for reuse instead of being returned to the OS"},
+    {"BACKING", &vt_options.backing, 0, 0, "mmap,malloc",
+     "where spans and large blocks come from: anonymous mmap, or the system allocator"},
+    {"STATS", &vt_options.stats, 0, 1, NULL, "1: print statistics to stderr at exit"},
+    {"ON_ERROR", &vt_options.on_error, 0, 0, "abort,warn",
+     "on a detected double or invalid free: abort, or warn and leak the block"},
+};
+
+static bool starts_with(const char *s, const char *prefix, const char **rest)
+{
+    while (*prefix)
+        if (*s++ != *prefix++)
+            return false;
+    *rest = s;
+    return true;
+}
+
+/* Parses a decimal number in [min, max]; false on anything else. */
+static bool parse_number(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+    uint64_t v = 0;
+    if (*s == '\0')
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > max)
+            return false;
+    }
+    if (v < min)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* Finds `value` among comma-separated choices; its index, or -1. */
+static int parse_choice(const char *value, const char *choices)
+{
+    int index = 0;
+    const char *c = choices;
+    while (*c) {
+        const char *v = value;
+        while (*c && *c != ',' && *v == *c) {
+            v++;
+            c++;
+        }
+        if (*v == '\0' && (*c == ',' || *c == '\0'))
+            return index;
+        while (*c && *c != ',')
+            c++;
+        if (*c == ',')
+            c++;
+        index++;
+    }
+    return -1;
+}
+
+static void apply(const option_t *opt, const char *value)
+{
+    uint32_t parsed;
+    if (opt->choices != NULL) {
+        int index = parse_choice(value, opt->choices);
+        if (index >= 0) {
+            *opt->field = (uint32_t)index;
+            return;
+        }
+        vt_message("vtmalloc: VTMALLOC_%s=%s is not valid (expected one of: %s); "
+                   "keeping the default\n",
+                   opt->name, value, opt->choices);
+        return;
+    }
+    if (parse_number(value, opt->min, opt->max, &parsed)) {
+        *opt->field = parsed;
+        return;
+    }
+    vt_message("vtmalloc: VTMALLOC_%s=%s is not valid (expected a number from %u to %u); "
+               "keeping the default %u\n",
+               opt->name, value, opt->min, opt->max, *opt->field);
+}
+
+void vt_options_load(void)
+{
+    if (environ == NULL)
+        return;
+    for (char **env = environ; *env != NULL; env++) {
+        const char *rest;
+        if (!starts_with(*env, "VTMALLOC_", &rest))
+            continue;
+        bool known = false;
+        for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+            const char *value;
+            if (starts_with(rest, table[i].name, &value) && *value == '=') {
+                apply(&table[i], value + 1);
+                known = true;
+                break;
+            }
+        }
+        if (!known)
+            vt_message("vtmalloc: unknown variable %s ignored\n", *env);
+    }
+}

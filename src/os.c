@@ -1,0 +1,155 @@
+/*
+ * os.c - the only file that maps memory or talks to the kernel.
+ *
+ * Owns: mmap/munmap/mremap, the backing choice (mmap or the system allocator), write(2) for
+ * messages, abort, and the start-up randomness. Calls: sysalloc.c for the system allocator.
+ * Never called with the global lock held (global.c and large.c drop their locks first), and
+ * never changes errno except to report its own failure.
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <stdlib.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+_Atomic long vt_os_fail_countdown;
+
+size_t vt_os_page_size(void)
+{
+    /* getauxval reads the auxiliary vector the kernel passed: no system call, no allocation. */
+    static size_t cached;
+    if (vt_unlikely(cached == 0)) {
+        size_t sz = (size_t)getauxval(AT_PAGESZ);
+        cached = sz ? sz : 4096;
+    }
+    return cached;
+}
+
+/* The test hook of issue "out of memory": true when this mapping is the one asked to fail. */
+static bool injected_failure(void)
+{
+    if (vt_likely(atomic_load_explicit(&vt_os_fail_countdown, memory_order_relaxed) <= 0))
+        return false;
+    return atomic_fetch_sub_explicit(&vt_os_fail_countdown, 1, memory_order_relaxed) == 1;
+}
+
+static void *map_anonymous(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void *vt_os_map(size_t size, size_t alignment)
+{
+    size_t page = vt_os_page_size();
+    VT_ASSERT(size % page == 0 && (alignment & (alignment - 1)) == 0);
+    if (injected_failure()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = map_anonymous(size);
+    if (p == NULL || alignment <= page || ((uintptr_t)p & (alignment - 1)) == 0)
+        return p; /* The kernel places mappings top-down, so spans are often aligned at once. */
+    vt_os_unmap(p, size);
+
+    /* Map enough to contain an aligned range, then give back the ends. */
+    size_t over = size + alignment - page;
+    if (over < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint8_t *raw = map_anonymous(over);
+    if (raw == NULL)
+        return NULL;
+    uint8_t *aligned = (uint8_t *)(((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1));
+    if (aligned > raw)
+        vt_os_unmap(raw, (size_t)(aligned - raw));
+    size_t tail = (size_t)(raw + over - (aligned + size));
+    if (tail > 0)
+        vt_os_unmap(aligned + size, tail);
+    return aligned;
+}
+
+void vt_os_unmap(void *p, size_t size)
+{
+    int saved = errno; /* free() must not change errno, and munmap may. */
+    munmap(p, size);
+    errno = saved;
+}
+
+void *vt_os_remap(void *p, size_t old_size, size_t new_size)
+{
+    if (injected_failure()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+    if (q == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return q;
+}
+
+void *vt_os_backing_alloc(size_t size, size_t alignment, vt_backing_t backing)
+{
+    if (backing == VT_BACKING_MMAP)
+        return vt_os_map(size, alignment);
+    if (injected_failure()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = vt_sysalloc_memalign(alignment, size);
+    if (p == NULL)
+        errno = ENOMEM;
+    return p;
+}
+
+void vt_os_backing_free(void *p, size_t size, vt_backing_t backing)
+{
+    if (backing == VT_BACKING_MMAP) {
+        vt_os_unmap(p, size);
+        return;
+    }
+    int saved = errno;
+    vt_sysalloc_free(p);
+    errno = saved;
+}
+
+void vt_os_write(int fd, const char *text, size_t len)
+{
+    int saved = errno;
+    while (len > 0) {
+        ssize_t n = write(fd, text, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        text += n;
+        len -= (size_t)n;
+    }
+    errno = saved;
+}
+
+void vt_os_abort(void)
+{
+    abort();
+}
+
+uint64_t vt_os_random(void)
+{
+    /* AT_RANDOM: 16 random bytes the kernel gives every process; no system call needed. */
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+    const uint8_t *bytes = (const uint8_t *)getauxval(AT_RANDOM);
+    if (bytes != NULL) {
+        uint64_t a, b;
+        memcpy(&a, bytes, 8);
+        memcpy(&b, bytes + 8, 8);
+        r ^= a * 0xbf58476d1ce4e5b9ull ^ b;
+    }
+    r ^= (uint64_t)(uintptr_t)&r; /* stack randomisation as a fallback */
+    r ^= r >> 31;
+    return r;
+}

@@ -1,0 +1,280 @@
+/*
+ * page.c - pages: assigning a run of units to a class, carving blocks, the free lists, and the
+ * ownership protocol that lets any thread free any block without a global lock.
+ *
+ * Owns: the fields of vt_page_t and the page lists. Calls: nothing above it (the callers in
+ * tcache.c decide where a page goes when it changes hands). Never locks, never maps.
+ *
+ * ---- The ownership protocol (review point g, "dirty read") ----------------------------------
+ *
+ * page->owner is one word, changed only by these transitions:
+ *
+ *   FREE      -> T        the thread of cache T assigns a fresh run to a class (vt_page_assign)
+ *   GLOBAL    -> T        T adopts a page from the global cache, holding the global lock
+ *   T         -> GLOBAL   T hands its attached pages to the global cache when its thread exits
+ *   T         -> T|DET    T finds the page exhausted and detaches it (vt_page_try_detach)
+ *   T|DET     -> T        T frees into its own detached page and takes it back (try_reattach)
+ *   T|DET     -> GLOBAL   another thread frees into the detached page and revokes it
+ *                         (vt_page_try_revoke); it then gives the page to the global cache
+ *   T         -> FREE     T finds the page empty and unassigns it (vt_page_unassign)
+ *
+ * Claim: in free(), the relaxed load `page->owner == my cache` is true exactly when the caller
+ * owns the page, so the non-atomic local free list is only ever touched by its owner.
+ * Proof: every transition *away* from the plain value T is made by T's own thread (detach,
+ * exit, unassign); other threads only ever move the word away from GLOBAL (under the lock) or
+ * from T|DET (by compare-and-swap). So while the word holds T, only T can change it, and T
+ * reads its own latest write (C11 coherence: a thread never reads a value older than its own
+ * last store to the same location). Conversely, the word can only *become* T by T's own store
+ * or CAS, which T again sees. A stale value is therefore impossible for the one comparison
+ * that matters; any other value sends the block down the remote path, which is correct for
+ * every owner, because a remote free goes to the page itself, never to a thread. Nothing can
+ * be misrouted: the worst a stale read of a foreign owner could do is choose the atomic path.
+ *
+ * The detach/revoke handshake uses one more bit, VT_REMOTE_FULL in page->remote, so that
+ * "the page had no remote frees" and "the page is now detached" are decided by one atomic:
+ *   detach:  store owner = T|DET; CAS remote 0 -> FULL (release). Failure means remote frees
+ *            arrived; T restores owner = T (nobody acted on T|DET: see below) and collects.
+ *   free by another thread: push the block on remote (CAS, acq_rel). If the old value had
+ *            FULL, this thread is the one to wake the page: it CASes owner T|DET -> GLOBAL and,
+ *            if that wins, puts the page on the global cache's partial list.
+ *   reattach by T: CAS owner T|DET -> T, then clear FULL (a later pusher then sees no FULL).
+ * Exactly one of "T reattaches" and "a remote freer revokes" wins the owner CAS, so the page
+ * ends up in exactly one list. Only the thread that cleared FULL may revoke, and FULL is set
+ * again only by the next detach, so a page is handed to the global cache at most once per
+ * detach. The acquire half of the pusher's CAS pairs with the detach's release, so the pusher
+ * reads owner == T|DET (not an older T) and the page's fields are published to whoever adopts
+ * the page later through the global lock. tests/spin/ownership.pml checks this protocol.
+ */
+#include "internal.h"
+
+vt_page_t vt_page_none = {.owner = VT_OWNER_FREE};
+
+/* ---- Lists ------------------------------------------------------------------------------ */
+
+void vt_list_push_front(vt_page_list_t *list, vt_page_t *page)
+{
+    page->prev = NULL;
+    page->next = list->head;
+    if (list->head)
+        list->head->prev = page;
+    else
+        list->tail = page;
+    list->head = page;
+    list->count++;
+}
+
+void vt_list_push_back(vt_page_list_t *list, vt_page_t *page)
+{
+    page->next = NULL;
+    page->prev = list->tail;
+    if (list->tail)
+        list->tail->next = page;
+    else
+        list->head = page;
+    list->tail = page;
+    list->count++;
+}
+
+void vt_list_remove(vt_page_list_t *list, vt_page_t *page)
+{
+    VT_ASSERT(list->count > 0);
+    if (page->prev)
+        page->prev->next = page->next;
+    else
+        list->head = page->next;
+    if (page->next)
+        page->next->prev = page->prev;
+    else
+        list->tail = page->prev;
+    page->prev = page->next = NULL;
+    list->count--;
+}
+
+/* ---- Life cycle ------------------------------------------------------------------------- */
+
+/* Describes a run of free units as a (not yet assigned) page. Caller holds the global lock,
+ * which owns free units. */
+void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units)
+{
+    vt_page_t *page = &span->pages[first_unit];
+    page->first_unit = (uint8_t)first_unit;
+    page->units = (uint8_t)units;
+    page->prev = page->next = NULL;
+    atomic_store_explicit(&page->owner, VT_OWNER_FREE, memory_order_relaxed);
+}
+
+/* Gives the run to a class and an owner. Caller owns the run (took it from its stash or the
+ * global cache). The unit map is written last: from then on free() can find the page, and
+ * only blocks handed out later can be freed into it. */
+void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner)
+{
+    const vt_class_info_t *info = &vt_classes[class_idx];
+    VT_ASSERT(page->units == info->units);
+    page->free = NULL;
+    page->used = 0;
+    page->carved = 0;
+    page->bsize = info->bsize;
+    page->capacity = info->capacity;
+    page->class_idx = (uint8_t)class_idx;
+    atomic_store_explicit(&page->remote, 0, memory_order_relaxed);
+    atomic_store_explicit(&page->owner, owner, memory_order_relaxed);
+    vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
+    for (unsigned u = page->first_unit; u < page->first_unit + page->units; u++)
+        atomic_store_explicit(&span->unit_page[u], page, memory_order_relaxed);
+}
+
+/* Takes an empty page out of service: a later free of one of its old blocks finds
+ * vt_page_none and is reported. Caller owns the page and used == 0. */
+void vt_page_unassign(vt_page_t *page)
+{
+    VT_ASSERT(page->used == 0);
+    VT_ASSERT((atomic_load_explicit(&page->remote, memory_order_relaxed) & ~VT_REMOTE_FULL) == 0);
+    vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
+    for (unsigned u = page->first_unit; u < page->first_unit + page->units; u++)
+        atomic_store_explicit(&span->unit_page[u], &vt_page_none, memory_order_relaxed);
+    atomic_store_explicit(&page->owner, VT_OWNER_FREE, memory_order_relaxed);
+    page->free = NULL;
+}
+
+/* ---- Refill ----------------------------------------------------------------------------- */
+
+/* Moves the blocks other threads freed onto `free`. Owner only; `free` is empty. Returns how
+ * many. The cheap relaxed peek saves a locked exchange when nothing arrived; acquire on the
+ * exchange pairs with the pushers' release, so the blocks' next fields are visible. */
+uint32_t vt_page_collect_remote(vt_page_t *page)
+{
+    if (atomic_load_explicit(&page->remote, memory_order_relaxed) == 0)
+        return 0;
+    uintptr_t head = atomic_exchange_explicit(&page->remote, 0, memory_order_acquire);
+    VT_ASSERT((head & VT_REMOTE_FULL) == 0); /* an owned, attached page never carries FULL */
+    vt_block_t *first = (vt_block_t *)head;
+    uint32_t count = 1;
+    vt_block_t *last = first;
+    while (last->next != NULL) {
+        last = last->next;
+        count++;
+    }
+    last->next = page->free;
+    page->free = first;
+    VT_ASSERT(page->used >= count);
+    page->used -= count;
+    return count;
+}
+
+/* Carves the next few blocks of a fresh page, about VT_CARVE_BYTES at a time, so memory is
+ * touched (and made resident) only as it is needed. */
+static void page_carve(vt_page_t *page)
+{
+    uint32_t left = page->capacity - page->carved;
+    uint32_t step = VT_CARVE_BYTES / page->bsize;
+    if (step == 0)
+        step = 1;
+    uint32_t n = left < step ? left : step;
+    uint8_t *first = vt_page_area(page) + (size_t)page->carved * page->bsize;
+    uint8_t *p = first;
+    for (uint32_t i = 1; i < n; i++, p += page->bsize)
+        ((vt_block_t *)p)->next = (vt_block_t *)(p + page->bsize);
+    ((vt_block_t *)p)->next = page->free;
+    page->free = (vt_block_t *)first;
+    page->carved += n;
+}
+
+/* Gives `free` blocks again: first the blocks other threads freed, then fresh ones. Owner
+ * only. False when the page is exhausted. */
+bool vt_page_refill(vt_page_t *page)
+{
+    VT_ASSERT(page->free == NULL);
+    if (vt_page_collect_remote(page) > 0)
+        return true;
+    if (page->carved < page->capacity) {
+        page_carve(page);
+        return true;
+    }
+    return false;
+}
+
+/* ---- Detach, reattach, remote free (see the protocol above) -------------------------------- */
+
+bool vt_page_try_detach(vt_page_t *page, vt_tcache_t *tc)
+{
+    VT_ASSERT(page->free == NULL && page->carved == page->capacity);
+    uintptr_t self = (uintptr_t)tc;
+    atomic_store_explicit(&page->owner, self | VT_OWNER_DETACHED, memory_order_relaxed);
+    uintptr_t expected = 0;
+    /* Release: a pusher that sees FULL must also see owner == T|DET and the page's fields. */
+    if (atomic_compare_exchange_strong_explicit(&page->remote, &expected, VT_REMOTE_FULL,
+                                                memory_order_release, memory_order_relaxed))
+        return true;
+    /* Remote frees arrived. No pusher saw FULL, so nobody acted on T|DET: plain restore. */
+    atomic_store_explicit(&page->owner, self, memory_order_relaxed);
+    return false;
+}
+
+bool vt_page_try_reattach(vt_page_t *page, vt_tcache_t *tc)
+{
+    uintptr_t expected = (uintptr_t)tc | VT_OWNER_DETACHED;
+    if (!atomic_compare_exchange_strong_explicit(&page->owner, &expected, (uintptr_t)tc,
+                                                 memory_order_acquire, memory_order_relaxed))
+        return false; /* a remote freer revoked it first */
+    /* A FULL flag left behind would make the next detach fail forever; a pusher that already
+     * cleared it will find owner == T and leave the page to us. */
+    atomic_fetch_and_explicit(&page->remote, ~VT_REMOTE_FULL, memory_order_relaxed);
+    return true;
+}
+
+/* Pushes a block on the page's remote list; any thread, lock-free. Returns true when this push
+ * cleared VT_REMOTE_FULL: the caller must then try vt_page_try_revoke and, if that wins, give
+ * the page to the global cache. Release publishes the block's next and key to the collector;
+ * acquire (when FULL is seen) pairs with the detach. */
+bool vt_page_push_remote(vt_page_t *page, vt_block_t *block)
+{
+    uintptr_t old = atomic_load_explicit(&page->remote, memory_order_relaxed);
+    do {
+        block->next = (vt_block_t *)(old & ~VT_REMOTE_FULL);
+    } while (!atomic_compare_exchange_weak_explicit(&page->remote, &old, (uintptr_t)block,
+                                                    memory_order_acq_rel, memory_order_relaxed));
+    return (old & VT_REMOTE_FULL) != 0;
+}
+
+/* Called only by the thread whose push cleared FULL. Wins unless the owner reattached. */
+bool vt_page_try_revoke(vt_page_t *page)
+{
+    uintptr_t owner = atomic_load_explicit(&page->owner, memory_order_relaxed);
+    if ((owner & VT_OWNER_DETACHED) == 0)
+        return false; /* the owner took it back already */
+    return atomic_compare_exchange_strong_explicit(&page->owner, &owner, VT_OWNER_GLOBAL,
+                                                   memory_order_acq_rel, memory_order_relaxed);
+}
+
+/* ---- Validity --------------------------------------------------------------------------- */
+
+/* True when p is the start of one of the page's blocks. A division: slow paths and debug. */
+bool vt_page_is_block_start(const vt_page_t *page, const void *p)
+{
+    uintptr_t area = (uintptr_t)vt_page_area(page);
+    uintptr_t offset = (uintptr_t)p - area;
+    return (uintptr_t)p >= area &&
+           offset < (uintptr_t)page->capacity * page->bsize && offset % page->bsize == 0;
+}
+
+/* The checks of a block about to be freed or reallocated through a slow path. Returns true
+ * when the block may be used; otherwise reports the misuse (and returns false only in warn
+ * mode, where the caller leaves the block alone). */
+bool vt_page_check_block(vt_page_t *page, void *p, const char *fn)
+{
+    if (vt_unlikely(page == &vt_page_none ||
+                    vt_page_owner(page) == VT_OWNER_FREE)) {
+        vt_report_misuse(fn, "invalid pointer (not a live vtmalloc block)", p);
+        return false;
+    }
+    if (vt_unlikely(!vt_page_is_block_start(page, p))) {
+        vt_report_misuse(fn, "invalid pointer (inside a block, not at its start)", p);
+        return false;
+    }
+    vt_block_t *b = p;
+    if (vt_unlikely(b->key == vt_block_key(b))) {
+        vt_report_misuse(fn, "double free (block is already free)", p);
+        return false;
+    }
+    return true;
+}

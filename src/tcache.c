@@ -1,0 +1,275 @@
+/*
+ * tcache.c - the per-thread cache: refilling a class, frees that are not the fast path, empty
+ * pages, and handing everything back when the thread exits.
+ *
+ * Owns: every vt_tcache_t while a thread uses it; the TLS pointer; the static caches of threads
+ * that have none; the orphan cache and its mutex. Calls: page.c, global.c, init.c.
+ *
+ * A thread's cache is reached through vt_tls_tcache. It starts as &unstarted (every bin is the
+ * static empty page), so the first malloc of a thread lands in vt_tcache_alloc_slow, which
+ * starts a real cache. After the thread's exit destructor it is &exited: a thread that still
+ * allocates then (a destructor of the program running after ours) is served by the orphan
+ * cache under orphan_lock, and its frees take the remote path, so nothing is leaked.
+ *
+ * Limits (review point c, the trade between lock traffic and memory kept per thread):
+ *   VTMALLOC_CLASS_PAGES  pages a thread keeps attached per class; a page beyond it that
+ *                         gets a free block goes to the global cache instead.
+ *   VTMALLOC_STASH_UNITS  empty one-unit pages a thread keeps for any class.
+ *   VTMALLOC_BATCH_UNITS  units taken from the global cache per lock.
+ */
+#include "internal.h"
+
+#define VT_EMPTY_BINS {[0 ... VT_CLASS_COUNT] = &vt_page_none}
+
+static vt_tcache_t unstarted = {.alloc_page = VT_EMPTY_BINS, .state = VT_TCACHE_UNSTARTED};
+static vt_tcache_t exited = {.alloc_page = VT_EMPTY_BINS, .state = VT_TCACHE_EXITED};
+
+/* The cache of threads that have none (after their exit destructor, or when a cache could not
+ * be started for lack of memory). Used only with orphan_lock held; every free into its pages
+ * is a remote free, because no thread's TLS points to it. */
+static vt_tcache_t orphan = {.alloc_page = VT_EMPTY_BINS, .state = VT_TCACHE_LIVE};
+static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
+
+__thread vt_tcache_t *vt_tls_tcache __attribute__((tls_model("initial-exec"))) = &unstarted;
+
+/* Keeps the fast path's view of a bin in step with the bin. */
+static inline void bin_sync(vt_tcache_t *tc, unsigned class_idx)
+{
+    vt_page_t *head = tc->bins[class_idx].head;
+    tc->alloc_page[class_idx] = head ? head : &vt_page_none;
+}
+
+static inline void count(_Atomic uint64_t *counter)
+{
+    /* Single writer (the owner): a relaxed load and store, not a locked add. */
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* ---- Empty units ------------------------------------------------------------------------ */
+
+/* Gives an empty page back: one-unit pages to the stash (any class can use them next), the
+ * stash's surplus and longer runs to the global cache. */
+static void release_empty_page(vt_tcache_t *tc, vt_page_t *page)
+{
+    vt_page_unassign(page);
+    if (page->units > 1) {
+        vt_global_put_run(page);
+        return;
+    }
+    page->next = tc->stash;
+    tc->stash = page;
+    tc->stash_count++;
+    if (tc->stash_count <= vt_options.stash_units)
+        return;
+    /* Over the limit: give back half, so a thread alternating around the limit does not take
+     * the lock on every page. */
+    vt_page_list_t surplus = {0};
+    while (tc->stash_count > vt_options.stash_units / 2) {
+        vt_page_t *p = tc->stash;
+        tc->stash = p->next;
+        tc->stash_count--;
+        vt_list_push_back(&surplus, p);
+    }
+    vt_global_put_pages(NULL, &surplus);
+}
+
+/* A fresh run for a class: from the stash, else a batch from the global cache (which maps a
+ * new span when it has none). */
+static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units)
+{
+    if (units > 1)
+        return vt_global_take_run(units);
+    if (tc->stash == NULL) {
+        vt_page_t *batch[64];
+        uint32_t want = vt_options.batch_units;
+        if (want > 64)
+            want = 64;
+        uint32_t got = vt_global_take_units(batch, want ? want : 1);
+        for (uint32_t i = 0; i < got; i++) {
+            batch[i]->next = tc->stash;
+            tc->stash = batch[i];
+            tc->stash_count++;
+        }
+        if (tc->stash == NULL)
+            return NULL;
+    }
+    vt_page_t *page = tc->stash;
+    tc->stash = page->next;
+    tc->stash_count--;
+    return page;
+}
+
+/* ---- Allocation slow path --------------------------------------------------------------- */
+
+/* Finds the class a page with free blocks: the attached pages first (local frees, remote frees,
+ * uncarved space), detaching those that are exhausted; then a page from the global cache;
+ * then a fresh run. Returns NULL only when memory is exhausted. */
+static vt_page_t *bin_refill(vt_tcache_t *tc, unsigned class_idx)
+{
+    vt_page_list_t *bin = &tc->bins[class_idx];
+    for (;;) {
+        vt_page_t *page;
+        while ((page = bin->head) != NULL) {
+            if (page->free != NULL || vt_page_refill(page))
+                return page;
+            vt_list_remove(bin, page);
+            if (!vt_page_try_detach(page, tc))
+                vt_list_push_front(bin, page); /* remote frees arrived: the next turn collects */
+        }
+        page = vt_global_take_partial(class_idx);
+        if (page == NULL)
+            break;
+        /* Adopt it: the global lock published its fields, and from this store on, frees by
+         * this thread take the local path. The loop above refills it or detaches it. */
+        atomic_store_explicit(&page->owner, (uintptr_t)tc, memory_order_relaxed);
+        count(&tc->counters.pages_adopted);
+        vt_list_push_front(bin, page);
+    }
+    vt_page_t *page = take_empty_page(tc, vt_classes[class_idx].units);
+    if (page == NULL)
+        return NULL;
+    vt_page_assign(page, class_idx, (uintptr_t)tc);
+    vt_page_refill(page);
+    vt_list_push_front(bin, page);
+    return page;
+}
+
+static void *alloc_from(vt_tcache_t *tc, unsigned class_idx)
+{
+    vt_page_t *page = bin_refill(tc, class_idx);
+    bin_sync(tc, class_idx);
+    if (page == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return vt_tcache_alloc(tc, class_idx); /* cannot recurse: the page has free blocks now */
+}
+
+/* The thread has no cache of its own: start one, or use the orphan cache. */
+static VT_NOINLINE void *alloc_without_cache(vt_tcache_t *tc, unsigned class_idx)
+{
+    if (tc->state == VT_TCACHE_UNSTARTED) {
+        vt_init();
+        vt_tcache_t *mine = vt_global_tcache_get();
+        if (mine != NULL) {
+            /* TLS first: pthread_setspecific may allocate, and must then find this cache. */
+            vt_tls_tcache = mine;
+            vt_init_thread_cache(mine);
+            return alloc_from(mine, class_idx);
+        }
+    }
+    pthread_mutex_lock(&orphan_lock);
+    void *p = alloc_from(&orphan, class_idx);
+    pthread_mutex_unlock(&orphan_lock);
+    return p;
+}
+
+void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx)
+{
+    VT_ASSERT(class_idx < VT_CLASS_COUNT);
+    if (vt_unlikely(tc->state != VT_TCACHE_LIVE))
+        return alloc_without_cache(tc, class_idx);
+    return alloc_from(tc, class_idx);
+}
+
+/* ---- Free slow paths -------------------------------------------------------------------- */
+
+/* Called by the free fast path when a page it owns has no block in use any more. The class's
+ * current page stays (a thread that allocates and frees one block in a loop must not give its
+ * page away each time); any other goes back to the stash or the global cache. */
+void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
+{
+    unsigned class_idx = page->class_idx;
+    if (tc->alloc_page[class_idx] == page)
+        return;
+    vt_list_remove(&tc->bins[class_idx], page);
+    release_empty_page(tc, page);
+}
+
+/* A free whose page the caller does not own (or not as an attached page): checks the block,
+ * then either takes its own detached page back or pushes the block to the page's owner. */
+void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
+{
+    if (!vt_page_check_block(page, p, "free"))
+        return;
+    vt_block_t *block = p;
+    block->key = vt_block_key(block);
+
+    uintptr_t self = (uintptr_t)tc;
+    unsigned class_idx = page->class_idx;
+    if (vt_page_owner(page) == (self | VT_OWNER_DETACHED) &&
+        tc->bins[class_idx].count < vt_options.class_pages && vt_page_try_reattach(page, tc)) {
+        block->next = page->free;
+        page->free = block;
+        vt_list_push_back(&tc->bins[class_idx], page);
+        bin_sync(tc, class_idx);
+        if (--page->used == 0)
+            vt_tcache_page_emptied(tc, page);
+        return;
+    }
+
+    if (tc->state == VT_TCACHE_LIVE)
+        count(&tc->counters.remote_frees);
+    if (vt_page_push_remote(page, block) && vt_page_try_revoke(page))
+        vt_global_put_partial(page);
+}
+
+/* ---- Thread exit and fork --------------------------------------------------------------- */
+
+/* Hands every attached page to the global cache (empty ones as free units) and the cache
+ * itself to the pool. Pages the thread detached stay tagged with this cache: they are full,
+ * and the first free into one revokes it to the global cache (see page.c). */
+static void abandon(vt_tcache_t *tc)
+{
+    vt_page_list_t partial = {0}, empty = {0};
+    for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
+        vt_page_t *page;
+        while ((page = tc->bins[c].head) != NULL) {
+            vt_list_remove(&tc->bins[c], page);
+            if (page->free == NULL)
+                vt_page_collect_remote(page);
+            if (page->used == 0) {
+                vt_page_unassign(page);
+                vt_list_push_back(&empty, page);
+            } else {
+                /* From here on every free into it is remote; the lock in put_pages publishes
+                 * the page's fields to the thread that adopts it. */
+                atomic_store_explicit(&page->owner, VT_OWNER_GLOBAL, memory_order_relaxed);
+                vt_list_push_back(&partial, page);
+            }
+        }
+        tc->alloc_page[c] = &vt_page_none;
+    }
+    while (tc->stash != NULL) {
+        vt_page_t *page = tc->stash;
+        tc->stash = page->next;
+        vt_list_push_back(&empty, page);
+    }
+    tc->stash_count = 0;
+    vt_global_put_pages(&partial, &empty);
+}
+
+void vt_tcache_thread_exit(vt_tcache_t *tc)
+{
+    if (tc == NULL || tc->state != VT_TCACHE_LIVE || tc == &orphan)
+        return;
+    vt_tls_tcache = &exited;
+    abandon(tc);
+    vt_global_tcache_put(tc);
+}
+
+void vt_tcache_fork_prepare(void)
+{
+    pthread_mutex_lock(&orphan_lock);
+}
+
+void vt_tcache_fork_parent(void)
+{
+    pthread_mutex_unlock(&orphan_lock);
+}
+
+void vt_tcache_fork_child(void)
+{
+    pthread_mutex_init(&orphan_lock, NULL);
+}

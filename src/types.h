@@ -1,0 +1,205 @@
+/*
+ * types.h - every structure and constant of vtmalloc, with its invariants.
+ *
+ * Glossary (the words the code uses):
+ *   block   what malloc hands out; every block of a page has the same size (bsize).
+ *   class   a block size; class_idx 0..VT_CLASS_COUNT-1 (sizeclass.c). Sizes above the largest
+ *           class are "large" blocks, mapped one by one (large.c).
+ *   unit    64 KiB of a span, the grain in which spans are divided among pages.
+ *   page    a run of 1..VT_PAGE_MAX_UNITS units of one span holding blocks of one class.
+ *           Its descriptor (vt_page_t) lives in the span header, not in the page itself.
+ *   span    a VT_SPAN_SIZE region aligned to VT_SPAN_SIZE, obtained from the backing (os.c).
+ *           Unit 0 holds the span header; units 1..63 are given to pages.
+ *   owner   the thread cache a page belongs to (VT's page tag). Only the owner touches the
+ *           page's free lists without atomics; every other thread frees through `remote`.
+ *   tcache  one thread's cache: its pages per class and a few empty units (tcache.c).
+ *   global  the cache behind the mutex: pages nobody owns, spans and their free units (global.c).
+ *
+ * Depends on nothing but the C library headers. Nothing here allocates.
+ */
+#ifndef VT_TYPES_H
+#define VT_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Geometry --------------------------------------------------------------------------- */
+
+/* Every block is aligned to 16 bytes, as glibc guarantees on 64-bit targets. */
+#define VT_MIN_ALIGN 16
+
+/* A unit is 64 KiB: big enough that a page of small blocks amortises its refill, small enough
+ * that a thread touching one size class does not pin much memory. */
+#define VT_UNIT_SHIFT 16
+#define VT_UNIT_SIZE  ((size_t)1 << VT_UNIT_SHIFT)
+
+/* A span is 4 MiB: one mmap call serves 63 pages, and a span-aligned mask finds the header. */
+#define VT_SPAN_SHIFT 22
+#define VT_SPAN_SIZE  ((size_t)1 << VT_SPAN_SHIFT)
+#define VT_SPAN_MASK  (VT_SPAN_SIZE - 1)
+#define VT_SPAN_UNITS ((unsigned)(VT_SPAN_SIZE / VT_UNIT_SIZE))
+
+/* Classes: 16..128 in steps of 16, then four classes per power of two up to 256 KiB, so the
+ * internal waste of any class is below 25 % (below 12.5 % from 160 B on). */
+#define VT_CLASS_COUNT 52
+#define VT_SMALL_MAX   ((size_t)256 << 10)
+/* Index of the sentinel class used for "larger than every class". */
+#define VT_CLASS_LARGE VT_CLASS_COUNT
+
+/* The largest page, in units: the 256 KiB class gets 32 units (8 blocks). */
+#define VT_PAGE_MAX_UNITS 32
+
+/* Pointers above this never belong to us: user space is at most 48 bits on x86-64 and arm64. */
+#define VT_ADDRESS_BITS 48
+
+/* Fresh pages are carved lazily, about this many bytes at a time, so a page that is hardly
+ * used never touches (and never makes resident) its whole 64 KiB. */
+#define VT_CARVE_BYTES 4096
+
+/* What sizeclass.c knows of each class. */
+typedef struct vt_class_info {
+    uint32_t bsize;    /* block size in bytes */
+    uint16_t capacity; /* blocks per page */
+    uint8_t units;     /* page length in units */
+} vt_class_info_t;
+
+/* ---- Blocks ----------------------------------------------------------------------------- */
+
+/* A free block. While free, the second word holds vt_block_key(block): a double free finds
+ * its own key there (see page.h). malloc clears the key, so a live block never carries it
+ * unless the program wrote it, which needs the secret. */
+typedef struct vt_block {
+    struct vt_block *next;
+    uintptr_t key;
+} vt_block_t;
+
+/* ---- Pages ------------------------------------------------------------------------------ */
+
+/* Values of vt_page_t.owner besides a tcache pointer. Thread caches are 64-byte aligned, so the
+ * low bits of a tcache pointer are free for the detached flag. */
+#define VT_OWNER_GLOBAL   ((uintptr_t)0) /* in the global cache, or in transit to it */
+#define VT_OWNER_DETACHED ((uintptr_t)1) /* or-ed with a tcache: full, and off its bin list */
+#define VT_OWNER_FREE     ((uintptr_t)2) /* not a page now: the units are free or stashed */
+
+/* In vt_page_t.remote: set while the page is detached and nobody has freed into it since. The
+ * first remote free that clears it must hand the page on (page.c: the ownership protocol). */
+#define VT_REMOTE_FULL ((uintptr_t)1)
+
+/*
+ * The descriptor of a page. Invariant while the page is assigned to a class:
+ *   used + (blocks on free) + (capacity - carved) == capacity
+ * and the blocks on `remote` are a subset of `used` (they return to the lists when collected).
+ * Owner-only fields may be written by the thread whose cache is `owner` (or, when the owner is
+ * VT_OWNER_GLOBAL, by whoever holds the global lock); a change of owner publishes them
+ * (through the global lock, or the release/acquire pairs described in page.c).
+ */
+typedef struct vt_page {
+    /* -- first cache line: what the owner's fast paths touch -- */
+    vt_block_t *free;           /* owner: blocks malloc pops and the owner's free pushes */
+    uint32_t used;              /* owner: blocks handed out and not yet back on a list */
+    uint32_t carved;            /* owner: blocks carved from the area so far */
+    _Atomic uintptr_t owner;    /* tcache*, tcache*|DETACHED, or VT_OWNER_*: see page.c */
+    uint32_t bsize;             /* constant while assigned: block size in bytes */
+    uint32_t capacity;          /* constant while assigned: blocks that fit in the page */
+    struct vt_page *prev, *next; /* owner or global lock: links in a bin or global list */
+    uint8_t class_idx;          /* constant while assigned */
+    uint8_t units;              /* constant while assigned: length of the run */
+    uint8_t first_unit;         /* constant: index of the page's first unit in its span */
+    uint8_t pad_[13];
+    /* -- second cache line: written by other threads, kept off the owner's line -- */
+    _Alignas(64) _Atomic uintptr_t remote; /* any thread: blocks freed remotely | REMOTE_FULL */
+    uint8_t pad2_[56];
+} vt_page_t;
+
+/* A doubly linked list of pages. Owned by whoever owns the list's container. */
+typedef struct vt_page_list {
+    vt_page_t *head;
+    vt_page_t *tail;
+    uint32_t count;
+} vt_page_list_t;
+
+/* ---- Spans ------------------------------------------------------------------------------ */
+
+/* How a span's or large block's memory was obtained; os.c gives it back the same way. */
+typedef enum vt_backing { VT_BACKING_MMAP = 0, VT_BACKING_MALLOC = 1 } vt_backing_t;
+
+/*
+ * The header at the start of every span. Invariant: bit u of free_units is set iff unit u is
+ * not part of a page (unit 0, the header, is never free), and unit_page[u] points to the
+ * descriptor of the page holding unit u, or to vt_page_none when it is free.
+ */
+typedef struct vt_span {
+    uint64_t magic;              /* constant: VT_SPAN_MAGIC, checked in debug builds */
+    void *base;                  /* constant: what the backing returned (may precede the span) */
+    size_t map_size;             /* constant: bytes the backing gave */
+    uint8_t backing;             /* constant: vt_backing_t */
+    uint64_t free_units;         /* global lock: bitmap of units not in any page */
+    struct vt_span *prev, *next; /* global lock: on the partial or empty span list */
+    uint8_t on_list;             /* global lock: which span list holds it (global.c) */
+    /* any thread reads (free), page setup writes: the page each unit belongs to */
+    _Atomic(vt_page_t *) unit_page[VT_SPAN_UNITS];
+    vt_page_t pages[VT_SPAN_UNITS]; /* descriptor of the page whose first unit is u */
+} vt_span_t;
+
+#define VT_SPAN_MAGIC 0x76747370616e2121ull /* "vtspan!!" */
+
+/* ---- Thread caches ---------------------------------------------------------------------- */
+
+typedef enum vt_tcache_state {
+    VT_TCACHE_UNSTARTED = 0, /* the static cache every thread starts with: first malloc starts one */
+    VT_TCACHE_LIVE = 1,      /* a started cache, owned by one thread */
+    VT_TCACHE_EXITED = 2,    /* the static cache of a thread whose cache was handed back */
+    VT_TCACHE_POOLED = 3     /* a cache waiting in the global pool for the next thread */
+} vt_tcache_state_t;
+
+/* Counters a thread keeps for itself; the owner writes them, stats.c reads them (relaxed). */
+typedef struct vt_tcache_counters {
+    _Atomic uint64_t remote_frees;
+    _Atomic uint64_t pages_adopted;
+} vt_tcache_counters_t;
+
+/*
+ * One thread's cache. Written only by the thread it is assigned to (its TLS pointer names it),
+ * except: the pool links and `state`, which change under the global lock while no thread uses
+ * the cache; and the orphan cache (tcache.c), which is used only under its own mutex.
+ * Invariant: alloc_page[c] == bins[c].head, or &vt_page_none when the bin is empty.
+ */
+typedef struct vt_tcache {
+    _Alignas(64) vt_page_t *alloc_page[VT_CLASS_COUNT + 1]; /* owner: malloc pops from these */
+    vt_page_list_t bins[VT_CLASS_COUNT];       /* owner: attached pages per class */
+    vt_page_t *stash;                          /* owner: empty one-unit pages, any class */
+    uint32_t stash_count;                      /* owner */
+    uint32_t state;                            /* vt_tcache_state_t */
+    vt_tcache_counters_t counters;             /* owner writes, anyone reads */
+    struct vt_tcache *pool_prev, *pool_next;   /* global lock: live list or free pool */
+} vt_tcache_t;
+
+/* ---- Options ---------------------------------------------------------------------------- */
+
+/* The tunables; options.c reads them once from VTMALLOC_* variables. */
+typedef struct vt_options {
+    uint32_t class_pages;   /* VTMALLOC_CLASS_PAGES: pages a thread keeps attached per class */
+    uint32_t stash_units;   /* VTMALLOC_STASH_UNITS: empty units a thread keeps for any class */
+    uint32_t batch_units;   /* VTMALLOC_BATCH_UNITS: units moved per global lock */
+    uint32_t reserve_spans; /* VTMALLOC_RESERVE_SPANS: empty spans kept mapped */
+    uint32_t backing;       /* VTMALLOC_BACKING: vt_backing_t */
+    uint32_t stats;         /* VTMALLOC_STATS: print statistics at exit */
+    uint32_t on_error;      /* VTMALLOC_ON_ERROR: vt_on_error_t */
+} vt_options_t;
+
+typedef enum vt_on_error { VT_ON_ERROR_ABORT = 0, VT_ON_ERROR_WARN = 1 } vt_on_error_t;
+
+/* ---- Layout checks ---------------------------------------------------------------------- */
+
+_Static_assert(sizeof(vt_block_t) <= VT_MIN_ALIGN, "a free block must fit the smallest class");
+_Static_assert(sizeof(vt_page_t) == 128, "a page descriptor is two cache lines");
+_Static_assert(VT_SPAN_UNITS == 64, "free_units is a 64-bit map");
+_Static_assert(sizeof(vt_span_t) <= VT_UNIT_SIZE, "the span header fits in unit 0");
+_Static_assert(VT_SMALL_MAX * 8 <= VT_PAGE_MAX_UNITS * VT_UNIT_SIZE, "8 blocks per page");
+_Static_assert(VT_PAGE_MAX_UNITS < VT_SPAN_UNITS, "a page fits in a span");
+_Static_assert(VT_CLASS_COUNT < 255, "class_idx is a byte");
+
+#endif /* VT_TYPES_H */

@@ -1,0 +1,102 @@
+/*
+ * common.h - helpers shared by the tests: cmocka, byte patterns, and running a function in a
+ * child process to observe how it ends (death tests).
+ */
+#ifndef VT_TEST_COMMON_H
+#define VT_TEST_COMMON_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* cmocka's assertions jump back into the test runner, which only works on the thread that runs
+ * the test; code that runs on other threads (or in children) checks with this instead. */
+#define CHECK(cond, ...)                                                                         \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);             \
+            fprintf(stderr, __VA_ARGS__);                                                        \
+            fputc('\n', stderr);                                                                 \
+            abort();                                                                             \
+        }                                                                                        \
+    } while (0)
+
+/* The byte at offset i of a block identified by `id`: a block holding another's bytes, or
+ * shifted ones, fails the check. */
+static inline uint8_t pattern_byte(uint64_t id, size_t i)
+{
+    uint64_t x = (id + 1) * 0x9e3779b97f4a7c15ull + i * 0xbf58476d1ce4e5b9ull;
+    return (uint8_t)(x >> 56);
+}
+
+static inline void pattern_fill(void *p, size_t n, uint64_t id)
+{
+    uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        b[i] = pattern_byte(id, i);
+}
+
+/* Returns the first offset that differs, or n. */
+static inline size_t pattern_check(const void *p, size_t n, uint64_t id)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] != pattern_byte(id, i))
+            return i;
+    return n;
+}
+
+/* How a child process ended and what it wrote on stderr. */
+typedef struct child_result {
+    int exited;   /* 1 if it exited normally */
+    int status;   /* exit status, or the signal that killed it */
+    char err[4096];
+} child_result_t;
+
+/* Runs fn(arg) in a child with stderr captured; the child exits 0 if fn returns. */
+static inline child_result_t run_in_child(void (*fn)(void *), void *arg)
+{
+    child_result_t r;
+    memset(&r, 0, sizeof(r));
+    int fds[2];
+    if (pipe(fds) != 0)
+        abort();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 2);
+        signal(SIGABRT, SIG_DFL);
+        fn(arg);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(fds[0], r.err + len, sizeof(r.err) - 1 - len)) > 0)
+        len += (size_t)n;
+    r.err[len] = '\0';
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status)) {
+        r.exited = 1;
+        r.status = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+        r.status = WTERMSIG(status);
+    }
+    return r;
+}
+
+#endif

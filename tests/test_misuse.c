@@ -1,0 +1,216 @@
+/*
+ * test_misuse.c - misuse is reported, not absorbed: each case runs in a child process, which
+ * must die of SIGABRT after one line on stderr naming the function, the error and the pointer
+ * (or, with VTMALLOC_ON_ERROR=warn, report the same line and carry on).
+ */
+#include "common.h"
+
+#include <pthread.h>
+
+#include "internal.h"
+#include "vtmalloc.h"
+
+static char static_buffer[64];
+static char expected_pointer[32];
+
+/* Asserts the child died of SIGABRT with a message holding every fragment and the pointer. */
+static void expect_abort(child_result_t r, const char *fragment, const void *p)
+{
+    if (r.exited || r.status != SIGABRT)
+        fail_msg("child did not abort (exited=%d status=%d), stderr: %s", r.exited, r.status, r.err);
+    if (strstr(r.err, fragment) == NULL)
+        fail_msg("message lacks \"%s\": %s", fragment, r.err);
+    snprintf(expected_pointer, sizeof(expected_pointer), "%p", p);
+    if (strstr(r.err, expected_pointer) == NULL)
+        fail_msg("message does not name pointer %s: %s", expected_pointer, r.err);
+    assert_non_null(strstr(r.err, "vtmalloc: "));
+}
+
+/* ---- Cases, each run in a child -------------------------------------------------------- */
+
+static void *victim;
+
+static void double_free_at_once(void *arg)
+{
+    (void)arg;
+    vt_free(victim);
+    vt_free(victim);
+}
+
+static void double_free_after_other_activity(void *arg)
+{
+    (void)arg;
+    vt_free(victim);
+    void *others[1000];
+    for (int i = 0; i < 1000; i++)
+        others[i] = vt_malloc((size_t)(i % 200) + 1);
+    for (int i = 0; i < 1000; i += 2)
+        vt_free(others[i]);
+    vt_free(victim);
+}
+
+static void *free_it(void *p)
+{
+    vt_free(p);
+    return NULL;
+}
+
+static void double_free_from_another_thread(void *arg)
+{
+    (void)arg;
+    vt_free(victim);
+    pthread_t th;
+    pthread_create(&th, NULL, free_it, victim); /* the remote path checks too */
+    pthread_join(th, NULL);
+}
+
+static void free_inside_a_block(void *arg)
+{
+    vt_free((char *)victim + (uintptr_t)arg);
+}
+
+static void free_inside_a_block_from_another_thread(void *arg)
+{
+    pthread_t th;
+    pthread_create(&th, NULL, free_it, (char *)victim + (uintptr_t)arg);
+    pthread_join(th, NULL);
+}
+
+static void free_stack_address(void *arg)
+{
+    (void)arg;
+    char local[32];
+    victim = local;
+    vt_free(local);
+}
+
+static void free_static_address(void *arg)
+{
+    (void)arg;
+    vt_free(static_buffer);
+}
+
+static void free_foreign_pointer(void *arg)
+{
+    vt_free(arg); /* from the system allocator */
+}
+
+static void realloc_freed_block(void *arg)
+{
+    (void)arg;
+    vt_free(victim);
+    void *p = vt_realloc(victim, 500);
+    (void)p;
+}
+
+static void double_free_large(void *arg)
+{
+    (void)arg;
+    vt_free(victim);
+    vt_free(victim);
+}
+
+static void usable_size_of_foreign(void *arg)
+{
+    (void)vt_malloc_usable_size(arg);
+}
+
+/* ---- Tests ------------------------------------------------------------------------------ */
+
+static void double_free_is_detected_at_once(void **state)
+{
+    (void)state;
+    victim = vt_malloc(40);
+    expect_abort(run_in_child(double_free_at_once, NULL), "free(): double free", victim);
+}
+
+static void double_free_is_detected_after_other_activity(void **state)
+{
+    (void)state;
+    victim = vt_malloc(100);
+    expect_abort(run_in_child(double_free_after_other_activity, NULL), "double free", victim);
+}
+
+static void double_free_is_detected_from_another_thread(void **state)
+{
+    (void)state;
+    victim = vt_malloc(3000);
+    expect_abort(run_in_child(double_free_from_another_thread, NULL), "double free", victim);
+}
+
+static void free_of_a_pointer_inside_a_block_is_detected(void **state)
+{
+    (void)state;
+    victim = vt_malloc(256);
+    expect_abort(run_in_child(free_inside_a_block, (void *)(uintptr_t)1), "inside a block",
+                 (char *)victim + 1);
+    expect_abort(run_in_child(free_inside_a_block, (void *)(uintptr_t)8), "inside a block",
+                 (char *)victim + 8);
+    /* A 16-byte aligned pointer inside a block: the owner's fast path checks it only in
+     * debug builds (it costs a division); every other path checks it always. */
+    expect_abort(run_in_child(free_inside_a_block_from_another_thread, (void *)(uintptr_t)32),
+                 "inside a block", (char *)victim + 32);
+    if (VT_DEBUG)
+        expect_abort(run_in_child(free_inside_a_block, (void *)(uintptr_t)32), "inside a block",
+                     (char *)victim + 32);
+}
+
+static void free_of_stack_static_and_foreign_memory_is_detected(void **state)
+{
+    (void)state;
+    child_result_t r = run_in_child(free_stack_address, NULL);
+    assert_false(r.exited);
+    assert_int_equal(r.status, SIGABRT);
+    assert_non_null(strstr(r.err, "not allocated by vtmalloc"));
+    expect_abort(run_in_child(free_static_address, NULL), "not allocated by vtmalloc",
+                 static_buffer);
+    void *sys = malloc(100);
+    expect_abort(run_in_child(free_foreign_pointer, sys), "not allocated by vtmalloc", sys);
+    free(sys);
+    void *sys_big = malloc(1 << 20);
+    expect_abort(run_in_child(free_foreign_pointer, sys_big), "not allocated by vtmalloc", sys_big);
+    expect_abort(run_in_child(usable_size_of_foreign, sys_big), "malloc_usable_size()", sys_big);
+    free(sys_big);
+}
+
+static void realloc_of_a_freed_block_is_detected(void **state)
+{
+    (void)state;
+    victim = vt_malloc(200);
+    expect_abort(run_in_child(realloc_freed_block, NULL), "realloc(): double free", victim);
+}
+
+static void double_free_of_a_large_block_is_detected(void **state)
+{
+    (void)state;
+    victim = vt_malloc(1 << 20);
+    expect_abort(run_in_child(double_free_large, NULL), "invalid pointer", victim);
+}
+
+static void warn_mode_reports_and_continues(void **state)
+{
+    (void)state;
+    vt_options.on_error = VT_ON_ERROR_WARN;
+    victim = vt_malloc(40);
+    child_result_t r = run_in_child(double_free_at_once, NULL);
+    vt_options.on_error = VT_ON_ERROR_ABORT;
+    assert_true(r.exited);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.err, "double free"));
+    assert_non_null(strstr(r.err, "ignored"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(double_free_is_detected_at_once),
+        cmocka_unit_test(double_free_is_detected_after_other_activity),
+        cmocka_unit_test(double_free_is_detected_from_another_thread),
+        cmocka_unit_test(free_of_a_pointer_inside_a_block_is_detected),
+        cmocka_unit_test(free_of_stack_static_and_foreign_memory_is_detected),
+        cmocka_unit_test(realloc_of_a_freed_block_is_detected),
+        cmocka_unit_test(double_free_of_a_large_block_is_detected),
+        cmocka_unit_test(warn_mode_reports_and_continues),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

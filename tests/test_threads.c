@@ -1,0 +1,329 @@
+/*
+ * test_threads.c - blocks crossing threads: producer/consumer frees, threads that exit while
+ * their blocks live on, thread churn, fork while other threads allocate. Every block carries a
+ * pattern derived from its identity, checked before it is freed. Also built with
+ * ThreadSanitizer (label "threads"), which checks the protocol's memory ordering.
+ *
+ * VT_TEST_SCALE (environment) multiplies the amount of work; sanitizer runs use the default 1.
+ */
+#include "common.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "internal.h"
+#include "vtmalloc.h"
+
+static unsigned scale(void)
+{
+    const char *s = getenv("VT_TEST_SCALE");
+    unsigned v = s ? (unsigned)atoi(s) : 1;
+    return v ? v : 1;
+}
+
+static uint64_t rng_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* A size mix that crosses small, medium and (rarely) large blocks. */
+static size_t random_size(uint64_t *rng)
+{
+    uint64_t r = rng_next(rng);
+    switch (r % 16) {
+    case 0:
+        return (size_t)(r >> 8) % 300000 + 1;
+    case 1:
+    case 2:
+        return (size_t)(r >> 8) % 16384 + 1;
+    default:
+        return (size_t)(r >> 8) % 256 + 1;
+    }
+}
+
+/* Blocks carry their size and id in their first bytes, and the pattern after them. */
+typedef struct tagged {
+    size_t size;
+    uint64_t id;
+} tagged_t;
+
+static void *tagged_alloc(size_t size, uint64_t id)
+{
+    if (size < sizeof(tagged_t))
+        size = sizeof(tagged_t);
+    tagged_t *t = vt_malloc(size);
+    CHECK(t != NULL, "malloc(%zu) failed", size);
+    t->size = size;
+    t->id = id;
+    pattern_fill(t + 1, size - sizeof(tagged_t), id);
+    return t;
+}
+
+static void tagged_check_free(void *p)
+{
+    tagged_t *t = p;
+    size_t n = t->size - sizeof(tagged_t);
+    size_t bad = pattern_check(t + 1, n, t->id);
+    CHECK(bad == n, "block %p (id %llu, size %zu) corrupt at byte %zu", p,
+          (unsigned long long)t->id, t->size, bad);
+    vt_free(p);
+}
+
+/* ---- Producer / consumer ---------------------------------------------------------------- */
+
+enum { RING = 1024 };
+
+typedef struct ring {
+    _Atomic(void *) slot[RING];
+    _Atomic size_t head, tail; /* single producer, single consumer */
+    size_t count;
+    uint64_t seed;
+} ring_t;
+
+static void *producer(void *arg)
+{
+    ring_t *r = arg;
+    uint64_t rng = r->seed;
+    for (size_t i = 0; i < r->count; i++) {
+        void *p = tagged_alloc(random_size(&rng), r->seed * 1000000 + i);
+        size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+        while (head - atomic_load_explicit(&r->tail, memory_order_acquire) == RING)
+            sched_yield();
+        atomic_store_explicit(&r->slot[head % RING], p, memory_order_relaxed);
+        atomic_store_explicit(&r->head, head + 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void *consumer(void *arg)
+{
+    ring_t *r = arg;
+    for (size_t i = 0; i < r->count; i++) {
+        size_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        while (atomic_load_explicit(&r->head, memory_order_acquire) == tail)
+            sched_yield();
+        void *p = atomic_load_explicit(&r->slot[tail % RING], memory_order_relaxed);
+        atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+        tagged_check_free(p);
+        /* The consumer allocates too, so its own pages mix with the remote frees. */
+        void *own = vt_malloc(64);
+        vt_free(own);
+    }
+    return NULL;
+}
+
+static void producer_consumer_cross_thread_frees(void **state)
+{
+    (void)state;
+    enum { PAIRS = 2 };
+    static ring_t rings[PAIRS];
+    pthread_t th[2 * PAIRS];
+    vt_stats_t before, after;
+    vt_stats_get(&before);
+    for (int i = 0; i < PAIRS; i++) {
+        memset(&rings[i], 0, sizeof(rings[i]));
+        rings[i].count = 50000 * scale();
+        rings[i].seed = (uint64_t)i + 1;
+        pthread_create(&th[2 * i], NULL, producer, &rings[i]);
+        pthread_create(&th[2 * i + 1], NULL, consumer, &rings[i]);
+    }
+    for (int i = 0; i < 2 * PAIRS; i++)
+        pthread_join(th[i], NULL);
+    vt_stats_get(&after);
+    /* The frees really took the remote path (and were collected: nothing leaked above). */
+    assert_true(after.remote_frees_total - before.remote_frees_total >= 50000);
+}
+
+/* ---- Threads that exit while their blocks live on ---------------------------------------- */
+
+enum { KEEP = 2000 };
+
+typedef struct survivor_arg {
+    void **out; /* KEEP blocks handed to the main thread */
+    uint64_t id;
+} survivor_arg_t;
+
+static void *allocate_and_exit(void *arg)
+{
+    survivor_arg_t *a = arg;
+    uint64_t rng = a->id;
+    void *scratch[256];
+    for (int round = 0; round < 4; round++) { /* some churn of its own */
+        for (int i = 0; i < 256; i++)
+            scratch[i] = tagged_alloc(random_size(&rng), a->id * 10000 + (uint64_t)i);
+        for (int i = 0; i < 256; i++)
+            tagged_check_free(scratch[i]);
+    }
+    for (int i = 0; i < KEEP; i++)
+        a->out[i] = tagged_alloc(random_size(&rng), a->id * 10000 + 5000 + (uint64_t)i);
+    return NULL;
+}
+
+static void blocks_outlive_their_thread_and_are_freed_elsewhere(void **state)
+{
+    (void)state;
+    enum { THREADS = 16 };
+    static void *blocks[THREADS][KEEP];
+    static survivor_arg_t args[THREADS];
+    vt_stats_t before, after;
+    vt_stats_get(&before);
+    for (int i = 0; i < THREADS; i++) {
+        pthread_t th;
+        args[i].out = blocks[i];
+        args[i].id = (uint64_t)i + 100;
+        pthread_create(&th, NULL, allocate_and_exit, &args[i]);
+        pthread_join(th, NULL); /* it is gone before its blocks are freed */
+    }
+    vt_stats_get(&after);
+    assert_true(after.pages_abandoned_total > before.pages_abandoned_total);
+    /* Its cache was handed back and reused: the number of live caches did not grow. */
+    assert_int_equal(after.thread_caches_live, before.thread_caches_live);
+    /* Free half here, and the other half from new threads that also allocate. */
+    for (int i = 0; i < THREADS; i++)
+        for (int j = 0; j < KEEP; j += 2)
+            tagged_check_free(blocks[i][j]);
+    for (int i = 0; i < THREADS; i++) {
+        for (int j = 1; j < KEEP; j += 2)
+            tagged_check_free(blocks[i][j]);
+    }
+    /* The freed memory is reusable: a new round does not need many new spans. */
+    vt_stats_t again;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_t th;
+        pthread_create(&th, NULL, allocate_and_exit, &args[i]);
+        pthread_join(th, NULL);
+    }
+    vt_stats_get(&again);
+    for (int i = 0; i < THREADS; i++)
+        for (int j = 0; j < KEEP; j++)
+            tagged_check_free(blocks[i][j]);
+    assert_true(again.span_maps_total - after.span_maps_total <= 2);
+}
+
+/* ---- Thread churn ----------------------------------------------------------------------- */
+
+typedef struct churn_shared {
+    _Atomic(void *) handoff[64]; /* a block left by one worker, freed by a later one */
+    _Atomic unsigned next_id;
+} churn_shared_t;
+
+static void *churn_worker(void *arg)
+{
+    churn_shared_t *s = arg;
+    unsigned id = atomic_fetch_add(&s->next_id, 1);
+    uint64_t rng = id * 7919u + 1;
+    void *mine[64];
+    for (int i = 0; i < 64; i++)
+        mine[i] = tagged_alloc(random_size(&rng) % 2048 + 1, (uint64_t)id * 100 + (uint64_t)i);
+    for (int i = 1; i < 64; i++)
+        tagged_check_free(mine[i]);
+    void *old = atomic_exchange(&s->handoff[id % 64], mine[0]);
+    if (old)
+        tagged_check_free(old);
+    return NULL;
+}
+
+static void many_short_lived_threads(void **state)
+{
+    (void)state;
+    static churn_shared_t shared;
+    unsigned rounds = 250 * scale();
+    for (unsigned r = 0; r < rounds; r++) {
+        pthread_t th[4];
+        for (int i = 0; i < 4; i++)
+            pthread_create(&th[i], NULL, churn_worker, &shared);
+        for (int i = 0; i < 4; i++)
+            pthread_join(th[i], NULL);
+    }
+    for (int i = 0; i < 64; i++) {
+        void *p = atomic_exchange(&shared.handoff[i], NULL);
+        if (p)
+            tagged_check_free(p);
+    }
+    vt_stats_t st;
+    vt_stats_get(&st);
+    /* A thousand threads came and went; caches were recycled, not piled up. */
+    assert_true(st.thread_caches_live <= 2);
+}
+
+/* ---- Fork while other threads allocate --------------------------------------------------- */
+
+static _Atomic int stop_busy;
+
+static void *busy_allocator(void *arg)
+{
+    uint64_t rng = (uintptr_t)arg;
+    void *keep[128] = {0};
+    while (!atomic_load(&stop_busy)) {
+        unsigned i = (unsigned)(rng_next(&rng) % 128);
+        if (keep[i])
+            tagged_check_free(keep[i]);
+        keep[i] = tagged_alloc(random_size(&rng) % 5000 + 1, rng_next(&rng));
+    }
+    for (int i = 0; i < 128; i++)
+        if (keep[i])
+            tagged_check_free(keep[i]);
+    return NULL;
+}
+
+static void *child_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++)
+        vt_free(vt_malloc((size_t)i * 13 + 1));
+    return NULL;
+}
+
+static void fork_while_threads_allocate(void **state)
+{
+    (void)state;
+    pthread_t busy[2];
+    atomic_store(&stop_busy, 0);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&busy[i], NULL, busy_allocator, (void *)(uintptr_t)(i + 1));
+    for (int f = 0; f < 100; f++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(20); /* a deadlock in the child shows as SIGALRM, not as a hang */
+            void *blocks[500];
+            for (int i = 0; i < 500; i++)
+                blocks[i] = tagged_alloc((size_t)i * 7 + 1, (uint64_t)i);
+#ifndef __SANITIZE_THREAD__ /* TSan cannot start threads in the child of a threaded parent */
+            pthread_t th;
+            pthread_create(&th, NULL, child_thread, NULL);
+            pthread_join(th, NULL);
+#else
+            child_thread(NULL);
+#endif
+            for (int i = 0; i < 500; i++) {
+                tagged_t *t = blocks[i];
+                if (pattern_check(t + 1, t->size - sizeof(*t), t->id) != t->size - sizeof(*t))
+                    _exit(3);
+                vt_free(blocks[i]);
+            }
+            _exit(0);
+        }
+        assert_true(pid > 0);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fail_msg("child %d ended with status 0x%x", f, status);
+    }
+    atomic_store(&stop_busy, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(busy[i], NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(producer_consumer_cross_thread_frees),
+        cmocka_unit_test(blocks_outlive_their_thread_and_are_freed_elsewhere),
+        cmocka_unit_test(many_short_lived_threads),
+        cmocka_unit_test(fork_while_threads_allocate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
