@@ -66,6 +66,8 @@ void vt_init(void)
             vt_options.backing = VT_BACKING_MMAP;
         }
         vt_secret = (uintptr_t)vt_os_random();
+        if (vt_options.stats)
+            vt_report_keep_stderr();
         exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;
         pthread_atfork(fork_prepare, fork_parent, fork_child);
         init_in_this_thread = false;

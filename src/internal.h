@@ -225,6 +225,7 @@ void *vt_os_remap(void *p, size_t old_size, size_t new_size) VT_HIDDEN;
 void *vt_os_backing_alloc(size_t size, size_t alignment, vt_backing_t backing) VT_HIDDEN;
 void vt_os_backing_free(void *p, size_t size, vt_backing_t backing) VT_HIDDEN;
 void vt_os_write(int fd, const char *text, size_t len) VT_HIDDEN;
+int vt_os_dup_fd(int fd) VT_HIDDEN;
 VT_NORETURN void vt_os_abort(void) VT_HIDDEN;
 uint64_t vt_os_random(void) VT_HIDDEN;
 /* Test hook: when positive, the n-th next mapping fails (counting down to 1). */
@@ -248,6 +249,10 @@ void vt_options_load(void) VT_HIDDEN;
  * allocates; returns the length written (truncating to cap - 1). */
 size_t vt_format(char *buf, size_t cap, const char *fmt, ...) VT_HIDDEN;
 void vt_message(const char *fmt, ...) VT_HIDDEN;
+/* Keeps a private copy of stderr for the statistics printed at exit: programs such as the
+ * coreutils close stderr before the process ends. */
+void vt_report_keep_stderr(void) VT_HIDDEN;
+void vt_message_to_kept_stderr(const char *fmt, ...) VT_HIDDEN;
 /* A misuse of the API by the program: prints one line naming the pointer and the error, then
  * aborts, or returns when VTMALLOC_ON_ERROR=warn (the caller then leaks the block). */
 void vt_report_misuse(const char *fn, const char *what, const void *p) VT_COLD VT_HIDDEN;

@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -131,6 +132,15 @@ void vt_os_write(int fd, const char *text, size_t len)
         len -= (size_t)n;
     }
     errno = saved;
+}
+
+int vt_os_dup_fd(int fd)
+{
+    int saved = errno;
+    /* Far above the descriptors programs count on, and closed across exec. */
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 100);
+    errno = saved;
+    return copy;
 }
 
 void vt_os_abort(void)

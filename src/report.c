@@ -128,6 +128,23 @@ size_t vt_format(char *buf, size_t cap, const char *fmt, ...)
     return n;
 }
 
+static int kept_stderr = -1;
+
+void vt_report_keep_stderr(void)
+{
+    kept_stderr = vt_os_dup_fd(2);
+}
+
+void vt_message_to_kept_stderr(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = vformat(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    vt_os_write(kept_stderr >= 0 ? kept_stderr : 2, buf, n);
+}
+
 void vt_message(const char *fmt, ...)
 {
     char buf[512];

@@ -31,19 +31,19 @@ VT_EXPORT void vt_stats_print(void)
 {
     vt_stats_t st;
     vt_stats_get(&st);
-    vt_message("vtmalloc %s statistics (pid %d)\n", VTMALLOC_VERSION, (int)getpid());
-    vt_message("  spans mapped      %12zu  (%zu KiB; %zu empty in reserve)\n", st.spans_mapped,
+    vt_message_to_kept_stderr("vtmalloc %s statistics (pid %d)\n", VTMALLOC_VERSION, (int)getpid());
+    vt_message_to_kept_stderr("  spans mapped      %12zu  (%zu KiB; %zu empty in reserve)\n", st.spans_mapped,
                st.span_bytes >> 10, st.spans_reserved);
-    vt_message("  spans mapped/unmapped since start %zu / %zu\n", st.span_maps_total,
+    vt_message_to_kept_stderr("  spans mapped/unmapped since start %zu / %zu\n", st.span_maps_total,
                st.span_unmaps_total);
-    vt_message("  large blocks      %12zu  (%zu KiB; %zu allocated since start)\n",
+    vt_message_to_kept_stderr("  large blocks      %12zu  (%zu KiB; %zu allocated since start)\n",
                st.large_blocks, st.large_bytes >> 10, st.large_allocs_total);
-    vt_message("  thread caches     %12zu  live (%zu started since start)\n",
+    vt_message_to_kept_stderr("  thread caches     %12zu  live (%zu started since start)\n",
                st.thread_caches_live, st.thread_caches_total);
-    vt_message("  pages adopted     %12zu  abandoned %zu\n", st.pages_adopted_total,
+    vt_message_to_kept_stderr("  pages adopted     %12zu  abandoned %zu\n", st.pages_adopted_total,
                st.pages_abandoned_total);
-    vt_message("  remote frees      %12zu\n", st.remote_frees_total);
-    vt_message("  global lock       %12zu  acquisitions, %zu waited\n", st.global_lock_total,
+    vt_message_to_kept_stderr("  remote frees      %12zu\n", st.remote_frees_total);
+    vt_message_to_kept_stderr("  global lock       %12zu  acquisitions, %zu waited\n", st.global_lock_total,
                st.global_lock_waits);
 }
 
