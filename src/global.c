@@ -193,46 +193,84 @@ static vt_page_t *take_run_locked(unsigned units)
     return NULL;
 }
 
+/* Takes up to `max_count` runs of `units` units. Lock held. */
+static uint32_t take_locked(unsigned units, vt_page_t **out, uint32_t max_count)
+{
+    uint32_t n = 0;
+    while (n < max_count) {
+        vt_page_t *page = take_run_locked(units);
+        if (page == NULL)
+            break;
+        out[n++] = page;
+    }
+    return n;
+}
+
+static void give_back_locked(vt_page_t *page, vt_span_t **release);
+static void put_partial_locked(vt_page_t *page);
+
+/* Pages of exited threads wait on the partial lists for a thread of their class; when every
+ * block of one has been freed meanwhile (remotely), its units are returned to the span, where
+ * any class can use them. Run before mapping a new span, and by trim. Lock held; touching the
+ * pages' owner-only fields is allowed because their owner is the global cache. Returns how
+ * many pages were freed. */
+static uint32_t collect_partial_locked(void)
+{
+    uint32_t freed = 0;
+    for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
+        vt_page_t *page = g.partial[c].head;
+        while (page != NULL) {
+            vt_page_t *next = page->next;
+            vt_page_collect_remote(page);
+            if (page->used == 0) {
+                vt_list_remove(&g.partial[c], page);
+                vt_page_unassign(page);
+                give_back_locked(page, NULL);
+                freed++;
+            }
+            page = next;
+        }
+        if (g.partial[c].head == NULL)
+            atomic_store_explicit(&g.partial_mask,
+                                  atomic_load_explicit(&g.partial_mask, memory_order_relaxed) &
+                                      ~((uint64_t)1 << c),
+                                  memory_order_relaxed);
+    }
+    return freed;
+}
+
+/* Free runs of `units` units, for a thread's pages: from the spans' free units, else from
+ * emptied global pages, else from a new span (mapped with the lock dropped). */
+static uint32_t take_runs(unsigned units, vt_page_t **out, uint32_t max_count)
+{
+    lock();
+    uint32_t n = take_locked(units, out, max_count);
+    if (n == 0 && collect_partial_locked() > 0)
+        n = take_locked(units, out, max_count);
+    unlock();
+    if (n > 0)
+        return n;
+    vt_span_t *span = span_map_new();
+    if (span == NULL)
+        return 0;
+    lock();
+    span_add(span);
+    n = take_locked(units, out, max_count); /* older spans first; the new one if none fits */
+    unlock();
+    return n;
+}
+
 vt_page_t *vt_global_take_run(unsigned units)
 {
     VT_ASSERT(units >= 1 && units <= VT_PAGE_MAX_UNITS);
-    lock();
-    vt_page_t *page = take_run_locked(units);
-    unlock();
-    if (page != NULL)
-        return page;
-    vt_span_t *span = span_map_new();
-    if (span == NULL)
-        return NULL;
-    lock();
-    span_add(span);
-    page = take_run_locked(units); /* prefers older spans; the new one serves if none fits */
-    unlock();
+    vt_page_t *page = NULL;
+    take_runs(units, &page, 1);
     return page;
 }
 
 uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count)
 {
-    uint32_t n = 0;
-    for (int attempt = 0; attempt < 2 && n == 0; attempt++) {
-        if (attempt == 1) {
-            vt_span_t *span = span_map_new();
-            if (span == NULL)
-                return 0;
-            lock();
-            span_add(span);
-        } else {
-            lock();
-        }
-        while (n < max_count) {
-            vt_page_t *page = take_run_locked(1);
-            if (page == NULL)
-                break;
-            out[n++] = page;
-        }
-        unlock();
-    }
-    return n;
+    return take_runs(1, out, max_count);
 }
 
 /* Returns an empty run to its span. Lock held. */
@@ -400,6 +438,7 @@ int vt_global_trim(void)
 {
     vt_span_t *release = NULL;
     lock();
+    collect_partial_locked();
     while (g.spans_empty.head != NULL) {
         vt_span_t *span = g.spans_empty.head;
         span_list_remove(&g.spans_empty, span);

@@ -203,6 +203,35 @@ static void blocks_outlive_their_thread_and_are_freed_elsewhere(void **state)
     assert_true(again.span_maps_total - after.span_maps_total <= 2);
 }
 
+/* Pages an exiting thread leaves to the global cache, whose blocks are then all freed by other
+ * threads, go back to their spans (and spans to the OS) instead of waiting for a thread of
+ * the same class. */
+static void *allocate_20mib_and_exit(void *arg)
+{
+    void **out = arg;
+    for (int i = 0; i < 20000; i++)
+        out[i] = tagged_alloc(1000, (uint64_t)i);
+    return NULL;
+}
+
+static void pages_of_exited_threads_return_to_spans(void **state)
+{
+    (void)state;
+    static void *blocks[20000];
+    pthread_t th;
+    pthread_create(&th, NULL, allocate_20mib_and_exit, blocks);
+    pthread_join(th, NULL);
+    vt_stats_t held, after;
+    vt_malloc_trim(0); /* what earlier tests left empty goes first */
+    vt_stats_get(&held);
+    for (int i = 0; i < 20000; i++)
+        tagged_check_free(blocks[i]); /* remote frees into pages owned by the global cache */
+    vt_malloc_trim(0);
+    vt_stats_get(&after);
+    assert_true(held.spans_mapped >= 5);
+    assert_true(after.spans_mapped + 4 <= held.spans_mapped);
+}
+
 /* ---- Thread churn ----------------------------------------------------------------------- */
 
 typedef struct churn_shared {
@@ -322,6 +351,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(producer_consumer_cross_thread_frees),
         cmocka_unit_test(blocks_outlive_their_thread_and_are_freed_elsewhere),
+        cmocka_unit_test(pages_of_exited_threads_return_to_spans),
         cmocka_unit_test(many_short_lived_threads),
         cmocka_unit_test(fork_while_threads_allocate),
     };
