@@ -28,6 +28,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -58,6 +59,7 @@
  */
 #include <tcl.h>
 #define ALLOCATOR_DEFAULT "zippy"
+#define ALLOCATOR_ENTRY   Tcl_Alloc
 static inline void *bench_malloc(size_t size)
 {
     return Tcl_Alloc((unsigned int)size);
@@ -70,6 +72,7 @@ static inline void bench_free(void *ptr)
 /* vtmalloc's own API, linked with -lvtmalloc (the library also replaces malloc for the process). */
 #include "vtmalloc.h"
 #define ALLOCATOR_DEFAULT "vtmalloc-linked"
+#define ALLOCATOR_ENTRY   vt_malloc
 static inline void *bench_malloc(size_t size)
 {
     return vt_malloc(size);
@@ -81,6 +84,7 @@ static inline void bench_free(void *ptr)
 #else
 /* Plain malloc/free: glibc, or whatever LD_PRELOAD puts in front of it. */
 #define ALLOCATOR_DEFAULT "malloc"
+#define ALLOCATOR_ENTRY   malloc
 static inline void *bench_malloc(size_t size)
 {
     return malloc(size);
@@ -278,6 +282,34 @@ static bool reset_peak_rss(void)
     return ok;
 }
 
+/*
+ * The file of the shared object whose function serves bench_malloc (malloc, Tcl_Alloc or
+ * vt_malloc), as the dynamic linker bound it for this executable: with a working LD_PRELOAD that is
+ * the preloaded library, not libc. "?" when dladdr cannot tell.
+ */
+static const char *entry_object(void)
+{
+    __typeof__(&ALLOCATOR_ENTRY) entry = &ALLOCATOR_ENTRY;
+    void *addr;
+    Dl_info info;
+    _Static_assert(sizeof entry == sizeof addr, "function and data pointers differ in size");
+    memcpy(&addr, &entry, sizeof addr); /* ISO C has no cast from function to data pointer */
+    if (dladdr(addr, &info) == 0 || info.dli_fname == NULL) {
+        return "?";
+    }
+    return info.dli_fname;
+}
+
+#define MT_STR2(x) #x
+#define MT_STR(x)  MT_STR2(x)
+#define ENTRY_NAME MT_STR(ALLOCATOR_ENTRY)
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash != NULL ? slash + 1 : path;
+}
+
 /* Whether /proc/self/maps mentions needle: proof that a preloaded library is really mapped. */
 static bool maps_contain(const char *needle)
 {
@@ -462,7 +494,8 @@ static void usage(FILE *out)
         "  -c  churn: mallocs per worker thread (default 10000)\n"
         "  -s  seed (default 1); -r repetitions in this process (default 1)\n"
         "  -a  allocator label for the output; -q only RESULT lines; -v churn: RSS per wave\n"
-        "  -m  exit with status 3 unless /proc/self/maps contains this substring\n");
+        "  -m  exit with status 3 unless the library whose name contains this is mapped and\n"
+        "      serves the benchmark's malloc (Tcl_Alloc, vt_malloc)\n");
 }
 
 static uint64_t parse_u64(const char *arg, char opt, uint64_t min, uint64_t max)
@@ -1133,10 +1166,10 @@ static void report(const options_t *o, unsigned rep, const result_t *r)
     printf("RESULT allocator=%s workload=%s threads=%u rep=%u seed=%" PRIu64 " mallocs=%" PRIu64
            " frees=%" PRIu64 " seconds=%.6f ops_per_s=%.0f calls_per_s=%.0f ns_per_pair=%.2f "
            "peak_rss_kb=%ld base_rss_kb=%ld end_rss_kb=%ld tables_kb=%ld peak_live_kb=%" PRIu64
-           " peak_reset=%d",
+           " peak_reset=%d malloc_from=%s",
            o->label, wl, o->threads, rep, o->seed, r->mallocs, r->mallocs, r->seconds, ops_per_s,
            2 * ops_per_s, ns_per_pair, r->peak_rss_kb, r->base_rss_kb, r->end_rss_kb, r->tables_kb,
-           (r->peak_live + 1023) / 1024, r->peak_reset ? 1 : 0);
+           (r->peak_live + 1023) / 1024, r->peak_reset ? 1 : 0, base_name(entry_object()));
     if (o->workload == WL_CHURN) {
         printf(" wave_rss_first_kb=%ld wave_rss_last_kb=%ld wave_rss_max_kb=%ld"
                " wave_live_first_kb=%" PRIu64 " wave_live_last_kb=%" PRIu64,
@@ -1185,9 +1218,15 @@ int main(int argc, char **argv)
     Tcl_FindExecutable(argv[0]);
     zippy_check(&o);
 #endif
+    /* -m: the library must be mapped, and it must serve the benchmark's mallocs. */
     if (o.map_needle != NULL && !maps_contain(o.map_needle)) {
         fprintf(stderr, "memtest: '%s' is not mapped into this process (check LD_PRELOAD)\n",
                 o.map_needle);
+        return 3;
+    }
+    if (o.map_needle != NULL && strstr(entry_object(), o.map_needle) == NULL) {
+        fprintf(stderr, "memtest: '%s' is mapped, but %s comes from %s\n", o.map_needle, ENTRY_NAME,
+                entry_object());
         return 3;
     }
 
@@ -1224,8 +1263,7 @@ int main(int argc, char **argv)
             die("internal: workload %d", (int)o.workload);
         }
         if (w[i].script.nslots > 0) {
-            /* Fault the pointer table in now, so the tables' RSS does not change during the work.
-             */
+            /* Fault the pointer table in now: the tables' RSS stays constant during the work. */
             w[i].slots = bk_map(w[i].script.nslots * sizeof(void *));
             memset(w[i].slots, 0, w[i].script.nslots * sizeof(void *));
         }
@@ -1241,10 +1279,10 @@ int main(int argc, char **argv)
         }
     }
     if (!o.quiet) {
-        printf("memtest: allocator=%s workload=%s threads=%u mallocs/thread~%" PRIu64
+        printf("memtest: allocator=%s (%s from %s) workload=%s threads=%u mallocs/thread~%" PRIu64
                " seed=%" PRIu64 " reps=%u\n",
-               o.label, workload_names[o.workload], o.threads, total_mallocs / o.threads, o.seed,
-               o.reps);
+               o.label, ENTRY_NAME, entry_object(), workload_names[o.workload], o.threads,
+               total_mallocs / o.threads, o.seed, o.reps);
     }
 
     for (unsigned rep = 1; rep <= o.reps; rep++) {
