@@ -135,6 +135,13 @@ static vt_span_t *span_map_new(void)
     void *base = vt_os_backing_alloc(VT_SPAN_SIZE, VT_SPAN_SIZE, backing);
     if (base == NULL)
         return NULL;
+    if ((uintptr_t)base >> VT_ADDRESS_BITS) {
+        /* Only with 57-bit address spaces and a hint asking for high addresses: the span map
+         * and the remote lists assume 48 bits. Treated as memory exhaustion. */
+        vt_os_backing_free(base, VT_SPAN_SIZE, backing);
+        errno = ENOMEM;
+        return NULL;
+    }
     vt_span_t *span = base;
     VT_ASSERT(((uintptr_t)span & VT_SPAN_MASK) == 0);
     memset(span, 0, sizeof(*span));

@@ -153,7 +153,7 @@ bool vt_page_refill(vt_page_t *page) VT_HIDDEN;
 uint32_t vt_page_collect_remote(vt_page_t *page) VT_HIDDEN;
 bool vt_page_try_detach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
 bool vt_page_try_reattach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
-bool vt_page_push_remote(vt_page_t *page, vt_block_t *block) VT_HIDDEN;
+bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32_t count) VT_HIDDEN;
 bool vt_page_try_revoke(vt_page_t *page) VT_HIDDEN;
 bool vt_page_is_block_start(const vt_page_t *page, const void *p) VT_HIDDEN;
 bool vt_page_check_block(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
@@ -185,6 +185,7 @@ VT_INLINE void *vt_tcache_alloc(vt_tcache_t *tc, unsigned class_idx)
 void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
 void vt_tcache_thread_exit(vt_tcache_t *tc) VT_HIDDEN;
+void vt_tcache_flush_remote(void) VT_HIDDEN;
 void vt_tcache_fork_prepare(void) VT_HIDDEN;
 void vt_tcache_fork_parent(void) VT_HIDDEN;
 void vt_tcache_fork_child(void) VT_HIDDEN;

@@ -128,7 +128,7 @@ void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner)
 void vt_page_unassign(vt_page_t *page)
 {
     VT_ASSERT(page->used == 0);
-    VT_ASSERT((atomic_load_explicit(&page->remote, memory_order_relaxed) & ~VT_REMOTE_FULL) == 0);
+    VT_ASSERT((atomic_load_explicit(&page->remote, memory_order_relaxed) & VT_REMOTE_PTR_MASK) == 0);
     vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
     for (unsigned u = page->first_unit; u < page->first_unit + page->units; u++)
         atomic_store_explicit(&span->unit_page[u], &vt_page_none, memory_order_relaxed);
@@ -138,25 +138,28 @@ void vt_page_unassign(vt_page_t *page)
 
 /* ---- Refill ----------------------------------------------------------------------------- */
 
-/* Moves the blocks other threads freed onto `free`. Owner only; `free` is empty. Returns how
- * many. The cheap relaxed peek saves a locked exchange when nothing arrived; acquire on the
- * exchange pairs with the pushers' release, so the blocks' next fields are visible. */
+/* Moves the blocks other threads freed onto `free`. Owner only. Returns how many. The cheap
+ * relaxed peek saves a locked exchange when nothing arrived; acquire on the exchange pairs with
+ * the pushers' release, so the blocks' next fields are visible. The count comes with the list,
+ * so when `free` is empty (the refill path) nothing is walked. */
 uint32_t vt_page_collect_remote(vt_page_t *page)
 {
     if (atomic_load_explicit(&page->remote, memory_order_relaxed) == 0)
         return 0;
-    uintptr_t head = atomic_exchange_explicit(&page->remote, 0, memory_order_acquire);
-    VT_ASSERT((head & VT_REMOTE_FULL) == 0); /* an owned, attached page never carries FULL */
-    vt_block_t *first = (vt_block_t *)head;
-    uint32_t count = 1;
-    vt_block_t *last = first;
-    while (last->next != NULL) {
-        last = last->next;
-        count++;
+    uintptr_t word = atomic_exchange_explicit(&page->remote, 0, memory_order_acquire);
+    VT_ASSERT((word & VT_REMOTE_FULL) == 0); /* an owned, attached page never carries FULL */
+    vt_block_t *first = (vt_block_t *)(word & VT_REMOTE_PTR_MASK);
+    uint32_t count = (uint32_t)(word >> VT_REMOTE_COUNT_SHIFT);
+    if (first == NULL)
+        return 0;
+    if (page->free != NULL) { /* splice in front of what is there: walk to the tail */
+        vt_block_t *last = first;
+        while (last->next != NULL)
+            last = last->next;
+        last->next = page->free;
     }
-    last->next = page->free;
     page->free = first;
-    VT_ASSERT(page->used >= count);
+    VT_ASSERT(count > 0 && page->used >= count);
     page->used -= count;
     return count;
 }
@@ -222,16 +225,21 @@ bool vt_page_try_reattach(vt_page_t *page, vt_tcache_t *tc)
     return true;
 }
 
-/* Pushes a block on the page's remote list; any thread, lock-free. Returns true when this push
- * cleared VT_REMOTE_FULL: the caller must then try vt_page_try_revoke and, if that wins, give
- * the page to the global cache. Release publishes the block's next and key to the collector;
+/* Pushes a chain of `count` blocks (first .. last, linked through next) on the page's remote
+ * list; any thread, lock-free, one CAS for the whole chain. Returns true when this push cleared
+ * VT_REMOTE_FULL: the caller must then try vt_page_try_revoke and, if that wins, give the page
+ * to the global cache. Release publishes the blocks' next and key fields to the collector;
  * acquire (when FULL is seen) pairs with the detach. */
-bool vt_page_push_remote(vt_page_t *page, vt_block_t *block)
+bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32_t count)
 {
+    VT_ASSERT(((uintptr_t)first & ~VT_REMOTE_PTR_MASK) == 0 && count > 0);
     uintptr_t old = atomic_load_explicit(&page->remote, memory_order_relaxed);
+    uintptr_t word;
     do {
-        block->next = (vt_block_t *)(old & ~VT_REMOTE_FULL);
-    } while (!atomic_compare_exchange_weak_explicit(&page->remote, &old, (uintptr_t)block,
+        last->next = (vt_block_t *)(old & VT_REMOTE_PTR_MASK);
+        uintptr_t total = (old >> VT_REMOTE_COUNT_SHIFT) + count;
+        word = (total << VT_REMOTE_COUNT_SHIFT) | (uintptr_t)first;
+    } while (!atomic_compare_exchange_weak_explicit(&page->remote, &old, word,
                                                     memory_order_acq_rel, memory_order_relaxed));
     return (old & VT_REMOTE_FULL) != 0;
 }

@@ -135,8 +135,11 @@ static vt_page_t *bin_refill(vt_tcache_t *tc, unsigned class_idx)
     return page;
 }
 
+static void flush_pending(vt_tcache_t *tc);
+
 static void *alloc_from(vt_tcache_t *tc, unsigned class_idx)
 {
+    flush_pending(tc);
     vt_page_t *page = bin_refill(tc, class_idx);
     bin_sync(tc, class_idx);
     if (page == NULL) {
@@ -187,6 +190,62 @@ void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
     release_empty_page(tc, page);
 }
 
+/* Pushes blocks to another thread's page and, when the push wakes a detached page, hands the
+ * page to the global cache (page.c: the ownership protocol). */
+static void push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32_t n)
+{
+    if (vt_page_push_remote(page, first, last, n) && vt_page_try_revoke(page))
+        vt_global_put_partial(page);
+}
+
+/* Remote frees are gathered per page in a few chains (VT_REMOTE_SLOTS, direct-mapped by page)
+ * and each chain is pushed with one CAS when it is VT_REMOTE_BATCH long, when another page
+ * needs its slot, and in any case from the allocation slow path, at thread exit and by
+ * malloc_trim: a thread holds back a few chains at most, and only until it next refills,
+ * exits or trims. The blocks stay counted as in use by their page meanwhile, so the page
+ * cannot be emptied or reassigned under a chain. */
+static void flush_chain(vt_tcache_t *tc, vt_remote_chain_t *chain)
+{
+    push_remote(chain->page, chain->first, chain->last, chain->count);
+    chain->page = NULL;
+    chain->count = 0;
+    tc->pending_chains--;
+}
+
+static void flush_pending(vt_tcache_t *tc)
+{
+    for (unsigned i = 0; tc->pending_chains > 0 && i < VT_REMOTE_SLOTS; i++)
+        if (tc->pending[i].page != NULL)
+            flush_chain(tc, &tc->pending[i]);
+}
+
+static void gather_remote(vt_tcache_t *tc, vt_page_t *page, vt_block_t *block)
+{
+    _Static_assert(VT_REMOTE_SLOTS == 8, "the slot is the hash's top 3 bits");
+    uint64_t h = ((uintptr_t)page >> 6) * 0x9e3779b97f4a7c15ull;
+    vt_remote_chain_t *chain = &tc->pending[h >> 61];
+    if (chain->page != page) {
+        if (chain->page != NULL)
+            flush_chain(tc, chain);
+        chain->page = page;
+        chain->last = block;
+        block->next = NULL;
+        tc->pending_chains++;
+    } else {
+        block->next = chain->first;
+    }
+    chain->first = block;
+    if (++chain->count >= VT_REMOTE_BATCH)
+        flush_chain(tc, chain);
+}
+
+void vt_tcache_flush_remote(void)
+{
+    vt_tcache_t *tc = vt_tls_tcache;
+    if (tc->state == VT_TCACHE_LIVE)
+        flush_pending(tc);
+}
+
 /* A free whose page the caller does not own (or not as an attached page): checks the block,
  * then either takes its own detached page back or pushes the block to the page's owner. */
 void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
@@ -209,10 +268,12 @@ void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
         return;
     }
 
-    if (tc->state == VT_TCACHE_LIVE)
-        count(&tc->counters.remote_frees);
-    if (vt_page_push_remote(page, block) && vt_page_try_revoke(page))
-        vt_global_put_partial(page);
+    if (vt_unlikely(tc->state != VT_TCACHE_LIVE)) { /* a shared static cache: no batching */
+        push_remote(page, block, block, 1);
+        return;
+    }
+    count(&tc->counters.remote_frees);
+    gather_remote(tc, page, block);
 }
 
 /* ---- Thread exit and fork --------------------------------------------------------------- */
@@ -222,6 +283,7 @@ void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
  * and the first free into one revokes it to the global cache (see page.c). */
 static void abandon(vt_tcache_t *tc)
 {
+    flush_pending(tc);
     vt_page_list_t partial = {0}, empty = {0};
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
         vt_page_t *page;

@@ -52,6 +52,11 @@
 /* The largest page, in units: the 256 KiB class gets 32 units (8 blocks). */
 #define VT_PAGE_MAX_UNITS 32
 
+/* Remote frees into one page that a thread collects before pushing them with one CAS, and how
+ * many pages a thread gathers chains for at once (a direct-mapped table). */
+#define VT_REMOTE_BATCH 32
+#define VT_REMOTE_SLOTS 8
+
 /* Pointers above this never belong to us: user space is at most 48 bits on x86-64 and arm64. */
 #define VT_ADDRESS_BITS 48
 
@@ -84,9 +89,15 @@ typedef struct vt_block {
 #define VT_OWNER_DETACHED ((uintptr_t)1) /* or-ed with a tcache: full, and off its bin list */
 #define VT_OWNER_FREE     ((uintptr_t)2) /* not a page now: the units are free or stashed */
 
-/* In vt_page_t.remote: set while the page is detached and nobody has freed into it since. The
- * first remote free that clears it must hand the page on (page.c: the ownership protocol). */
-#define VT_REMOTE_FULL ((uintptr_t)1)
+/* vt_page_t.remote packs three things into one word, so one atomic operation changes them
+ * together: the head of the list of blocks freed by other threads (bits 4..47: blocks are
+ * 16-byte aligned and user addresses have 48 bits), how many blocks are on it (bits 48..63,
+ * so the owner learns the count without walking the list, whose blocks were just written by
+ * other cores), and VT_REMOTE_FULL (bit 0): set while the page is detached and nobody has
+ * freed into it since; the first remote free that clears it hands the page on (page.c). */
+#define VT_REMOTE_FULL        ((uintptr_t)1)
+#define VT_REMOTE_COUNT_SHIFT 48
+#define VT_REMOTE_PTR_MASK    ((((uintptr_t)1 << VT_REMOTE_COUNT_SHIFT) - 1) & ~(uintptr_t)15)
 
 /*
  * The descriptor of a page. Invariant while the page is assigned to a class:
@@ -97,10 +108,8 @@ typedef struct vt_block {
  * (through the global lock, or the release/acquire pairs described in page.c).
  */
 typedef struct vt_page {
-    /* -- first cache line: what the owner's fast paths touch -- */
-    vt_block_t *free;           /* owner: blocks malloc pops and the owner's free pushes */
-    uint32_t used;              /* owner: blocks handed out and not yet back on a list */
-    uint32_t carved;            /* owner: blocks carved from the area so far */
+    /* -- cache line 1: read by every free, from any thread; written only when the page
+     *    changes hands or lists, so other cores keep it cached -- */
     _Atomic uintptr_t owner;    /* tcache*, tcache*|DETACHED, or VT_OWNER_*: see page.c */
     uint32_t bsize;             /* constant while assigned: block size in bytes */
     uint32_t capacity;          /* constant while assigned: blocks that fit in the page */
@@ -108,10 +117,15 @@ typedef struct vt_page {
     uint8_t class_idx;          /* constant while assigned */
     uint8_t units;              /* constant while assigned: length of the run */
     uint8_t first_unit;         /* constant: index of the page's first unit in its span */
-    uint8_t pad_[13];
-    /* -- second cache line: written by other threads, kept off the owner's line -- */
-    _Alignas(64) _Atomic uintptr_t remote; /* any thread: blocks freed remotely | REMOTE_FULL */
-    uint8_t pad2_[56];
+    uint8_t pad1_[29];
+    /* -- cache line 2: the owner's fast paths write these all the time -- */
+    _Alignas(64) vt_block_t *free; /* owner: blocks malloc pops and the owner's free pushes */
+    uint32_t used;              /* owner: blocks handed out and not yet back on a list */
+    uint32_t carved;            /* owner: blocks carved from the area so far */
+    uint8_t pad2_[48];
+    /* -- cache line 3: written by other threads' frees -- */
+    _Alignas(64) _Atomic uintptr_t remote; /* any thread: count | list head | REMOTE_FULL */
+    uint8_t pad3_[56];
 } vt_page_t;
 
 /* A doubly linked list of pages. Owned by whoever owns the list's container. */
@@ -161,6 +175,13 @@ typedef struct vt_tcache_counters {
     _Atomic uint64_t pages_adopted;
 } vt_tcache_counters_t;
 
+/* Blocks freed by one thread into one page of another, waiting to be pushed together. */
+typedef struct vt_remote_chain {
+    vt_page_t *page; /* NULL: slot empty */
+    vt_block_t *first, *last;
+    uint32_t count;
+} vt_remote_chain_t;
+
 /*
  * One thread's cache. Written only by the thread it is assigned to (its TLS pointer names it),
  * except: the pool links and `state`, which change under the global lock while no thread uses
@@ -172,6 +193,10 @@ typedef struct vt_tcache {
     vt_page_list_t bins[VT_CLASS_COUNT];       /* owner: attached pages per class */
     vt_page_t *stash;                          /* owner: empty one-unit pages, any class */
     uint32_t stash_count;                      /* owner */
+    /* owner: blocks this thread freed into other threads' pages, not yet pushed: remote frees
+     * into one page gather in a chain that is pushed with one CAS (tcache.c) */
+    vt_remote_chain_t pending[VT_REMOTE_SLOTS];
+    uint32_t pending_chains; /* owner: how many slots hold a chain */
     uint32_t state;                            /* vt_tcache_state_t */
     vt_tcache_counters_t counters;             /* owner writes, anyone reads */
     struct vt_tcache *pool_prev, *pool_next;   /* global lock: live list or free pool */
@@ -195,11 +220,13 @@ typedef enum vt_on_error { VT_ON_ERROR_ABORT = 0, VT_ON_ERROR_WARN = 1 } vt_on_e
 /* ---- Layout checks ---------------------------------------------------------------------- */
 
 _Static_assert(sizeof(vt_block_t) <= VT_MIN_ALIGN, "a free block must fit the smallest class");
-_Static_assert(sizeof(vt_page_t) == 128, "a page descriptor is two cache lines");
+_Static_assert(sizeof(vt_page_t) == 192, "a page descriptor is three cache lines");
 _Static_assert(VT_SPAN_UNITS == 64, "free_units is a 64-bit map");
 _Static_assert(sizeof(vt_span_t) <= VT_UNIT_SIZE, "the span header fits in unit 0");
 _Static_assert(VT_SMALL_MAX * 8 <= VT_PAGE_MAX_UNITS * VT_UNIT_SIZE, "8 blocks per page");
 _Static_assert(VT_PAGE_MAX_UNITS < VT_SPAN_UNITS, "a page fits in a span");
 _Static_assert(VT_CLASS_COUNT < 255, "class_idx is a byte");
+_Static_assert(VT_ADDRESS_BITS <= VT_REMOTE_COUNT_SHIFT, "remote list pointers fit below the count");
+_Static_assert(VT_UNIT_SIZE / VT_MIN_ALIGN < 65536, "a page's block count fits the remote count");
 
 #endif /* VT_TYPES_H */
