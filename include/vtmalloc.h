@@ -65,6 +65,8 @@ typedef struct vt_stats {
     uint64_t remote_frees_total;   /* blocks freed by a thread that did not own their page */
     uint64_t global_lock_total;    /* acquisitions of the global cache's lock */
     uint64_t global_lock_waits;    /* of those, how many found it held */
+    uint64_t purged_bytes_total;   /* free memory given back to the OS with madvise */
+    uint64_t purges_total;         /* purge passes that gave something back */
 } vt_stats_t;
 
 /* Fills *out; cheap enough to call at any time. */

@@ -202,7 +202,7 @@ void vt_api_free_aligned_sized(void *p, size_t alignment, size_t size)
 int vt_api_malloc_trim(size_t pad)
 {
     (void)pad; /* there is no heap top to keep padding at: spans are returned whole */
-    vt_tcache_flush_remote();
+    vt_tcache_trim();
     return vt_global_trim();
 }
 

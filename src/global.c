@@ -43,7 +43,11 @@ static struct global {
     uint64_t spans_total, span_maps, span_unmaps;
     uint64_t caches_live, caches_total, pages_abandoned;
     uint64_t lock_total, lock_waits;
+    uint64_t purged_bytes, purges;
     vt_tcache_counters_t exited; /* counters of caches handed back */
+    /* When the next purge pass is due (vt_os_now_ms). Read and advanced without the lock by
+     * compare-and-swap, so that one thread, not all, does a due pass. */
+    _Atomic uint32_t next_purge_ms;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 _Static_assert(VT_CLASS_COUNT <= 64, "partial_mask has a bit per class");
@@ -192,6 +196,7 @@ static vt_page_t *take_run_locked(unsigned units)
                 continue;
             uint64_t bits = (((uint64_t)1 << units) - 1) << first;
             span->free_units &= ~bits;
+            span->dirty_units &= ~bits; /* in use: resident or not, it is the page's now */
             vt_page_init(span, (unsigned)first, units);
             span_relist(span, NULL);
             return &span->pages[first];
@@ -289,6 +294,10 @@ static void give_back_locked(vt_page_t *page, vt_span_t **release)
     uint64_t bits = (((uint64_t)1 << page->units) - 1) << page->first_unit;
     VT_ASSERT((span->free_units & bits) == 0);
     span->free_units |= bits;
+    span->dirty_units |= bits;
+    uint32_t now = vt_os_now_ms();
+    for (uint64_t m = bits; m != 0; m &= m - 1)
+        span->freed_ms[__builtin_ctzll(m)] = now;
     span_relist(span, release);
 }
 
@@ -299,6 +308,7 @@ void vt_global_put_run(vt_page_t *page)
     give_back_locked(page, &release);
     unlock();
     release_spans(release);
+    vt_global_maybe_purge();
 }
 
 /* ---- Partial pages ---------------------------------------------------------------------- */
@@ -359,6 +369,7 @@ void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty)
     }
     unlock();
     release_spans(release);
+    vt_global_maybe_purge();
 }
 
 /* ---- Thread caches ---------------------------------------------------------------------- */
@@ -439,6 +450,98 @@ void vt_global_tcache_put(vt_tcache_t *tc)
     unlock();
 }
 
+/* ---- Returning memory to the OS ------------------------------------------------------- */
+
+/* Units being purged: taken out of their span's free map while madvise runs without the lock,
+ * so that no thread can take them and write into memory the kernel is dropping. */
+typedef struct purge_item {
+    vt_span_t *span;
+    uint64_t units;
+} purge_item_t;
+
+#define PURGE_BATCH 64
+
+/* Gives back to the OS the memory of free units that have been free for at least age_ms (every
+ * dirty free unit when age_ms is 0), a batch of spans at a time. The system calls run with
+ * the lock dropped; the mappings stay, so the number of VMAs does not change. Returns the
+ * bytes purged. Lock not held. */
+static size_t purge(uint32_t age_ms)
+{
+    size_t total = 0;
+    for (;;) {
+        purge_item_t items[PURGE_BATCH];
+        size_t n = 0;
+        uint32_t now = vt_os_now_ms();
+        lock();
+        span_list_t *lists[2] = {&g.spans_partial, &g.spans_empty};
+        for (int i = 0; i < 2 && n < PURGE_BATCH; i++) {
+            for (vt_span_t *span = lists[i]->head; span != NULL && n < PURGE_BATCH;
+                 span = span->next) {
+                uint64_t aged = 0;
+                for (uint64_t m = span->dirty_units & span->free_units; m != 0; m &= m - 1) {
+                    unsigned u = (unsigned)__builtin_ctzll(m);
+                    if ((uint32_t)(now - span->freed_ms[u]) >= age_ms)
+                        aged |= (uint64_t)1 << u;
+                }
+                if (aged == 0)
+                    continue;
+                span->free_units &= ~aged;
+                span->dirty_units &= ~aged;
+                items[n++] = (purge_item_t){span, aged};
+            }
+        }
+        unlock();
+        if (n == 0)
+            return total;
+        size_t bytes = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t m = items[i].units;
+            while (m != 0) { /* one madvise per run of consecutive units */
+                unsigned first = (unsigned)__builtin_ctzll(m);
+                unsigned len = (unsigned)__builtin_ctzll(~(m >> first));
+                if (first + len == 64)
+                    m = 0;
+                else
+                    m &= ~((((uint64_t)1 << len) - 1) << first);
+                vt_os_purge((uint8_t *)items[i].span + ((size_t)first << VT_UNIT_SHIFT),
+                            (size_t)len << VT_UNIT_SHIFT);
+                bytes += (size_t)len << VT_UNIT_SHIFT;
+            }
+        }
+        vt_span_t *release = NULL;
+        lock();
+        for (size_t i = 0; i < n; i++) {
+            items[i].span->free_units |= items[i].units;
+            span_relist(items[i].span, &release);
+        }
+        g.purged_bytes += bytes;
+        g.purges++;
+        unlock();
+        release_spans(release);
+        total += bytes;
+        if (n < PURGE_BATCH)
+            return total;
+    }
+}
+
+/* The schedule: called from slow paths (pages returned, refills, threads starting and
+ * exiting). At most one pass per quarter of VTMALLOC_PURGE_MS runs, by whichever thread finds
+ * it due; a process that stops calling the allocator altogether keeps what it freed in its
+ * last interval until it calls again, or calls malloc_trim. */
+void vt_global_maybe_purge(void)
+{
+    uint32_t now = vt_os_now_ms();
+    uint32_t due = atomic_load_explicit(&g.next_purge_ms, memory_order_relaxed);
+    if ((int32_t)(now - due) < 0)
+        return;
+    uint32_t interval = vt_options.purge_ms / 4 ? vt_options.purge_ms / 4 : 1;
+    /* Relaxed: the CAS only elects one thread; the purge itself synchronises by the lock. */
+    if (!atomic_compare_exchange_strong_explicit(&g.next_purge_ms, &due, now + interval,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    purge(vt_options.purge_ms);
+}
+
 /* ---- Trim, stats, fork ------------------------------------------------------------------ */
 
 int vt_global_trim(void)
@@ -458,7 +561,7 @@ int vt_global_trim(void)
     unlock();
     int released = release != NULL;
     release_spans(release);
-    return released;
+    return purge(0) > 0 || released;
 }
 
 void vt_global_stats(vt_stats_t *st)
@@ -473,6 +576,8 @@ void vt_global_stats(vt_stats_t *st)
     st->thread_caches_total = g.caches_total;
     st->pages_abandoned_total = g.pages_abandoned;
     st->global_lock_total = g.lock_total;
+    st->purged_bytes_total = g.purged_bytes;
+    st->purges_total = g.purges;
     st->global_lock_waits = g.lock_waits;
     st->remote_frees_total = atomic_load_explicit(&g.exited.remote_frees, memory_order_relaxed);
     st->pages_adopted_total = atomic_load_explicit(&g.exited.pages_adopted, memory_order_relaxed);

@@ -185,7 +185,7 @@ VT_INLINE void *vt_tcache_alloc(vt_tcache_t *tc, unsigned class_idx)
 void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
 void vt_tcache_thread_exit(vt_tcache_t *tc) VT_HIDDEN;
-void vt_tcache_flush_remote(void) VT_HIDDEN;
+void vt_tcache_trim(void) VT_HIDDEN;
 void vt_tcache_fork_prepare(void) VT_HIDDEN;
 void vt_tcache_fork_parent(void) VT_HIDDEN;
 void vt_tcache_fork_child(void) VT_HIDDEN;
@@ -201,6 +201,7 @@ void vt_global_put_run(vt_page_t *page) VT_HIDDEN;
 vt_tcache_t *vt_global_tcache_get(void) VT_HIDDEN;
 void vt_global_tcache_put(vt_tcache_t *tc) VT_HIDDEN;
 int vt_global_trim(void) VT_HIDDEN;
+void vt_global_maybe_purge(void) VT_HIDDEN;
 void vt_global_stats(vt_stats_t *st) VT_HIDDEN;
 void vt_global_fork_prepare(void) VT_HIDDEN;
 void vt_global_fork_parent(void) VT_HIDDEN;
@@ -226,6 +227,9 @@ void *vt_os_remap(void *p, size_t old_size, size_t new_size) VT_HIDDEN;
 void *vt_os_backing_alloc(size_t size, size_t alignment, vt_backing_t backing) VT_HIDDEN;
 void vt_os_backing_free(void *p, size_t size, vt_backing_t backing) VT_HIDDEN;
 void vt_os_write(int fd, const char *text, size_t len) VT_HIDDEN;
+void vt_os_purge(void *p, size_t size) VT_HIDDEN;
+/* Milliseconds of a monotonic clock; wraps after 49 days, so compare differences only. */
+uint32_t vt_os_now_ms(void) VT_HIDDEN;
 int vt_os_dup_fd(int fd) VT_HIDDEN;
 VT_NORETURN void vt_os_abort(void) VT_HIDDEN;
 uint64_t vt_os_random(void) VT_HIDDEN;

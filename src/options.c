@@ -16,6 +16,7 @@ vt_options_t vt_options = {
     .stash_units = 16,
     .batch_units = 8,
     .reserve_spans = 4,
+    .purge_ms = 1000,
     .backing = VT_BACKING_MMAP,
     .stats = 0,
     .on_error = VT_ON_ERROR_ABORT,
@@ -39,6 +40,9 @@ static const option_t table[] = {
      "64 KiB units a thread takes from the global cache per lock"},
     {"RESERVE_SPANS", &vt_options.reserve_spans, 0, 65536, NULL,
      "empty 4 MiB spans kept mapped for reuse instead of being returned to the OS"},
+    {"PURGE_MS", &vt_options.purge_ms, 0, 3600000, NULL,
+     "milliseconds a free unit stays resident before its memory is returned to the OS "
+     "(madvise); 0 returns it at the next opportunity"},
     {"BACKING", &vt_options.backing, 0, 0, "mmap,malloc",
      "where spans and large blocks come from: anonymous mmap, or the system allocator"},
     {"STATS", &vt_options.stats, 0, 1, NULL, "1: print statistics to stderr at exit"},

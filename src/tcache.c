@@ -97,7 +97,39 @@ static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units)
     vt_page_t *page = tc->stash;
     tc->stash = page->next;
     tc->stash_count--;
+    tc->stash_taken++;
     return page;
+}
+
+/* Gives the whole stash back to the global cache. */
+static void stash_give_back(vt_tcache_t *tc)
+{
+    vt_page_list_t all = {0};
+    while (tc->stash != NULL) {
+        vt_page_t *p = tc->stash;
+        tc->stash = p->next;
+        vt_list_push_back(&all, p);
+    }
+    tc->stash_count = 0;
+    vt_global_put_pages(NULL, &all);
+}
+
+/* Every 64 allocation slow paths, and at most once per VTMALLOC_PURGE_MS: a stash nobody took
+ * from since the last time goes back to the global cache (where it can be purged), and the
+ * global purge schedule gets a chance to run. A thread that stops allocating keeps at most its
+ * stash and one page per class it used (see the README, "Memory over time"). */
+static void housekeeping(vt_tcache_t *tc)
+{
+    if (++tc->slow_calls % 64 != 0)
+        return;
+    uint32_t now = vt_os_now_ms();
+    if ((int32_t)(now - tc->next_housekeeping_ms) < 0)
+        return;
+    tc->next_housekeeping_ms = now + vt_options.purge_ms;
+    if (tc->stash_count > 0 && tc->stash_taken == tc->stash_taken_seen)
+        stash_give_back(tc);
+    tc->stash_taken_seen = tc->stash_taken;
+    vt_global_maybe_purge();
 }
 
 /* ---- Allocation slow path --------------------------------------------------------------- */
@@ -140,6 +172,7 @@ static void flush_pending(vt_tcache_t *tc);
 static void *alloc_from(vt_tcache_t *tc, unsigned class_idx)
 {
     flush_pending(tc);
+    housekeeping(tc);
     vt_page_t *page = bin_refill(tc, class_idx);
     bin_sync(tc, class_idx);
     if (page == NULL) {
@@ -239,11 +272,15 @@ static void gather_remote(vt_tcache_t *tc, vt_page_t *page, vt_block_t *block)
         flush_chain(tc, chain);
 }
 
-void vt_tcache_flush_remote(void)
+/* For malloc_trim: what the calling thread holds back goes to the global cache. */
+void vt_tcache_trim(void)
 {
     vt_tcache_t *tc = vt_tls_tcache;
-    if (tc->state == VT_TCACHE_LIVE)
-        flush_pending(tc);
+    if (tc->state != VT_TCACHE_LIVE)
+        return;
+    flush_pending(tc);
+    if (tc->stash_count > 0)
+        stash_give_back(tc);
 }
 
 /* A free whose page the caller does not own (or not as an attached page): checks the block,

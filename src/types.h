@@ -151,6 +151,8 @@ typedef struct vt_span {
     size_t map_size;             /* constant: bytes the backing gave */
     uint8_t backing;             /* constant: vt_backing_t */
     uint64_t free_units;         /* global lock: bitmap of units not in any page */
+    uint64_t dirty_units;        /* global lock: free units that may still be resident */
+    uint32_t freed_ms[VT_SPAN_UNITS]; /* global lock: when each dirty unit was freed */
     struct vt_span *prev, *next; /* global lock: on the partial or empty span list */
     uint8_t on_list;             /* global lock: which span list holds it (global.c) */
     /* any thread reads (free), page setup writes: the page each unit belongs to */
@@ -193,6 +195,10 @@ typedef struct vt_tcache {
     vt_page_list_t bins[VT_CLASS_COUNT];       /* owner: attached pages per class */
     vt_page_t *stash;                          /* owner: empty one-unit pages, any class */
     uint32_t stash_count;                      /* owner */
+    uint32_t stash_taken;      /* owner: pages taken from the stash, ever */
+    uint32_t stash_taken_seen; /* owner: stash_taken at the last housekeeping */
+    uint32_t slow_calls;       /* owner: allocation slow paths, to pace housekeeping */
+    uint32_t next_housekeeping_ms; /* owner: vt_os_now_ms() when housekeeping is next due */
     /* owner: blocks this thread freed into other threads' pages, not yet pushed: remote frees
      * into one page gather in a chain that is pushed with one CAS (tcache.c) */
     vt_remote_chain_t pending[VT_REMOTE_SLOTS];
@@ -210,6 +216,7 @@ typedef struct vt_options {
     uint32_t stash_units;   /* VTMALLOC_STASH_UNITS: empty units a thread keeps for any class */
     uint32_t batch_units;   /* VTMALLOC_BATCH_UNITS: units moved per global lock */
     uint32_t reserve_spans; /* VTMALLOC_RESERVE_SPANS: empty spans kept mapped */
+    uint32_t purge_ms;      /* VTMALLOC_PURGE_MS: free memory returned to the OS after this */
     uint32_t backing;       /* VTMALLOC_BACKING: vt_backing_t */
     uint32_t stats;         /* VTMALLOC_STATS: print statistics at exit */
     uint32_t on_error;      /* VTMALLOC_ON_ERROR: vt_on_error_t */
