@@ -48,6 +48,21 @@ void vt_free_aligned_sized(void *ptr, size_t alignment, size_t size);
 /* Returns free memory to the operating system now; returns 1 if any was returned, else 0. */
 int vt_malloc_trim(size_t pad);
 
+/* Per size class: what Tcl's zippy allocator reported per bucket, and more. */
+typedef struct vt_class_stats {
+    uint64_t block_size;        /* bytes */
+    uint64_t pages;             /* pages holding blocks of this class */
+    uint64_t in_use;            /* blocks allocated and not freed (gets - puts) */
+    uint64_t free_in_threads;   /* free blocks in pages owned by threads (uncarved included) */
+    uint64_t free_in_global;    /* free blocks in pages of the global cache */
+    uint64_t gets;              /* mallocs since start */
+    uint64_t puts;              /* frees since start */
+    uint64_t lock_acquisitions; /* global-lock acquisitions on behalf of this class */
+    uint64_t lock_waits;        /* of those, how many found the lock held */
+} vt_class_stats_t;
+
+#define VT_STATS_MAX_CLASSES 64
+
 /* A snapshot of the allocator's counters (all byte counts in bytes). */
 typedef struct vt_stats {
     uint64_t spans_mapped;         /* spans currently held from the backing */
@@ -67,6 +82,17 @@ typedef struct vt_stats {
     uint64_t global_lock_waits;    /* of those, how many found it held */
     uint64_t purged_bytes_total;   /* free memory given back to the OS with madvise */
     uint64_t purges_total;         /* purge passes that gave something back */
+    /* Totals, in bytes. Blocks are counted at their class size: the size requested is not
+     * recorded (that would cost a header per block). */
+    uint64_t bytes_in_use;         /* small blocks in use plus large blocks */
+    uint64_t bytes_free_threads;   /* free blocks in pages owned by threads */
+    uint64_t bytes_free_global;    /* free blocks in pages of the global cache */
+    uint64_t bytes_free_units;     /* free units in spans (the reserve included), resident or not */
+    uint64_t bytes_reserve;        /* empty spans kept mapped */
+    uint64_t bytes_mapped;         /* spans plus large blocks */
+    uint64_t bytes_returned_total; /* given back to the OS since start: purged plus unmapped */
+    uint32_t class_count;          /* entries used in classes[] */
+    vt_class_stats_t classes[VT_STATS_MAX_CLASSES];
 } vt_stats_t;
 
 /* Fills *out; cheap enough to call at any time. */

@@ -74,6 +74,7 @@ VT_INLINE void vt_api_free(void *p)
         block->key = vt_block_key(block);
         block->next = page->free;
         page->free = block;
+        page->pushes++;
         if (vt_unlikely(--page->used == 0))
             vt_tcache_page_emptied(tc, page);
         return;

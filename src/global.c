@@ -43,7 +43,9 @@ static struct global {
     uint64_t spans_total, span_maps, span_unmaps;
     uint64_t caches_live, caches_total, pages_abandoned;
     uint64_t lock_total, lock_waits;
+    uint64_t class_locks[VT_CLASS_COUNT + 1], class_waits[VT_CLASS_COUNT + 1]; /* +1: no class */
     uint64_t purged_bytes, purges;
+    _Atomic uint64_t shared_puts[VT_CLASS_COUNT]; /* frees by threads without a cache */
     vt_tcache_counters_t exited; /* counters of caches handed back */
     /* When the next purge pass is due (vt_os_now_ms). Read and advanced without the lock by
      * compare-and-swap, so that one thread, not all, does a due pass. */
@@ -52,13 +54,22 @@ static struct global {
 
 _Static_assert(VT_CLASS_COUNT <= 64, "partial_mask has a bit per class");
 
-static void lock(void)
+/* Takes the lock on behalf of a class (VT_CLASS_COUNT: of none), counting zippy's per-bucket
+ * lock figures: acquisitions, and how many had to wait. */
+static void lock_for(unsigned class_idx)
 {
     if (pthread_mutex_trylock(&g.lock) != 0) {
         pthread_mutex_lock(&g.lock);
         g.lock_waits++;
+        g.class_waits[class_idx]++;
     }
     g.lock_total++;
+    g.class_locks[class_idx]++;
+}
+
+static void lock(void)
+{
+    lock_for(VT_CLASS_COUNT);
 }
 
 static void unlock(void)
@@ -226,7 +237,7 @@ static void put_partial_locked(vt_page_t *page);
  * any class can use them. Run before mapping a new span, and by trim. Lock held; touching the
  * pages' owner-only fields is allowed because their owner is the global cache. Returns how
  * many pages were freed. */
-static uint32_t collect_partial_locked(void)
+static uint32_t collect_partial_locked(vt_span_t **release)
 {
     uint32_t freed = 0;
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
@@ -237,7 +248,7 @@ static uint32_t collect_partial_locked(void)
             if (page->used == 0) {
                 vt_list_remove(&g.partial[c], page);
                 vt_page_unassign(page);
-                give_back_locked(page, NULL);
+                give_back_locked(page, release);
                 freed++;
             }
             page = next;
@@ -253,36 +264,39 @@ static uint32_t collect_partial_locked(void)
 
 /* Free runs of `units` units, for a thread's pages: from the spans' free units, else from
  * emptied global pages, else from a new span (mapped with the lock dropped). */
-static uint32_t take_runs(unsigned units, vt_page_t **out, uint32_t max_count)
+static uint32_t take_runs(unsigned units, vt_page_t **out, uint32_t max_count,
+                          unsigned class_idx)
 {
-    lock();
+    vt_span_t *release = NULL;
+    lock_for(class_idx);
     uint32_t n = take_locked(units, out, max_count);
-    if (n == 0 && collect_partial_locked() > 0)
+    if (n == 0 && collect_partial_locked(&release) > 0)
         n = take_locked(units, out, max_count);
     unlock();
+    release_spans(release);
     if (n > 0)
         return n;
     vt_span_t *span = span_map_new();
     if (span == NULL)
         return 0;
-    lock();
+    lock_for(class_idx);
     span_add(span);
     n = take_locked(units, out, max_count); /* older spans first; the new one if none fits */
     unlock();
     return n;
 }
 
-vt_page_t *vt_global_take_run(unsigned units)
+vt_page_t *vt_global_take_run(unsigned units, unsigned class_idx)
 {
     VT_ASSERT(units >= 1 && units <= VT_PAGE_MAX_UNITS);
     vt_page_t *page = NULL;
-    take_runs(units, &page, 1);
+    take_runs(units, &page, 1, class_idx);
     return page;
 }
 
-uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count)
+uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned class_idx)
 {
-    return take_runs(1, out, max_count);
+    return take_runs(1, out, max_count, class_idx);
 }
 
 /* Returns an empty run to its span. Lock held. */
@@ -304,7 +318,7 @@ static void give_back_locked(vt_page_t *page, vt_span_t **release)
 void vt_global_put_run(vt_page_t *page)
 {
     vt_span_t *release = NULL;
-    lock();
+    lock_for(page->class_idx);
     give_back_locked(page, &release);
     unlock();
     release_spans(release);
@@ -329,7 +343,7 @@ vt_page_t *vt_global_take_partial(unsigned class_idx)
     uint64_t bit = (uint64_t)1 << class_idx;
     if ((atomic_load_explicit(&g.partial_mask, memory_order_relaxed) & bit) == 0)
         return NULL; /* the common case costs no lock */
-    lock();
+    lock_for(class_idx);
     vt_page_t *page = g.partial[class_idx].head;
     if (page != NULL)
         vt_list_remove(&g.partial[class_idx], page);
@@ -343,7 +357,7 @@ vt_page_t *vt_global_take_partial(unsigned class_idx)
 
 void vt_global_put_partial(vt_page_t *page)
 {
-    lock();
+    lock_for(page->class_idx);
     put_partial_locked(page);
     unlock();
 }
@@ -432,20 +446,29 @@ vt_tcache_t *vt_global_tcache_get(void)
     }
 }
 
+/* Adds a cache's counters to `into` and zeroes them. Lock held, the cache's thread gone. */
+static void counters_move(vt_tcache_counters_t *into, vt_tcache_counters_t *from)
+{
+    _Atomic uint64_t *dst = (_Atomic uint64_t *)into, *src = (_Atomic uint64_t *)from;
+    for (size_t i = 0; i < sizeof(*from) / sizeof(uint64_t); i++) {
+        uint64_t v = atomic_load_explicit(&src[i], memory_order_relaxed);
+        atomic_fetch_add_explicit(&dst[i], v, memory_order_relaxed);
+        atomic_store_explicit(&src[i], 0, memory_order_relaxed);
+    }
+}
+
+void vt_global_count_shared_put(unsigned class_idx)
+{
+    atomic_fetch_add_explicit(&g.shared_puts[class_idx], 1, memory_order_relaxed);
+}
+
 void vt_global_tcache_put(vt_tcache_t *tc)
 {
     lock();
     cache_list_remove(&g.live, tc);
     g.caches_live--;
     tc->state = VT_TCACHE_POOLED;
-    atomic_fetch_add_explicit(&g.exited.remote_frees,
-                              atomic_load_explicit(&tc->counters.remote_frees, memory_order_relaxed),
-                              memory_order_relaxed);
-    atomic_fetch_add_explicit(&g.exited.pages_adopted,
-                              atomic_load_explicit(&tc->counters.pages_adopted, memory_order_relaxed),
-                              memory_order_relaxed);
-    atomic_store_explicit(&tc->counters.remote_frees, 0, memory_order_relaxed);
-    atomic_store_explicit(&tc->counters.pages_adopted, 0, memory_order_relaxed);
+    counters_move(&g.exited, &tc->counters);
     cache_list_push(&g.pool, tc);
     unlock();
 }
@@ -548,7 +571,7 @@ int vt_global_trim(void)
 {
     vt_span_t *release = NULL;
     lock();
-    collect_partial_locked();
+    collect_partial_locked(&release);
     while (g.spans_empty.head != NULL) {
         vt_span_t *span = g.spans_empty.head;
         span_list_remove(&g.spans_empty, span);
@@ -564,8 +587,23 @@ int vt_global_trim(void)
     return purge(0) > 0 || released;
 }
 
+/* Adds a cache's counters to the sums. */
+static void counters_add(uint64_t puts[], uint64_t *remote, uint64_t *adopted,
+                         const vt_tcache_counters_t *c)
+{
+    for (unsigned k = 0; k < VT_CLASS_COUNT; k++)
+        puts[k] += atomic_load_explicit(&c->remote_puts[k], memory_order_relaxed);
+    *remote += atomic_load_explicit(&c->remote_frees, memory_order_relaxed);
+    *adopted += atomic_load_explicit(&c->pages_adopted, memory_order_relaxed);
+}
+
+/* The snapshot behind vt_stats_get. Under the lock, so the global structures are exact. Per
+ * class, gets and puts are what pages have published (page.c) plus the frees threads made
+ * into other threads' pages: exact for exited threads and the caller, behind by what other
+ * running threads did since their pages' last slow event. */
 void vt_global_stats(vt_stats_t *st)
 {
+    uint64_t puts[VT_CLASS_COUNT] = {0};
     lock();
     st->spans_mapped = g.spans_total;
     st->span_bytes = g.spans_total * VT_SPAN_SIZE;
@@ -576,13 +614,41 @@ void vt_global_stats(vt_stats_t *st)
     st->thread_caches_total = g.caches_total;
     st->pages_abandoned_total = g.pages_abandoned;
     st->global_lock_total = g.lock_total;
+    st->global_lock_waits = g.lock_waits;
     st->purged_bytes_total = g.purged_bytes;
     st->purges_total = g.purges;
-    st->global_lock_waits = g.lock_waits;
-    st->remote_frees_total = atomic_load_explicit(&g.exited.remote_frees, memory_order_relaxed);
-    st->pages_adopted_total = atomic_load_explicit(&g.exited.pages_adopted, memory_order_relaxed);
+    st->bytes_reserve = (uint64_t)g.spans_empty.count * VT_SPAN_SIZE;
+    st->bytes_returned_total = g.purged_bytes + g.span_unmaps * VT_SPAN_SIZE;
+    counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total, &g.exited);
+    counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total,
+                 vt_tcache_orphan_counters());
     for (vt_tcache_t *tc = g.live; tc != NULL; tc = tc->pool_next)
-        vt_stats_add_tcache(st, tc);
+        counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total, &tc->counters);
+    span_list_t *lists[2] = {&g.spans_partial, &g.spans_empty};
+    for (int i = 0; i < 2; i++)
+        for (vt_span_t *span = lists[i]->head; span != NULL; span = span->next)
+            st->bytes_free_units += (uint64_t)__builtin_popcountll(span->free_units) * VT_UNIT_SIZE;
+    st->class_count = VT_CLASS_COUNT;
+    for (unsigned k = 0; k < VT_CLASS_COUNT; k++) {
+        vt_class_stats_t *c = &st->classes[k];
+        uint64_t bsize = vt_classes[k].bsize;
+        c->block_size = bsize;
+        c->pages = atomic_load_explicit(&vt_page_class_pages[k], memory_order_relaxed);
+        c->gets = atomic_load_explicit(&vt_page_class_gets[k], memory_order_relaxed);
+        c->puts = puts[k] + atomic_load_explicit(&vt_page_class_puts[k], memory_order_relaxed) +
+                  atomic_load_explicit(&g.shared_puts[k], memory_order_relaxed);
+        c->in_use = c->gets > c->puts ? c->gets - c->puts : 0;
+        for (vt_page_t *p = g.partial[k].head; p != NULL; p = p->next)
+            c->free_in_global += p->capacity - p->used; /* the lock owns these pages */
+        uint64_t capacity = c->pages * vt_classes[k].capacity;
+        uint64_t accounted = c->in_use + c->free_in_global;
+        c->free_in_threads = capacity > accounted ? capacity - accounted : 0;
+        c->lock_acquisitions = g.class_locks[k];
+        c->lock_waits = g.class_waits[k];
+        st->bytes_in_use += c->in_use * bsize;
+        st->bytes_free_threads += c->free_in_threads * bsize;
+        st->bytes_free_global += c->free_in_global * bsize;
+    }
     unlock();
 }
 

@@ -59,6 +59,15 @@ extern uintptr_t vt_secret VT_HIDDEN;
 
 extern vt_options_t vt_options VT_HIDDEN;
 
+/* Adds one to a counter that only the calling thread writes: a relaxed load and a relaxed
+ * store, not a locked add, so it costs what a plain increment costs; readers on other threads
+ * (stats.c) see some recent value, never a torn one. */
+VT_INLINE void vt_count(_Atomic uint64_t *counter)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 /* ---- sizeclass.c ------------------------------------------------------------------------ */
 
 extern const vt_class_info_t vt_classes[VT_CLASS_COUNT] VT_HIDDEN;
@@ -146,6 +155,11 @@ VT_INLINE uintptr_t vt_page_owner(vt_page_t *page)
     return atomic_load_explicit(&page->owner, memory_order_relaxed);
 }
 
+extern _Atomic uint64_t vt_page_class_pages[VT_CLASS_COUNT] VT_HIDDEN;
+extern _Atomic uint64_t vt_page_class_gets[VT_CLASS_COUNT] VT_HIDDEN;
+extern _Atomic uint64_t vt_page_class_puts[VT_CLASS_COUNT] VT_HIDDEN;
+void vt_page_publish(vt_page_t *page) VT_HIDDEN;
+
 void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units) VT_HIDDEN;
 void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner) VT_HIDDEN;
 void vt_page_unassign(vt_page_t *page) VT_HIDDEN;
@@ -179,6 +193,7 @@ VT_INLINE void *vt_tcache_alloc(vt_tcache_t *tc, unsigned class_idx)
     page->free = block->next;
     page->used++;
     block->key = 0;
+    page->pops++;
     return block;
 }
 
@@ -186,6 +201,8 @@ void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
 void vt_tcache_thread_exit(vt_tcache_t *tc) VT_HIDDEN;
 void vt_tcache_trim(void) VT_HIDDEN;
+void vt_tcache_publish(void) VT_HIDDEN;
+const vt_tcache_counters_t *vt_tcache_orphan_counters(void) VT_HIDDEN;
 void vt_tcache_fork_prepare(void) VT_HIDDEN;
 void vt_tcache_fork_parent(void) VT_HIDDEN;
 void vt_tcache_fork_child(void) VT_HIDDEN;
@@ -195,13 +212,14 @@ void vt_tcache_fork_child(void) VT_HIDDEN;
 vt_page_t *vt_global_take_partial(unsigned class_idx) VT_HIDDEN;
 void vt_global_put_partial(vt_page_t *page) VT_HIDDEN;
 void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty) VT_HIDDEN;
-uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count) VT_HIDDEN;
-vt_page_t *vt_global_take_run(unsigned units) VT_HIDDEN;
+uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned class_idx) VT_HIDDEN;
+vt_page_t *vt_global_take_run(unsigned units, unsigned class_idx) VT_HIDDEN;
 void vt_global_put_run(vt_page_t *page) VT_HIDDEN;
 vt_tcache_t *vt_global_tcache_get(void) VT_HIDDEN;
 void vt_global_tcache_put(vt_tcache_t *tc) VT_HIDDEN;
 int vt_global_trim(void) VT_HIDDEN;
 void vt_global_maybe_purge(void) VT_HIDDEN;
+void vt_global_count_shared_put(unsigned class_idx) VT_HIDDEN;
 void vt_global_stats(vt_stats_t *st) VT_HIDDEN;
 void vt_global_fork_prepare(void) VT_HIDDEN;
 void vt_global_fork_parent(void) VT_HIDDEN;
@@ -268,8 +286,5 @@ VT_NORETURN void vt_assert_fail(const char *file, int line, const char *expr) VT
 void vt_init(void) VT_HIDDEN;
 void vt_init_thread_cache(vt_tcache_t *tc) VT_HIDDEN;
 
-/* ---- stats.c ---------------------------------------------------------------------------- */
-
-void vt_stats_add_tcache(vt_stats_t *st, vt_tcache_t *tc) VT_HIDDEN;
 
 #endif /* VT_INTERNAL_H */

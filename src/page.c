@@ -49,6 +49,27 @@
 
 vt_page_t vt_page_none = {.owner = VT_OWNER_FREE};
 
+/* Per class: pages assigned, and the mallocs and frees its pages have published. Changed on
+ * slow paths with relaxed atomic adds (statistics only; nothing is ordered by them). */
+_Atomic uint64_t vt_page_class_pages[VT_CLASS_COUNT];
+_Atomic uint64_t vt_page_class_gets[VT_CLASS_COUNT];
+_Atomic uint64_t vt_page_class_puts[VT_CLASS_COUNT];
+
+/* Adds the page's own counts of mallocs and frees to its class's. The fast paths count with a
+ * plain increment of a field on the owner's hot line; the owner publishes at the page's slow
+ * events (refill, detach, unassign, thread exit), so a class's figures lag by what its pages'
+ * owners did since. Owner only. */
+void vt_page_publish(vt_page_t *page)
+{
+    if (page->pops != 0)
+        atomic_fetch_add_explicit(&vt_page_class_gets[page->class_idx], page->pops,
+                                  memory_order_relaxed);
+    if (page->pushes != 0)
+        atomic_fetch_add_explicit(&vt_page_class_puts[page->class_idx], page->pushes,
+                                  memory_order_relaxed);
+    page->pops = page->pushes = 0;
+}
+
 /* ---- Lists ------------------------------------------------------------------------------ */
 
 void vt_list_push_front(vt_page_list_t *list, vt_page_t *page)
@@ -113,11 +134,13 @@ void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner)
     page->free = NULL;
     page->used = 0;
     page->carved = 0;
+    page->pops = page->pushes = 0;
     page->bsize = info->bsize;
     page->capacity = info->capacity;
     page->class_idx = (uint8_t)class_idx;
     atomic_store_explicit(&page->remote, 0, memory_order_relaxed);
     atomic_store_explicit(&page->owner, owner, memory_order_relaxed);
+    atomic_fetch_add_explicit(&vt_page_class_pages[class_idx], 1, memory_order_relaxed);
     vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
     for (unsigned u = page->first_unit; u < page->first_unit + page->units; u++)
         atomic_store_explicit(&span->unit_page[u], page, memory_order_relaxed);
@@ -129,11 +152,13 @@ void vt_page_unassign(vt_page_t *page)
 {
     VT_ASSERT(page->used == 0);
     VT_ASSERT((atomic_load_explicit(&page->remote, memory_order_relaxed) & VT_REMOTE_PTR_MASK) == 0);
+    vt_page_publish(page);
     vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
     for (unsigned u = page->first_unit; u < page->first_unit + page->units; u++)
         atomic_store_explicit(&span->unit_page[u], &vt_page_none, memory_order_relaxed);
     atomic_store_explicit(&page->owner, VT_OWNER_FREE, memory_order_relaxed);
     page->free = NULL;
+    atomic_fetch_sub_explicit(&vt_page_class_pages[page->class_idx], 1, memory_order_relaxed);
 }
 
 /* ---- Refill ----------------------------------------------------------------------------- */
@@ -187,6 +212,7 @@ static void page_carve(vt_page_t *page)
 bool vt_page_refill(vt_page_t *page)
 {
     VT_ASSERT(page->free == NULL);
+    vt_page_publish(page);
     if (vt_page_collect_remote(page) > 0)
         return true;
     if (page->carved < page->capacity) {

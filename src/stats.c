@@ -10,41 +10,55 @@
 
 #include <unistd.h>
 
-/* Adds a live cache's own counters. Global lock held (the cache cannot be handed back
- * meanwhile); relaxed loads, because its thread keeps counting. */
-void vt_stats_add_tcache(vt_stats_t *st, vt_tcache_t *tc)
-{
-    st->remote_frees_total += atomic_load_explicit(&tc->counters.remote_frees, memory_order_relaxed);
-    st->pages_adopted_total += atomic_load_explicit(&tc->counters.pages_adopted, memory_order_relaxed);
-}
-
 VT_EXPORT void vt_stats_get(vt_stats_t *out)
 {
     vt_stats_t st;
     memset(&st, 0, sizeof(st));
+    vt_tcache_publish();
     vt_global_stats(&st);
     vt_large_stats(&st);
+    st.bytes_in_use += st.large_bytes;
+    st.bytes_mapped = st.span_bytes + st.large_bytes;
     *out = st;
 }
 
+/* Prints with write(2) through a small stack buffer: safe at exit and inside a program's
+ * signal-free but allocation-hostile moments. Sizes in KiB. */
 VT_EXPORT void vt_stats_print(void)
 {
     vt_stats_t st;
     vt_stats_get(&st);
-    vt_message_to_kept_stderr("vtmalloc %s statistics (pid %d)\n", VTMALLOC_VERSION, (int)getpid());
-    vt_message_to_kept_stderr("  spans mapped      %12zu  (%zu KiB; %zu empty in reserve)\n", st.spans_mapped,
-               st.span_bytes >> 10, st.spans_reserved);
-    vt_message_to_kept_stderr("  spans mapped/unmapped since start %zu / %zu\n", st.span_maps_total,
-               st.span_unmaps_total);
-    vt_message_to_kept_stderr("  large blocks      %12zu  (%zu KiB; %zu allocated since start)\n",
-               st.large_blocks, st.large_bytes >> 10, st.large_allocs_total);
-    vt_message_to_kept_stderr("  thread caches     %12zu  live (%zu started since start)\n",
-               st.thread_caches_live, st.thread_caches_total);
-    vt_message_to_kept_stderr("  pages adopted     %12zu  abandoned %zu\n", st.pages_adopted_total,
-               st.pages_abandoned_total);
-    vt_message_to_kept_stderr("  remote frees      %12zu\n", st.remote_frees_total);
-    vt_message_to_kept_stderr("  global lock       %12zu  acquisitions, %zu waited\n", st.global_lock_total,
-               st.global_lock_waits);
+    void (*out)(const char *, ...) = vt_message_to_kept_stderr;
+    out("vtmalloc %s statistics (pid %d)\n", VTMALLOC_VERSION, (int)getpid());
+    out("  %-9s %8s %6s %10s %10s %10s %12s %12s %9s %7s\n", "class", "bytes", "pages", "in use",
+        "free thr", "free glob", "gets", "puts", "locks", "waits");
+    for (unsigned k = 0; k < st.class_count; k++) {
+        const vt_class_stats_t *c = &st.classes[k];
+        if (c->gets == 0 && c->pages == 0 && c->lock_acquisitions == 0)
+            continue;
+        out("  %-9u %8zu %6zu %10zu %10zu %10zu %12zu %12zu %9zu %7zu\n", k, c->block_size,
+            c->pages, c->in_use, c->free_in_threads, c->free_in_global, c->gets, c->puts,
+            c->lock_acquisitions, c->lock_waits);
+    }
+    out("  in use            %12zu KiB  (blocks at their class size, large blocks included)\n",
+        st.bytes_in_use >> 10);
+    out("  free in threads   %12zu KiB   free in global cache %zu KiB\n",
+        st.bytes_free_threads >> 10, st.bytes_free_global >> 10);
+    out("  free units        %12zu KiB   empty spans in reserve %zu (%zu KiB)\n",
+        st.bytes_free_units >> 10, st.spans_reserved, st.bytes_reserve >> 10);
+    out("  mapped            %12zu KiB   (spans %zu, large blocks %zu in %zu KiB)\n",
+        st.bytes_mapped >> 10, st.spans_mapped, st.large_blocks, st.large_bytes >> 10);
+    out("  returned to OS    %12zu KiB   (purged %zu KiB in %zu passes; spans unmapped %zu)\n",
+        st.bytes_returned_total >> 10, st.purged_bytes_total >> 10, st.purges_total,
+        st.span_unmaps_total);
+    out("  spans mapped/unmapped since start %zu / %zu\n", st.span_maps_total,
+        st.span_unmaps_total);
+    out("  thread caches     %12zu  live (%zu started since start)\n", st.thread_caches_live,
+        st.thread_caches_total);
+    out("  pages adopted     %12zu  abandoned %zu; remote frees %zu\n", st.pages_adopted_total,
+        st.pages_abandoned_total, st.remote_frees_total);
+    out("  global lock       %12zu  acquisitions, %zu waited\n", st.global_lock_total,
+        st.global_lock_waits);
 }
 
 /* ---- glibc's shapes --------------------------------------------------------------------- */
@@ -59,10 +73,10 @@ int vt_api_mallopt(int param, int value)
 }
 
 /* The fields, as vtmalloc fills them:
- *   arena     bytes of spans held        ordblks   empty spans in reserve
- *   hblks     large blocks               hblkhd    bytes mapped for large blocks
- *   uordblks  span bytes not in reserve  fordblks  bytes of the reserve
- *   keepcost  0 (no heap top to trim)                                                  */
+ *   arena     bytes of spans held            ordblks   empty spans in reserve
+ *   hblks     large blocks                   hblkhd    bytes mapped for large blocks
+ *   uordblks  bytes of blocks in use         fordblks  bytes free: in pages and free units
+ *   keepcost  0 (no heap top to trim)                                                      */
 struct mallinfo2 vt_api_mallinfo2(void)
 {
     vt_stats_t st;
@@ -73,8 +87,8 @@ struct mallinfo2 vt_api_mallinfo2(void)
     mi.ordblks = st.spans_reserved;
     mi.hblks = st.large_blocks;
     mi.hblkhd = st.large_bytes;
-    mi.fordblks = st.spans_reserved * VT_SPAN_SIZE;
-    mi.uordblks = st.span_bytes - mi.fordblks;
+    mi.uordblks = st.bytes_in_use - st.large_bytes;
+    mi.fordblks = st.bytes_free_threads + st.bytes_free_global + st.bytes_free_units;
     return mi;
 }
 

@@ -39,13 +39,6 @@ static inline void bin_sync(vt_tcache_t *tc, unsigned class_idx)
     tc->alloc_page[class_idx] = head ? head : &vt_page_none;
 }
 
-static inline void count(_Atomic uint64_t *counter)
-{
-    /* Single writer (the owner): a relaxed load and store, not a locked add. */
-    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-}
-
 /* ---- Empty units ------------------------------------------------------------------------ */
 
 /* Gives an empty page back: one-unit pages to the stash (any class can use them next), the
@@ -76,16 +69,16 @@ static void release_empty_page(vt_tcache_t *tc, vt_page_t *page)
 
 /* A fresh run for a class: from the stash, else a batch from the global cache (which maps a
  * new span when it has none). */
-static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units)
+static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units, unsigned class_idx)
 {
     if (units > 1)
-        return vt_global_take_run(units);
+        return vt_global_take_run(units, class_idx);
     if (tc->stash == NULL) {
         vt_page_t *batch[64];
         uint32_t want = vt_options.batch_units;
         if (want > 64)
             want = 64;
-        uint32_t got = vt_global_take_units(batch, want ? want : 1);
+        uint32_t got = vt_global_take_units(batch, want ? want : 1, class_idx);
         for (uint32_t i = 0; i < got; i++) {
             batch[i]->next = tc->stash;
             tc->stash = batch[i];
@@ -155,10 +148,10 @@ static vt_page_t *bin_refill(vt_tcache_t *tc, unsigned class_idx)
         /* Adopt it: the global lock published its fields, and from this store on, frees by
          * this thread take the local path. The loop above refills it or detaches it. */
         atomic_store_explicit(&page->owner, (uintptr_t)tc, memory_order_relaxed);
-        count(&tc->counters.pages_adopted);
+        vt_count(&tc->counters.pages_adopted);
         vt_list_push_front(bin, page);
     }
-    vt_page_t *page = take_empty_page(tc, vt_classes[class_idx].units);
+    vt_page_t *page = take_empty_page(tc, vt_classes[class_idx].units, class_idx);
     if (page == NULL)
         return NULL;
     vt_page_assign(page, class_idx, (uintptr_t)tc);
@@ -272,13 +265,27 @@ static void gather_remote(vt_tcache_t *tc, vt_page_t *page, vt_block_t *block)
         flush_chain(tc, chain);
 }
 
-/* For malloc_trim: what the calling thread holds back goes to the global cache. */
+/* For malloc_trim: what the calling thread holds back goes to the global cache: its gathered
+ * remote frees, its empty pages (the current page of a class included) and its stash. */
 void vt_tcache_trim(void)
 {
     vt_tcache_t *tc = vt_tls_tcache;
     if (tc->state != VT_TCACHE_LIVE)
         return;
     flush_pending(tc);
+    for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
+        vt_page_t *page = tc->bins[c].head;
+        while (page != NULL) {
+            vt_page_t *next = page->next;
+            vt_page_collect_remote(page);
+            if (page->used == 0) {
+                vt_list_remove(&tc->bins[c], page);
+                release_empty_page(tc, page);
+            }
+            page = next;
+        }
+        bin_sync(tc, c);
+    }
     if (tc->stash_count > 0)
         stash_give_back(tc);
 }
@@ -298,6 +305,7 @@ void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
         tc->bins[class_idx].count < vt_options.class_pages && vt_page_try_reattach(page, tc)) {
         block->next = page->free;
         page->free = block;
+        page->pushes++;
         vt_list_push_back(&tc->bins[class_idx], page);
         bin_sync(tc, class_idx);
         if (--page->used == 0)
@@ -306,10 +314,12 @@ void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
     }
 
     if (vt_unlikely(tc->state != VT_TCACHE_LIVE)) { /* a shared static cache: no batching */
+        vt_global_count_shared_put(class_idx);
         push_remote(page, block, block, 1);
         return;
     }
-    count(&tc->counters.remote_frees);
+    vt_count(&tc->counters.remote_puts[class_idx]);
+    vt_count(&tc->counters.remote_frees);
     gather_remote(tc, page, block);
 }
 
@@ -326,12 +336,12 @@ static void abandon(vt_tcache_t *tc)
         vt_page_t *page;
         while ((page = tc->bins[c].head) != NULL) {
             vt_list_remove(&tc->bins[c], page);
-            if (page->free == NULL)
-                vt_page_collect_remote(page);
+            vt_page_collect_remote(page);
             if (page->used == 0) {
                 vt_page_unassign(page);
                 vt_list_push_back(&empty, page);
             } else {
+                vt_page_publish(page);
                 /* From here on every free into it is remote; the lock in put_pages publishes
                  * the page's fields to the thread that adopts it. */
                 atomic_store_explicit(&page->owner, VT_OWNER_GLOBAL, memory_order_relaxed);
@@ -356,6 +366,24 @@ void vt_tcache_thread_exit(vt_tcache_t *tc)
     vt_tls_tcache = &exited;
     abandon(tc);
     vt_global_tcache_put(tc);
+}
+
+/* Publishes the counts of the calling thread's own pages, so that its statistics are exact
+ * (vt_stats_get). */
+void vt_tcache_publish(void)
+{
+    vt_tcache_t *tc = vt_tls_tcache;
+    if (tc->state != VT_TCACHE_LIVE)
+        return;
+    for (unsigned c = 0; c < VT_CLASS_COUNT; c++)
+        for (vt_page_t *page = tc->bins[c].head; page != NULL; page = page->next)
+            vt_page_publish(page);
+}
+
+/* The orphan cache's counters, for statistics. */
+const vt_tcache_counters_t *vt_tcache_orphan_counters(void)
+{
+    return &orphan.counters;
 }
 
 void vt_tcache_fork_prepare(void)

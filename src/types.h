@@ -122,7 +122,9 @@ typedef struct vt_page {
     _Alignas(64) vt_block_t *free; /* owner: blocks malloc pops and the owner's free pushes */
     uint32_t used;              /* owner: blocks handed out and not yet back on a list */
     uint32_t carved;            /* owner: blocks carved from the area so far */
-    uint8_t pad2_[48];
+    uint64_t pops;              /* owner: mallocs from this page not yet added to the class's */
+    uint64_t pushes;            /* owner: its own frees into it, likewise (page.c: publish) */
+    uint8_t pad2_[32];
     /* -- cache line 3: written by other threads' frees -- */
     _Alignas(64) _Atomic uintptr_t remote; /* any thread: count | list head | REMOTE_FULL */
     uint8_t pad3_[56];
@@ -171,8 +173,12 @@ typedef enum vt_tcache_state {
     VT_TCACHE_POOLED = 3     /* a cache waiting in the global pool for the next thread */
 } vt_tcache_state_t;
 
-/* Counters a thread keeps for itself; the owner writes them, stats.c reads them (relaxed). */
+/* Counters a thread keeps for itself: one writer (the owner, with vt_count), any reader
+ * (global.c's statistics, relaxed loads); added to the global cache's when the thread exits.
+ * remote_puts: its frees into other threads' pages, per class (its own frees and all mallocs
+ * are counted per page, page.c). */
 typedef struct vt_tcache_counters {
+    _Atomic uint64_t remote_puts[VT_CLASS_COUNT];
     _Atomic uint64_t remote_frees;
     _Atomic uint64_t pages_adopted;
 } vt_tcache_counters_t;

@@ -1,0 +1,295 @@
+/*
+ * test_memory.c - memory that stays bounded: statistics that add up (per class, under
+ * threads), RSS that returns after frees and malloc_trim, purging on a schedule without trim,
+ * and a thousand threads that come and go without growing the footprint.
+ */
+#include "common.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include "internal.h"
+#include "vtmalloc.h"
+
+static size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages_total = 0, pages_rss = 0;
+    if (f == NULL || fscanf(f, "%lu %lu", &pages_total, &pages_rss) != 2)
+        abort();
+    fclose(f);
+    return pages_rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* ---- Statistics add up ------------------------------------------------------------------ */
+
+enum { WORKERS = 6, PER_WORKER = 20000, KEEP_EVERY = 7 };
+
+typedef struct worker {
+    uint64_t seed;
+    uint64_t mallocs[VT_CLASS_COUNT]; /* what this worker asked for, per class */
+    void *kept[PER_WORKER / KEEP_EVERY + 1];
+    size_t kept_count;
+    void **handoff; /* blocks left for the next worker to free */
+    size_t handoff_count;
+} worker_t;
+
+static void *stats_worker(void *arg)
+{
+    worker_t *w = arg;
+    void *recent[64] = {0};
+    for (size_t i = 0; i < PER_WORKER; i++) {
+        size_t size = splitmix(&w->seed) % (i % 50 == 0 ? 100000 : 2000) + 1;
+        void *p = vt_malloc(size);
+        CHECK(p != NULL, "malloc");
+        w->mallocs[vt_size_class(size)]++;
+        if (i % KEEP_EVERY == 0) {
+            w->kept[w->kept_count++] = p;
+            continue;
+        }
+        size_t slot = i % 64;
+        if (recent[slot])
+            vt_free(recent[slot]);
+        recent[slot] = p;
+    }
+    for (int i = 0; i < 64; i++)
+        if (recent[i])
+            vt_free(recent[i]);
+    /* Free what the previous worker left (cross-thread, its thread is gone). */
+    for (size_t i = 0; i < w->handoff_count; i++)
+        vt_free(w->handoff[i]);
+    return NULL;
+}
+
+static void statistics_add_up_per_class_under_threads(void **state)
+{
+    (void)state;
+    static worker_t workers[WORKERS];
+    vt_stats_t before, after;
+    vt_stats_get(&before);
+    for (int i = 0; i < WORKERS; i++) {
+        memset(&workers[i], 0, sizeof(workers[i]));
+        workers[i].seed = (uint64_t)i * 77 + 5;
+    }
+    /* Two at a time; each worker also frees the blocks the worker two before it kept. */
+    for (int i = 0; i < WORKERS; i += 2) {
+        pthread_t th[2];
+        for (int j = 0; j < 2; j++) {
+            worker_t *w = &workers[i + j];
+            if (i >= 2) {
+                w->handoff = workers[i + j - 2].kept;
+                w->handoff_count = workers[i + j - 2].kept_count;
+            }
+            pthread_create(&th[j], NULL, stats_worker, w);
+        }
+        for (int j = 0; j < 2; j++)
+            pthread_join(th[j], NULL);
+    }
+    vt_stats_get(&after);
+    /* Live now: what the last two workers kept. */
+    uint64_t live[VT_CLASS_COUNT] = {0}, mallocs[VT_CLASS_COUNT] = {0};
+    for (int i = WORKERS - 2; i < WORKERS; i++)
+        for (size_t k = 0; k < workers[i].kept_count; k++)
+            live[vt_size_class(vt_malloc_usable_size(workers[i].kept[k]))]++;
+    for (int i = 0; i < WORKERS; i++)
+        for (unsigned c = 0; c < VT_CLASS_COUNT; c++)
+            mallocs[c] += workers[i].mallocs[c];
+    assert_int_equal(after.class_count, VT_CLASS_COUNT);
+    for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
+        const vt_class_stats_t *a = &after.classes[c], *b = &before.classes[c];
+        assert_int_equal(a->block_size, vt_classes[c].bsize);
+        if (a->gets - b->gets != mallocs[c])
+            fail_msg("class %u: %llu gets counted, %llu mallocs made", c,
+                     (unsigned long long)(a->gets - b->gets), (unsigned long long)mallocs[c]);
+        if (a->in_use - b->in_use != live[c])
+            fail_msg("class %u: %llu in use counted, %llu live", c,
+                     (unsigned long long)(a->in_use - b->in_use), (unsigned long long)live[c]);
+        assert_true(a->pages * vt_classes[c].capacity >=
+                    a->in_use + a->free_in_threads + a->free_in_global);
+    }
+    for (int i = WORKERS - 2; i < WORKERS; i++)
+        for (size_t k = 0; k < workers[i].kept_count; k++)
+            vt_free(workers[i].kept[k]);
+    vt_stats_get(&after);
+    for (unsigned c = 0; c < VT_CLASS_COUNT; c++)
+        assert_int_equal(after.classes[c].in_use, before.classes[c].in_use);
+}
+
+/* ---- RSS returns ------------------------------------------------------------------------ */
+
+enum { BIG_COUNT = 40000 };
+static void *big_set[BIG_COUNT];
+
+/* About 200 MiB in blocks from 16 B to 200 KiB, every page of them touched. */
+static size_t allocate_big_set(uint64_t seed)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < BIG_COUNT; i++) {
+        size_t size = i % 100 == 0 ? 200000 : splitmix(&seed) % 8000 + 16;
+        big_set[i] = vt_malloc(size);
+        assert_non_null(big_set[i]);
+        for (size_t off = 0; off < size; off += 4096)
+            ((volatile char *)big_set[i])[off] = 1;
+        total += size;
+    }
+    return total;
+}
+
+static void free_big_set(void)
+{
+    for (size_t i = 0; i < BIG_COUNT; i++)
+        vt_free(big_set[i]);
+}
+
+static void rss_returns_after_free_and_trim(void **state)
+{
+    (void)state;
+    vt_malloc_trim(0);
+    size_t base = rss_bytes();
+    size_t total = allocate_big_set(1);
+    size_t full = rss_bytes();
+    assert_true(full >= base + total / 2);
+    free_big_set();
+    assert_int_equal(vt_malloc_trim(0), 1);
+    size_t after = rss_bytes();
+    vt_stats_t st;
+    vt_stats_get(&st);
+    if (after > base + (4 << 20))
+        fail_msg("RSS %zu KiB after trim, %zu KiB before (%zu KiB at the peak)", after >> 10,
+                 base >> 10, full >> 10);
+    assert_true(st.bytes_returned_total >= total / 2);
+}
+
+static void purged_on_schedule_without_trim(void **state)
+{
+    (void)state;
+    uint32_t saved = vt_options.purge_ms;
+    vt_options.purge_ms = 50;
+    vt_malloc_trim(0);
+    size_t base = rss_bytes();
+    vt_stats_t before, after;
+    vt_stats_get(&before);
+    allocate_big_set(2);
+    size_t full = rss_bytes();
+    free_big_set();
+    struct timespec pause = {0, 200 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    /* Activity after the delay (pages emptied and returned) lets the schedule run. */
+    for (int round = 0; round < 4; round++) {
+        void *blocks[2000];
+        for (int i = 0; i < 2000; i++)
+            blocks[i] = vt_malloc(3000);
+        for (int i = 0; i < 2000; i++)
+            vt_free(blocks[i]);
+        nanosleep(&pause, NULL);
+    }
+    size_t later = rss_bytes();
+    vt_stats_get(&after);
+    vt_options.purge_ms = saved;
+    if (later > base + (24 << 20))
+        fail_msg("RSS %zu KiB after the purge delay, %zu KiB before (peak %zu KiB)", later >> 10,
+                 base >> 10, full >> 10);
+    /* Returned: purged in place, or unmapped with spans beyond the reserve. */
+    assert_true(after.bytes_returned_total > before.bytes_returned_total + ((size_t)150 << 20));
+    assert_true(after.purged_bytes_total > before.purged_bytes_total);
+}
+
+/* ---- A thousand threads ----------------------------------------------------------------- */
+
+/* Each thread frees the ten blocks its predecessor in the same lane kept, allocates 2000 of
+ * its own, keeps ten and exits: the live data stays the same while threads come and go. */
+typedef struct lane {
+    void *kept[10];
+    uint64_t seed;
+} lane_t;
+
+static void *short_lived(void *arg)
+{
+    lane_t *lane = arg;
+    for (int i = 0; i < 10; i++)
+        vt_free(lane->kept[i]);
+    void *blocks[2000];
+    for (int i = 0; i < 2000; i++)
+        blocks[i] = vt_malloc(splitmix(&lane->seed) % 4000 + 1);
+    for (int i = 10; i < 2000; i++)
+        vt_free(blocks[i]);
+    memcpy(lane->kept, blocks, sizeof(lane->kept));
+    return NULL;
+}
+
+/* Lets the purge schedule catch up (what the last threads freed ages past the delay), then
+ * gives it the activity it runs on: one more thread of the lane, whose exit returns pages. */
+static void settle(lane_t *lane)
+{
+    struct timespec pause = {0, 80 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, short_lived, lane);
+    pthread_join(th, NULL);
+}
+
+static void thousand_threads_stay_bounded(void **state)
+{
+    (void)state;
+    static lane_t lanes[8];
+    memset(lanes, 0, sizeof(lanes));
+    vt_malloc_trim(0); /* start from what earlier tests left, returned */
+    /* A short purge delay, so that RSS shows the footprint, not what awaits its purge. */
+    uint32_t saved = vt_options.purge_ms;
+    vt_options.purge_ms = 20;
+    for (int j = 0; j < 8; j++)
+        lanes[j].seed = (uint64_t)j + 1;
+    size_t rss_at_100 = 0;
+    vt_stats_t at_100, st;
+    for (int i = 0; i < 1000; i += 8) {
+        pthread_t th[8];
+        for (int j = 0; j < 8; j++)
+            pthread_create(&th[j], NULL, short_lived, &lanes[j]);
+        for (int j = 0; j < 8; j++)
+            pthread_join(th[j], NULL);
+        if (i == 96) {
+            settle(&lanes[0]);
+            rss_at_100 = rss_bytes();
+            vt_stats_get(&at_100);
+        }
+    }
+    settle(&lanes[0]);
+    vt_stats_get(&st);
+    size_t rss = rss_bytes();
+    vt_options.purge_ms = saved;
+    assert_true(st.spans_reserved <= vt_options.reserve_spans);
+    assert_true(st.thread_caches_live <= 2);
+    assert_true(st.thread_caches_total >= at_100.thread_caches_total + 897);
+    /* 900 more threads did not grow the footprint. */
+    uint64_t busy_100 = at_100.spans_mapped - at_100.spans_reserved;
+    uint64_t busy = st.spans_mapped - st.spans_reserved;
+    if (busy > busy_100 + 2)
+        fail_msg("spans in use: %llu after 100 threads, %llu after 1000",
+                 (unsigned long long)busy_100, (unsigned long long)busy);
+    if (rss > rss_at_100 + (4 << 20))
+        fail_msg("RSS: %zu KiB after 100 threads, %zu KiB after 1000", rss_at_100 >> 10,
+                 rss >> 10);
+    for (int j = 0; j < 8; j++)
+        for (int i = 0; i < 10; i++)
+            vt_free(lanes[j].kept[i]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(statistics_add_up_per_class_under_threads),
+        cmocka_unit_test(rss_returns_after_free_and_trim),
+        cmocka_unit_test(purged_on_schedule_without_trim),
+        cmocka_unit_test(thousand_threads_stay_bounded),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
