@@ -12,6 +12,14 @@
 #include "internal.h"
 #include "vtmalloc.h"
 
+/* Sanitizers keep shadow memory for everything the program touches, so under them RSS says
+ * little about the allocator: the RSS assertions are skipped there (the rest still runs). */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define RSS_MEANINGFUL 0
+#else
+#define RSS_MEANINGFUL 1
+#endif
+
 static size_t rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -157,13 +165,13 @@ static void rss_returns_after_free_and_trim(void **state)
     size_t base = rss_bytes();
     size_t total = allocate_big_set(1);
     size_t full = rss_bytes();
-    assert_true(full >= base + total / 2);
+    assert_true(!RSS_MEANINGFUL || full >= base + total / 2);
     free_big_set();
     assert_int_equal(vt_malloc_trim(0), 1);
     size_t after = rss_bytes();
     vt_stats_t st;
     vt_stats_get(&st);
-    if (after > base + (4 << 20))
+    if (RSS_MEANINGFUL && after > base + (4 << 20))
         fail_msg("RSS %zu KiB after trim, %zu KiB before (%zu KiB at the peak)", after >> 10,
                  base >> 10, full >> 10);
     assert_true(st.bytes_returned_total >= total / 2);
@@ -195,7 +203,7 @@ static void purged_on_schedule_without_trim(void **state)
     size_t later = rss_bytes();
     vt_stats_get(&after);
     vt_options.purge_ms = saved;
-    if (later > base + (24 << 20))
+    if (RSS_MEANINGFUL && later > base + (24 << 20))
         fail_msg("RSS %zu KiB after the purge delay, %zu KiB before (peak %zu KiB)", later >> 10,
                  base >> 10, full >> 10);
     /* Returned: purged in place, or unmapped with spans beyond the reserve. */
@@ -275,7 +283,7 @@ static void thousand_threads_stay_bounded(void **state)
     if (busy > busy_100 + 2)
         fail_msg("spans in use: %llu after 100 threads, %llu after 1000",
                  (unsigned long long)busy_100, (unsigned long long)busy);
-    if (rss > rss_at_100 + (4 << 20))
+    if (RSS_MEANINGFUL && rss > rss_at_100 + (4 << 20))
         fail_msg("RSS: %zu KiB after 100 threads, %zu KiB after 1000", rss_at_100 >> 10,
                  rss >> 10);
     for (int j = 0; j < 8; j++)
