@@ -372,6 +372,32 @@ static void trim_returns_empty_spans(void **state)
     assert_int_equal(st.spans_reserved, 0);
 }
 
+/* VTMALLOC_BACKING=malloc: spans and large blocks come from the system allocator (in this test
+ * program, which links the core library, plain malloc is glibc's). */
+static void malloc_backing_takes_spans_from_the_system_allocator(void **state)
+{
+    (void)state;
+    uint32_t saved = vt_options.backing;
+    vt_options.backing = VT_BACKING_MALLOC;
+    enum { N = 3000 };
+    static void *blocks[N];
+    for (size_t i = 0; i < N; i++) /* ~12 MiB: new spans, now from glibc */
+        assert_non_null(blocks[i] = vt_malloc(4000));
+    vt_span_t *span = vt_span_base(blocks[N - 1]);
+    assert_int_equal(span->backing, VT_BACKING_MALLOC);
+    assert_true(malloc_usable_size(span->base) >= VT_SPAN_SIZE); /* glibc knows the span */
+    void *large = vt_malloc(1 << 20);
+    assert_true(malloc_usable_size(large) >= (1 << 20)); /* so does the large block */
+    pattern_fill(large, 1 << 20, 9);
+    large = vt_realloc(large, 3 << 20); /* no mremap here: copied */
+    assert_int_equal(pattern_check(large, 1 << 20, 9), 1 << 20);
+    vt_free(large);
+    for (size_t i = 0; i < N; i++)
+        vt_free(blocks[i]);
+    vt_malloc_trim(0); /* the spans go back to glibc */
+    vt_options.backing = saved;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +422,7 @@ int main(void)
         cmocka_unit_test(sized_frees_free),
         cmocka_unit_test(empty_pages_are_reused_by_other_classes),
         cmocka_unit_test(trim_returns_empty_spans),
+        cmocka_unit_test(malloc_backing_takes_spans_from_the_system_allocator),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
