@@ -20,13 +20,17 @@ _Atomic long vt_os_fail_countdown;
 
 size_t vt_os_page_size(void)
 {
-    /* getauxval reads the auxiliary vector the kernel passed: no system call, no allocation. */
-    static size_t cached;
-    if (vt_unlikely(cached == 0)) {
-        size_t sz = (size_t)getauxval(AT_PAGESZ);
-        cached = sz ? sz : 4096;
+    /* getauxval reads the auxiliary vector the kernel passed: no system call, no allocation.
+     * Threads may race to fill the cache; they all store the same value, hence relaxed. */
+    static _Atomic size_t cached;
+    size_t size = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (vt_unlikely(size == 0)) {
+        size = (size_t)getauxval(AT_PAGESZ);
+        if (size == 0)
+            size = 4096;
+        atomic_store_explicit(&cached, size, memory_order_relaxed);
     }
-    return cached;
+    return size;
 }
 
 /* The test hook of issue "out of memory": true when this mapping is the one asked to fail. */
