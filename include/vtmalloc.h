@@ -73,6 +73,8 @@ typedef struct vt_stats {
     uint64_t large_blocks;         /* live blocks above the largest size class */
     uint64_t large_bytes;          /* bytes mapped for them */
     uint64_t large_allocs_total;   /* large blocks allocated since start */
+    uint64_t large_cached_bytes;   /* freed large blocks kept mapped for reuse */
+    uint64_t large_cache_hits_total; /* large blocks served from that cache */
     uint64_t thread_caches_live;   /* thread caches in use */
     uint64_t thread_caches_total;  /* thread caches ever started (including reused ones) */
     uint64_t pages_adopted_total;  /* pages taken over from the global cache */

@@ -21,7 +21,7 @@
 void *vt_api_malloc_large(size_t size)
 {
     vt_init(); /* the first malloc of the process may be a large one */
-    return vt_large_alloc(size, 0);
+    return vt_large_alloc(size, 0, false);
 }
 
 void vt_api_free_nonspan(void *p)
@@ -50,10 +50,7 @@ void *vt_api_calloc(size_t count, size_t size)
         return p;
     }
     vt_init();
-    void *p = vt_large_alloc(total, 0);
-    if (p != NULL && vt_options.backing != VT_BACKING_MMAP)
-        memset(p, 0, total); /* fresh anonymous mappings are zero already */
-    return p;
+    return vt_large_alloc(total, 0, true);
 }
 
 /* The usable size of a live block, or 0 after reporting `fn`'s misuse of p. */
@@ -88,9 +85,14 @@ void *vt_api_realloc(void *p, size_t size)
     } else if (size <= VT_SMALL_MAX && vt_size_class(size) == vt_size_class(old_size)) {
         return p; /* same class: nothing to do */
     }
+    int saved = errno;
     void *q = vt_api_malloc(size);
-    if (q == NULL)
-        return size <= old_size ? p : NULL; /* a shrink can always stay in place */
+    if (q == NULL) {
+        if (size > old_size)
+            return NULL; /* errno ENOMEM; p untouched */
+        errno = saved; /* a shrink can always stay in place: success, errno as it was */
+        return p;
+    }
     memcpy(q, p, size < old_size ? size : old_size);
     vt_api_free(p);
     return q;
@@ -132,7 +134,7 @@ static void *aligned_pow2(size_t alignment, size_t size)
         }
     }
     vt_init();
-    return vt_large_alloc(size, alignment);
+    return vt_large_alloc(size, alignment, false);
 }
 
 void *vt_api_memalign(size_t alignment, size_t size)

@@ -433,6 +433,7 @@ vt_tcache_t *vt_global_tcache_get(void)
             g.caches_live++;
             g.caches_total++;
             unlock();
+            vt_global_maybe_purge(); /* a new thread is activity: a due purge runs now */
             return tc;
         }
         unlock();
@@ -562,7 +563,15 @@ void vt_global_maybe_purge(void)
     if (!atomic_compare_exchange_strong_explicit(&g.next_purge_ms, &due, now + interval,
                                                  memory_order_relaxed, memory_order_relaxed))
         return;
+    /* Pages of exited threads whose blocks have all been freed since go back to their spans
+     * first, so that their units can age and be purged too. */
+    vt_span_t *release = NULL;
+    lock();
+    collect_partial_locked(&release);
+    unlock();
+    release_spans(release);
     purge(vt_options.purge_ms);
+    vt_large_purge(vt_options.purge_ms);
 }
 
 /* ---- Trim, stats, fork ------------------------------------------------------------------ */
@@ -584,7 +593,8 @@ int vt_global_trim(void)
     unlock();
     int released = release != NULL;
     release_spans(release);
-    return purge(0) > 0 || released;
+    size_t purged = purge(0) + vt_large_purge(0);
+    return purged > 0 || released;
 }
 
 /* Adds a cache's counters to the sums. */

@@ -227,7 +227,8 @@ void vt_global_fork_child(void) VT_HIDDEN;
 
 /* ---- large.c ---------------------------------------------------------------------------- */
 
-void *vt_large_alloc(size_t size, size_t alignment) VT_HIDDEN;
+void *vt_large_alloc(size_t size, size_t alignment, bool zero) VT_HIDDEN;
+size_t vt_large_purge(uint32_t age_ms) VT_HIDDEN;
 bool vt_large_free(void *p) VT_HIDDEN;
 size_t vt_large_usable_size(const void *p) VT_HIDDEN;
 void *vt_large_realloc(void *p, size_t size) VT_HIDDEN;

@@ -1,9 +1,16 @@
 /*
  * large.c - blocks above the largest class (256 KiB), and aligned blocks whose alignment is
- * above a unit (64 KiB): one mapping each, unmapped on free, grown and shrunk with mremap.
+ * above a unit (64 KiB): one mapping each, grown and shrunk with mremap; a freed one waits in
+ * a small cache for the next large request (VTMALLOC_LARGE_CACHE MiB at most) and is unmapped
+ * when VTMALLOC_PURGE_MS passes without one.
  *
- * Owns: the table of large blocks and its mutex. Calls: os.c. The lock is never held across a
- * system call; a block is in the table exactly while it is mapped and live.
+ * Owns: the table of large blocks, the cache of freed ones, and their mutex. Calls: os.c.
+ * The lock is never held across a system call; a block is in the table exactly while it is
+ * mapped and live, in the cache exactly while it is mapped and free.
+ *
+ * Why the cache: a program that allocates and frees blocks of a few hundred KiB would pay
+ * mmap, munmap and the page faults of fresh memory every time (glibc serves such blocks from
+ * its heap after the first few). A cached mapping is reused as it is, faulted in already.
  *
  * Why a table and not a header in front of the block: a header would cost a whole OS page per
  * block once alignment is asked for, mremap could not move it freely, and free() could not
@@ -26,7 +33,15 @@ static struct large_table {
     size_t count;         /* lock */
     size_t bytes;         /* lock */
     uint64_t allocs;      /* lock */
+    /* The cache of freed blocks (mmap backing only): unordered, at most CACHE_SLOTS. */
+    large_entry_t cached[32];
+    uint32_t cached_ms[32]; /* lock: when each was freed */
+    size_t cached_count;    /* lock */
+    size_t cached_bytes;    /* lock */
+    uint64_t cache_hits;    /* lock */
 } t = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+#define CACHE_SLOTS 32
 
 /* Bytes mapped for a table of `capacity` slots: whole pages. */
 static size_t table_bytes(size_t capacity)
@@ -131,7 +146,96 @@ static size_t mapped_size(size_t size, vt_backing_t backing)
     return (size + grain - 1) & ~(grain - 1);
 }
 
-void *vt_large_alloc(size_t size, size_t alignment)
+/* A cached block of at least `bytes` and at most a quarter more (the rest would be wasted
+ * while the block lives), moved back into the table; NULL when none fits. */
+static void *take_cached(size_t bytes, bool zero)
+{
+    if (!lock_with_room())
+        return NULL;
+    size_t best = CACHE_SLOTS;
+    for (size_t i = 0; i < t.cached_count; i++) {
+        size_t size = t.cached[i].size;
+        if (size >= bytes && size - bytes <= bytes / 4 &&
+            (best == CACHE_SLOTS || size < t.cached[best].size))
+            best = i;
+    }
+    if (best == CACHE_SLOTS) {
+        pthread_mutex_unlock(&t.lock);
+        return NULL;
+    }
+    large_entry_t e = t.cached[best];
+    t.cached[best] = t.cached[t.cached_count - 1];
+    t.cached_ms[best] = t.cached_ms[t.cached_count - 1];
+    t.cached_count--;
+    t.cached_bytes -= e.size;
+    t.cache_hits++;
+    t.allocs++;
+    insert_locked(e);
+    pthread_mutex_unlock(&t.lock);
+    if (zero)
+        memset((void *)e.addr, 0, bytes); /* a reused block holds its last owner's bytes */
+    return (void *)e.addr;
+}
+
+/* Keeps a freed mmap'ed block for reuse, evicting the oldest ones beyond the cache's size.
+ * Lock held; what must be unmapped is returned through *evict (at most CACHE_SLOTS + 1). */
+static size_t cache_put_locked(large_entry_t e, large_entry_t *evict)
+{
+    size_t limit = (size_t)vt_options.large_cache_mb << 20;
+    size_t n = 0;
+    if (e.backing != VT_BACKING_MMAP || e.size > limit / 2) {
+        evict[n++] = e;
+        return n;
+    }
+    while (t.cached_count > 0 && (t.cached_count == CACHE_SLOTS || t.cached_bytes + e.size > limit)) {
+        size_t oldest = 0;
+        for (size_t i = 1; i < t.cached_count; i++)
+            if ((int32_t)(t.cached_ms[i] - t.cached_ms[oldest]) < 0)
+                oldest = i;
+        evict[n++] = t.cached[oldest];
+        t.cached_bytes -= t.cached[oldest].size;
+        t.cached[oldest] = t.cached[t.cached_count - 1];
+        t.cached_ms[oldest] = t.cached_ms[t.cached_count - 1];
+        t.cached_count--;
+    }
+    t.cached[t.cached_count] = e;
+    t.cached_ms[t.cached_count] = vt_os_now_ms();
+    t.cached_count++;
+    t.cached_bytes += e.size;
+    return n;
+}
+
+static void unmap_entries(const large_entry_t *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        vt_os_backing_free((void *)list[i].addr, list[i].size, (vt_backing_t)list[i].backing);
+}
+
+/* Unmaps cached blocks freed at least age_ms ago (all of them for 0). Returns the bytes. */
+size_t vt_large_purge(uint32_t age_ms)
+{
+    large_entry_t evict[CACHE_SLOTS];
+    size_t n = 0, bytes = 0;
+    uint32_t now = vt_os_now_ms();
+    pthread_mutex_lock(&t.lock);
+    for (size_t i = 0; i < t.cached_count;) {
+        if ((uint32_t)(now - t.cached_ms[i]) >= age_ms) {
+            evict[n++] = t.cached[i];
+            bytes += t.cached[i].size;
+            t.cached_bytes -= t.cached[i].size;
+            t.cached[i] = t.cached[t.cached_count - 1];
+            t.cached_ms[i] = t.cached_ms[t.cached_count - 1];
+            t.cached_count--;
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&t.lock);
+    unmap_entries(evict, n);
+    return bytes;
+}
+
+void *vt_large_alloc(size_t size, size_t alignment, bool zero)
 {
     vt_backing_t backing = (vt_backing_t)vt_options.backing;
     size_t bytes = mapped_size(size, backing);
@@ -143,6 +247,11 @@ void *vt_large_alloc(size_t size, size_t alignment)
         alignment = VT_MIN_ALIGN;
     if (backing == VT_BACKING_MMAP && alignment < vt_os_page_size())
         alignment = vt_os_page_size();
+    if (backing == VT_BACKING_MMAP && alignment == vt_os_page_size()) {
+        void *p = take_cached(bytes, zero);
+        if (p != NULL)
+            return p;
+    }
     void *p = vt_os_backing_alloc(bytes, alignment, backing);
     if (p == NULL)
         return NULL;
@@ -154,6 +263,8 @@ void *vt_large_alloc(size_t size, size_t alignment)
     insert_locked((large_entry_t){.addr = (uintptr_t)p, .size = bytes, .backing = (uint8_t)backing});
     t.allocs++;
     pthread_mutex_unlock(&t.lock);
+    if (zero && backing != VT_BACKING_MMAP)
+        memset(p, 0, size); /* fresh anonymous mappings are zero already */
     return p;
 }
 
@@ -167,8 +278,10 @@ bool vt_large_free(void *p)
     }
     large_entry_t e = *slot;
     remove_locked(slot);
+    large_entry_t evict[CACHE_SLOTS + 1];
+    size_t n = cache_put_locked(e, evict);
     pthread_mutex_unlock(&t.lock);
-    vt_os_backing_free(p, e.size, (vt_backing_t)e.backing);
+    unmap_entries(evict, n);
     return true;
 }
 
@@ -199,24 +312,28 @@ void *vt_large_realloc(void *p, size_t size)
     if (bytes == old.size)
         return p;
     if (old.backing != VT_BACKING_MMAP) {
-        void *q = vt_large_alloc(size, VT_MIN_ALIGN);
+        void *q = vt_large_alloc(size, VT_MIN_ALIGN, false);
         if (q == NULL)
             return NULL;
         memcpy(q, p, old.size < bytes ? old.size : bytes);
         vt_large_free(p);
         return q;
     }
-    void *q = vt_os_remap(p, old.size, bytes);
-    if (q == NULL)
-        return NULL;
-    /* Replacing an entry never needs room: the count is what it was with p. */
+    /* Out of the table before mremap: once the block has moved, the kernel may hand its old
+     * address to another thread's new block, which must not meet a stale entry. */
     pthread_mutex_lock(&t.lock);
     slot = find_locked((uintptr_t)p);
     VT_ASSERT(slot != NULL);
     remove_locked(slot);
-    insert_locked((large_entry_t){.addr = (uintptr_t)q, .size = bytes, .backing = old.backing});
     pthread_mutex_unlock(&t.lock);
-    return q;
+    void *q = vt_os_remap(p, old.size, bytes);
+    large_entry_t now = {.addr = (uintptr_t)(q ? q : p), .size = q ? bytes : old.size,
+                         .backing = old.backing};
+    /* Putting back one entry after taking one out never needs room. */
+    pthread_mutex_lock(&t.lock);
+    insert_locked(now);
+    pthread_mutex_unlock(&t.lock);
+    return q; /* NULL (errno ENOMEM): p is intact and still ours */
 }
 
 void vt_large_stats(vt_stats_t *st)
@@ -225,6 +342,8 @@ void vt_large_stats(vt_stats_t *st)
     st->large_blocks = t.count;
     st->large_bytes = t.bytes;
     st->large_allocs_total = t.allocs;
+    st->large_cached_bytes = t.cached_bytes;
+    st->large_cache_hits_total = t.cache_hits;
     pthread_mutex_unlock(&t.lock);
 }
 

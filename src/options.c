@@ -17,6 +17,7 @@ vt_options_t vt_options = {
     .batch_units = 8,
     .reserve_spans = 4,
     .purge_ms = 1000,
+    .large_cache_mb = 32,
     .backing = VT_BACKING_MMAP,
     .stats = 0,
     .on_error = VT_ON_ERROR_ABORT,
@@ -43,6 +44,9 @@ static const option_t table[] = {
     {"PURGE_MS", &vt_options.purge_ms, 0, 3600000, NULL,
      "milliseconds a free unit stays resident before its memory is returned to the OS "
      "(madvise); 0 returns it at the next opportunity"},
+    {"LARGE_CACHE", &vt_options.large_cache_mb, 0, 65536, NULL,
+     "MiB of freed large blocks (above 256 KiB) kept mapped for the next large requests; "
+     "unmapped after VTMALLOC_PURGE_MS"},
     {"BACKING", &vt_options.backing, 0, 0, "mmap,malloc",
      "where spans and large blocks come from: anonymous mmap, or the system allocator"},
     {"STATS", &vt_options.stats, 0, 1, NULL, "1: print statistics to stderr at exit"},

@@ -49,8 +49,8 @@
 /* Index of the sentinel class used for "larger than every class". */
 #define VT_CLASS_LARGE VT_CLASS_COUNT
 
-/* The largest page, in units: the 256 KiB class gets 32 units (8 blocks). */
-#define VT_PAGE_MAX_UNITS 32
+/* The largest page, in units: the 256 KiB class gets 8 units (2 blocks). */
+#define VT_PAGE_MAX_UNITS 8
 
 /* Remote frees into one page that a thread collects before pushing them with one CAS, and how
  * many pages a thread gathers chains for at once (a direct-mapped table). */
@@ -223,6 +223,7 @@ typedef struct vt_options {
     uint32_t batch_units;   /* VTMALLOC_BATCH_UNITS: units moved per global lock */
     uint32_t reserve_spans; /* VTMALLOC_RESERVE_SPANS: empty spans kept mapped */
     uint32_t purge_ms;      /* VTMALLOC_PURGE_MS: free memory returned to the OS after this */
+    uint32_t large_cache_mb; /* VTMALLOC_LARGE_CACHE: MiB of freed large blocks kept */
     uint32_t backing;       /* VTMALLOC_BACKING: vt_backing_t */
     uint32_t stats;         /* VTMALLOC_STATS: print statistics at exit */
     uint32_t on_error;      /* VTMALLOC_ON_ERROR: vt_on_error_t */
@@ -236,7 +237,7 @@ _Static_assert(sizeof(vt_block_t) <= VT_MIN_ALIGN, "a free block must fit the sm
 _Static_assert(sizeof(vt_page_t) == 192, "a page descriptor is three cache lines");
 _Static_assert(VT_SPAN_UNITS == 64, "free_units is a 64-bit map");
 _Static_assert(sizeof(vt_span_t) <= VT_UNIT_SIZE, "the span header fits in unit 0");
-_Static_assert(VT_SMALL_MAX * 8 <= VT_PAGE_MAX_UNITS * VT_UNIT_SIZE, "8 blocks per page");
+_Static_assert(VT_SMALL_MAX * 2 <= VT_PAGE_MAX_UNITS * VT_UNIT_SIZE, "2 blocks per page");
 _Static_assert(VT_PAGE_MAX_UNITS < VT_SPAN_UNITS, "a page fits in a span");
 _Static_assert(VT_CLASS_COUNT < 255, "class_idx is a byte");
 _Static_assert(VT_ADDRESS_BITS <= VT_REMOTE_COUNT_SHIFT, "remote list pointers fit below the count");

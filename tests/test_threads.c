@@ -200,7 +200,8 @@ static void blocks_outlive_their_thread_and_are_freed_elsewhere(void **state)
     for (int i = 0; i < THREADS; i++)
         for (int j = 0; j < KEEP; j++)
             tagged_check_free(blocks[i][j]);
-    assert_true(again.span_maps_total - after.span_maps_total <= 2);
+    /* Spans beyond the reserve may have been returned meanwhile; the footprint did not grow. */
+    assert_true(again.spans_mapped <= after.spans_mapped + 2);
 }
 
 /* Pages an exiting thread leaves to the global cache, whose blocks are then all freed by other
