@@ -168,7 +168,6 @@ uint32_t vt_page_collect_remote(vt_page_t *page) VT_HIDDEN;
 bool vt_page_try_detach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
 bool vt_page_try_reattach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
 bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32_t count) VT_HIDDEN;
-bool vt_page_try_revoke(vt_page_t *page) VT_HIDDEN;
 bool vt_page_is_block_start(const vt_page_t *page, const void *p) VT_HIDDEN;
 bool vt_page_check_block(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
 

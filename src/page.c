@@ -13,37 +13,42 @@
  *   GLOBAL    -> T        T adopts a page from the global cache, holding the global lock
  *   T         -> GLOBAL   T hands its attached pages to the global cache when its thread exits
  *   T         -> T|DET    T finds the page exhausted and detaches it (vt_page_try_detach)
- *   T|DET     -> T        T frees into its own detached page and takes it back (try_reattach)
- *   T|DET     -> GLOBAL   another thread frees into the detached page and revokes it
- *                         (vt_page_try_revoke); it then gives the page to the global cache
+ *   T|DET     -> T        T takes its detached page back (vt_page_try_reattach)
+ *   T|DET     -> GLOBAL   the thread whose remote free woke the detached page hands it to the
+ *                         global cache (tcache.c, after vt_page_push_remote returns true)
  *   T         -> FREE     T finds the page empty and unassigns it (vt_page_unassign)
  *
  * Claim: in free(), the relaxed load `page->owner == my cache` is true exactly when the caller
- * owns the page, so the non-atomic local free list is only ever touched by its owner.
+ * owns the page, so the non-atomic free list is only ever touched by its owner.
  * Proof: every transition *away* from the plain value T is made by T's own thread (detach,
  * exit, unassign); other threads only ever move the word away from GLOBAL (under the lock) or
- * from T|DET (by compare-and-swap). So while the word holds T, only T can change it, and T
- * reads its own latest write (C11 coherence: a thread never reads a value older than its own
- * last store to the same location). Conversely, the word can only *become* T by T's own store
- * or CAS, which T again sees. A stale value is therefore impossible for the one comparison
+ * from T|DET (after winning the handshake below). So while the word holds T, only T can change
+ * it, and T reads its own latest write (C11 coherence: a thread never reads a value older than
+ * its own last store to the same location). Conversely, the word can only *become* T by T's
+ * own store, which T again sees. A stale value is therefore impossible for the one comparison
  * that matters; any other value sends the block down the remote path, which is correct for
  * every owner, because a remote free goes to the page itself, never to a thread. Nothing can
  * be misrouted: the worst a stale read of a foreign owner could do is choose the atomic path.
  *
- * The detach/revoke handshake uses one more bit, VT_REMOTE_FULL in page->remote, so that
- * "the page had no remote frees" and "the page is now detached" are decided by one atomic:
- *   detach:  store owner = T|DET; CAS remote 0 -> FULL (release). Failure means remote frees
- *            arrived; T restores owner = T (nobody acted on T|DET: see below) and collects.
- *   free by another thread: push the block on remote (CAS, acq_rel). If the old value had
- *            FULL, this thread is the one to wake the page: it CASes owner T|DET -> GLOBAL and,
- *            if that wins, puts the page on the global cache's partial list.
- *   reattach by T: CAS owner T|DET -> T, then clear FULL (a later pusher then sees no FULL).
- * Exactly one of "T reattaches" and "a remote freer revokes" wins the owner CAS, so the page
- * ends up in exactly one list. Only the thread that cleared FULL may revoke, and FULL is set
- * again only by the next detach, so a page is handed to the global cache at most once per
- * detach. The acquire half of the pusher's CAS pairs with the detach's release, so the pusher
- * reads owner == T|DET (not an older T) and the page's fields are published to whoever adopts
- * the page later through the global lock. tests/spin/ownership.pml checks this protocol.
+ * Who decides where a detached page goes. The decision is taken on the remote word alone, by
+ * the one atomic operation that consumes the detach's mark, never on a value of the owner word
+ * loaded earlier (an earlier design CASed the owner from T|DET to GLOBAL; T|DET is the same
+ * value at every detach of T, so a freer delayed from one detach could win against the next
+ * one while T owned the page again: an ABA that tests/spin/ownership.pml found):
+ *   detach by T:   store owner = T|DET (T's own frees now take the slow path); then CAS remote
+ *                  0 -> T|FULL (release): the mark names the detaching cache. Failure means
+ *                  remote frees arrived: T restores owner = T (nobody acts on T|DET without the
+ *                  mark) and collects them.
+ *   remote free:   push on remote (CAS, acq_rel). A push that finds a mark replaces it (the
+ *                  mark is not a list) and makes the pusher the page's waker: it stores owner =
+ *                  GLOBAL and puts the page on the global cache's partial list.
+ *   reattach by T: CAS remote T|FULL -> 0 (acquire), then store owner = T. It fails once a
+ *                  pusher consumed the mark; T then frees remotely like anyone else.
+ * Each mark is consumed exactly once, by either T's reattach or one pusher, so a page is handed
+ * on at most once per detach and is never both in T's bins and in the global cache. The
+ * pusher's acquire pairs with the detach's release, so the page's fields are published to it,
+ * and through the global lock to whoever adopts the page. tests/spin/ownership.pml checks this
+ * protocol for lost blocks, blocks owned twice and blocks reused while still on a list.
  */
 #include "internal.h"
 
@@ -228,56 +233,46 @@ bool vt_page_try_detach(vt_page_t *page, vt_tcache_t *tc)
 {
     VT_ASSERT(page->free == NULL && page->carved == page->capacity);
     uintptr_t self = (uintptr_t)tc;
+    VT_ASSERT((self & ~VT_REMOTE_PTR_MASK) == 0); /* 64-byte aligned, below 2^48: a mark */
     atomic_store_explicit(&page->owner, self | VT_OWNER_DETACHED, memory_order_relaxed);
     uintptr_t expected = 0;
-    /* Release: a pusher that sees FULL must also see owner == T|DET and the page's fields. */
-    if (atomic_compare_exchange_strong_explicit(&page->remote, &expected, VT_REMOTE_FULL,
+    /* Release: the pusher that consumes the mark must see the page's fields as T left them. */
+    if (atomic_compare_exchange_strong_explicit(&page->remote, &expected, self | VT_REMOTE_FULL,
                                                 memory_order_release, memory_order_relaxed))
         return true;
-    /* Remote frees arrived. No pusher saw FULL, so nobody acted on T|DET: plain restore. */
+    /* Remote frees arrived. Nobody consumed a mark, so nobody acted on T|DET: plain restore. */
     atomic_store_explicit(&page->owner, self, memory_order_relaxed);
     return false;
 }
 
 bool vt_page_try_reattach(vt_page_t *page, vt_tcache_t *tc)
 {
-    uintptr_t expected = (uintptr_t)tc | VT_OWNER_DETACHED;
-    if (!atomic_compare_exchange_strong_explicit(&page->owner, &expected, (uintptr_t)tc,
-                                                 memory_order_acquire, memory_order_relaxed))
-        return false; /* a remote freer revoked it first */
-    /* A FULL flag left behind would make the next detach fail forever; a pusher that already
-     * cleared it will find owner == T and leave the page to us. */
-    atomic_fetch_and_explicit(&page->remote, ~VT_REMOTE_FULL, memory_order_relaxed);
+    uintptr_t mark = (uintptr_t)tc | VT_REMOTE_FULL;
+    if (!atomic_compare_exchange_strong_explicit(&page->remote, &mark, 0, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return false; /* a remote free consumed the mark: the page is on its way to global */
+    atomic_store_explicit(&page->owner, (uintptr_t)tc, memory_order_relaxed);
     return true;
 }
 
 /* Pushes a chain of `count` blocks (first .. last, linked through next) on the page's remote
- * list; any thread, lock-free, one CAS for the whole chain. Returns true when this push cleared
- * VT_REMOTE_FULL: the caller must then try vt_page_try_revoke and, if that wins, give the page
- * to the global cache. Release publishes the blocks' next and key fields to the collector;
- * acquire (when FULL is seen) pairs with the detach. */
+ * list; any thread, lock-free, one CAS for the whole chain. Returns true when this push
+ * consumed a detach's mark: the caller then owns the hand-off and must give the page to the
+ * global cache (it is the only thread that may). Release publishes the blocks' next and key
+ * fields to the collector; acquire (when a mark is consumed) pairs with the detach. */
 bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32_t count)
 {
     VT_ASSERT(((uintptr_t)first & ~VT_REMOTE_PTR_MASK) == 0 && count > 0);
     uintptr_t old = atomic_load_explicit(&page->remote, memory_order_relaxed);
     uintptr_t word;
     do {
-        last->next = (vt_block_t *)(old & VT_REMOTE_PTR_MASK);
-        uintptr_t total = (old >> VT_REMOTE_COUNT_SHIFT) + count;
+        bool marked = (old & VT_REMOTE_FULL) != 0; /* a mark, not a list: start one */
+        last->next = marked ? NULL : (vt_block_t *)(old & VT_REMOTE_PTR_MASK);
+        uintptr_t total = (marked ? 0 : old >> VT_REMOTE_COUNT_SHIFT) + count;
         word = (total << VT_REMOTE_COUNT_SHIFT) | (uintptr_t)first;
     } while (!atomic_compare_exchange_weak_explicit(&page->remote, &old, word,
                                                     memory_order_acq_rel, memory_order_relaxed));
     return (old & VT_REMOTE_FULL) != 0;
-}
-
-/* Called only by the thread whose push cleared FULL. Wins unless the owner reattached. */
-bool vt_page_try_revoke(vt_page_t *page)
-{
-    uintptr_t owner = atomic_load_explicit(&page->owner, memory_order_relaxed);
-    if ((owner & VT_OWNER_DETACHED) == 0)
-        return false; /* the owner took it back already */
-    return atomic_compare_exchange_strong_explicit(&page->owner, &owner, VT_OWNER_GLOBAL,
-                                                   memory_order_acq_rel, memory_order_relaxed);
 }
 
 /* ---- Validity --------------------------------------------------------------------------- */

@@ -220,8 +220,12 @@ void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
  * page to the global cache (page.c: the ownership protocol). */
 static void push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32_t n)
 {
-    if (vt_page_push_remote(page, first, last, n) && vt_page_try_revoke(page))
+    if (vt_page_push_remote(page, first, last, n)) {
+        /* This push consumed the detach's mark: the page is ours to hand on, and nobody else
+         * acts on it meanwhile (page.c). */
+        atomic_store_explicit(&page->owner, VT_OWNER_GLOBAL, memory_order_relaxed);
         vt_global_put_partial(page);
+    }
 }
 
 /* Remote frees are gathered per page in a few chains (VT_REMOTE_SLOTS, direct-mapped by page)

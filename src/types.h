@@ -93,8 +93,10 @@ typedef struct vt_block {
  * together: the head of the list of blocks freed by other threads (bits 4..47: blocks are
  * 16-byte aligned and user addresses have 48 bits), how many blocks are on it (bits 48..63,
  * so the owner learns the count without walking the list, whose blocks were just written by
- * other cores), and VT_REMOTE_FULL (bit 0): set while the page is detached and nobody has
- * freed into it since; the first remote free that clears it hands the page on (page.c). */
+ * other cores), and VT_REMOTE_FULL (bit 0). FULL is the mark of a detach: while the page is
+ * detached and nobody has freed into it since, the word is (detaching cache | FULL), the cache
+ * in the pointer bits; the one atomic operation that consumes the mark (a remote free, or the
+ * owner's reattach) decides where the page goes (page.c). */
 #define VT_REMOTE_FULL        ((uintptr_t)1)
 #define VT_REMOTE_COUNT_SHIFT 48
 #define VT_REMOTE_PTR_MASK    ((((uintptr_t)1 << VT_REMOTE_COUNT_SHIFT) - 1) & ~(uintptr_t)15)
