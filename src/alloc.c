@@ -79,7 +79,7 @@ void *vt_api_realloc(void *p, size_t size)
         errno = EINVAL;
         return NULL;
     }
-    if (old_size > VT_SMALL_MAX) {
+    if (!vt_in_span(p)) { /* a large block, whatever its size (aligned ones can be small) */
         if (size > VT_SMALL_MAX)
             return vt_large_realloc(p, size); /* mremap: no copy */
     } else if (size <= VT_SMALL_MAX && vt_size_class(size) == vt_size_class(old_size)) {
@@ -205,6 +205,7 @@ int vt_api_malloc_trim(size_t pad)
 {
     (void)pad; /* there is no heap top to keep padding at: spans are returned whole */
     vt_tcache_trim();
+    vt_tcache_reap();
     return vt_global_trim();
 }
 

@@ -416,6 +416,7 @@ static void cache_list_remove(vt_tcache_t **list, vt_tcache_t *tc)
  * anything but another cache. */
 vt_tcache_t *vt_global_tcache_get(void)
 {
+    int32_t tid = vt_os_thread_id();
     lock();
     for (;;) {
         vt_tcache_t *tc = g.pool;
@@ -429,6 +430,7 @@ vt_tcache_t *vt_global_tcache_get(void)
         }
         if (tc != NULL) {
             tc->state = VT_TCACHE_LIVE;
+            tc->tid = tid;
             cache_list_push(&g.live, tc);
             g.caches_live++;
             g.caches_total++;
@@ -466,12 +468,44 @@ void vt_global_count_shared_put(unsigned class_idx)
 void vt_global_tcache_put(vt_tcache_t *tc)
 {
     lock();
-    cache_list_remove(&g.live, tc);
-    g.caches_live--;
+    if (tc->state == VT_TCACHE_LIVE) { /* not when vt_global_tcache_claim took it already */
+        cache_list_remove(&g.live, tc);
+        g.caches_live--;
+    }
     tc->state = VT_TCACHE_POOLED;
     counters_move(&g.exited, &tc->counters);
     cache_list_push(&g.pool, tc);
     unlock();
+}
+
+/* Up to `max` live caches with their threads' ids, for vt_tcache_reap. */
+size_t vt_global_tcache_snapshot(vt_tcache_t **caches, int32_t *tids, size_t max)
+{
+    size_t n = 0;
+    lock();
+    for (vt_tcache_t *tc = g.live; tc != NULL && n < max; tc = tc->pool_next) {
+        caches[n] = tc;
+        tids[n++] = tc->tid;
+    }
+    unlock();
+    return n;
+}
+
+/* Takes a live cache out of the live list if it still belongs to thread `tid`: its thread is
+ * gone (vt_tcache_reap), so nobody else will hand it back. True when the caller now owns it and
+ * must abandon it and put it in the pool. */
+bool vt_global_tcache_claim(vt_tcache_t *tc, int32_t tid)
+{
+    bool claimed = false;
+    lock();
+    if (tc->state == VT_TCACHE_LIVE && tc->tid == tid) {
+        cache_list_remove(&g.live, tc);
+        g.caches_live--;
+        tc->state = VT_TCACHE_EXITED;
+        claimed = true;
+    }
+    unlock();
+    return claimed;
 }
 
 /* ---- Returning memory to the OS ------------------------------------------------------- */
@@ -677,5 +711,23 @@ void vt_global_fork_parent(void)
  * their owner, and frees into them in the child are remote frees. */
 void vt_global_fork_child(void)
 {
-    pthread_mutex_init(&g.lock, NULL);
+    /* The other threads' caches may be half-way through an update: take them off the live list
+     * for good, so that nothing (vt_tcache_reap included) ever walks or hands them back. Their
+     * pages keep them as owners; frees into them are remote frees. */
+    vt_tcache_t *self = vt_tls_tcache;
+    vt_tcache_t *tc = g.live;
+    while (tc != NULL) {
+        vt_tcache_t *next = tc->pool_next;
+        if (tc != self) {
+            cache_list_remove(&g.live, tc);
+            g.caches_live--;
+            tc->state = VT_TCACHE_EXITED;
+        }
+        tc = next;
+    }
+    if (self->state == VT_TCACHE_LIVE)
+        self->tid = vt_os_thread_id();
+    /* The child's only thread is the copy of the one that took the lock in fork_prepare, so it
+     * may release it (re-initialising a held mutex instead confuses ThreadSanitizer). */
+    pthread_mutex_unlock(&g.lock);
 }

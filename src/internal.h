@@ -201,6 +201,7 @@ void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
 void vt_tcache_thread_exit(vt_tcache_t *tc) VT_HIDDEN;
 void vt_tcache_trim(void) VT_HIDDEN;
 void vt_tcache_publish(void) VT_HIDDEN;
+void vt_tcache_reap(void) VT_HIDDEN;
 const vt_tcache_counters_t *vt_tcache_orphan_counters(void) VT_HIDDEN;
 void vt_tcache_fork_prepare(void) VT_HIDDEN;
 void vt_tcache_fork_parent(void) VT_HIDDEN;
@@ -216,6 +217,8 @@ vt_page_t *vt_global_take_run(unsigned units, unsigned class_idx) VT_HIDDEN;
 void vt_global_put_run(vt_page_t *page) VT_HIDDEN;
 vt_tcache_t *vt_global_tcache_get(void) VT_HIDDEN;
 void vt_global_tcache_put(vt_tcache_t *tc) VT_HIDDEN;
+size_t vt_global_tcache_snapshot(vt_tcache_t **caches, int32_t *tids, size_t max) VT_HIDDEN;
+bool vt_global_tcache_claim(vt_tcache_t *tc, int32_t tid) VT_HIDDEN;
 int vt_global_trim(void) VT_HIDDEN;
 void vt_global_maybe_purge(void) VT_HIDDEN;
 void vt_global_count_shared_put(unsigned class_idx) VT_HIDDEN;
@@ -249,6 +252,8 @@ void vt_os_purge(void *p, size_t size) VT_HIDDEN;
 /* Milliseconds of a monotonic clock; wraps after 49 days, so compare differences only. */
 uint32_t vt_os_now_ms(void) VT_HIDDEN;
 int vt_os_dup_fd(int fd) VT_HIDDEN;
+int32_t vt_os_thread_id(void) VT_HIDDEN;
+bool vt_os_thread_gone(int32_t tid) VT_HIDDEN;
 VT_NORETURN void vt_os_abort(void) VT_HIDDEN;
 uint64_t vt_os_random(void) VT_HIDDEN;
 /* Test hook: when positive, the n-th next mapping fails (counting down to 1). */

@@ -359,5 +359,5 @@ void vt_large_fork_parent(void)
 
 void vt_large_fork_child(void)
 {
-    pthread_mutex_init(&t.lock, NULL);
+    pthread_mutex_unlock(&t.lock); /* held by this thread's parent copy: see global.c */
 }

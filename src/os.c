@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -154,6 +155,21 @@ uint32_t vt_os_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+int32_t vt_os_thread_id(void)
+{
+    return (int32_t)syscall(SYS_gettid);
+}
+
+bool vt_os_thread_gone(int32_t tid)
+{
+    /* Signal 0 only checks: ESRCH means no thread of this process has that id any more. An id
+     * the kernel gave to a new thread since reads as alive, the safe answer. */
+    int saved = errno;
+    bool gone = syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH;
+    errno = saved;
+    return gone;
 }
 
 int vt_os_dup_fd(int fd)

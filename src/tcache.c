@@ -122,6 +122,7 @@ static void housekeeping(vt_tcache_t *tc)
     if (tc->stash_count > 0 && tc->stash_taken == tc->stash_taken_seen)
         stash_give_back(tc);
     tc->stash_taken_seen = tc->stash_taken;
+    vt_tcache_reap();
     vt_global_maybe_purge();
 }
 
@@ -390,6 +391,29 @@ const vt_tcache_counters_t *vt_tcache_orphan_counters(void)
     return &orphan.counters;
 }
 
+/* Hands back the caches of threads that are gone without their exit destructor having run:
+ * a thread whose first allocation came in the last round of thread-specific destructors
+ * (glibc runs four) arms vtmalloc's destructor too late. Such a cache stays on the live list;
+ * here, another thread finds that the kernel no longer knows its thread (a system call per
+ * live cache, so this runs from housekeeping and malloc_trim only), claims it under the
+ * global lock, and abandons it as the thread would have. A thread that is gone touches
+ * nothing any more, so its owner-only fields are safe to use. */
+void vt_tcache_reap(void)
+{
+    vt_tcache_t *caches[256];
+    int32_t tids[256];
+    size_t n = vt_global_tcache_snapshot(caches, tids, 256);
+    vt_tcache_t *self = vt_tls_tcache;
+    for (size_t i = 0; i < n; i++) {
+        if (caches[i] == self || !vt_os_thread_gone(tids[i]))
+            continue;
+        if (!vt_global_tcache_claim(caches[i], tids[i]))
+            continue;
+        abandon(caches[i]);
+        vt_global_tcache_put(caches[i]);
+    }
+}
+
 void vt_tcache_fork_prepare(void)
 {
     pthread_mutex_lock(&orphan_lock);
@@ -402,5 +426,5 @@ void vt_tcache_fork_parent(void)
 
 void vt_tcache_fork_child(void)
 {
-    pthread_mutex_init(&orphan_lock, NULL);
+    pthread_mutex_unlock(&orphan_lock); /* held by this thread's parent copy: see global.c */
 }

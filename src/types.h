@@ -212,6 +212,7 @@ typedef struct vt_tcache {
     vt_remote_chain_t pending[VT_REMOTE_SLOTS];
     uint32_t pending_chains; /* owner: how many slots hold a chain */
     uint32_t state;                            /* vt_tcache_state_t */
+    int32_t tid;      /* global lock: the kernel's id of the thread using it (vt_tcache_reap) */
     vt_tcache_counters_t counters;             /* owner writes, anyone reads */
     struct vt_tcache *pool_prev, *pool_next;   /* global lock: live list or free pool */
 } vt_tcache_t;

@@ -208,7 +208,7 @@ struct workload {
     long n;          /* the mapping to fail */
     bool fired;      /* the injected failure happened */
     unsigned failures;
-    bool errno_bug;  /* a successful call changed errno (reported, see below) */
+    bool errno_bug;  /* a successful call changed errno */
 };
 
 /* Runs one step; NULL results are checked and the step retried once the hook has fired. */
@@ -444,7 +444,7 @@ static void fail_every_mapping(workload_t proto, uint64_t seed)
         assert_int_equal(pthread_create(&th, NULL, run_workload, &job), 0);
         assert_int_equal(pthread_join(th, NULL), 0);
         check_back_to(base, proto.name, n);
-        if (job.w.errno_bug && getenv("VT_TEST_KNOWN_BUGS") != NULL) /* see realloc_shrink... */
+        if (job.w.errno_bug)
             fail_msg("%s, n=%ld: a successful call changed errno", proto.name, n);
         if (!job.w.fired)
             break; /* the workload made fewer than n mappings: every one has failed once */
@@ -527,39 +527,47 @@ static void every_path_with_the_malloc_backing(void **state)
 
 /* ---- The large-block table's growth --------------------------------------------------------- */
 
-/* The table of large blocks grows (a mapping of its own) when it is half full. With the hook
- * at 2 before every large allocation, the allocation that needs the table to grow fails at
- * the table, after its block was mapped: that block must be unmapped again, the counters
- * unchanged, and the next try (hook off) must grow the table and succeed. */
+/* The table of large blocks grows (a mapping of its own) when it is half full, so the
+ * allocation that needs it makes two mappings. Blocks aligned above a page (here 128 KiB) are
+ * mapped first, then the table grows: with the hook at 2, the table fails after the block was
+ * mapped, and the block must go back. Every allocation here is made with the hook at 1, then
+ * 2, then 3, until it succeeds: each mapping of each call fails once. After a failure: ENOMEM,
+ * the counters of large blocks unchanged, and the block's mapping not left behind (a table
+ * that did grow may stay: it is smaller than any block). (A failed growth may also be
+ * absorbed by a second try within the call: then the call succeeds.) */
 static void large_table_growth(void **state)
 {
     (void)state;
     enum { MAX = 1200 };
     static void *blocks[MAX];
     figures_t base = settle();
-    size_t growths = 0, count = 0;
+    size_t growths = 0, failures = 0, count = 0;
+    long page = sysconf(_SC_PAGESIZE);
     for (size_t i = 0; i < MAX && growths < 2; i++) {
         size_t size = VT_SMALL_MAX + 1 + (i % 7) * 4096;
-        vt_stats_t before, after;
-        vt_stats_get(&before);
-        long vm_before = vm_pages();
-        arm(2);
-        errno = 0;
-        void *p = vt_malloc(size);
-        int err = errno;
-        long left = disarm();
-        if (p == NULL) {
+        void *p = NULL;
+        for (long k = 1; p == NULL; k++) {
+            assert_true(k <= 3);
+            vt_stats_t before, after;
+            vt_stats_get(&before);
+            long vm_before = vm_pages();
+            arm(k);
+            errno = 0;
+            p = vt_memalign((size_t)128 << 10, size);
+            int err = errno;
+            long left = disarm();
+            if (p != NULL)
+                break; /* fewer than k mappings, or a failed growth absorbed by a retry */
+            failures++;
+            if (k == 2)
+                growths++;
             assert_int_equal(err, ENOMEM);
             assert_int_equal(left, 0);
-            assert_true(vm_pages() <= vm_before); /* the block's mapping went back */
+            if ((vm_pages() - vm_before) * page >= (long)size)
+                fail_msg("a failed memalign(%zu) left %ld pages mapped", size, vm_pages() - vm_before);
             vt_stats_get(&after);
             assert_int_equal(after.large_blocks, before.large_blocks);
             assert_int_equal(after.large_bytes, before.large_bytes);
-            growths++;
-            p = vt_malloc(size); /* hook off: grows the table */
-            assert_non_null(p);
-        } else {
-            assert_int_equal(left, 1); /* one mapping: the block */
         }
         ((uint8_t *)p)[0] = (uint8_t)i;
         ((uint8_t *)p)[size - 1] = (uint8_t)(i >> 3);
@@ -575,7 +583,8 @@ static void large_table_growth(void **state)
     figures_t after = settle();
     assert_int_equal(after.large_blocks, base.large_blocks);
     assert_int_equal(after.large_bytes, base.large_bytes);
-    print_message("large table: %zu growths failed and recovered over %zu blocks\n", growths, count);
+    print_message("large table: %zu growths and %zu injected failures over %zu blocks\n", growths,
+                  failures, count);
 }
 
 /* ---- A new thread's first malloc ------------------------------------------------------------ */
@@ -698,6 +707,7 @@ static void many_threads_start_while_mappings_fail(void **state)
     pthread_barrier_t go;
     figures_t base = settle();
     unsigned fired = 0, failures = 0, orphaned = 0;
+    uint64_t orphan_spans = 0;
     long n;
     for (n = 1; n <= 24; n++) {
         drain_caches();
@@ -721,10 +731,15 @@ static void many_threads_start_while_mappings_fail(void **state)
         pthread_barrier_destroy(&go);
         undrain_all();
         if (orphan_used) {
-            /* The orphan cache keeps the pages it took (it never exits): a bounded cost,
-             * allowed once per round that used it; the rest must be back. */
+            /* The orphan cache keeps the pages it took (it never exits): a bounded cost (a
+             * few pages per class it served, in spans mapped while no unit was free), so it
+             * must not grow with the rounds; the rest must be back. */
             figures_t now = settle();
-            assert_true(now.spans <= base.spans + 2);
+            uint64_t growth = now.spans > base.spans ? now.spans - base.spans : 0;
+            print_message("round %ld: the orphan cache served threads; spans +%llu\n", n,
+                          (unsigned long long)growth);
+            orphan_spans += growth;
+            assert_true(orphan_spans <= 16);
             base.spans = now.spans;
         }
         check_back_to(base, "thread start", n);
@@ -839,9 +854,9 @@ static void first_malloc_of_a_thread_without_cache_or_span(void **state)
 }
 
 /* A realloc that shrinks a block across classes but cannot get the smaller block keeps the old
- * one (correct: "a shrink can always stay in place") and reports success, so errno must be as
- * it was (README, "Semantics": every successful call preserves errno). KNOWN BUG: vt_api_realloc
- * returns p after vt_api_malloc set errno = ENOMEM. Enabled with VT_TEST_KNOWN_BUGS=1. */
+ * one ("a shrink can always stay in place") and reports success, so errno must be as it was
+ * (README, "Semantics": every successful call preserves errno). Found by this suite; fixed in
+ * aa4629b. White-box: no unit is free, and the 100-byte class has no page in the new thread. */
 typedef struct shrink {
     void *p, *q;
     int err;
@@ -883,13 +898,8 @@ static void realloc_shrink_that_cannot_move_keeps_errno(void **state)
 {
     (void)state;
     child_result_t r = run_in_child(shrink_fallback, NULL);
-    if (!r.exited || r.status != 0) {
-        if (getenv("VT_TEST_KNOWN_BUGS") == NULL && strstr(r.err, "set errno to 12") != NULL) {
-            print_message("KNOWN BUG (VT_TEST_KNOWN_BUGS=1 to fail on it): %s", r.err);
-            skip();
-        }
+    if (!r.exited || r.status != 0)
         fail_msg("child ended with %s %d: %s", r.exited ? "exit" : "signal", r.status, r.err);
-    }
 }
 
 /* ---- RLIMIT_AS: the kernel says no ---------------------------------------------------------- */
