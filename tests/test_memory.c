@@ -280,7 +280,9 @@ static void thousand_threads_stay_bounded(void **state)
     /* 900 more threads did not grow the footprint. */
     uint64_t busy_100 = at_100.spans_mapped - at_100.spans_reserved;
     uint64_t busy = st.spans_mapped - st.spans_reserved;
-    if (busy > busy_100 + 2)
+    /* Under sanitizers everything runs ten times slower, so more of the last threads' units
+     * are still waiting for their purge when this is read: a wider margin there. */
+    if (busy > busy_100 + (RSS_MEANINGFUL ? 2 : 5))
         fail_msg("spans in use: %llu after 100 threads, %llu after 1000",
                  (unsigned long long)busy_100, (unsigned long long)busy);
     if (RSS_MEANINGFUL && rss > rss_at_100 + (4 << 20))
