@@ -65,25 +65,25 @@ typedef struct vt_class_stats {
 
 /* A snapshot of the allocator's counters (all byte counts in bytes). */
 typedef struct vt_stats {
-    uint64_t spans_mapped;         /* spans currently held from the backing */
-    uint64_t span_bytes;           /* bytes of those spans */
-    uint64_t spans_reserved;       /* empty spans kept for reuse */
-    uint64_t span_maps_total;      /* spans obtained from the backing since start */
-    uint64_t span_unmaps_total;    /* spans given back to the backing since start */
-    uint64_t large_blocks;         /* live blocks above the largest size class */
-    uint64_t large_bytes;          /* bytes mapped for them */
-    uint64_t large_allocs_total;   /* large blocks allocated since start */
-    uint64_t large_cached_bytes;   /* freed large blocks kept mapped for reuse */
+    uint64_t spans_mapped;           /* spans currently held from the backing */
+    uint64_t span_bytes;             /* bytes of those spans */
+    uint64_t spans_reserved;         /* empty spans kept for reuse */
+    uint64_t span_maps_total;        /* spans obtained from the backing since start */
+    uint64_t span_unmaps_total;      /* spans given back to the backing since start */
+    uint64_t large_blocks;           /* live blocks above the largest size class */
+    uint64_t large_bytes;            /* bytes mapped for them */
+    uint64_t large_allocs_total;     /* large blocks allocated since start */
+    uint64_t large_cached_bytes;     /* freed large blocks kept mapped for reuse */
     uint64_t large_cache_hits_total; /* large blocks served from that cache */
-    uint64_t thread_caches_live;   /* thread caches in use */
-    uint64_t thread_caches_total;  /* thread caches ever started (including reused ones) */
-    uint64_t pages_adopted_total;  /* pages taken over from the global cache */
-    uint64_t pages_abandoned_total;/* pages given to the global cache by exiting threads */
-    uint64_t remote_frees_total;   /* blocks freed by a thread that did not own their page */
-    uint64_t global_lock_total;    /* acquisitions of the global cache's lock */
-    uint64_t global_lock_waits;    /* of those, how many found it held */
-    uint64_t purged_bytes_total;   /* free memory given back to the OS with madvise */
-    uint64_t purges_total;         /* purge passes that gave something back */
+    uint64_t thread_caches_live;     /* thread caches in use */
+    uint64_t thread_caches_total;    /* thread caches ever started (including reused ones) */
+    uint64_t pages_adopted_total;    /* pages taken over from the global cache */
+    uint64_t pages_abandoned_total;  /* pages given to the global cache by exiting threads */
+    uint64_t remote_frees_total;     /* blocks freed by a thread that did not own their page */
+    uint64_t global_lock_total;      /* acquisitions of the global cache's lock */
+    uint64_t global_lock_waits;      /* of those, how many found it held */
+    uint64_t purged_bytes_total;     /* free memory given back to the OS with madvise */
+    uint64_t purges_total;           /* purge passes that gave something back */
     /* Totals, in bytes. Blocks are counted at their class size: the size requested is not
      * recorded (that would cost a header per block). */
     uint64_t bytes_in_use;         /* small blocks in use plus large blocks */

@@ -90,7 +90,7 @@ void *vt_api_realloc(void *p, size_t size)
     if (q == NULL) {
         if (size > old_size)
             return NULL; /* errno ENOMEM; p untouched */
-        errno = saved; /* a shrink can always stay in place: success, errno as it was */
+        errno = saved;   /* a shrink can always stay in place: success, errno as it was */
         return p;
     }
     memcpy(q, p, size < old_size ? size : old_size);
@@ -211,18 +211,65 @@ int vt_api_malloc_trim(size_t pad)
 
 /* ---- The exported vt_* names ------------------------------------------------------------ */
 
-VT_EXPORT void *vt_malloc(size_t size) { return vt_api_malloc(size); }
-VT_EXPORT void vt_free(void *p) { vt_api_free(p); }
-VT_EXPORT void *vt_calloc(size_t count, size_t size) { return vt_api_calloc(count, size); }
-VT_EXPORT void *vt_realloc(void *p, size_t size) { return vt_api_realloc(p, size); }
-VT_EXPORT void *vt_reallocarray(void *p, size_t count, size_t size) { return vt_api_reallocarray(p, count, size); }
-VT_EXPORT int vt_posix_memalign(void **out, size_t alignment, size_t size) { return vt_api_posix_memalign(out, alignment, size); }
-VT_EXPORT void *vt_aligned_alloc(size_t alignment, size_t size) { return vt_api_memalign(alignment, size); }
-VT_EXPORT void *vt_memalign(size_t alignment, size_t size) { return vt_api_memalign(alignment, size); }
-VT_EXPORT void *vt_valloc(size_t size) { return vt_api_valloc(size); }
-VT_EXPORT void *vt_pvalloc(size_t size) { return vt_api_pvalloc(size); }
-VT_EXPORT size_t vt_malloc_usable_size(void *p) { return vt_api_malloc_usable_size(p); }
-VT_EXPORT void vt_free_sized(void *p, size_t size) { vt_api_free_sized(p, size); }
-VT_EXPORT void vt_free_aligned_sized(void *p, size_t alignment, size_t size) { vt_api_free_aligned_sized(p, alignment, size); }
-VT_EXPORT int vt_malloc_trim(size_t pad) { return vt_api_malloc_trim(pad); }
-VT_EXPORT const char *vt_version(void) { return VTMALLOC_VERSION; }
+/* clang-format off: one line per name reads best */
+VT_EXPORT void *vt_malloc(size_t size)
+{
+    return vt_api_malloc(size);
+}
+VT_EXPORT void vt_free(void *p)
+{
+    vt_api_free(p);
+}
+VT_EXPORT void *vt_calloc(size_t count, size_t size)
+{
+    return vt_api_calloc(count, size);
+}
+VT_EXPORT void *vt_realloc(void *p, size_t size)
+{
+    return vt_api_realloc(p, size);
+}
+VT_EXPORT void *vt_reallocarray(void *p, size_t count, size_t size)
+{
+    return vt_api_reallocarray(p, count, size);
+}
+VT_EXPORT int vt_posix_memalign(void **out, size_t alignment, size_t size)
+{
+    return vt_api_posix_memalign(out, alignment, size);
+}
+VT_EXPORT void *vt_aligned_alloc(size_t alignment, size_t size)
+{
+    return vt_api_memalign(alignment, size);
+}
+VT_EXPORT void *vt_memalign(size_t alignment, size_t size)
+{
+    return vt_api_memalign(alignment, size);
+}
+VT_EXPORT void *vt_valloc(size_t size)
+{
+    return vt_api_valloc(size);
+}
+VT_EXPORT void *vt_pvalloc(size_t size)
+{
+    return vt_api_pvalloc(size);
+}
+VT_EXPORT size_t vt_malloc_usable_size(void *p)
+{
+    return vt_api_malloc_usable_size(p);
+}
+VT_EXPORT void vt_free_sized(void *p, size_t size)
+{
+    vt_api_free_sized(p, size);
+}
+VT_EXPORT void vt_free_aligned_sized(void *p, size_t alignment, size_t size)
+{
+    vt_api_free_aligned_sized(p, alignment, size);
+}
+VT_EXPORT int vt_malloc_trim(size_t pad)
+{
+    return vt_api_malloc_trim(pad);
+}
+VT_EXPORT const char *vt_version(void)
+{
+    return VTMALLOC_VERSION;
+}
+/* clang-format on */

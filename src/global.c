@@ -46,7 +46,7 @@ static struct global {
     uint64_t class_locks[VT_CLASS_COUNT + 1], class_waits[VT_CLASS_COUNT + 1]; /* +1: no class */
     uint64_t purged_bytes, purges;
     _Atomic uint64_t shared_puts[VT_CLASS_COUNT]; /* frees by threads without a cache */
-    vt_tcache_counters_t exited; /* counters of caches handed back */
+    vt_tcache_counters_t exited;                  /* counters of caches handed back */
     /* When the next purge pass is due (vt_os_now_ms). Read and advanced without the lock by
      * compare-and-swap, so that one thread, not all, does a due pass. */
     _Atomic uint32_t next_purge_ms;
@@ -264,8 +264,7 @@ static uint32_t collect_partial_locked(vt_span_t **release)
 
 /* Free runs of `units` units, for a thread's pages: from the spans' free units, else from
  * emptied global pages, else from a new span (mapped with the lock dropped). */
-static uint32_t take_runs(unsigned units, vt_page_t **out, uint32_t max_count,
-                          unsigned class_idx)
+static uint32_t take_runs(unsigned units, vt_page_t **out, uint32_t max_count, unsigned class_idx)
 {
     vt_span_t *release = NULL;
     lock_for(class_idx);

@@ -17,12 +17,12 @@
 
 /* ---- Attributes ------------------------------------------------------------------------- */
 
-#define VT_HIDDEN   __attribute__((visibility("hidden")))
-#define VT_EXPORT   __attribute__((visibility("default")))
-#define VT_NOINLINE __attribute__((noinline))
-#define VT_COLD     __attribute__((cold, noinline))
-#define VT_NORETURN __attribute__((noreturn))
-#define VT_INLINE   static inline __attribute__((always_inline))
+#define VT_HIDDEN      __attribute__((visibility("hidden")))
+#define VT_EXPORT      __attribute__((visibility("default")))
+#define VT_NOINLINE    __attribute__((noinline))
+#define VT_COLD        __attribute__((cold, noinline))
+#define VT_NORETURN    __attribute__((noreturn))
+#define VT_INLINE      static inline __attribute__((always_inline))
 #define vt_likely(x)   __builtin_expect(!!(x), 1)
 #define vt_unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -37,10 +37,10 @@
 #define VT_DEBUG 0
 #endif
 
-#define VT_ASSERT(cond)                                                                          \
-    do {                                                                                         \
-        if (VT_DEBUG && vt_unlikely(!(cond)))                                                    \
-            vt_assert_fail(__FILE__, __LINE__, #cond);                                           \
+#define VT_ASSERT(cond)                                                                            \
+    do {                                                                                           \
+        if (VT_DEBUG && vt_unlikely(!(cond)))                                                      \
+            vt_assert_fail(__FILE__, __LINE__, #cond);                                             \
     } while (0)
 
 /* ---- Shared state ----------------------------------------------------------------------- */
@@ -167,7 +167,8 @@ bool vt_page_refill(vt_page_t *page) VT_HIDDEN;
 uint32_t vt_page_collect_remote(vt_page_t *page) VT_HIDDEN;
 bool vt_page_try_detach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
 bool vt_page_try_reattach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
-bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32_t count) VT_HIDDEN;
+bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last,
+                         uint32_t count) VT_HIDDEN;
 bool vt_page_is_block_start(const vt_page_t *page, const void *p) VT_HIDDEN;
 bool vt_page_check_block(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
 
@@ -290,6 +291,5 @@ VT_NORETURN void vt_assert_fail(const char *file, int line, const char *expr) VT
 
 void vt_init(void) VT_HIDDEN;
 void vt_init_thread_cache(vt_tcache_t *tc) VT_HIDDEN;
-
 
 #endif /* VT_INTERNAL_H */

@@ -187,7 +187,8 @@ static size_t cache_put_locked(large_entry_t e, large_entry_t *evict)
         evict[n++] = e;
         return n;
     }
-    while (t.cached_count > 0 && (t.cached_count == CACHE_SLOTS || t.cached_bytes + e.size > limit)) {
+    while (t.cached_count > 0 &&
+           (t.cached_count == CACHE_SLOTS || t.cached_bytes + e.size > limit)) {
         size_t oldest = 0;
         for (size_t i = 1; i < t.cached_count; i++)
             if ((int32_t)(t.cached_ms[i] - t.cached_ms[oldest]) < 0)
@@ -260,7 +261,8 @@ void *vt_large_alloc(size_t size, size_t alignment, bool zero)
         errno = ENOMEM;
         return NULL;
     }
-    insert_locked((large_entry_t){.addr = (uintptr_t)p, .size = bytes, .backing = (uint8_t)backing});
+    insert_locked(
+        (large_entry_t){.addr = (uintptr_t)p, .size = bytes, .backing = (uint8_t)backing});
     t.allocs++;
     pthread_mutex_unlock(&t.lock);
     if (zero && backing != VT_BACKING_MMAP)
@@ -327,8 +329,8 @@ void *vt_large_realloc(void *p, size_t size)
     remove_locked(slot);
     pthread_mutex_unlock(&t.lock);
     void *q = vt_os_remap(p, old.size, bytes);
-    large_entry_t now = {.addr = (uintptr_t)(q ? q : p), .size = q ? bytes : old.size,
-                         .backing = old.backing};
+    large_entry_t now = {
+        .addr = (uintptr_t)(q ? q : p), .size = q ? bytes : old.size, .backing = old.backing};
     /* Putting back one entry after taking one out never needs room. */
     pthread_mutex_lock(&t.lock);
     insert_locked(now);

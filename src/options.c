@@ -24,7 +24,7 @@ vt_options_t vt_options = {
 };
 
 typedef struct option {
-    const char *name;    /* after the VTMALLOC_ prefix */
+    const char *name; /* after the VTMALLOC_ prefix */
     uint32_t *field;
     uint32_t min, max;   /* numbers: accepted range */
     const char *choices; /* words: accepted values, comma separated, in enum order */

@@ -19,26 +19,87 @@
  * glibc's headers (nothrow, malloc, alloc_size), as glibc's own aliases have them. */
 #define VT_OVERRIDE_ALIAS(name) __attribute__((alias(#name), copy(name), visibility("default")))
 
-VT_EXPORT void *malloc(size_t size) { return vt_api_malloc(size); }
-VT_EXPORT void free(void *p) { vt_api_free(p); }
-VT_EXPORT void *calloc(size_t count, size_t size) { return vt_api_calloc(count, size); }
-VT_EXPORT void *realloc(void *p, size_t size) { return vt_api_realloc(p, size); }
-VT_EXPORT void *reallocarray(void *p, size_t count, size_t size) { return vt_api_reallocarray(p, count, size); }
-VT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) { return vt_api_posix_memalign(out, alignment, size); }
-VT_EXPORT void *aligned_alloc(size_t alignment, size_t size) { return vt_api_memalign(alignment, size); }
-VT_EXPORT void *memalign(size_t alignment, size_t size) { return vt_api_memalign(alignment, size); }
-VT_EXPORT void *valloc(size_t size) { return vt_api_valloc(size); }
-VT_EXPORT void *pvalloc(size_t size) { return vt_api_pvalloc(size); }
-VT_EXPORT size_t malloc_usable_size(void *p) { return vt_api_malloc_usable_size(p); }
-VT_EXPORT void free_sized(void *p, size_t size) { vt_api_free_sized(p, size); }
-VT_EXPORT void free_aligned_sized(void *p, size_t alignment, size_t size) { vt_api_free_aligned_sized(p, alignment, size); }
-VT_EXPORT int malloc_trim(size_t pad) { return vt_api_malloc_trim(pad); }
-VT_EXPORT void malloc_stats(void) { vt_stats_print(); }
-VT_EXPORT int mallopt(int param, int value) { return vt_api_mallopt(param, value); }
-VT_EXPORT struct mallinfo2 mallinfo2(void) { return vt_api_mallinfo2(); }
-VT_EXPORT struct mallinfo mallinfo(void) { return vt_api_mallinfo(); }
-VT_EXPORT struct mallinfo __libc_mallinfo(void) { return vt_api_mallinfo(); } /* not an alias: mallinfo is deprecated */
-VT_EXPORT int malloc_info(int options, FILE *stream) { return vt_api_malloc_info(options, stream); }
+/* clang-format off: one line per name reads best */
+VT_EXPORT void *malloc(size_t size)
+{
+    return vt_api_malloc(size);
+}
+VT_EXPORT void free(void *p)
+{
+    vt_api_free(p);
+}
+VT_EXPORT void *calloc(size_t count, size_t size)
+{
+    return vt_api_calloc(count, size);
+}
+VT_EXPORT void *realloc(void *p, size_t size)
+{
+    return vt_api_realloc(p, size);
+}
+VT_EXPORT void *reallocarray(void *p, size_t count, size_t size)
+{
+    return vt_api_reallocarray(p, count, size);
+}
+VT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size)
+{
+    return vt_api_posix_memalign(out, alignment, size);
+}
+VT_EXPORT void *aligned_alloc(size_t alignment, size_t size)
+{
+    return vt_api_memalign(alignment, size);
+}
+VT_EXPORT void *memalign(size_t alignment, size_t size)
+{
+    return vt_api_memalign(alignment, size);
+}
+VT_EXPORT void *valloc(size_t size)
+{
+    return vt_api_valloc(size);
+}
+VT_EXPORT void *pvalloc(size_t size)
+{
+    return vt_api_pvalloc(size);
+}
+VT_EXPORT size_t malloc_usable_size(void *p)
+{
+    return vt_api_malloc_usable_size(p);
+}
+VT_EXPORT void free_sized(void *p, size_t size)
+{
+    vt_api_free_sized(p, size);
+}
+VT_EXPORT void free_aligned_sized(void *p, size_t alignment, size_t size)
+{
+    vt_api_free_aligned_sized(p, alignment, size);
+}
+VT_EXPORT int malloc_trim(size_t pad)
+{
+    return vt_api_malloc_trim(pad);
+}
+VT_EXPORT void malloc_stats(void)
+{
+    vt_stats_print();
+}
+VT_EXPORT int mallopt(int param, int value)
+{
+    return vt_api_mallopt(param, value);
+}
+VT_EXPORT struct mallinfo2 mallinfo2(void)
+{
+    return vt_api_mallinfo2();
+}
+VT_EXPORT struct mallinfo mallinfo(void)
+{
+    return vt_api_mallinfo();
+}
+VT_EXPORT struct mallinfo __libc_mallinfo(void)
+{
+    return vt_api_mallinfo();
+} /* not an alias: mallinfo is deprecated */
+VT_EXPORT int malloc_info(int options, FILE *stream)
+{
+    return vt_api_malloc_info(options, stream);
+}
 
 void cfree(void *p) VT_OVERRIDE_ALIAS(free);
 void *__libc_malloc(size_t size) VT_OVERRIDE_ALIAS(malloc);
@@ -50,3 +111,4 @@ void *__libc_memalign(size_t alignment, size_t size) VT_OVERRIDE_ALIAS(memalign)
 void *__libc_valloc(size_t size) VT_OVERRIDE_ALIAS(valloc);
 void *__libc_pvalloc(size_t size) VT_OVERRIDE_ALIAS(pvalloc);
 int __libc_mallopt(int param, int value) VT_OVERRIDE_ALIAS(mallopt);
+/* clang-format on */

@@ -156,7 +156,8 @@ void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner)
 void vt_page_unassign(vt_page_t *page)
 {
     VT_ASSERT(page->used == 0);
-    VT_ASSERT((atomic_load_explicit(&page->remote, memory_order_relaxed) & VT_REMOTE_PTR_MASK) == 0);
+    VT_ASSERT((atomic_load_explicit(&page->remote, memory_order_relaxed) & VT_REMOTE_PTR_MASK) ==
+              0);
     vt_page_publish(page);
     vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
     for (unsigned u = page->first_unit; u < page->first_unit + page->units; u++)
@@ -270,8 +271,8 @@ bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, u
         last->next = marked ? NULL : (vt_block_t *)(old & VT_REMOTE_PTR_MASK);
         uintptr_t total = (marked ? 0 : old >> VT_REMOTE_COUNT_SHIFT) + count;
         word = (total << VT_REMOTE_COUNT_SHIFT) | (uintptr_t)first;
-    } while (!atomic_compare_exchange_weak_explicit(&page->remote, &old, word,
-                                                    memory_order_acq_rel, memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&page->remote, &old, word, memory_order_acq_rel,
+                                                    memory_order_relaxed));
     return (old & VT_REMOTE_FULL) != 0;
 }
 
@@ -282,8 +283,8 @@ bool vt_page_is_block_start(const vt_page_t *page, const void *p)
 {
     uintptr_t area = (uintptr_t)vt_page_area(page);
     uintptr_t offset = (uintptr_t)p - area;
-    return (uintptr_t)p >= area &&
-           offset < (uintptr_t)page->capacity * page->bsize && offset % page->bsize == 0;
+    return (uintptr_t)p >= area && offset < (uintptr_t)page->capacity * page->bsize &&
+           offset % page->bsize == 0;
 }
 
 /* The checks of a block about to be freed or reallocated through a slow path. Returns true
@@ -291,8 +292,7 @@ bool vt_page_is_block_start(const vt_page_t *page, const void *p)
  * mode, where the caller leaves the block alone). */
 bool vt_page_check_block(vt_page_t *page, void *p, const char *fn)
 {
-    if (vt_unlikely(page == &vt_page_none ||
-                    vt_page_owner(page) == VT_OWNER_FREE)) {
+    if (vt_unlikely(page == &vt_page_none || vt_page_owner(page) == VT_OWNER_FREE)) {
         vt_report_misuse(fn, "invalid pointer (not a live vtmalloc block)", p);
         return false;
     }

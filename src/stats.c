@@ -46,7 +46,8 @@ VT_EXPORT void vt_stats_print(void)
         st.bytes_free_threads >> 10, st.bytes_free_global >> 10);
     out("  free units        %12zu KiB   empty spans in reserve %zu (%zu KiB)\n",
         st.bytes_free_units >> 10, st.spans_reserved, st.bytes_reserve >> 10);
-    out("  mapped            %12zu KiB   (spans %zu, large blocks %zu in %zu KiB, cached %zu KiB)\n",
+    out("  mapped            %12zu KiB   (spans %zu, large blocks %zu in %zu KiB, cached %zu "
+        "KiB)\n",
         st.bytes_mapped >> 10, st.spans_mapped, st.large_blocks, st.large_bytes >> 10,
         st.large_cached_bytes >> 10);
     out("  large blocks      %12zu  allocated since start, %zu from the cache\n",

@@ -65,7 +65,7 @@ typedef struct lookup {
     void *found[2];
 } lookup_t;
 
-static void *find_symbol(ElfW(Addr) base, const ElfW(Sym) *symtab, const char *strtab,
+static void *find_symbol(ElfW(Addr) base, const ElfW(Sym) * symtab, const char *strtab,
                          const uint32_t *gnu, const char *name)
 {
     uint32_t nbuckets = gnu[0], symoffset = gnu[1], bloom_size = gnu[2];

@@ -19,7 +19,10 @@
  */
 #include "internal.h"
 
-#define VT_EMPTY_BINS {[0 ... VT_CLASS_COUNT] = &vt_page_none}
+#define VT_EMPTY_BINS                                                                              \
+    {                                                                                              \
+        [0 ... VT_CLASS_COUNT] = &vt_page_none                                                     \
+    }
 
 static vt_tcache_t unstarted = {.alloc_page = VT_EMPTY_BINS, .state = VT_TCACHE_UNSTARTED};
 static vt_tcache_t exited = {.alloc_page = VT_EMPTY_BINS, .state = VT_TCACHE_EXITED};

@@ -112,20 +112,20 @@ typedef struct vt_block {
 typedef struct vt_page {
     /* -- cache line 1: read by every free, from any thread; written only when the page
      *    changes hands or lists, so other cores keep it cached -- */
-    _Atomic uintptr_t owner;    /* tcache*, tcache*|DETACHED, or VT_OWNER_*: see page.c */
-    uint32_t bsize;             /* constant while assigned: block size in bytes */
-    uint32_t capacity;          /* constant while assigned: blocks that fit in the page */
+    _Atomic uintptr_t owner;     /* tcache*, tcache*|DETACHED, or VT_OWNER_*: see page.c */
+    uint32_t bsize;              /* constant while assigned: block size in bytes */
+    uint32_t capacity;           /* constant while assigned: blocks that fit in the page */
     struct vt_page *prev, *next; /* owner or global lock: links in a bin or global list */
-    uint8_t class_idx;          /* constant while assigned */
-    uint8_t units;              /* constant while assigned: length of the run */
-    uint8_t first_unit;         /* constant: index of the page's first unit in its span */
+    uint8_t class_idx;           /* constant while assigned */
+    uint8_t units;               /* constant while assigned: length of the run */
+    uint8_t first_unit;          /* constant: index of the page's first unit in its span */
     uint8_t pad1_[29];
     /* -- cache line 2: the owner's fast paths write these all the time -- */
     _Alignas(64) vt_block_t *free; /* owner: blocks malloc pops and the owner's free pushes */
-    uint32_t used;              /* owner: blocks handed out and not yet back on a list */
-    uint32_t carved;            /* owner: blocks carved from the area so far */
-    uint64_t pops;              /* owner: mallocs from this page not yet added to the class's */
-    uint64_t pushes;            /* owner: its own frees into it, likewise (page.c: publish) */
+    uint32_t used;                 /* owner: blocks handed out and not yet back on a list */
+    uint32_t carved;               /* owner: blocks carved from the area so far */
+    uint64_t pops;                 /* owner: mallocs from this page not yet added to the class's */
+    uint64_t pushes;               /* owner: its own frees into it, likewise (page.c: publish) */
     uint8_t pad2_[32];
     /* -- cache line 3: written by other threads' frees -- */
     _Alignas(64) _Atomic uintptr_t remote; /* any thread: count | list head | REMOTE_FULL */
@@ -150,15 +150,15 @@ typedef enum vt_backing { VT_BACKING_MMAP = 0, VT_BACKING_MALLOC = 1 } vt_backin
  * descriptor of the page holding unit u, or to vt_page_none when it is free.
  */
 typedef struct vt_span {
-    uint64_t magic;              /* constant: VT_SPAN_MAGIC, checked in debug builds */
-    void *base;                  /* constant: what the backing returned (may precede the span) */
-    size_t map_size;             /* constant: bytes the backing gave */
-    uint8_t backing;             /* constant: vt_backing_t */
-    uint64_t free_units;         /* global lock: bitmap of units not in any page */
-    uint64_t dirty_units;        /* global lock: free units that may still be resident */
+    uint64_t magic;       /* constant: VT_SPAN_MAGIC, checked in debug builds */
+    void *base;           /* constant: what the backing returned (may precede the span) */
+    size_t map_size;      /* constant: bytes the backing gave */
+    uint8_t backing;      /* constant: vt_backing_t */
+    uint64_t free_units;  /* global lock: bitmap of units not in any page */
+    uint64_t dirty_units; /* global lock: free units that may still be resident */
     uint32_t freed_ms[VT_SPAN_UNITS]; /* global lock: when each dirty unit was freed */
-    struct vt_span *prev, *next; /* global lock: on the partial or empty span list */
-    uint8_t on_list;             /* global lock: which span list holds it (global.c) */
+    struct vt_span *prev, *next;      /* global lock: on the partial or empty span list */
+    uint8_t on_list;                  /* global lock: which span list holds it (global.c) */
     /* any thread reads (free), page setup writes: the page each unit belongs to */
     _Atomic(vt_page_t *) unit_page[VT_SPAN_UNITS];
     vt_page_t pages[VT_SPAN_UNITS]; /* descriptor of the page whose first unit is u */
@@ -169,10 +169,11 @@ typedef struct vt_span {
 /* ---- Thread caches ---------------------------------------------------------------------- */
 
 typedef enum vt_tcache_state {
-    VT_TCACHE_UNSTARTED = 0, /* the static cache every thread starts with: first malloc starts one */
-    VT_TCACHE_LIVE = 1,      /* a started cache, owned by one thread */
-    VT_TCACHE_EXITED = 2,    /* the static cache of a thread whose cache was handed back */
-    VT_TCACHE_POOLED = 3     /* a cache waiting in the global pool for the next thread */
+    VT_TCACHE_UNSTARTED =
+        0,                /* the static cache every thread starts with: first malloc starts one */
+    VT_TCACHE_LIVE = 1,   /* a started cache, owned by one thread */
+    VT_TCACHE_EXITED = 2, /* the static cache of a thread whose cache was handed back */
+    VT_TCACHE_POOLED = 3  /* a cache waiting in the global pool for the next thread */
 } vt_tcache_state_t;
 
 /* Counters a thread keeps for itself: one writer (the owner, with vt_count), any reader
@@ -200,36 +201,36 @@ typedef struct vt_remote_chain {
  */
 typedef struct vt_tcache {
     _Alignas(64) vt_page_t *alloc_page[VT_CLASS_COUNT + 1]; /* owner: malloc pops from these */
-    vt_page_list_t bins[VT_CLASS_COUNT];       /* owner: attached pages per class */
-    vt_page_t *stash;                          /* owner: empty one-unit pages, any class */
-    uint32_t stash_count;                      /* owner */
-    uint32_t stash_taken;      /* owner: pages taken from the stash, ever */
-    uint32_t stash_taken_seen; /* owner: stash_taken at the last housekeeping */
-    uint32_t slow_calls;       /* owner: allocation slow paths, to pace housekeeping */
+    vt_page_list_t bins[VT_CLASS_COUNT];                    /* owner: attached pages per class */
+    vt_page_t *stash;              /* owner: empty one-unit pages, any class */
+    uint32_t stash_count;          /* owner */
+    uint32_t stash_taken;          /* owner: pages taken from the stash, ever */
+    uint32_t stash_taken_seen;     /* owner: stash_taken at the last housekeeping */
+    uint32_t slow_calls;           /* owner: allocation slow paths, to pace housekeeping */
     uint32_t next_housekeeping_ms; /* owner: vt_os_now_ms() when housekeeping is next due */
     /* owner: blocks this thread freed into other threads' pages, not yet pushed: remote frees
      * into one page gather in a chain that is pushed with one CAS (tcache.c) */
     vt_remote_chain_t pending[VT_REMOTE_SLOTS];
     uint32_t pending_chains; /* owner: how many slots hold a chain */
-    uint32_t state;                            /* vt_tcache_state_t */
-    int32_t tid;      /* global lock: the kernel's id of the thread using it (vt_tcache_reap) */
-    vt_tcache_counters_t counters;             /* owner writes, anyone reads */
-    struct vt_tcache *pool_prev, *pool_next;   /* global lock: live list or free pool */
+    uint32_t state;          /* vt_tcache_state_t */
+    int32_t tid; /* global lock: the kernel's id of the thread using it (vt_tcache_reap) */
+    vt_tcache_counters_t counters;           /* owner writes, anyone reads */
+    struct vt_tcache *pool_prev, *pool_next; /* global lock: live list or free pool */
 } vt_tcache_t;
 
 /* ---- Options ---------------------------------------------------------------------------- */
 
 /* The tunables; options.c reads them once from VTMALLOC_* variables. */
 typedef struct vt_options {
-    uint32_t class_pages;   /* VTMALLOC_CLASS_PAGES: pages a thread keeps attached per class */
-    uint32_t stash_units;   /* VTMALLOC_STASH_UNITS: empty units a thread keeps for any class */
-    uint32_t batch_units;   /* VTMALLOC_BATCH_UNITS: units moved per global lock */
-    uint32_t reserve_spans; /* VTMALLOC_RESERVE_SPANS: empty spans kept mapped */
-    uint32_t purge_ms;      /* VTMALLOC_PURGE_MS: free memory returned to the OS after this */
+    uint32_t class_pages;    /* VTMALLOC_CLASS_PAGES: pages a thread keeps attached per class */
+    uint32_t stash_units;    /* VTMALLOC_STASH_UNITS: empty units a thread keeps for any class */
+    uint32_t batch_units;    /* VTMALLOC_BATCH_UNITS: units moved per global lock */
+    uint32_t reserve_spans;  /* VTMALLOC_RESERVE_SPANS: empty spans kept mapped */
+    uint32_t purge_ms;       /* VTMALLOC_PURGE_MS: free memory returned to the OS after this */
     uint32_t large_cache_mb; /* VTMALLOC_LARGE_CACHE: MiB of freed large blocks kept */
-    uint32_t backing;       /* VTMALLOC_BACKING: vt_backing_t */
-    uint32_t stats;         /* VTMALLOC_STATS: print statistics at exit */
-    uint32_t on_error;      /* VTMALLOC_ON_ERROR: vt_on_error_t */
+    uint32_t backing;        /* VTMALLOC_BACKING: vt_backing_t */
+    uint32_t stats;          /* VTMALLOC_STATS: print statistics at exit */
+    uint32_t on_error;       /* VTMALLOC_ON_ERROR: vt_on_error_t */
 } vt_options_t;
 
 typedef enum vt_on_error { VT_ON_ERROR_ABORT = 0, VT_ON_ERROR_WARN = 1 } vt_on_error_t;
@@ -243,7 +244,8 @@ _Static_assert(sizeof(vt_span_t) <= VT_UNIT_SIZE, "the span header fits in unit 
 _Static_assert(VT_SMALL_MAX * 2 <= VT_PAGE_MAX_UNITS * VT_UNIT_SIZE, "2 blocks per page");
 _Static_assert(VT_PAGE_MAX_UNITS < VT_SPAN_UNITS, "a page fits in a span");
 _Static_assert(VT_CLASS_COUNT < 255, "class_idx is a byte");
-_Static_assert(VT_ADDRESS_BITS <= VT_REMOTE_COUNT_SHIFT, "remote list pointers fit below the count");
+_Static_assert(VT_ADDRESS_BITS <= VT_REMOTE_COUNT_SHIFT,
+               "remote list pointers fit below the count");
 _Static_assert(VT_UNIT_SIZE / VT_MIN_ALIGN < 65536, "a page's block count fits the remote count");
 
 #endif /* VT_TYPES_H */
