@@ -135,24 +135,28 @@ void vt_report_keep_stderr(void)
     kept_stderr = vt_os_dup_fd(2);
 }
 
-void vt_message_to_kept_stderr(const char *fmt, ...)
+/* Formats into a stack buffer and writes the line to fd in one write(2). */
+static void write_message(int fd, const char *fmt, va_list ap)
 {
     char buf[512];
+    size_t n = vformat(buf, sizeof(buf), fmt, ap);
+    vt_os_write(fd, buf, n);
+}
+
+void vt_message_to_kept_stderr(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    size_t n = vformat(buf, sizeof(buf), fmt, ap);
+    write_message(kept_stderr >= 0 ? kept_stderr : 2, fmt, ap);
     va_end(ap);
-    vt_os_write(kept_stderr >= 0 ? kept_stderr : 2, buf, n);
 }
 
 void vt_message(const char *fmt, ...)
 {
-    char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    size_t n = vformat(buf, sizeof(buf), fmt, ap);
+    write_message(2, fmt, ap);
     va_end(ap);
-    vt_os_write(2, buf, n);
 }
 
 void vt_report_misuse(const char *fn, const char *what, const void *p)

@@ -307,6 +307,55 @@ static void *child_thread(void *arg)
     return NULL;
 }
 
+/* One fork, and what its child must manage: allocate, free, start a thread and exit cleanly
+ * (bounded by an alarm, so a deadlock shows as SIGALRM). Returns the child's wait status. */
+static int fork_and_check_child(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(20);
+        void *blocks[500];
+        for (int i = 0; i < 500; i++)
+            blocks[i] = tagged_alloc((size_t)i * 7 + 1, (uint64_t)i);
+#ifndef __SANITIZE_THREAD__ /* TSan cannot start threads in the child of a threaded parent */
+        pthread_t th;
+        pthread_create(&th, NULL, child_thread, NULL);
+        pthread_join(th, NULL);
+#else
+        child_thread(NULL);
+#endif
+        for (int i = 0; i < 500; i++) {
+            tagged_t *t = blocks[i];
+            if (pattern_check(t + 1, t->size - sizeof(*t), t->id) != t->size - sizeof(*t))
+                _exit(3);
+            vt_free(blocks[i]);
+        }
+        _exit(0);
+    }
+    CHECK(pid > 0, "fork failed");
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+    return status;
+}
+
+#ifdef __SANITIZE_THREAD__
+#define FORKS 60 /* fork under ThreadSanitizer is slow */
+#else
+#define FORKS 300
+#endif
+
+/* Forks from a thread other than the main one; returns how many children failed. */
+static void *forking_thread(void *arg)
+{
+    uintptr_t failed = 0;
+    for (int f = 0; f < (int)(uintptr_t)arg; f++) {
+        int status = fork_and_check_child();
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            failed++;
+    }
+    return (void *)failed;
+}
+
 static void fork_while_threads_allocate(void **state)
 {
     (void)state;
@@ -314,34 +363,17 @@ static void fork_while_threads_allocate(void **state)
     atomic_store(&stop_busy, 0);
     for (int i = 0; i < 2; i++)
         pthread_create(&busy[i], NULL, busy_allocator, (void *)(uintptr_t)(i + 1));
-    for (int f = 0; f < 100; f++) {
-        pid_t pid = fork();
-        if (pid == 0) {
-            alarm(20); /* a deadlock in the child shows as SIGALRM, not as a hang */
-            void *blocks[500];
-            for (int i = 0; i < 500; i++)
-                blocks[i] = tagged_alloc((size_t)i * 7 + 1, (uint64_t)i);
-#ifndef __SANITIZE_THREAD__ /* TSan cannot start threads in the child of a threaded parent */
-            pthread_t th;
-            pthread_create(&th, NULL, child_thread, NULL);
-            pthread_join(th, NULL);
-#else
-            child_thread(NULL);
-#endif
-            for (int i = 0; i < 500; i++) {
-                tagged_t *t = blocks[i];
-                if (pattern_check(t + 1, t->size - sizeof(*t), t->id) != t->size - sizeof(*t))
-                    _exit(3);
-                vt_free(blocks[i]);
-            }
-            _exit(0);
-        }
-        assert_true(pid > 0);
-        int status;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
+    /* Two thirds of the forks from the main thread, the rest from another thread. */
+    for (int f = 0; f < FORKS * 2 / 3; f++) {
+        int status = fork_and_check_child();
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             fail_msg("child %d ended with status 0x%x", f, status);
     }
+    pthread_t forker;
+    void *failed;
+    pthread_create(&forker, NULL, forking_thread, (void *)(uintptr_t)(FORKS / 3));
+    pthread_join(forker, &failed);
+    assert_int_equal((uintptr_t)failed, 0);
     atomic_store(&stop_busy, 1);
     for (int i = 0; i < 2; i++)
         pthread_join(busy[i], NULL);
