@@ -111,30 +111,15 @@ static inline void bench_free(void *ptr)
 }
 #endif
 
+/* What memtest and soak share: die(), bookkeeping memory, splitmix64, the /proc readers, and the
+ * check of which allocator serves the program. */
+#define BENCH_NAME "soak"
+#include "bench.h"
+
 /* ------------------------------------------------------------------------------------------------
- * Failure and bookkeeping memory. Messages are formatted on the stack and written with write(2):
- * a failure may come from the allocator under test, and stdio may need that allocator.
+ * Progress messages and bookkeeping memory. Messages are formatted on the stack and written with
+ * write(2): a failure may come from the allocator under test, and stdio may need that allocator.
  * ---------------------------------------------------------------------------------------------- */
-
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-
-static void die(const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    int len = snprintf(buf, sizeof buf, "soak: ");
-    va_start(ap, fmt);
-    len += vsnprintf(buf + len, sizeof buf - (size_t)len, fmt, ap);
-    va_end(ap);
-    if (len > (int)sizeof buf - 2) {
-        len = (int)sizeof buf - 2;
-    }
-    buf[len++] = '\n';
-    if (write(2, buf, (size_t)len) < 0) {
-        /* Nothing left to report to. */
-    }
-    _exit(2);
-}
 
 /* A progress line on stderr (-v), formatted on the stack: it runs while the load does. */
 static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -154,85 +139,20 @@ static void progress(const char *fmt, ...)
     }
 }
 
-/*
- * Every table of the benchmark is an anonymous mapping, recorded so that bk_resident_kb() can say
- * how much of the RSS is the benchmark's own. All of them are mapped and written before the load
- * starts, so that share is constant while it runs.
- */
-#define BK_MAX_REGIONS 64
-
-static struct {
-    void *ptr;
-    size_t bytes;
-} bk_regions[BK_MAX_REGIONS];
-static size_t bk_nregions;
-
-static void *bk_map(size_t bytes)
+/* Bookkeeping mappings written now, so that they are resident before the load starts and the
+ * benchmark's share of RSS is constant while it runs. */
+static void *bk_map_touched(size_t bytes)
 {
-    if (bytes == 0) {
-        bytes = 1;
-    }
-    void *ptr = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (ptr == MAP_FAILED) {
-        die("mmap of %zu bytes for bookkeeping failed: %s", bytes, strerror(errno));
-    }
-    if (bk_nregions == BK_MAX_REGIONS) {
-        die("internal: more than %d bookkeeping mappings", BK_MAX_REGIONS);
-    }
-    memset(ptr, 0, bytes); /* resident now, not in the middle of the load */
-    bk_regions[bk_nregions].ptr = ptr;
-    bk_regions[bk_nregions].bytes = bytes;
-    bk_nregions++;
+    void *ptr = bk_map(bytes);
+    memset(ptr, 0, bytes);
     return ptr;
 }
 
-/* Resident kB of all bookkeeping mappings, counted page by page with mincore(2). */
-static long bk_resident_kb(void)
-{
-    static unsigned char vec[4096];
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = 0;
-    for (size_t i = 0; i < bk_nregions; i++) {
-        char *base = bk_regions[i].ptr;
-        size_t npages = (bk_regions[i].bytes + page - 1) / page;
-        for (size_t done = 0; done < npages;) {
-            size_t chunk = npages - done < sizeof vec ? npages - done : sizeof vec;
-            if (mincore(base + done * page, chunk * page, vec) != 0) {
-                return -1;
-            }
-            for (size_t k = 0; k < chunk; k++) {
-                pages += vec[k] & 1;
-            }
-            done += chunk;
-        }
-    }
-    return (long)(pages * page / 1024);
-}
-
 /* ------------------------------------------------------------------------------------------------
- * Random numbers: splitmix64 (Steele, Lea, Flood 2014): one 64-bit state, trivially seeded, and
- * good enough for a workload generator. Drawn during the load (the draws are the same for every
- * allocator, and cost a few ns against the hundreds of ns of allocator work per object).
+ * Random numbers (bench.h has the splitmix64 generator). Drawn during the load: the draws are the
+ * same for every allocator, and cost a few ns against the hundreds of ns of allocator work per
+ * object.
  * ---------------------------------------------------------------------------------------------- */
-
-static inline uint64_t rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, bound) by multiply-shift on the top 32 bits; the bias is below 2^-32 * bound. */
-static inline uint32_t rng_below(uint64_t *state, uint32_t bound)
-{
-    return (uint32_t)(((rng_next(state) >> 32) * (uint64_t)bound) >> 32);
-}
-
-/* Uniform in [lo, hi], both included. */
-static inline uint32_t rng_range(uint64_t *state, uint32_t lo, uint32_t hi)
-{
-    return lo + rng_below(state, hi - lo + 1);
-}
 
 /* True with probability permille / 1000. */
 static inline bool rng_permille(uint64_t *state, uint32_t permille)
@@ -280,99 +200,6 @@ static void sleep_ms(long ms)
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
-}
-
-/* One "Name:   123 kB" field of /proc/self/status, in kB; -1 when it cannot be read. */
-static long status_kb(const char *field)
-{
-    char buf[8192];
-    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return -1;
-    }
-    ssize_t len = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (len <= 0) {
-        return -1;
-    }
-    buf[len] = '\0';
-    size_t flen = strlen(field);
-    for (char *line = buf; line != NULL && *line != '\0';) {
-        if (strncmp(line, field, flen) == 0 && line[flen] == ':') {
-            return strtol(line + flen + 1, NULL, 10);
-        }
-        line = strchr(line, '\n');
-        if (line != NULL) {
-            line++;
-        }
-    }
-    return -1;
-}
-
-/* Reset the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux >= 4.0, "5" in clear_refs). */
-static bool reset_peak_rss(void)
-{
-    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return false;
-    }
-    bool ok = write(fd, "5", 1) == 1;
-    close(fd);
-    return ok;
-}
-
-/* The file of the shared object that serves bench_malloc, as the dynamic linker bound it. */
-static const char *entry_object(void)
-{
-    __typeof__(&ALLOCATOR_ENTRY) entry = &ALLOCATOR_ENTRY;
-    void *addr;
-    Dl_info info;
-    _Static_assert(sizeof entry == sizeof addr, "function and data pointers differ in size");
-    memcpy(&addr, &entry, sizeof addr); /* ISO C has no cast from function to data pointer */
-    if (dladdr(addr, &info) == 0 || info.dli_fname == NULL) {
-        return "?";
-    }
-    return info.dli_fname;
-}
-
-#define SOAK_STR2(x) #x
-#define SOAK_STR(x)  SOAK_STR2(x)
-#define ENTRY_NAME   SOAK_STR(ALLOCATOR_ENTRY)
-
-static const char *base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash != NULL ? slash + 1 : path;
-}
-
-/* Whether /proc/self/maps mentions needle: proof that a preloaded library is really mapped. */
-static bool maps_contain(const char *needle)
-{
-    char buf[65536];
-    size_t nlen = strlen(needle), keep = 0;
-    if (nlen == 0 || nlen >= sizeof buf / 2) {
-        return false;
-    }
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return false;
-    }
-    for (;;) {
-        ssize_t got = read(fd, buf + keep, sizeof buf - 1 - keep);
-        if (got <= 0) {
-            break;
-        }
-        size_t have = keep + (size_t)got;
-        buf[have] = '\0';
-        if (strstr(buf, needle) != NULL) {
-            close(fd);
-            return true;
-        }
-        keep = nlen - 1; /* a name split across two reads is still found */
-        memmove(buf, buf + have - keep, keep);
-    }
-    close(fd);
-    return false;
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -1312,7 +1139,7 @@ int main(int argc, char **argv)
     }
 
     /* Bookkeeping, all mapped and written now. */
-    slot_t *slots = bk_map(o.threads * sizeof(slot_t));
+    slot_t *slots = bk_map_touched(o.threads * sizeof(slot_t));
     for (unsigned i = 0; i < o.threads; i++) {
         slots[i].index = i;
     }
@@ -1321,11 +1148,11 @@ int main(int argc, char **argv)
     lg.slack_count = o.keep / 32 + 1;
     lg.slack_bytes = lg.keep_bytes / 32;
     lg.cap = lg.keep_count + lg.slack_count + 2 * MAX_ITEMS + 2;
-    lg.ring = bk_map(lg.cap * sizeof(log_entry_t));
-    lg.batch = bk_map(LOG_BATCH * sizeof(log_entry_t));
+    lg.ring = bk_map_touched(lg.cap * sizeof(log_entry_t));
+    lg.batch = bk_map_touched(LOG_BATCH * sizeof(log_entry_t));
     unsigned nphases = o.cycles * PHASES;
-    phase_rec_t *rec = bk_map(nphases * sizeof(phase_rec_t));
-    smp.buf = bk_map(MAX_SAMPLES * sizeof(sample_t));
+    phase_rec_t *rec = bk_map_touched(nphases * sizeof(phase_rec_t));
+    smp.buf = bk_map_touched(MAX_SAMPLES * sizeof(sample_t));
     smp.slots = slots;
     smp.nslots = o.threads;
     smp.interval_ns = (long)o.sample_ms * 1000000L;
@@ -1438,7 +1265,7 @@ int main(int argc, char **argv)
         peak_rss_kb = (long)sampled_peak_kb;
     }
     /* Per cycle: RSS at its end (after phase C, pool drained) and its peak (VmHWM of its phases). */
-    long *cycle_end = bk_map(o.cycles * sizeof(long)), *cycle_peak = bk_map(o.cycles * sizeof(long));
+    long *cycle_end = bk_map_touched(o.cycles * sizeof(long)), *cycle_peak = bk_map_touched(o.cycles * sizeof(long));
     for (unsigned c = 0; c < o.cycles; c++) {
         cycle_end[c] = rec[c * PHASES + PHASES - 1].rss_kb;
         cycle_peak[c] = 0;
