@@ -386,10 +386,10 @@ static struct {
     pthread_cond_t idle; /* main: the drain is over */
     log_entry_t *ring;   /* cap entries, from bk_map */
     size_t cap, head, count;
-    uint64_t bytes;                    /* bytes in the FIFO (lock) */
-    size_t keep_count;                 /* -k */
-    uint64_t keep_bytes;               /* -K */
-    size_t slack_count;                /* hysteresis: wake the logger a little over the bounds */
+    uint64_t bytes;      /* bytes in the FIFO (lock) */
+    size_t keep_count;   /* -k */
+    uint64_t keep_bytes; /* -K */
+    size_t slack_count;  /* hysteresis: wake the logger a little over the bounds */
     uint64_t slack_bytes;
     bool drain, settle, stop, busy;    /* lock */
     _Atomic uint64_t live;             /* bytes handed over and not yet freed, for the sampler */
@@ -411,8 +411,7 @@ static bool logger_over(void)
 static bool logger_due(void)
 {
     return lg.count > 0 &&
-           (lg.drain || (lg.settle && logger_over()) ||
-            lg.count > lg.keep_count + lg.slack_count ||
+           (lg.drain || (lg.settle && logger_over()) || lg.count > lg.keep_count + lg.slack_count ||
             lg.bytes > lg.keep_bytes + lg.slack_bytes);
 }
 
@@ -836,7 +835,7 @@ typedef struct {
     const char *csv;    /* -o */
     double max_growth;  /* -G: fail when growth_last exceeds it (0: no check) */
     double max_after;   /* -F: fail when RSS after stop exceeds this fraction of peak RSS */
-    bool quiet, verbose;
+    bool quiet, verbose, alloc_stats;
 } options_t;
 
 /* Work per preset; every value can be changed by its own option, in any order. */
@@ -855,7 +854,7 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: soak [-p long|quick|tiny] [-t threads] [-y cycles] [-c conns] [-r pct]\n"
             "            [-k objects] [-K MiB] [-i idle-ms] [-S sample-ms] [-s seed] [-a label]\n"
-            "            [-m substring] [-o series.csv] [-G growth] [-F fraction] [-q] [-v]\n"
+            "            [-m substring] [-o series.csv] [-G growth] [-F fraction] [-q] [-v] [-V]\n"
             "  -p  work preset: long (default: 10 cycles, 96 connections per phase), quick\n"
             "      (3 cycles, 48), tiny (a check run); the options below override it\n"
             "  -t  connection threads alive at once (default 8); each serves one connection\n"
@@ -866,6 +865,8 @@ static void usage(FILE *out)
             "  -i  idle ms after the load, before the poke and the RSS-after-stop reading\n"
             "  -S  RSS sample interval, ms (default 50); -s seed (default 1)\n"
             "  -a  allocator label for the output; -q only PHASE/RESULT lines; -v progress\n"
+            "  -V  at the end of every phase, the allocator's own statistics on stderr (when\n"
+            "      it exports vt_stats_print, as vtmalloc does)\n"
             "  -m  exit with status 3 unless the library whose name contains this is mapped\n"
             "      and serves the benchmark's malloc (or Tcl_Alloc)\n"
             "  -o  write the RSS time series to this CSV file\n"
@@ -910,7 +911,7 @@ static void parse_options(int argc, char **argv, options_t *o)
     /* First pass: the preset, wherever it is; then every option overrides it. */
     int c;
     opterr = 0;
-    while ((c = getopt(argc, argv, "p:t:y:c:r:k:K:i:S:s:a:m:o:G:F:qvh")) != -1) {
+    while ((c = getopt(argc, argv, "p:t:y:c:r:k:K:i:S:s:a:m:o:G:F:qvVh")) != -1) {
         if (c == 'p') {
             o->preset = optarg;
         }
@@ -930,7 +931,7 @@ static void parse_options(int argc, char **argv, options_t *o)
 
     optind = 1;
     opterr = 1;
-    while ((c = getopt(argc, argv, "p:t:y:c:r:k:K:i:S:s:a:m:o:G:F:qvh")) != -1) {
+    while ((c = getopt(argc, argv, "p:t:y:c:r:k:K:i:S:s:a:m:o:G:F:qvVh")) != -1) {
         switch (c) {
         case 'p':
             break;
@@ -981,6 +982,9 @@ static void parse_options(int argc, char **argv, options_t *o)
             break;
         case 'v':
             o->verbose = true;
+            break;
+        case 'V':
+            o->alloc_stats = true;
             break;
         case 'h':
             usage(stdout);
@@ -1161,8 +1165,8 @@ int main(int argc, char **argv)
     if (!o.quiet) {
         printf("soak: allocator=%s (%s from %s) threads=%u cycles=%u connections/phase=%u "
                "requests=%u%% backlog=%u objects/%u MiB idle=%u ms seed=%" PRIu64 "\n",
-               o.label, ENTRY_NAME, entry_object(), o.threads, o.cycles, o.conns, o.req_pct,
-               o.keep, o.keep_mib, o.idle_ms, o.seed);
+               o.label, ENTRY_NAME, entry_object(), o.threads, o.cycles, o.conns, o.req_pct, o.keep,
+               o.keep_mib, o.idle_ms, o.seed);
         for (unsigned p = 0; p < PHASES; p++) {
             printf("soak: phase %s: %s\n", phases[p].name, phases[p].what);
         }
@@ -1201,6 +1205,15 @@ int main(int argc, char **argv)
         peak_rss_kb = rec[k].hwm_kb > peak_rss_kb ? rec[k].hwm_kb : peak_rss_kb;
         if (peak_reset) {
             reset_peak_rss(); /* so that the next phase's VmHWM is its own */
+        }
+        if (o.alloc_stats) {
+            /* Only vtmalloc exports this; looked up at run time so one binary serves all. */
+            void (*print_stats)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "vt_stats_print");
+            fprintf(stderr, "soak: end of cycle %u phase %s, RSS %.1f MiB, phase peak %.1f MiB\n",
+                    k / PHASES + 1, phases[k % PHASES].name, rec[k].rss_kb / 1024.0,
+                    rec[k].hwm_kb / 1024.0);
+            if (print_stats != NULL)
+                print_stats();
         }
         if (o.verbose) {
             progress("soak: %s cycle %u phase %s: %.2f s, RSS %.1f MiB, phase peak %.1f MiB, "
@@ -1264,8 +1277,10 @@ int main(int argc, char **argv)
     if (!peak_reset) { /* VmHWM includes start-up; the samples are the better figure */
         peak_rss_kb = (long)sampled_peak_kb;
     }
-    /* Per cycle: RSS at its end (after phase C, pool drained) and its peak (VmHWM of its phases). */
-    long *cycle_end = bk_map_touched(o.cycles * sizeof(long)), *cycle_peak = bk_map_touched(o.cycles * sizeof(long));
+    /* Per cycle: RSS at its end (after phase C, pool drained) and its peak (VmHWM of its phases).
+     */
+    long *cycle_end = bk_map_touched(o.cycles * sizeof(long)),
+         *cycle_peak = bk_map_touched(o.cycles * sizeof(long));
     for (unsigned c = 0; c < o.cycles; c++) {
         cycle_end[c] = rec[c * PHASES + PHASES - 1].rss_kb;
         cycle_peak[c] = 0;
@@ -1351,17 +1366,19 @@ int main(int argc, char **argv)
 
     int status = 0;
     if (o.max_growth > 0 && growth_last > o.max_growth) {
-        fprintf(stderr, "soak: FAIL: %s grew: RSS at the end of cycle %u is %.3f times that at the "
+        fprintf(stderr,
+                "soak: FAIL: %s grew: RSS at the end of cycle %u is %.3f times that at the "
                 "end of cycle 1 (%ld kB / %ld kB), above %.3f\n",
                 o.label, o.cycles, growth_last, cycle_end[o.cycles - 1], cycle_end[0],
                 o.max_growth);
         status = 1;
     }
     if (o.max_after > 0 && after_frac > o.max_after) {
-        fprintf(stderr, "soak: FAIL: %s kept its memory: RSS after stop %ld kB is %.0f %% of peak "
+        fprintf(stderr,
+                "soak: FAIL: %s kept its memory: RSS after stop %ld kB is %.0f %% of peak "
                 "%ld kB, above %.0f %% (after malloc_trim(0): %ld kB)\n",
-                o.label, after_stop_rss_kb, 100.0 * after_frac, peak_rss_kb,
-                100.0 * o.max_after, after_trim_rss_kb);
+                o.label, after_stop_rss_kb, 100.0 * after_frac, peak_rss_kb, 100.0 * o.max_after,
+                after_trim_rss_kb);
         status = 1;
     }
     return status;

@@ -71,7 +71,7 @@ typedef struct vt_stats {
     uint64_t span_maps_total;        /* spans obtained from the backing since start */
     uint64_t span_unmaps_total;      /* spans given back to the backing since start */
     uint64_t large_blocks;           /* live blocks above the largest size class */
-    uint64_t large_bytes;            /* bytes mapped for them */
+    uint64_t large_bytes;            /* their size: whole units in spans, whole pages mapped */
     uint64_t large_allocs_total;     /* large blocks allocated since start */
     uint64_t large_cached_bytes;     /* freed large blocks kept mapped for reuse */
     uint64_t large_cache_hits_total; /* large blocks served from that cache */
@@ -87,7 +87,7 @@ typedef struct vt_stats {
     /* Totals, in bytes. Blocks are counted at their class size: the size requested is not
      * recorded (that would cost a header per block). */
     uint64_t bytes_in_use;         /* small blocks in use plus large blocks */
-    uint64_t bytes_free_threads;   /* free blocks in pages owned by threads */
+    uint64_t bytes_free_threads;   /* free blocks in pages owned by threads, and their stashes */
     uint64_t bytes_free_global;    /* free blocks in pages of the global cache */
     uint64_t bytes_free_units;     /* free units in spans (the reserve included), resident or not */
     uint64_t bytes_reserve;        /* empty spans kept mapped */

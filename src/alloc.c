@@ -34,6 +34,15 @@ void vt_api_free_nonspan(void *p)
         vt_report_misuse("free", "invalid pointer (not allocated by vtmalloc)", p);
 }
 
+void vt_api_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
+{
+    if (vt_unlikely(vt_page_owner(page) == VT_OWNER_LARGE)) {
+        vt_large_free_in_span(page, p, "free");
+        return;
+    }
+    vt_tcache_free_other(tc, page, p);
+}
+
 /* ---- calloc, realloc -------------------------------------------------------------------- */
 
 void *vt_api_calloc(size_t count, size_t size)
@@ -79,9 +88,13 @@ void *vt_api_realloc(void *p, size_t size)
         errno = EINVAL;
         return NULL;
     }
-    if (!vt_in_span(p)) { /* a large block, whatever its size (aligned ones can be small) */
+    if (!vt_in_span(p)) { /* a mapped block, whatever its size (aligned ones can be small) */
         if (size > VT_SMALL_MAX)
             return vt_large_realloc(p, size); /* mremap: no copy */
+    } else if (vt_page_owner(vt_span_page(vt_span_base(p), p)) == VT_OWNER_LARGE) {
+        if (size > VT_SMALL_MAX && size <= VT_LARGE_SPAN_MAX &&
+            vt_large_resize_in_span(vt_span_page(vt_span_base(p), p), size))
+            return p; /* its run shrank, or grew into the free units after it */
     } else if (size <= VT_SMALL_MAX && vt_size_class(size) == vt_size_class(old_size)) {
         return p; /* same class: nothing to do */
     }

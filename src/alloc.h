@@ -50,7 +50,8 @@ VT_INLINE void *vt_api_malloc(size_t size)
  * owner's page the block goes back on the page's free list, first in line for the next malloc
  * (LIFO: the block is still in cache): no atomic, no lock. Everything else (NULL,
  * large blocks, foreign pointers, other threads' pages) branches off to a slow path. The key
- * test catches a double free of a block that is still free, in every build.
+ * test catches a double free of a block that is still free, in every build. Large blocks in
+ * spans belong to no cache, so their frees always branch off.
  */
 VT_INLINE void vt_api_free(void *p)
 {
@@ -79,7 +80,7 @@ VT_INLINE void vt_api_free(void *p)
             vt_tcache_page_emptied(tc, page);
         return;
     }
-    vt_tcache_free_other(tc, page, p);
+    vt_api_free_other(tc, page, p);
 }
 
 #endif /* VT_ALLOC_H */

@@ -50,6 +50,13 @@ static struct global {
     /* When the next purge pass is due (vt_os_now_ms). Read and advanced without the lock by
      * compare-and-swap, so that one thread, not all, does a due pass. */
     _Atomic uint32_t next_purge_ms;
+    uint32_t last_pass_ms; /* when the last purge pass collected the partial lists */
+    /* Free units that may still be resident (the spans' dirty_units together), and the most
+     * the dirty budget allows (VTMALLOC_DIRTY_PCT of the units of the spans held). Written
+     * under the lock, read without it by vt_global_maybe_purge: a stale value only moves an
+     * early purge by one call. */
+    _Atomic uint32_t dirty_count, dirty_budget;
+    _Atomic bool purging_excess; /* one thread at a time purges above the budget */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 _Static_assert(VT_CLASS_COUNT <= 64, "partial_mask has a bit per class");
@@ -75,6 +82,26 @@ static void lock(void)
 static void unlock(void)
 {
     pthread_mutex_unlock(&g.lock);
+}
+
+/* Changes a span's map of dirty units, keeping the total in step. Lock held. */
+static void dirty_set(vt_span_t *span, uint64_t dirty)
+{
+    uint32_t count = atomic_load_explicit(&g.dirty_count, memory_order_relaxed);
+    count += (uint32_t)__builtin_popcountll(dirty);
+    count -= (uint32_t)__builtin_popcountll(span->dirty_units);
+    atomic_store_explicit(&g.dirty_count, count, memory_order_relaxed);
+    span->dirty_units = dirty;
+}
+
+/* The dirty budget follows the spans held, with a floor so that a small process does not
+ * purge at every free. Lock held. */
+static void spans_changed(void)
+{
+    uint64_t budget = g.spans_total * (VT_SPAN_UNITS - 1) * vt_options.dirty_pct / 100;
+    if (budget < VT_DIRTY_MIN_UNITS)
+        budget = VT_DIRTY_MIN_UNITS;
+    atomic_store_explicit(&g.dirty_budget, (uint32_t)budget, memory_order_relaxed);
 }
 
 /* ---- Span lists ------------------------------------------------------------------------- */
@@ -121,6 +148,8 @@ static void span_relist(vt_span_t *span, vt_span_t **release)
     if (drop) {
         g.spans_total--;
         g.span_unmaps++;
+        dirty_set(span, 0);
+        spans_changed();
         span->next = *release;
         *release = span;
     } else if (want == ON_PARTIAL) {
@@ -178,6 +207,7 @@ static void span_add(vt_span_t *span)
 {
     g.spans_total++;
     g.span_maps++;
+    spans_changed();
     span->on_list = ON_NO_LIST;
     span_relist(span, NULL);
 }
@@ -197,46 +227,77 @@ static int find_run(uint64_t free_units, unsigned n)
     return m ? __builtin_ctzll(m) : -1;
 }
 
-static vt_page_t *take_run_locked(unsigned units)
+/* Where a run goes. Short runs (pages of small blocks) pack into the fullest span that has
+ * room, long runs (pages of the biggest classes, large blocks) into the emptiest: the short
+ * ones fill holes instead of cutting up the free stretches the long ones need, so fewer spans
+ * are mapped, and a span whose blocks all leave can go back whole. A full scan of the span
+ * lists: they hold a few dozen spans for every hundred MiB in use. Lock held. */
+static vt_span_t *best_span_locked(unsigned units)
 {
+    bool long_run = units > VT_SHORT_RUN_UNITS;
     span_list_t *lists[2] = {&g.spans_partial, &g.spans_empty};
+    vt_span_t *best = NULL;
+    int best_score = INT32_MAX;
     for (int i = 0; i < 2; i++) {
         for (vt_span_t *span = lists[i]->head; span != NULL; span = span->next) {
-            int first = find_run(span->free_units, units);
-            if (first < 0)
+            if (find_run(span->free_units, units) < 0)
                 continue;
-            uint64_t bits = (((uint64_t)1 << units) - 1) << first;
-            span->free_units &= ~bits;
-            span->dirty_units &= ~bits; /* in use: resident or not, it is the page's now */
-            vt_page_init(span, (unsigned)first, units);
-            span_relist(span, NULL);
-            return &span->pages[first];
+            int free = __builtin_popcountll(span->free_units);
+            int score = long_run ? (int)VT_SPAN_UNITS - free : free;
+            if (score < best_score) {
+                best = span;
+                best_score = score;
+            }
         }
     }
-    return NULL;
+    return best;
 }
 
-/* Takes up to `max_count` runs of `units` units. Lock held. */
+/* A run of `units` free units of the span, described as a page, or NULL. Runs whose units are
+ * all still resident come first: reusing them costs no page faults and no new RSS, while
+ * purged units stay out of memory until nothing else fits. Lock held. */
+static vt_page_t *take_from_span_locked(vt_span_t *span, unsigned units)
+{
+    int first = find_run(span->free_units & span->dirty_units, units);
+    if (first < 0)
+        first = find_run(span->free_units, units);
+    if (first < 0)
+        return NULL;
+    uint64_t bits = (((uint64_t)1 << units) - 1) << first;
+    vt_page_t *page = &span->pages[first];
+    span->free_units &= ~bits;
+    vt_page_init(span, (unsigned)first, units);
+    page->stale = (span->dirty_units & bits) != 0 || span->backing != VT_BACKING_MMAP;
+    dirty_set(span, span->dirty_units & ~bits); /* in use: resident or not, it is the page's */
+    span_relist(span, NULL);
+    return page;
+}
+
+/* Takes up to `max_count` runs of `units` units, as many as fit from the best span before
+ * looking for the next. Lock held. */
 static uint32_t take_locked(unsigned units, vt_page_t **out, uint32_t max_count)
 {
     uint32_t n = 0;
-    while (n < max_count) {
-        vt_page_t *page = take_run_locked(units);
-        if (page == NULL)
-            break;
-        out[n++] = page;
+    vt_span_t *span;
+    while (n < max_count && (span = best_span_locked(units)) != NULL) {
+        vt_page_t *page;
+        while (n < max_count && (page = take_from_span_locked(span, units)) != NULL)
+            out[n++] = page;
     }
     return n;
 }
 
-static void give_back_locked(vt_page_t *page, vt_span_t **release);
+static void give_back_locked(vt_page_t *page, vt_span_t **release, uint32_t freed_ms);
 static void put_partial_locked(vt_page_t *page);
 
 /* Pages of exited threads wait on the partial lists for a thread of their class; when every
  * block of one has been freed meanwhile (remotely), its units are returned to the span, where
- * any class can use them. Run before mapping a new span, and by trim. Lock held; touching the
- * pages' owner-only fields is allowed because their owner is the global cache. Returns how
- * many pages were freed. */
+ * any class can use them. Run before mapping a new span, by the purge schedule and by trim.
+ * Lock held; touching the pages' owner-only fields is allowed because their owner is the
+ * global cache. The units count as freed at the previous purge pass: the page emptied at some
+ * time since (else that pass would have collected it), so a process that went quiet gets them
+ * purged at its next pass instead of one purge delay later. Returns how many pages were
+ * freed. */
 static uint32_t collect_partial_locked(vt_span_t **release)
 {
     uint32_t freed = 0;
@@ -248,7 +309,7 @@ static uint32_t collect_partial_locked(vt_span_t **release)
             if (page->used == 0) {
                 vt_list_remove(&g.partial[c], page);
                 vt_page_unassign(page);
-                give_back_locked(page, release);
+                give_back_locked(page, release, g.last_pass_ms);
                 freed++;
             }
             page = next;
@@ -287,7 +348,7 @@ static uint32_t take_runs(unsigned units, vt_page_t **out, uint32_t max_count, u
 
 vt_page_t *vt_global_take_run(unsigned units, unsigned class_idx)
 {
-    VT_ASSERT(units >= 1 && units <= VT_PAGE_MAX_UNITS);
+    VT_ASSERT(units >= 1 && units <= VT_LARGE_SPAN_UNITS);
     vt_page_t *page = NULL;
     take_runs(units, &page, 1, class_idx);
     return page;
@@ -298,8 +359,8 @@ uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned clas
     return take_runs(1, out, max_count, class_idx);
 }
 
-/* Returns an empty run to its span. Lock held. */
-static void give_back_locked(vt_page_t *page, vt_span_t **release)
+/* Returns an empty run to its span, as freed at freed_ms (for the purge schedule). Lock held. */
+static void give_back_locked(vt_page_t *page, vt_span_t **release, uint32_t freed_ms)
 {
     vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
     VT_ASSERT(span->magic == VT_SPAN_MAGIC);
@@ -307,10 +368,9 @@ static void give_back_locked(vt_page_t *page, vt_span_t **release)
     uint64_t bits = (((uint64_t)1 << page->units) - 1) << page->first_unit;
     VT_ASSERT((span->free_units & bits) == 0);
     span->free_units |= bits;
-    span->dirty_units |= bits;
-    uint32_t now = vt_os_now_ms();
+    dirty_set(span, span->dirty_units | bits);
     for (uint64_t m = bits; m != 0; m &= m - 1)
-        span->freed_ms[__builtin_ctzll(m)] = now;
+        span->freed_ms[__builtin_ctzll(m)] = freed_ms;
     span_relist(span, release);
 }
 
@@ -318,10 +378,54 @@ void vt_global_put_run(vt_page_t *page)
 {
     vt_span_t *release = NULL;
     lock_for(page->class_idx);
-    give_back_locked(page, &release);
+    give_back_locked(page, &release, vt_os_now_ms());
     unlock();
     release_spans(release);
     vt_global_maybe_purge();
+}
+
+/* Resizes a large block's run in place: shrinking gives the tail units back, growing takes the
+ * units that follow when they are free. False when they are not (the caller moves the block).
+ * The caller is the block's user, so nobody else changes its units meanwhile. */
+bool vt_global_resize_large(vt_page_t *page, unsigned units)
+{
+    VT_ASSERT(vt_page_owner(page) == VT_OWNER_LARGE);
+    VT_ASSERT(units >= 1 && units <= VT_LARGE_SPAN_UNITS);
+    vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
+    unsigned first = page->first_unit, have = page->units;
+    if (units == have)
+        return true;
+    bool done = false;
+    vt_span_t *release = NULL;
+    lock_for(VT_CLASS_LARGE);
+    if (units < have) {
+        uint64_t tail = (((uint64_t)1 << (have - units)) - 1) << (first + units);
+        for (unsigned u = first + units; u < first + have; u++)
+            atomic_store_explicit(&span->unit_page[u], &vt_page_none, memory_order_relaxed);
+        span->free_units |= tail;
+        dirty_set(span, span->dirty_units | tail);
+        uint32_t now = vt_os_now_ms();
+        for (unsigned u = first + units; u < first + have; u++)
+            span->freed_ms[u] = now;
+        done = true;
+    } else if (first + units <= VT_SPAN_UNITS) {
+        uint64_t more = (((uint64_t)1 << (units - have)) - 1) << (first + have);
+        if ((span->free_units & more) == more) {
+            span->free_units &= ~more;
+            dirty_set(span, span->dirty_units & ~more);
+            for (unsigned u = first + have; u < first + units; u++)
+                atomic_store_explicit(&span->unit_page[u], page, memory_order_relaxed);
+            done = true;
+        }
+    }
+    if (done) {
+        page->units = (uint8_t)units;
+        page->bsize = (uint32_t)units << VT_UNIT_SHIFT;
+        span_relist(span, &release);
+    }
+    unlock();
+    release_spans(release);
+    return done;
 }
 
 /* ---- Partial pages ---------------------------------------------------------------------- */
@@ -377,7 +481,7 @@ void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty)
         vt_page_t *page;
         while ((page = empty->head) != NULL) {
             vt_list_remove(empty, page);
-            give_back_locked(page, &release);
+            give_back_locked(page, &release, vt_os_now_ms());
         }
     }
     unlock();
@@ -543,7 +647,7 @@ static size_t purge(uint32_t age_ms)
                 if (aged == 0)
                     continue;
                 span->free_units &= ~aged;
-                span->dirty_units &= ~aged;
+                dirty_set(span, span->dirty_units & ~aged);
                 items[n++] = (purge_item_t){span, aged};
             }
         }
@@ -581,12 +685,38 @@ static size_t purge(uint32_t age_ms)
     }
 }
 
+/* Above the dirty budget: purges the units freed longest ago until the dirty ones are down to
+ * three quarters of the budget (so that a load hovering at the budget does not purge a unit at
+ * every call): those older than the purge delay, then half of it, a quarter, and an eighth.
+ * Units freed more recently than that are spared: they are the working set of a load that is
+ * moving between sizes, and purging them would only fault them in again a moment later (the
+ * budget is soft for that long). One thread at a time; the others go on. */
+static void purge_excess(void)
+{
+    bool idle = false;
+    /* Relaxed: the flag only elects a thread; purge() synchronises by the lock. */
+    if (!atomic_compare_exchange_strong_explicit(&g.purging_excess, &idle, true,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    uint32_t target = atomic_load_explicit(&g.dirty_budget, memory_order_relaxed) / 4 * 3;
+    for (uint32_t age = vt_options.purge_ms;; age /= 2) {
+        purge(age);
+        if (age <= vt_options.purge_ms / 8 ||
+            atomic_load_explicit(&g.dirty_count, memory_order_relaxed) <= target)
+            break;
+    }
+    atomic_store_explicit(&g.purging_excess, false, memory_order_relaxed);
+}
+
 /* The schedule: called from slow paths (pages returned, refills, threads starting and
  * exiting). At most one pass per quarter of VTMALLOC_PURGE_MS runs, by whichever thread finds
  * it due; a process that stops calling the allocator altogether keeps what it freed in its
  * last interval until it calls again, or calls malloc_trim. */
 void vt_global_maybe_purge(void)
 {
+    if (vt_unlikely(atomic_load_explicit(&g.dirty_count, memory_order_relaxed) >
+                    atomic_load_explicit(&g.dirty_budget, memory_order_relaxed)))
+        purge_excess();
     uint32_t now = vt_os_now_ms();
     uint32_t due = atomic_load_explicit(&g.next_purge_ms, memory_order_relaxed);
     if ((int32_t)(now - due) < 0)
@@ -601,8 +731,10 @@ void vt_global_maybe_purge(void)
     vt_span_t *release = NULL;
     lock();
     collect_partial_locked(&release);
+    g.last_pass_ms = now;
     unlock();
     release_spans(release);
+    vt_tcache_reclaim_idle(); /* the stashes of quiet threads, so that they can age too */
     purge(vt_options.purge_ms);
     vt_large_purge(vt_options.purge_ms);
 }
@@ -620,9 +752,11 @@ int vt_global_trim(void)
         span->on_list = ON_NO_LIST;
         g.spans_total--;
         g.span_unmaps++;
+        dirty_set(span, 0);
         span->next = release;
         release = span;
     }
+    spans_changed();
     unlock();
     int released = release != NULL;
     release_spans(release);
@@ -665,8 +799,11 @@ void vt_global_stats(vt_stats_t *st)
     counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total, &g.exited);
     counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total,
                  vt_tcache_orphan_counters());
-    for (vt_tcache_t *tc = g.live; tc != NULL; tc = tc->pool_next)
+    for (vt_tcache_t *tc = g.live; tc != NULL; tc = tc->pool_next) {
         counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total, &tc->counters);
+        st->bytes_free_threads +=
+            (uint64_t)atomic_load_explicit(&tc->stash_count, memory_order_relaxed) * VT_UNIT_SIZE;
+    }
     span_list_t *lists[2] = {&g.spans_partial, &g.spans_empty};
     for (int i = 0; i < 2; i++)
         for (vt_span_t *span = lists[i]->head; span != NULL; span = span->next)

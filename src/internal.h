@@ -163,6 +163,8 @@ void vt_page_publish(vt_page_t *page) VT_HIDDEN;
 void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units) VT_HIDDEN;
 void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner) VT_HIDDEN;
 void vt_page_unassign(vt_page_t *page) VT_HIDDEN;
+void vt_page_assign_large(vt_page_t *page) VT_HIDDEN;
+bool vt_page_release_large(vt_page_t *page) VT_HIDDEN;
 bool vt_page_refill(vt_page_t *page) VT_HIDDEN;
 uint32_t vt_page_collect_remote(vt_page_t *page) VT_HIDDEN;
 bool vt_page_try_detach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
@@ -198,11 +200,15 @@ VT_INLINE void *vt_tcache_alloc(vt_tcache_t *tc, unsigned class_idx)
 }
 
 void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
+/* free() of a block in a page the caller does not own: large blocks in spans, then
+ * vt_tcache_free_other (alloc.c). */
+void vt_api_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
 void vt_tcache_thread_exit(vt_tcache_t *tc) VT_HIDDEN;
 void vt_tcache_trim(void) VT_HIDDEN;
 void vt_tcache_publish(void) VT_HIDDEN;
 void vt_tcache_reap(void) VT_HIDDEN;
+void vt_tcache_reclaim_idle(void) VT_HIDDEN;
 const vt_tcache_counters_t *vt_tcache_orphan_counters(void) VT_HIDDEN;
 void vt_tcache_fork_prepare(void) VT_HIDDEN;
 void vt_tcache_fork_parent(void) VT_HIDDEN;
@@ -216,6 +222,7 @@ void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty) VT_HIDD
 uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned class_idx) VT_HIDDEN;
 vt_page_t *vt_global_take_run(unsigned units, unsigned class_idx) VT_HIDDEN;
 void vt_global_put_run(vt_page_t *page) VT_HIDDEN;
+bool vt_global_resize_large(vt_page_t *page, unsigned units) VT_HIDDEN;
 vt_tcache_t *vt_global_tcache_get(void) VT_HIDDEN;
 void vt_global_tcache_put(vt_tcache_t *tc) VT_HIDDEN;
 size_t vt_global_tcache_snapshot(vt_tcache_t **caches, int32_t *tids, size_t max) VT_HIDDEN;
@@ -233,6 +240,8 @@ void vt_global_fork_child(void) VT_HIDDEN;
 void *vt_large_alloc(size_t size, size_t alignment, bool zero) VT_HIDDEN;
 size_t vt_large_purge(uint32_t age_ms) VT_HIDDEN;
 bool vt_large_free(void *p) VT_HIDDEN;
+void vt_large_free_in_span(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
+bool vt_large_resize_in_span(vt_page_t *page, size_t size) VT_HIDDEN;
 size_t vt_large_usable_size(const void *p) VT_HIDDEN;
 void *vt_large_realloc(void *p, size_t size) VT_HIDDEN;
 void vt_large_stats(vt_stats_t *st) VT_HIDDEN;

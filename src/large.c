@@ -1,21 +1,25 @@
 /*
- * large.c - blocks above the largest class (256 KiB), and aligned blocks whose alignment is
- * above a unit (64 KiB): one mapping each, grown and shrunk with mremap; a freed one waits in
- * a small cache for the next large request (VTMALLOC_LARGE_CACHE MiB at most) and is unmapped
- * when VTMALLOC_PURGE_MS passes without one.
+ * large.c - blocks above the largest class (256 KiB). Up to VT_LARGE_SPAN_MAX (1 MiB) one is a
+ * run of units in a span, taken from the global cache like a page's and given back to it on
+ * free, where its units wait, resident, for the next block or page of any size, and are
+ * purged on the pages' schedule (VTMALLOC_PURGE_MS). Bigger blocks, and blocks aligned above
+ * a unit (64 KiB), are mappings of their own, grown and shrunk with mremap and unmapped on
+ * free (or kept in a small cache, VTMALLOC_LARGE_CACHE MiB, off by default).
  *
- * Owns: the table of large blocks, the cache of freed ones, and their mutex. Calls: os.c.
- * The lock is never held across a system call; a block is in the table exactly while it is
- * mapped and live, in the cache exactly while it is mapped and free.
+ * Owns: the table of mapped blocks, their cache and its mutex; the counters of blocks in
+ * spans. Calls: global.c and page.c (blocks in spans), os.c. The lock is never held across a
+ * system call; a mapped block is in the table exactly while it is mapped and live, in the
+ * cache exactly while it is mapped and free.
  *
- * Why the cache: a program that allocates and frees blocks of a few hundred KiB would pay
- * mmap, munmap and the page faults of fresh memory every time (glibc serves such blocks from
- * its heap after the first few). A cached mapping is reused as it is, faulted in already.
+ * Why runs of units up to 1 MiB: a server that builds replies of a few hundred KiB would
+ * otherwise pay mmap, munmap and the page faults of fresh memory for each (glibc serves such
+ * blocks from its heap once its mmap threshold has risen). Every free of one takes the global
+ * lock, which costs little next to filling the block.
  *
- * Why a table and not a header in front of the block: a header would cost a whole OS page per
- * block once alignment is asked for, mremap could not move it freely, and free() could not
- * check a pointer without reading memory that may not be ours. A large free already pays
- * munmap, so a short locked hash lookup costs nothing in comparison.
+ * Why a table and not a header in front of a mapped block: a header would cost a whole OS
+ * page per block once alignment is asked for, mremap could not move it freely, and free()
+ * could not check a pointer without reading memory that may not be ours. A mapped block's
+ * free already pays munmap, so a short locked hash lookup costs nothing in comparison.
  */
 #include "internal.h"
 
@@ -40,6 +44,10 @@ static struct large_table {
     size_t cached_bytes;    /* lock */
     uint64_t cache_hits;    /* lock */
 } t = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Large blocks in spans, for statistics: relaxed atomics, changed by whoever allocates, frees
+ * or resizes one (nothing is ordered by them). */
+static _Atomic uint64_t span_blocks, span_bytes, span_allocs;
 
 #define CACHE_SLOTS 32
 
@@ -236,8 +244,67 @@ size_t vt_large_purge(uint32_t age_ms)
     return bytes;
 }
 
+/* A large block as a run of units: the global cache takes the run (mapping a span if none
+ * has room). A run all of whose units are fresh or purged is zero already. */
+static void *alloc_in_span(size_t size, bool zero)
+{
+    unsigned units = (unsigned)((size + VT_UNIT_SIZE - 1) >> VT_UNIT_SHIFT);
+    vt_page_t *page = vt_global_take_run(units, VT_CLASS_LARGE);
+    if (page == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    bool stale = page->stale;
+    vt_page_assign_large(page);
+    atomic_fetch_add_explicit(&span_blocks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&span_bytes, page->bsize, memory_order_relaxed);
+    atomic_fetch_add_explicit(&span_allocs, 1, memory_order_relaxed);
+    vt_block_t *p = (vt_block_t *)vt_page_area(page);
+    if (zero && stale)
+        memset(p, 0, size);
+    else
+        p->key = 0; /* the units may have held a free block: its key is no double free */
+    return p;
+}
+
+/* free() (or realloc's free) of a large block in a span: the page is VT_OWNER_LARGE, or was
+ * when the caller looked. */
+void vt_large_free_in_span(vt_page_t *page, void *p, const char *fn)
+{
+    if (vt_unlikely((uint8_t *)p != vt_page_area(page))) {
+        vt_report_misuse(fn, "invalid pointer (inside a block, not at its start)", p);
+        return;
+    }
+    size_t bytes = page->bsize;
+    if (vt_unlikely(!vt_page_release_large(page))) {
+        vt_report_misuse(fn, "double free (block is already free)", p);
+        return;
+    }
+    atomic_fetch_sub_explicit(&span_blocks, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&span_bytes, bytes, memory_order_relaxed);
+    vt_global_put_run(page);
+}
+
+/* realloc of a large block in a span to another size in the same range: in place when its
+ * run can shrink or the units after it are free. False: the caller moves it. */
+bool vt_large_resize_in_span(vt_page_t *page, size_t size)
+{
+    VT_ASSERT(size > VT_SMALL_MAX && size <= VT_LARGE_SPAN_MAX);
+    unsigned units = (unsigned)((size + VT_UNIT_SIZE - 1) >> VT_UNIT_SHIFT);
+    size_t before = page->bsize;
+    if (!vt_global_resize_large(page, units))
+        return false;
+    if (page->bsize > before)
+        atomic_fetch_add_explicit(&span_bytes, page->bsize - before, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&span_bytes, before - page->bsize, memory_order_relaxed);
+    return true;
+}
+
 void *vt_large_alloc(size_t size, size_t alignment, bool zero)
 {
+    if (size <= VT_LARGE_SPAN_MAX && alignment <= VT_UNIT_SIZE)
+        return alloc_in_span(size, zero); /* units are unit-aligned */
     vt_backing_t backing = (vt_backing_t)vt_options.backing;
     size_t bytes = mapped_size(size, backing);
     if (bytes == 0 || size > PTRDIFF_MAX) {
@@ -346,7 +413,11 @@ void vt_large_stats(vt_stats_t *st)
     st->large_allocs_total = t.allocs;
     st->large_cached_bytes = t.cached_bytes;
     st->large_cache_hits_total = t.cache_hits;
+    st->bytes_mapped += t.bytes + t.cached_bytes; /* blocks in spans are in span_bytes */
     pthread_mutex_unlock(&t.lock);
+    st->large_blocks += atomic_load_explicit(&span_blocks, memory_order_relaxed);
+    st->large_bytes += atomic_load_explicit(&span_bytes, memory_order_relaxed);
+    st->large_allocs_total += atomic_load_explicit(&span_allocs, memory_order_relaxed);
 }
 
 void vt_large_fork_prepare(void)

@@ -17,7 +17,8 @@ vt_options_t vt_options = {
     .batch_units = 8,
     .reserve_spans = 4,
     .purge_ms = 1000,
-    .large_cache_mb = 32,
+    .dirty_pct = 25,
+    .large_cache_mb = 0,
     .backing = VT_BACKING_MMAP,
     .stats = 0,
     .on_error = VT_ON_ERROR_ABORT,
@@ -44,9 +45,13 @@ static const option_t table[] = {
     {"PURGE_MS", &vt_options.purge_ms, 0, 3600000, NULL,
      "milliseconds a free unit stays resident before its memory is returned to the OS "
      "(madvise); 0 returns it at the next opportunity"},
+    {"DIRTY_PCT", &vt_options.dirty_pct, 0, 100, NULL,
+     "free units that may stay resident before VTMALLOC_PURGE_MS has passed, in percent of "
+     "the units of the spans held (at least 1 MiB); beyond it the units freed longest ago "
+     "(but not in the last eighth of VTMALLOC_PURGE_MS) are returned to the OS at once"},
     {"LARGE_CACHE", &vt_options.large_cache_mb, 0, 65536, NULL,
-     "MiB of freed large blocks (above 256 KiB) kept mapped for the next large requests; "
-     "unmapped after VTMALLOC_PURGE_MS"},
+     "MiB of freed mapped large blocks (above 1 MiB) kept for the next large requests; 0 "
+     "unmaps them on free; cached ones are unmapped after VTMALLOC_PURGE_MS"},
     {"BACKING", &vt_options.backing, 0, 0, "mmap,malloc",
      "where spans and large blocks come from: anonymous mmap, or the system allocator"},
     {"STATS", &vt_options.stats, 0, 1, NULL, "1: print statistics to stderr at exit"},

@@ -17,6 +17,8 @@
  *   T|DET     -> GLOBAL   the thread whose remote free woke the detached page hands it to the
  *                         global cache (tcache.c, after vt_page_push_remote returns true)
  *   T         -> FREE     T finds the page empty and unassigns it (vt_page_unassign)
+ *   FREE      -> LARGE    a thread makes a run it took a large block (vt_page_assign_large)
+ *   LARGE     -> FREE     the block's free, by a compare-and-swap (vt_page_release_large)
  *
  * Claim: in free(), the relaxed load `page->owner == my cache` is true exactly when the caller
  * owns the page, so the non-atomic free list is only ever touched by its owner.
@@ -29,6 +31,8 @@
  * that matters; any other value sends the block down the remote path, which is correct for
  * every owner, because a remote free goes to the page itself, never to a thread. Nothing can
  * be misrouted: the worst a stale read of a foreign owner could do is choose the atomic path.
+ * LARGE is never a cache, so a large block's free always takes the slow path, where the CAS
+ * LARGE -> FREE lets exactly one of two racing frees of the block give its units back.
  *
  * Who decides where a detached page goes. The decision is taken on the remote word alone, by
  * the one atomic operation that consumes the detach's mark, never on a value of the owner word
@@ -165,6 +169,41 @@ void vt_page_unassign(vt_page_t *page)
     atomic_store_explicit(&page->owner, VT_OWNER_FREE, memory_order_relaxed);
     page->free = NULL;
     atomic_fetch_sub_explicit(&vt_page_class_pages[page->class_idx], 1, memory_order_relaxed);
+}
+
+/* Makes a run the caller took (owner FREE, not yet in the unit map) one large block. Nobody
+ * else can reach the page before the unit map names it, and the program's synchronisation
+ * that passes the block on orders these stores before any other thread's free. */
+void vt_page_assign_large(vt_page_t *page)
+{
+    VT_ASSERT(vt_page_owner(page) == VT_OWNER_FREE);
+    page->free = NULL;
+    page->used = 1;
+    page->carved = 1;
+    page->pops = page->pushes = 0;
+    page->bsize = (uint32_t)page->units << VT_UNIT_SHIFT;
+    page->capacity = 1;
+    page->class_idx = VT_CLASS_LARGE;
+    atomic_store_explicit(&page->remote, 0, memory_order_relaxed);
+    atomic_store_explicit(&page->owner, VT_OWNER_LARGE, memory_order_relaxed);
+    vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
+    for (unsigned u = page->first_unit; u < page->first_unit + page->units; u++)
+        atomic_store_explicit(&span->unit_page[u], page, memory_order_relaxed);
+}
+
+/* Ends a large block: false when another free got there first (a double free). Relaxed: the
+ * winner gives the units back under the global lock, which publishes everything after it. */
+bool vt_page_release_large(vt_page_t *page)
+{
+    uintptr_t expected = VT_OWNER_LARGE;
+    if (!atomic_compare_exchange_strong_explicit(&page->owner, &expected, VT_OWNER_FREE,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return false;
+    page->used = 0;
+    vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
+    for (unsigned u = page->first_unit; u < page->first_unit + page->units; u++)
+        atomic_store_explicit(&span->unit_page[u], &vt_page_none, memory_order_relaxed);
+    return true;
 }
 
 /* ---- Refill ----------------------------------------------------------------------------- */

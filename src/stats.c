@@ -18,7 +18,7 @@ VT_EXPORT void vt_stats_get(vt_stats_t *out)
     vt_global_stats(&st);
     vt_large_stats(&st);
     st.bytes_in_use += st.large_bytes;
-    st.bytes_mapped = st.span_bytes + st.large_bytes + st.large_cached_bytes;
+    st.bytes_mapped += st.span_bytes; /* vt_large_stats added the mapped large blocks */
     *out = st;
 }
 
@@ -46,8 +46,8 @@ VT_EXPORT void vt_stats_print(void)
         st.bytes_free_threads >> 10, st.bytes_free_global >> 10);
     out("  free units        %12zu KiB   empty spans in reserve %zu (%zu KiB)\n",
         st.bytes_free_units >> 10, st.spans_reserved, st.bytes_reserve >> 10);
-    out("  mapped            %12zu KiB   (spans %zu, large blocks %zu in %zu KiB, cached %zu "
-        "KiB)\n",
+    out("  mapped            %12zu KiB   (spans %zu; large blocks %zu in %zu KiB, in spans or "
+        "mapped; cached %zu KiB)\n",
         st.bytes_mapped >> 10, st.spans_mapped, st.large_blocks, st.large_bytes >> 10,
         st.large_cached_bytes >> 10);
     out("  large blocks      %12zu  allocated since start, %zu from the cache\n",

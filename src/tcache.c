@@ -42,6 +42,83 @@ static inline void bin_sync(vt_tcache_t *tc, unsigned class_idx)
     tc->alloc_page[class_idx] = head ? head : &vt_page_none;
 }
 
+/* ---- The stash ------------------------------------------------------------------------- */
+
+/* The stash is an atomic list so that another thread can take it whole from a cache whose
+ * thread has gone quiet ("Idle caches" below). The owner alone adds pages, so its pop (take
+ * the list, put the rest back) needs no compare-and-swap: nothing can arrive in between, and a
+ * taker that comes in between finds the list empty and takes nothing. */
+static void stash_touch(vt_tcache_t *tc)
+{
+    uint32_t epoch = atomic_load_explicit(&tc->stash_epoch, memory_order_relaxed);
+    atomic_store_explicit(&tc->stash_epoch, epoch + 1, memory_order_relaxed);
+}
+
+static void stash_count_set(vt_tcache_t *tc, uint32_t count)
+{
+    atomic_store_explicit(&tc->stash_count, count, memory_order_relaxed);
+}
+
+static uint32_t stash_count(vt_tcache_t *tc)
+{
+    return atomic_load_explicit(&tc->stash_count, memory_order_relaxed);
+}
+
+/* Takes the whole stash: the owner, or a thread reclaiming an idle cache. Acquire pairs with
+ * the release of the push and of the pop's put-back, so the pages' fields are visible. */
+static vt_page_t *stash_take_all(vt_tcache_t *tc)
+{
+    return atomic_exchange_explicit(&tc->stash, NULL, memory_order_acquire);
+}
+
+/* Owner only. */
+static void stash_push(vt_tcache_t *tc, vt_page_t *page)
+{
+    vt_page_t *head = atomic_load_explicit(&tc->stash, memory_order_relaxed);
+    do {
+        page->next = head; /* fails only when a reclaimer took the list: then head is NULL */
+    } while (!atomic_compare_exchange_weak_explicit(&tc->stash, &head, page, memory_order_release,
+                                                    memory_order_relaxed));
+    stash_count_set(tc, stash_count(tc) + 1);
+    stash_touch(tc);
+}
+
+/* Owner only. NULL when the stash is empty (or was taken). */
+static vt_page_t *stash_pop(vt_tcache_t *tc)
+{
+    stash_touch(tc);
+    vt_page_t *page = stash_take_all(tc);
+    if (page == NULL) {
+        stash_count_set(tc, 0); /* the count was an estimate after a reclaim */
+        return NULL;
+    }
+    atomic_store_explicit(&tc->stash, page->next, memory_order_release);
+    uint32_t count = stash_count(tc);
+    stash_count_set(tc, page->next == NULL ? 0 : count > 1 ? count - 1 : 1);
+    return page;
+}
+
+/* Gives a list of stashed pages to the global cache, keeping the first `keep` in the stash.
+ * Owner, or any thread for a list it took with stash_take_all (keep 0). */
+static void stash_list_give_back(vt_tcache_t *tc, vt_page_t *list, uint32_t keep)
+{
+    vt_page_list_t surplus = {0};
+    uint32_t kept = 0;
+    while (list != NULL) {
+        vt_page_t *p = list;
+        list = p->next;
+        if (kept < keep) {
+            stash_push(tc, p);
+            kept++;
+        } else {
+            vt_list_push_back(&surplus, p);
+        }
+    }
+    if (keep > 0)
+        stash_count_set(tc, kept);
+    vt_global_put_pages(NULL, &surplus);
+}
+
 /* ---- Empty units ------------------------------------------------------------------------ */
 
 /* Gives an empty page back: one-unit pages to the stash (any class can use them next), the
@@ -53,21 +130,13 @@ static void release_empty_page(vt_tcache_t *tc, vt_page_t *page)
         vt_global_put_run(page);
         return;
     }
-    page->next = tc->stash;
-    tc->stash = page;
-    tc->stash_count++;
-    if (tc->stash_count <= vt_options.stash_units)
+    stash_push(tc, page);
+    if (stash_count(tc) <= vt_options.stash_units)
         return;
     /* Over the limit: give back half, so a thread alternating around the limit does not take
      * the lock on every page. */
-    vt_page_list_t surplus = {0};
-    while (tc->stash_count > vt_options.stash_units / 2) {
-        vt_page_t *p = tc->stash;
-        tc->stash = p->next;
-        tc->stash_count--;
-        vt_list_push_back(&surplus, p);
-    }
-    vt_global_put_pages(NULL, &surplus);
+    stash_count_set(tc, 0);
+    stash_list_give_back(tc, stash_take_all(tc), vt_options.stash_units / 2);
 }
 
 /* A fresh run for a class: from the stash, else a batch from the global cache (which maps a
@@ -76,44 +145,34 @@ static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units, unsigned clas
 {
     if (units > 1)
         return vt_global_take_run(units, class_idx);
-    if (tc->stash == NULL) {
+    vt_page_t *page = stash_pop(tc);
+    if (page == NULL) {
         vt_page_t *batch[64];
         uint32_t want = vt_options.batch_units;
         if (want > 64)
             want = 64;
         uint32_t got = vt_global_take_units(batch, want ? want : 1, class_idx);
-        for (uint32_t i = 0; i < got; i++) {
-            batch[i]->next = tc->stash;
-            tc->stash = batch[i];
-            tc->stash_count++;
-        }
-        if (tc->stash == NULL)
+        if (got == 0)
             return NULL;
+        for (uint32_t i = 1; i < got; i++)
+            stash_push(tc, batch[i]);
+        page = batch[0];
     }
-    vt_page_t *page = tc->stash;
-    tc->stash = page->next;
-    tc->stash_count--;
     tc->stash_taken++;
     return page;
 }
 
-/* Gives the whole stash back to the global cache. */
+/* Gives the whole stash back to the global cache. Owner only. */
 static void stash_give_back(vt_tcache_t *tc)
 {
-    vt_page_list_t all = {0};
-    while (tc->stash != NULL) {
-        vt_page_t *p = tc->stash;
-        tc->stash = p->next;
-        vt_list_push_back(&all, p);
-    }
-    tc->stash_count = 0;
-    vt_global_put_pages(NULL, &all);
+    stash_count_set(tc, 0);
+    stash_touch(tc);
+    stash_list_give_back(tc, stash_take_all(tc), 0);
 }
 
 /* Every 64 allocation slow paths, and at most once per VTMALLOC_PURGE_MS: a stash nobody took
  * from since the last time goes back to the global cache (where it can be purged), and the
- * global purge schedule gets a chance to run. A thread that stops allocating keeps at most its
- * stash and one page per class it used (see the README, "Memory over time"). */
+ * global purge schedule gets a chance to run. */
 static void housekeeping(vt_tcache_t *tc)
 {
     if (++tc->slow_calls % 64 != 0)
@@ -122,11 +181,49 @@ static void housekeeping(vt_tcache_t *tc)
     if ((int32_t)(now - tc->next_housekeeping_ms) < 0)
         return;
     tc->next_housekeeping_ms = now + vt_options.purge_ms;
-    if (tc->stash_count > 0 && tc->stash_taken == tc->stash_taken_seen)
+    if (stash_count(tc) > 0 && tc->stash_taken == tc->stash_taken_seen)
         stash_give_back(tc);
     tc->stash_taken_seen = tc->stash_taken;
     vt_tcache_reap();
     vt_global_maybe_purge();
+}
+
+/* ---- Idle caches ------------------------------------------------------------------------ */
+
+/* A thread that stops calling the allocator cannot give anything back itself. Every purge pass
+ * (global.c, about four per VTMALLOC_PURGE_MS while any thread is active) looks at the live
+ * caches, and takes the stash of a cache that has not used it for VT_IDLE_PASSES passes, so
+ * its empty units go to the global cache, to be reused by others or purged. The owner's next
+ * use of its stash finds it empty and refills it. What a quiet thread keeps is then its pages
+ * with blocks in use, and at most the current one-unit page of each class it used. */
+void vt_tcache_reclaim_idle(void)
+{
+    vt_tcache_t *caches[256];
+    int32_t tids[256];
+    size_t n = vt_global_tcache_snapshot(caches, tids, 256);
+    vt_tcache_t *self = vt_tls_tcache;
+    for (size_t i = 0; i < n; i++) {
+        vt_tcache_t *tc = caches[i];
+        if (tc == self)
+            continue;
+        /* Relaxed: these are heuristics; a cache that is busy after all only has its stash
+         * taken early, which costs it one refill. Caches are never unmapped, so a cache that
+         * was handed back since the snapshot is still memory we may read. */
+        uint32_t epoch = atomic_load_explicit(&tc->stash_epoch, memory_order_relaxed);
+        if (epoch != atomic_load_explicit(&tc->idle_epoch, memory_order_relaxed)) {
+            atomic_store_explicit(&tc->idle_epoch, epoch, memory_order_relaxed);
+            atomic_store_explicit(&tc->idle_passes, 0, memory_order_relaxed);
+            continue;
+        }
+        uint32_t passes = atomic_load_explicit(&tc->idle_passes, memory_order_relaxed) + 1;
+        atomic_store_explicit(&tc->idle_passes, passes, memory_order_relaxed);
+        if (passes < VT_IDLE_PASSES ||
+            atomic_load_explicit(&tc->stash, memory_order_relaxed) == NULL)
+            continue;
+        vt_page_t *list = stash_take_all(tc);
+        stash_count_set(tc, 0);
+        stash_list_give_back(tc, list, 0);
+    }
 }
 
 /* ---- Allocation slow path --------------------------------------------------------------- */
@@ -208,16 +305,20 @@ void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx)
 
 /* ---- Free slow paths -------------------------------------------------------------------- */
 
-/* Called by the free fast path when a page it owns has no block in use any more. The class's
- * current page stays (a thread that allocates and frees one block in a loop must not give its
- * page away each time); any other goes back to the stash or the global cache. */
+/* Called by the free fast path when a page it owns has no block in use any more. A one-unit
+ * page that is its class's current page stays (a thread that allocates and frees one block in
+ * a loop must not give its page away each time); any other goes back to the stash or the
+ * global cache. Longer pages hold a few blocks of 40 KiB and more: a lock per refill is small
+ * next to the work such blocks get, and a thread that used such a class for a moment must not
+ * keep up to 512 KiB of it resident for good. */
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 {
     unsigned class_idx = page->class_idx;
-    if (tc->alloc_page[class_idx] == page)
+    if (tc->alloc_page[class_idx] == page && page->units == 1)
         return;
     vt_list_remove(&tc->bins[class_idx], page);
     release_empty_page(tc, page);
+    bin_sync(tc, class_idx);
 }
 
 /* Pushes blocks to another thread's page and, when the push wakes a detached page, hands the
@@ -294,7 +395,7 @@ void vt_tcache_trim(void)
         }
         bin_sync(tc, c);
     }
-    if (tc->stash_count > 0)
+    if (stash_count(tc) > 0)
         stash_give_back(tc);
 }
 
@@ -358,12 +459,12 @@ static void abandon(vt_tcache_t *tc)
         }
         tc->alloc_page[c] = &vt_page_none;
     }
-    while (tc->stash != NULL) {
-        vt_page_t *page = tc->stash;
-        tc->stash = page->next;
+    for (vt_page_t *page = stash_take_all(tc); page != NULL;) {
+        vt_page_t *next = page->next;
         vt_list_push_back(&empty, page);
+        page = next;
     }
-    tc->stash_count = 0;
+    stash_count_set(tc, 0);
     vt_global_put_pages(&partial, &empty);
 }
 

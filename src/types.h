@@ -52,6 +52,26 @@
 /* The largest page, in units: the 256 KiB class gets 8 units (2 blocks). */
 #define VT_PAGE_MAX_UNITS 8
 
+/* The dirty budget (VTMALLOC_DIRTY_PCT) never asks for fewer resident free units than this
+ * (1 MiB): a small process would otherwise purge, and fault back in, at almost every free. */
+#define VT_DIRTY_MIN_UNITS 16
+
+/* A thread's stash is taken from it after this many purge passes (about VTMALLOC_PURGE_MS)
+ * without it using the stash (tcache.c, "Idle caches"). */
+#define VT_IDLE_PASSES 4
+
+/* Runs of at most this many units are "short" (pages of blocks up to 128 KiB) and are packed
+ * into the fullest spans; longer ones go to the emptiest (global.c). */
+#define VT_SHORT_RUN_UNITS 4
+
+/* Large blocks up to a quarter of a span are runs of units in spans: a freed one leaves its
+ * units resident for the next block of any size, and they are purged on the same schedule as
+ * pages' (no mmap, munmap and page faults per block). A quarter keeps the holes they leave
+ * usable and a span able to hold three of them; bigger blocks are rare enough, and costly
+ * enough to fill, that a mapping of their own costs little in comparison. */
+#define VT_LARGE_SPAN_UNITS 16
+#define VT_LARGE_SPAN_MAX   ((size_t)VT_LARGE_SPAN_UNITS << VT_UNIT_SHIFT)
+
 /* Remote frees into one page that a thread collects before pushing them with one CAS, and how
  * many pages a thread gathers chains for at once (a direct-mapped table). */
 #define VT_REMOTE_BATCH 32
@@ -88,6 +108,7 @@ typedef struct vt_block {
 #define VT_OWNER_GLOBAL   ((uintptr_t)0) /* in the global cache, or in transit to it */
 #define VT_OWNER_DETACHED ((uintptr_t)1) /* or-ed with a tcache: full, and off its bin list */
 #define VT_OWNER_FREE     ((uintptr_t)2) /* not a page now: the units are free or stashed */
+#define VT_OWNER_LARGE    ((uintptr_t)4) /* a large block in a span: every free is a slow path */
 
 /* vt_page_t.remote packs three things into one word, so one atomic operation changes them
  * together: the head of the list of blocks freed by other threads (bits 4..47: blocks are
@@ -113,13 +134,17 @@ typedef struct vt_page {
     /* -- cache line 1: read by every free, from any thread; written only when the page
      *    changes hands or lists, so other cores keep it cached -- */
     _Atomic uintptr_t owner;     /* tcache*, tcache*|DETACHED, or VT_OWNER_*: see page.c */
-    uint32_t bsize;              /* constant while assigned: block size in bytes */
+    uint32_t bsize;              /* constant while assigned: block size in bytes (*) */
     uint32_t capacity;           /* constant while assigned: blocks that fit in the page */
     struct vt_page *prev, *next; /* owner or global lock: links in a bin or global list */
     uint8_t class_idx;           /* constant while assigned */
-    uint8_t units;               /* constant while assigned: length of the run */
+    uint8_t units;               /* constant while assigned: length of the run (*) */
     uint8_t first_unit;          /* constant: index of the page's first unit in its span */
-    uint8_t pad1_[29];
+    uint8_t stale;               /* global lock, when the run is taken: some unit may hold old
+                                    data (not known to be zero) */
+    uint8_t pad1_[28];
+    /* (*) except for a large block (VT_OWNER_LARGE), whose realloc may resize its run in
+     * place; it writes both under the global lock, and only the block's user reads them. */
     /* -- cache line 2: the owner's fast paths write these all the time -- */
     _Alignas(64) vt_block_t *free; /* owner: blocks malloc pops and the owner's free pushes */
     uint32_t used;                 /* owner: blocks handed out and not yet back on a list */
@@ -202,10 +227,16 @@ typedef struct vt_remote_chain {
 typedef struct vt_tcache {
     _Alignas(64) vt_page_t *alloc_page[VT_CLASS_COUNT + 1]; /* owner: malloc pops from these */
     vt_page_list_t bins[VT_CLASS_COUNT];                    /* owner: attached pages per class */
-    vt_page_t *stash;              /* owner: empty one-unit pages, any class */
-    uint32_t stash_count;          /* owner */
+    /* Empty one-unit pages, any class: a list that the owner pushes to and pops from, and that
+     * another thread may take whole when the owner has left it alone for a while (tcache.c:
+     * "Idle caches"). Only the owner ever adds, so the exchange-and-put-back pop has no ABA. */
+    _Atomic(vt_page_t *) stash;
+    _Atomic uint32_t stash_count;  /* owner writes (an estimate after a take), anyone reads */
+    _Atomic uint32_t stash_epoch;  /* owner bumps it at every use of the stash */
     uint32_t stash_taken;          /* owner: pages taken from the stash, ever */
     uint32_t stash_taken_seen;     /* owner: stash_taken at the last housekeeping */
+    _Atomic uint32_t idle_epoch;   /* purge pass: stash_epoch when it last changed */
+    _Atomic uint32_t idle_passes;  /* purge pass: passes since, with no use of the stash */
     uint32_t slow_calls;           /* owner: allocation slow paths, to pace housekeeping */
     uint32_t next_housekeeping_ms; /* owner: vt_os_now_ms() when housekeeping is next due */
     /* owner: blocks this thread freed into other threads' pages, not yet pushed: remote frees
@@ -227,6 +258,7 @@ typedef struct vt_options {
     uint32_t batch_units;    /* VTMALLOC_BATCH_UNITS: units moved per global lock */
     uint32_t reserve_spans;  /* VTMALLOC_RESERVE_SPANS: empty spans kept mapped */
     uint32_t purge_ms;       /* VTMALLOC_PURGE_MS: free memory returned to the OS after this */
+    uint32_t dirty_pct;      /* VTMALLOC_DIRTY_PCT: resident free units kept, % of spans */
     uint32_t large_cache_mb; /* VTMALLOC_LARGE_CACHE: MiB of freed large blocks kept */
     uint32_t backing;        /* VTMALLOC_BACKING: vt_backing_t */
     uint32_t stats;          /* VTMALLOC_STATS: print statistics at exit */
@@ -243,6 +275,8 @@ _Static_assert(VT_SPAN_UNITS == 64, "free_units is a 64-bit map");
 _Static_assert(sizeof(vt_span_t) <= VT_UNIT_SIZE, "the span header fits in unit 0");
 _Static_assert(VT_SMALL_MAX * 2 <= VT_PAGE_MAX_UNITS * VT_UNIT_SIZE, "2 blocks per page");
 _Static_assert(VT_PAGE_MAX_UNITS < VT_SPAN_UNITS, "a page fits in a span");
+_Static_assert(VT_LARGE_SPAN_MAX > VT_SMALL_MAX && 4 * VT_LARGE_SPAN_UNITS <= VT_SPAN_UNITS,
+               "large blocks in spans start above the classes and take at most a quarter span");
 _Static_assert(VT_CLASS_COUNT < 255, "class_idx is a byte");
 _Static_assert(VT_ADDRESS_BITS <= VT_REMOTE_COUNT_SHIFT,
                "remote list pointers fit below the count");

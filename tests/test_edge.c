@@ -42,18 +42,46 @@ static size_t opaque(size_t n)
 /* ---- Impossible sizes at every entry point ----------------------------------------------- */
 
 enum entry {
-    E_MALLOC, E_CALLOC_1N, E_CALLOC_N1, E_REALLOC_SMALL, E_REALLOC_LARGE, E_REALLOC_ALIGNED,
-    E_REALLOCARRAY_NULL, E_REALLOCARRAY_P, E_MEMALIGN_32, E_MEMALIGN_4K, E_MEMALIGN_1M,
-    E_ALIGNED_ALLOC_64, E_ALIGNED_ALLOC_128K, E_POSIX_MEMALIGN_16, E_POSIX_MEMALIGN_256,
-    E_POSIX_MEMALIGN_2M, E_VALLOC, E_PVALLOC, E_COUNT
+    E_MALLOC,
+    E_CALLOC_1N,
+    E_CALLOC_N1,
+    E_REALLOC_SMALL,
+    E_REALLOC_LARGE,
+    E_REALLOC_ALIGNED,
+    E_REALLOCARRAY_NULL,
+    E_REALLOCARRAY_P,
+    E_MEMALIGN_32,
+    E_MEMALIGN_4K,
+    E_MEMALIGN_1M,
+    E_ALIGNED_ALLOC_64,
+    E_ALIGNED_ALLOC_128K,
+    E_POSIX_MEMALIGN_16,
+    E_POSIX_MEMALIGN_256,
+    E_POSIX_MEMALIGN_2M,
+    E_VALLOC,
+    E_PVALLOC,
+    E_COUNT
 };
 
 static const char *const entry_names[E_COUNT] = {
-    "malloc", "calloc(1,n)", "calloc(n,1)", "realloc(small,n)", "realloc(large,n)",
-    "realloc(aligned 1 MiB,n)", "reallocarray(NULL,n,1)", "reallocarray(p,1,n)",
-    "memalign(32,n)", "memalign(4096,n)", "memalign(1 MiB,n)", "aligned_alloc(64,n)",
-    "aligned_alloc(128 KiB,n)", "posix_memalign(16,n)", "posix_memalign(256,n)",
-    "posix_memalign(2 MiB,n)", "valloc", "pvalloc",
+    "malloc",
+    "calloc(1,n)",
+    "calloc(n,1)",
+    "realloc(small,n)",
+    "realloc(large,n)",
+    "realloc(aligned 1 MiB,n)",
+    "reallocarray(NULL,n,1)",
+    "reallocarray(p,1,n)",
+    "memalign(32,n)",
+    "memalign(4096,n)",
+    "memalign(1 MiB,n)",
+    "aligned_alloc(64,n)",
+    "aligned_alloc(128 KiB,n)",
+    "posix_memalign(16,n)",
+    "posix_memalign(256,n)",
+    "posix_memalign(2 MiB,n)",
+    "valloc",
+    "pvalloc",
 };
 
 /* What one call gave: the pointer, errno after it, posix_memalign's return value. */
@@ -77,11 +105,11 @@ typedef struct allocator {
     void (*free_)(void *);
 } allocator_t;
 
-static const allocator_t vt = {vt_malloc, vt_calloc, vt_realloc, vt_reallocarray, vt_memalign,
-                               vt_aligned_alloc, vt_posix_memalign, vt_valloc, vt_pvalloc,
-                               vt_free};
-static const allocator_t sys = {malloc, calloc, realloc, reallocarray, memalign,
-                                aligned_alloc, posix_memalign, valloc, pvalloc, free};
+static const allocator_t vt = {vt_malloc,   vt_calloc,        vt_realloc,        vt_reallocarray,
+                               vt_memalign, vt_aligned_alloc, vt_posix_memalign, vt_valloc,
+                               vt_pvalloc,  vt_free};
+static const allocator_t sys = {malloc,        calloc,         realloc, reallocarray, memalign,
+                                aligned_alloc, posix_memalign, valloc,  pvalloc,      free};
 
 /* Calls one entry point with size n. For the realloc cases, *old is the block to resize; it
  * is filled with a pattern before, and must be intact (and still ours) after a failure. */
@@ -90,23 +118,47 @@ static outcome_t call_entry(const allocator_t *a, int e, size_t n, void *old)
     outcome_t o = {NULL, 0, 0};
     errno = 0;
     switch (e) {
-    case E_MALLOC: o.p = a->malloc_(n); break;
-    case E_CALLOC_1N: o.p = a->calloc_(1, n); break;
-    case E_CALLOC_N1: o.p = a->calloc_(n, 1); break;
+    case E_MALLOC:
+        o.p = a->malloc_(n);
+        break;
+    case E_CALLOC_1N:
+        o.p = a->calloc_(1, n);
+        break;
+    case E_CALLOC_N1:
+        o.p = a->calloc_(n, 1);
+        break;
     case E_REALLOC_SMALL:
     case E_REALLOC_LARGE:
-    case E_REALLOC_ALIGNED: o.p = a->realloc_(old, n); break;
-    case E_REALLOCARRAY_NULL: o.p = a->reallocarray_(NULL, n, 1); break;
-    case E_REALLOCARRAY_P: o.p = a->reallocarray_(old, 1, n); break;
-    case E_MEMALIGN_32: o.p = a->memalign_(32, n); break;
-    case E_MEMALIGN_4K: o.p = a->memalign_(4096, n); break;
-    case E_MEMALIGN_1M: o.p = a->memalign_((size_t)1 << 20, n); break;
-    case E_ALIGNED_ALLOC_64: o.p = a->aligned_alloc_(64, n); break;
-    case E_ALIGNED_ALLOC_128K: o.p = a->aligned_alloc_((size_t)128 << 10, n); break;
+    case E_REALLOC_ALIGNED:
+        o.p = a->realloc_(old, n);
+        break;
+    case E_REALLOCARRAY_NULL:
+        o.p = a->reallocarray_(NULL, n, 1);
+        break;
+    case E_REALLOCARRAY_P:
+        o.p = a->reallocarray_(old, 1, n);
+        break;
+    case E_MEMALIGN_32:
+        o.p = a->memalign_(32, n);
+        break;
+    case E_MEMALIGN_4K:
+        o.p = a->memalign_(4096, n);
+        break;
+    case E_MEMALIGN_1M:
+        o.p = a->memalign_((size_t)1 << 20, n);
+        break;
+    case E_ALIGNED_ALLOC_64:
+        o.p = a->aligned_alloc_(64, n);
+        break;
+    case E_ALIGNED_ALLOC_128K:
+        o.p = a->aligned_alloc_((size_t)128 << 10, n);
+        break;
     case E_POSIX_MEMALIGN_16:
     case E_POSIX_MEMALIGN_256:
     case E_POSIX_MEMALIGN_2M: {
-        size_t al = e == E_POSIX_MEMALIGN_16 ? 16 : e == E_POSIX_MEMALIGN_256 ? 256 : (size_t)2 << 20;
+        size_t al = e == E_POSIX_MEMALIGN_16    ? 16
+                    : e == E_POSIX_MEMALIGN_256 ? 256
+                                                : (size_t)2 << 20;
         void *out = (void *)0x5151;
         o.rc = a->posix_memalign_(&out, al, n);
         o.p = o.rc == 0 ? out : NULL;
@@ -114,8 +166,12 @@ static outcome_t call_entry(const allocator_t *a, int e, size_t n, void *old)
             fail_msg("posix_memalign(%zu, %#zx) failed with %d but wrote *out", al, n, o.rc);
         break;
     }
-    case E_VALLOC: o.p = a->valloc_(n); break;
-    case E_PVALLOC: o.p = a->pvalloc_(n); break;
+    case E_VALLOC:
+        o.p = a->valloc_(n);
+        break;
+    case E_PVALLOC:
+        o.p = a->pvalloc_(n);
+        break;
     }
     o.err = errno;
     return o;
@@ -142,11 +198,31 @@ static size_t huge_count;
 
 static void collect_huge_sizes(void)
 {
-    const size_t bases[] = {SIZE_MAX, (size_t)PTRDIFF_MAX, (size_t)PTRDIFF_MAX + 1,
-                            SIZE_MAX / 2 + 2, (size_t)1 << 62, (size_t)1 << 56};
-    const size_t deltas[] = {0, 1, 2, 7, 8, 15, 16, 17, 31, 32, 63, 64, 4095, 4096, 4097,
-                             65535, 65536, 65537, (size_t)1 << 20, ((size_t)2 << 20) - 1,
-                             (size_t)4 << 20, VT_SMALL_MAX, VT_SMALL_MAX + 1};
+    const size_t bases[] = {SIZE_MAX,         (size_t)PTRDIFF_MAX, (size_t)PTRDIFF_MAX + 1,
+                            SIZE_MAX / 2 + 2, (size_t)1 << 62,     (size_t)1 << 56};
+    const size_t deltas[] = {0,
+                             1,
+                             2,
+                             7,
+                             8,
+                             15,
+                             16,
+                             17,
+                             31,
+                             32,
+                             63,
+                             64,
+                             4095,
+                             4096,
+                             4097,
+                             65535,
+                             65536,
+                             65537,
+                             (size_t)1 << 20,
+                             ((size_t)2 << 20) - 1,
+                             (size_t)4 << 20,
+                             VT_SMALL_MAX,
+                             VT_SMALL_MAX + 1};
     huge_count = 0;
     for (size_t b = 0; b < sizeof(bases) / sizeof(bases[0]); b++)
         for (size_t d = 0; d < sizeof(deltas) / sizeof(deltas[0]); d++) {
@@ -186,8 +262,8 @@ static void impossible_sizes_fail_like_glibc_at_every_entry_point(void **state)
                 fail_msg("%s(%#zx) returned %p (usable %zu): a short block; glibc: NULL/%d",
                          entry_names[e], n, v.p, vt_malloc_usable_size(v.p), g.err);
             if (v.err != g.err || v.rc != g.rc)
-                fail_msg("%s(%#zx): vtmalloc errno %d rc %d, glibc errno %d rc %d",
-                         entry_names[e], n, v.err, v.rc, g.err, g.rc);
+                fail_msg("%s(%#zx): vtmalloc errno %d rc %d, glibc errno %d rc %d", entry_names[e],
+                         n, v.err, v.rc, g.err, g.rc);
             if (e < E_POSIX_MEMALIGN_16 || e > E_POSIX_MEMALIGN_2M)
                 assert_true(v.err == ENOMEM || v.err == EINVAL);
             else
@@ -208,10 +284,20 @@ static void calloc_and_reallocarray_products_like_glibc(void **state)
 {
     (void)state;
     const size_t f[][2] = {
-        {2, SIZE_MAX / 2 + 1}, {SIZE_MAX / 2 + 1, 2}, {(size_t)1 << 32, (size_t)1 << 32},
-        {(size_t)1 << 32, (size_t)1 << 31}, {3, SIZE_MAX / 3 + 1}, {SIZE_MAX, SIZE_MAX},
-        {65537, SIZE_MAX / 65536}, {16, (size_t)PTRDIFF_MAX / 16 + 1}, {SIZE_MAX, 1},
-        {1, (size_t)PTRDIFF_MAX + 1}, {0, SIZE_MAX}, {SIZE_MAX, 0}, {0, 0}, {(size_t)1 << 40, 0},
+        {2, SIZE_MAX / 2 + 1},
+        {SIZE_MAX / 2 + 1, 2},
+        {(size_t)1 << 32, (size_t)1 << 32},
+        {(size_t)1 << 32, (size_t)1 << 31},
+        {3, SIZE_MAX / 3 + 1},
+        {SIZE_MAX, SIZE_MAX},
+        {65537, SIZE_MAX / 65536},
+        {16, (size_t)PTRDIFF_MAX / 16 + 1},
+        {SIZE_MAX, 1},
+        {1, (size_t)PTRDIFF_MAX + 1},
+        {0, SIZE_MAX},
+        {SIZE_MAX, 0},
+        {0, 0},
+        {(size_t)1 << 40, 0},
     };
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
         size_t a = opaque(f[i][0]), b = opaque(f[i][1]);
@@ -237,8 +323,8 @@ static void calloc_and_reallocarray_products_like_glibc(void **state)
         g = reallocarray(NULL, a, b);
         gerr = errno;
         if ((v == NULL) != (g == NULL) || verr != gerr)
-            fail_msg("reallocarray(NULL, %#zx, %#zx): vtmalloc %p errno %d, glibc %p errno %d",
-                     a, b, v, verr, g, gerr);
+            fail_msg("reallocarray(NULL, %#zx, %#zx): vtmalloc %p errno %d, glibc %p errno %d", a,
+                     b, v, verr, g, gerr);
         vt_free(v);
         free(g);
         if (a == 0 || b == 0)
@@ -253,8 +339,8 @@ static void calloc_and_reallocarray_products_like_glibc(void **state)
         g = reallocarray(gp, a, b);
         gerr = errno;
         if ((v == NULL) != (g == NULL) || verr != gerr)
-            fail_msg("reallocarray(p, %#zx, %#zx): vtmalloc %p errno %d, glibc %p errno %d", a,
-                     b, v, verr, g, gerr);
+            fail_msg("reallocarray(p, %#zx, %#zx): vtmalloc %p errno %d, glibc %p errno %d", a, b,
+                     v, verr, g, gerr);
         assert_null(v);
         assert_int_equal(pattern_check(vp, 40, 9), 40);
         vt_free(vp);
@@ -319,9 +405,31 @@ static size_t next_pow2(size_t n)
 static void aligned_alloc_odd_cases_agree_with_glibc(void **state)
 {
     (void)state;
-    const size_t aligns[] = {0, 1, 2, 3, 4, 8, 12, 17, 24, 48, 100, 1000, 3000, 4095, 4097,
-                             40000, 65535, 65537, 100000, 1 << 20, (1 << 20) + 1,
-                             SIZE_MAX / 2 + 1, SIZE_MAX / 2 + 2, SIZE_MAX - 15, SIZE_MAX};
+    const size_t aligns[] = {0,
+                             1,
+                             2,
+                             3,
+                             4,
+                             8,
+                             12,
+                             17,
+                             24,
+                             48,
+                             100,
+                             1000,
+                             3000,
+                             4095,
+                             4097,
+                             40000,
+                             65535,
+                             65537,
+                             100000,
+                             1 << 20,
+                             (1 << 20) + 1,
+                             SIZE_MAX / 2 + 1,
+                             SIZE_MAX / 2 + 2,
+                             SIZE_MAX - 15,
+                             SIZE_MAX};
     const size_t sizes[] = {0, 1, 10, 100, 4000, 4097, 70000, 300000};
     for (int which = 0; which < 2; which++) {
         for (size_t i = 0; i < sizeof(aligns) / sizeof(aligns[0]); i++) {
@@ -358,10 +466,25 @@ static void aligned_alloc_odd_cases_agree_with_glibc(void **state)
 static void posix_memalign_errors_agree_with_glibc(void **state)
 {
     (void)state;
-    const size_t aligns[] = {0, 1, 2, 4, 8, 12, 16, 24, 40, 64, 96, 4096, 4104, (size_t)1 << 30,
-                             SIZE_MAX / 2 + 1, SIZE_MAX / 2 + 2, SIZE_MAX};
-    const size_t sizes[] = {0, 1, 100, 70000, (size_t)PTRDIFF_MAX, (size_t)PTRDIFF_MAX + 1,
-                            SIZE_MAX - 64, SIZE_MAX};
+    const size_t aligns[] = {0,
+                             1,
+                             2,
+                             4,
+                             8,
+                             12,
+                             16,
+                             24,
+                             40,
+                             64,
+                             96,
+                             4096,
+                             4104,
+                             (size_t)1 << 30,
+                             SIZE_MAX / 2 + 1,
+                             SIZE_MAX / 2 + 2,
+                             SIZE_MAX};
+    const size_t sizes[] = {
+        0, 1, 100, 70000, (size_t)PTRDIFF_MAX, (size_t)PTRDIFF_MAX + 1, SIZE_MAX - 64, SIZE_MAX};
     for (size_t i = 0; i < sizeof(aligns) / sizeof(aligns[0]); i++) {
         for (size_t j = 0; j < sizeof(sizes) / sizeof(sizes[0]); j++) {
             size_t al = opaque(aligns[i]), n = opaque(sizes[j]);
@@ -375,8 +498,9 @@ static void posix_memalign_errors_agree_with_glibc(void **state)
             int grc = posix_memalign(&gout, al, n);
             int gerr = errno;
             if (vrc != grc || verr != gerr)
-                fail_msg("posix_memalign(%#zx, %#zx): vtmalloc rc %d errno %d, glibc rc %d errno %d",
-                         al, n, vrc, verr, grc, gerr);
+                fail_msg(
+                    "posix_memalign(%#zx, %#zx): vtmalloc rc %d errno %d, glibc rc %d errno %d", al,
+                    n, vrc, verr, grc, gerr);
             if (vrc != 0) {
                 assert_ptr_equal(vout, (void *)0x77);
             } else {
@@ -428,15 +552,20 @@ static void calloc_zeroes_recycled_blocks_of_every_class(void **state)
         size_t n = N < vt_classes[k].capacity * 2 ? N : vt_classes[k].capacity * 2;
         if (bsize > 65536)
             n = 10; /* keep the big classes quick */
-        /* 1. Freed dirty by this thread: LIFO gives them back at once. */
+        /* 1. Freed dirty by this thread: LIFO gives them back at once. An empty page of more
+         * than one unit goes back to its span even when it is its class's current page: there
+         * the pin keeps the first page from emptying and the blocks are freed last to first,
+         * so that the last one freed lies in the pinned page. */
+        bool multi = vt_classes[k].units > 1;
+        void *pin = vt_malloc(bsize);
         for (size_t i = 0; i < n; i++) {
             blocks[i] = vt_malloc(bsize);
             assert_non_null(blocks[i]);
             dirty(blocks[i]);
         }
-        void *last = blocks[n - 1];
+        void *last = multi ? blocks[0] : blocks[n - 1];
         for (size_t i = 0; i < n; i++)
-            vt_free(blocks[i]);
+            vt_free(blocks[multi ? n - 1 - i : i]);
         for (size_t i = 0; i < n; i++) {
             /* sizes spread over the class: the smallest, the largest, and between */
             size_t want = lo + (bsize - lo) * i / (n - 1);
@@ -446,6 +575,7 @@ static void calloc_zeroes_recycled_blocks_of_every_class(void **state)
             assert_zero(blocks[i], want, "calloc of a block freed by this thread", k);
         }
         assert_ptr_equal(blocks[0], last); /* it really was a recycled block */
+        vt_free(pin);
         for (size_t i = 0; i < n; i++)
             dirty(blocks[i]);
         /* 2. Freed dirty by another thread: they come back through the remote list. */
@@ -490,7 +620,8 @@ static void calloc_large_with_malloc_backing(void *arg)
         uint8_t *q = vt_calloc(1, size);
         CHECK(q != NULL, "calloc(%zu)", size);
         for (size_t i = 0; i < size; i++)
-            CHECK(q[i] == 0, "calloc(1, %zu) with the malloc backing: byte %zu is %#x", size, i, q[i]);
+            CHECK(q[i] == 0, "calloc(1, %zu) with the malloc backing: byte %zu is %#x", size, i,
+                  q[i]);
         vt_free(q);
     }
 }
@@ -612,11 +743,13 @@ static void realloc_aligned_above_64k(void *arg)
 {
     if (arg != NULL)
         vt_options.backing = VT_BACKING_MALLOC;
-    const size_t aligns[] = {(size_t)128 << 10, (size_t)256 << 10, (size_t)1 << 20, (size_t)4 << 20};
+    const size_t aligns[] = {(size_t)128 << 10, (size_t)256 << 10, (size_t)1 << 20,
+                             (size_t)4 << 20};
     for (size_t a = 0; a < sizeof(aligns) / sizeof(aligns[0]); a++) {
         for (size_t size = 100; size < VT_SMALL_MAX; size += size < 20000 ? 1111 : 7777) {
             uint8_t *p = vt_aligned_alloc(aligns[a], size);
-            CHECK(p != NULL && (uintptr_t)p % aligns[a] == 0, "aligned_alloc(%zu, %zu)", aligns[a], size);
+            CHECK(p != NULL && (uintptr_t)p % aligns[a] == 0, "aligned_alloc(%zu, %zu)", aligns[a],
+                  size);
             size_t usable = vt_malloc_usable_size(p);
             pattern_fill(p, size, size);
             /* the sizes just above the usable size, up to the end of its class */
@@ -632,9 +765,11 @@ static void realloc_aligned_above_64k(void *arg)
                 CHECK(pattern_check(q, size, size) == size, "contents lost");
                 size_t got = vt_malloc_usable_size(q);
                 if (got < want) {
-                    fprintf(stderr, "realloc(aligned_alloc(%zu, %zu) [usable %zu], %zu) = %s%p with "
-                            "usable size %zu: %zu bytes short\n", aligns[a], size, usable, want,
-                            q == p ? "the same block " : "", (void *)q, got, want - got);
+                    fprintf(stderr,
+                            "realloc(aligned_alloc(%zu, %zu) [usable %zu], %zu) = %s%p with "
+                            "usable size %zu: %zu bytes short\n",
+                            aligns[a], size, usable, want, q == p ? "the same block " : "",
+                            (void *)q, got, want - got);
                     _exit(3); /* before anything writes past the block */
                 }
                 memset(q + size, 0xEE, want - size); /* all of it is ours */
@@ -666,8 +801,10 @@ static void *aligned_by(int how, size_t al, size_t n)
 {
     void *p = NULL;
     switch (how) {
-    case A_MEMALIGN: return vt_memalign(al, n);
-    case A_ALIGNED_ALLOC: return vt_aligned_alloc(al, n);
+    case A_MEMALIGN:
+        return vt_memalign(al, n);
+    case A_ALIGNED_ALLOC:
+        return vt_aligned_alloc(al, n);
     default:
         if (vt_posix_memalign(&p, al < sizeof(void *) ? sizeof(void *) : al, n) != 0)
             return NULL;
@@ -711,9 +848,25 @@ static void alignment_by_size_matrix(void **state)
         for (size_t al = 1; al <= ((size_t)4 << 20); al *= 2) {
             /* smaller than, equal to and larger than the alignment, and around the class
              * boundaries the rounded size lands on, and around the largest class */
-            size_t sizes[] = {0, 1, al / 2, al > 16 ? al - 16 : 1, al - 1, al, al + 1,
-                              al + 16, 2 * al - 1, 2 * al, 2 * al + 1, 3 * al, 5 * al + 7,
-                              VT_SMALL_MAX - 1, VT_SMALL_MAX, VT_SMALL_MAX + 1, 160, 161, 4097};
+            size_t sizes[] = {0,
+                              1,
+                              al / 2,
+                              al > 16 ? al - 16 : 1,
+                              al - 1,
+                              al,
+                              al + 1,
+                              al + 16,
+                              2 * al - 1,
+                              2 * al,
+                              2 * al + 1,
+                              3 * al,
+                              5 * al + 7,
+                              VT_SMALL_MAX - 1,
+                              VT_SMALL_MAX,
+                              VT_SMALL_MAX + 1,
+                              160,
+                              161,
+                              4097};
             size_t n = 0;
             for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
                 size_t size = sizes[s] > ((size_t)4 << 20) + 64 ? ((size_t)4 << 20) + 64 : sizes[s];
@@ -744,9 +897,25 @@ static void valloc_and_pvalloc_sizes(void **state)
 {
     (void)state;
     size_t ps = page_size();
-    const size_t sizes[] = {0, 1, 15, 16, 17, 100, ps - 1, ps, ps + 1, 2 * ps - 1, 2 * ps,
-                            3 * ps + 1, 65535, 65536, 65537, VT_SMALL_MAX - 1, VT_SMALL_MAX,
-                            VT_SMALL_MAX + 1, (size_t)1 << 20};
+    const size_t sizes[] = {0,
+                            1,
+                            15,
+                            16,
+                            17,
+                            100,
+                            ps - 1,
+                            ps,
+                            ps + 1,
+                            2 * ps - 1,
+                            2 * ps,
+                            3 * ps + 1,
+                            65535,
+                            65536,
+                            65537,
+                            VT_SMALL_MAX - 1,
+                            VT_SMALL_MAX,
+                            VT_SMALL_MAX + 1,
+                            (size_t)1 << 20};
     enum { NS = sizeof(sizes) / sizeof(sizes[0]) };
     live_t set[2 * NS];
     size_t n = 0;
@@ -783,17 +952,33 @@ static void every_result_is_16_byte_aligned(void **state)
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         size_t n;
         switch (x % 8) {
-        case 0: n = (size_t)(x >> 16) % 600000; break;
-        case 1: n = (size_t)(x >> 16) % 70000; break;
-        default: n = (size_t)(x >> 16) % 2000; break;
+        case 0:
+            n = (size_t)(x >> 16) % 600000;
+            break;
+        case 1:
+            n = (size_t)(x >> 16) % 70000;
+            break;
+        default:
+            n = (size_t)(x >> 16) % 2000;
+            break;
         }
         void *p;
         switch ((x >> 8) % 6) {
-        case 0: p = vt_malloc(n); break;
-        case 1: p = vt_calloc(1, n); break;
-        case 2: p = vt_realloc(NULL, n); break;
-        case 3: p = vt_memalign((size_t)1 << ((x >> 12) % 5), n); break; /* 1..16: malloc's */
-        case 4: p = vt_aligned_alloc(8, n); break;
+        case 0:
+            p = vt_malloc(n);
+            break;
+        case 1:
+            p = vt_calloc(1, n);
+            break;
+        case 2:
+            p = vt_realloc(NULL, n);
+            break;
+        case 3:
+            p = vt_memalign((size_t)1 << ((x >> 12) % 5), n);
+            break; /* 1..16: malloc's */
+        case 4:
+            p = vt_aligned_alloc(8, n);
+            break;
         default:
             if (vt_posix_memalign(&p, sizeof(void *), n) != 0)
                 p = NULL;
@@ -801,7 +986,8 @@ static void every_result_is_16_byte_aligned(void **state)
         }
         assert_non_null(p);
         if ((uintptr_t)p % 16 != 0)
-            fail_msg("allocation %d (%zu bytes, kind %d) returned %p", i, n, (int)((x >> 8) % 6), p);
+            fail_msg("allocation %d (%zu bytes, kind %d) returned %p", i, n, (int)((x >> 8) % 6),
+                     p);
         /* realloc results too */
         if (n < 100000 && (x >> 20) % 4 == 0) {
             p = vt_realloc(p, n * 2 + 1);
@@ -848,8 +1034,8 @@ static void usable_size_is_real_and_stable(void **state)
                 set[n++] = (live_t){p, u, (uint64_t)n * 7 + 3};
             }
     }
-    const size_t large[] = {VT_SMALL_MAX + 1, VT_SMALL_MAX + 4095, VT_SMALL_MAX + 4096,
-                            (size_t)1 << 20, ((size_t)1 << 20) + 1, (size_t)3 << 20,
+    const size_t large[] = {VT_SMALL_MAX + 1,      VT_SMALL_MAX + 4095,   VT_SMALL_MAX + 4096,
+                            (size_t)1 << 20,       ((size_t)1 << 20) + 1, (size_t)3 << 20,
                             ((size_t)5 << 20) - 1, (size_t)6 << 20};
     for (size_t l = 0; l < sizeof(large) / sizeof(large[0]); l++) {
         uint8_t *p = vt_malloc(large[l]);
@@ -895,8 +1081,8 @@ static void every_free_preserves_errno(void **state)
     (void)state;
     /* own small, own page emptied, large, aligned large, NULL, sized frees, remote small,
      * remote into a page whose owner exited */
-    const size_t sizes[] = {0, 16, 1000, 8192, 100000, VT_SMALL_MAX, VT_SMALL_MAX + 1,
-                            (size_t)8 << 20};
+    const size_t sizes[] = {
+        0, 16, 1000, 8192, 100000, VT_SMALL_MAX, VT_SMALL_MAX + 1, (size_t)8 << 20};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         void *p = vt_malloc(sizes[i]);
         errno = 1357;
@@ -942,8 +1128,8 @@ static void every_free_preserves_errno(void **state)
 static void every_successful_call_preserves_errno(void **state)
 {
     (void)state;
-    const size_t sizes[] = {0, 1, 100, 5000, 70000, VT_SMALL_MAX, VT_SMALL_MAX + 1,
-                            (size_t)3 << 20};
+    const size_t sizes[] = {
+        0, 1, 100, 5000, 70000, VT_SMALL_MAX, VT_SMALL_MAX + 1, (size_t)3 << 20};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         size_t n = sizes[i];
         void *p;

@@ -211,6 +211,91 @@ static void purged_on_schedule_without_trim(void **state)
     assert_true(after.purged_bytes_total > before.purged_bytes_total);
 }
 
+/* ---- An idle thread's cache ------------------------------------------------------------ */
+
+/* A thread that frees a lot and then stops calling the allocator keeps its stash of empty
+ * units only until the purge passes that other threads' activity runs have seen it idle
+ * for a while: then the stash is taken from it, and the thread, when it wakes, refills. */
+typedef struct sleeper {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stage; /* 1: it has freed and sleeps; 2: wake up; 3: it has checked its blocks */
+    vt_tcache_t *tc;
+    uint32_t stash_before;
+} sleeper_t;
+
+static void *free_a_lot_then_sleep(void *arg)
+{
+    sleeper_t *s = arg;
+    enum { N = 3000 };
+    static void *blocks[N];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            blocks[i] = vt_malloc(4000); /* 16 to a one-unit page: about 190 pages */
+            memset(blocks[i], i & 0xff, 4000);
+        }
+        for (int i = 0; i < N; i++) {
+            assert_int_equal(((unsigned char *)blocks[i])[3999], i & 0xff);
+            vt_free(blocks[i]);
+        }
+        if (round == 1)
+            break;
+        pthread_mutex_lock(&s->lock);
+        s->tc = vt_tls_tcache;
+        s->stash_before = atomic_load(&s->tc->stash_count);
+        s->stage = 1;
+        pthread_cond_broadcast(&s->cond);
+        while (s->stage != 2)
+            pthread_cond_wait(&s->cond, &s->lock);
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_lock(&s->lock);
+    s->stage = 3;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static void an_idle_thread_gives_up_its_stash(void **state)
+{
+    (void)state;
+    uint32_t saved = vt_options.purge_ms;
+    vt_options.purge_ms = 40;
+    sleeper_t s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, free_a_lot_then_sleep, &s), 0);
+    pthread_mutex_lock(&s.lock);
+    while (s.stage != 1)
+        pthread_cond_wait(&s.cond, &s.lock);
+    pthread_mutex_unlock(&s.lock);
+    assert_true(s.stash_before >= vt_options.stash_units / 2); /* it kept empty units */
+    assert_non_null(atomic_load(&s.tc->stash));
+
+    /* Activity on this thread for well over VT_IDLE_PASSES passes. */
+    struct timespec pause = {0, 15 * 1000 * 1000};
+    for (int round = 0; round < 60 && atomic_load(&s.tc->stash) != NULL; round++) {
+        void *blocks[400];
+        for (int i = 0; i < 400; i++)
+            blocks[i] = vt_malloc(3000);
+        for (int i = 0; i < 400; i++)
+            vt_free(blocks[i]);
+        vt_free(vt_malloc(VT_SMALL_MAX + 1)); /* a large block: its free runs the schedule */
+        nanosleep(&pause, NULL);
+    }
+    assert_null(atomic_load(&s.tc->stash));
+    assert_int_equal(atomic_load(&s.tc->stash_count), 0);
+
+    /* Woken, it allocates and frees as before: its empty stash is refilled. */
+    pthread_mutex_lock(&s.lock);
+    s.stage = 2;
+    pthread_cond_broadcast(&s.cond);
+    while (s.stage != 3)
+        pthread_cond_wait(&s.cond, &s.lock);
+    pthread_mutex_unlock(&s.lock);
+    pthread_join(th, NULL);
+    vt_options.purge_ms = saved;
+}
+
 /* ---- A thousand threads ----------------------------------------------------------------- */
 
 /* Each thread frees the ten blocks its predecessor in the same lane kept, allocates 2000 of
@@ -286,8 +371,7 @@ static void thousand_threads_stay_bounded(void **state)
         fail_msg("spans in use: %llu after 100 threads, %llu after 1000",
                  (unsigned long long)busy_100, (unsigned long long)busy);
     if (RSS_MEANINGFUL && rss > rss_at_100 + (4 << 20))
-        fail_msg("RSS: %zu KiB after 100 threads, %zu KiB after 1000", rss_at_100 >> 10,
-                 rss >> 10);
+        fail_msg("RSS: %zu KiB after 100 threads, %zu KiB after 1000", rss_at_100 >> 10, rss >> 10);
     for (int j = 0; j < 8; j++)
         for (int i = 0; i < 10; i++)
             vt_free(lanes[j].kept[i]);
@@ -299,6 +383,7 @@ int main(void)
         cmocka_unit_test(statistics_add_up_per_class_under_threads),
         cmocka_unit_test(rss_returns_after_free_and_trim),
         cmocka_unit_test(purged_on_schedule_without_trim),
+        cmocka_unit_test(an_idle_thread_gives_up_its_stash),
         cmocka_unit_test(thousand_threads_stay_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

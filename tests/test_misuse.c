@@ -17,7 +17,8 @@ static char expected_pointer[32];
 static void expect_abort(child_result_t r, const char *fragment, const void *p)
 {
     if (r.exited || r.status != SIGABRT)
-        fail_msg("child did not abort (exited=%d status=%d), stderr: %s", r.exited, r.status, r.err);
+        fail_msg("child did not abort (exited=%d status=%d), stderr: %s", r.exited, r.status,
+                 r.err);
     if (strstr(r.err, fragment) == NULL)
         fail_msg("message lacks \"%s\": %s", fragment, r.err);
     snprintf(expected_pointer, sizeof(expected_pointer), "%p", p);
@@ -187,6 +188,21 @@ static void double_free_of_a_large_block_is_detected(void **state)
     expect_abort(run_in_child(double_free_large, NULL), "invalid pointer", victim);
 }
 
+/* Large blocks in spans (above 256 KiB, up to 1 MiB) have checks of their own: a pointer
+ * into the block, and a second free racing or following the first. */
+static void misuse_of_a_large_block_in_a_span_is_detected(void **state)
+{
+    (void)state;
+    victim = vt_malloc(300000);
+    assert_true(vt_in_span(victim));
+    expect_abort(run_in_child(free_inside_a_block, (void *)(uintptr_t)VT_UNIT_SIZE),
+                 "inside a block", (char *)victim + VT_UNIT_SIZE);
+    expect_abort(run_in_child(free_inside_a_block_from_another_thread, (void *)(uintptr_t)4096),
+                 "inside a block", (char *)victim + 4096);
+    expect_abort(run_in_child(double_free_from_another_thread, NULL), "invalid pointer", victim);
+    vt_free(victim);
+}
+
 static void warn_mode_reports_and_continues(void **state)
 {
     (void)state;
@@ -210,6 +226,7 @@ int main(void)
         cmocka_unit_test(free_of_stack_static_and_foreign_memory_is_detected),
         cmocka_unit_test(realloc_of_a_freed_block_is_detected),
         cmocka_unit_test(double_free_of_a_large_block_is_detected),
+        cmocka_unit_test(misuse_of_a_large_block_in_a_span_is_detected),
         cmocka_unit_test(warn_mode_reports_and_continues),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

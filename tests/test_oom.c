@@ -190,7 +190,15 @@ static void check_back_to(figures_t before, const char *what, long n)
 
 /* ---- One operation, and what a failure of it must look like -------------------------------- */
 
-enum op { OP_MALLOC, OP_CALLOC, OP_REALLOC, OP_MEMALIGN, OP_POSIX_MEMALIGN, OP_ALIGNED_ALLOC, OP_FREE };
+enum op {
+    OP_MALLOC,
+    OP_CALLOC,
+    OP_REALLOC,
+    OP_MEMALIGN,
+    OP_POSIX_MEMALIGN,
+    OP_ALIGNED_ALLOC,
+    OP_FREE
+};
 
 typedef struct workload workload_t;
 
@@ -205,10 +213,10 @@ struct workload {
     /* picks the next step for the live set; returns false when the workload is done */
     bool (*next)(workload_t *w, live_set_t *s, uint64_t *rng, step_t *st);
     unsigned steps, done;
-    long n;          /* the mapping to fail */
-    bool fired;      /* the injected failure happened */
+    long n;     /* the mapping to fail */
+    bool fired; /* the injected failure happened */
     unsigned failures;
-    bool errno_bug;  /* a successful call changed errno */
+    bool errno_bug; /* a successful call changed errno */
 };
 
 /* Runs one step; NULL results are checked and the step retried once the hook has fired. */
@@ -227,11 +235,21 @@ static void run_step(workload_t *w, live_set_t *s, const step_t *st)
         int rc = 0;
         errno = 0;
         switch (st->op) {
-        case OP_MALLOC: p = vt_malloc(st->size); break;
-        case OP_CALLOC: p = vt_calloc(1, st->size); break;
-        case OP_REALLOC: p = vt_realloc(old.p, st->size); break;
-        case OP_MEMALIGN: p = vt_memalign(st->alignment, st->size); break;
-        case OP_ALIGNED_ALLOC: p = vt_aligned_alloc(st->alignment, st->size); break;
+        case OP_MALLOC:
+            p = vt_malloc(st->size);
+            break;
+        case OP_CALLOC:
+            p = vt_calloc(1, st->size);
+            break;
+        case OP_REALLOC:
+            p = vt_realloc(old.p, st->size);
+            break;
+        case OP_MEMALIGN:
+            p = vt_memalign(st->alignment, st->size);
+            break;
+        case OP_ALIGNED_ALLOC:
+            p = vt_aligned_alloc(st->alignment, st->size);
+            break;
         case OP_POSIX_MEMALIGN: {
             void *out = (void *)0x4321;
             rc = vt_posix_memalign(&out, st->alignment, st->size);
@@ -239,7 +257,8 @@ static void run_step(workload_t *w, live_set_t *s, const step_t *st)
             p = rc == 0 ? out : NULL;
             break;
         }
-        default: break;
+        default:
+            break;
         }
         int err = errno;
         if (p != NULL) {
@@ -260,7 +279,8 @@ static void run_step(workload_t *w, live_set_t *s, const step_t *st)
                 if (keep <= 65536 && old.size <= 65536) {
                     check_block(&moved, "after realloc");
                 } else if (keep >= 4096) {
-                    CHECK(pattern_check(p, 4096, old.id) == 4096, "%s: realloc lost the head", w->name);
+                    CHECK(pattern_check(p, 4096, old.id) == 4096, "%s: realloc lost the head",
+                          w->name);
                 }
                 /* the realloc'ed block takes its place in the set under a new pattern */
                 s->b[st->victim] = s->b[--s->n];
@@ -277,8 +297,8 @@ static void run_step(workload_t *w, live_set_t *s, const step_t *st)
         else
             CHECK(err == ENOMEM, "%s, n=%ld: op %d size %zu failed with errno %d", w->name, w->n,
                   (int)st->op, st->size, err);
-        CHECK(vm_pages() <= vm_before, "%s, n=%ld: the failed call left %ld pages mapped",
-              w->name, w->n, vm_pages() - vm_before);
+        CHECK(vm_pages() <= vm_before, "%s, n=%ld: the failed call left %ld pages mapped", w->name,
+              w->n, vm_pages() - vm_before);
         vt_stats_t after;
         vt_stats_get(&after);
         CHECK(after.large_blocks == before.large_blocks && after.large_bytes == before.large_bytes,
@@ -297,8 +317,8 @@ static void run_step(workload_t *w, live_set_t *s, const step_t *st)
 
 static size_t small_size(uint64_t r)
 {
-    static const size_t sizes[] = {16, 100, 1000, 3000, 9000, 20000, 60000, 100000, 200000,
-                                   VT_SMALL_MAX};
+    static const size_t sizes[] = {16,    100,   1000,   3000,   9000,
+                                   20000, 60000, 100000, 200000, VT_SMALL_MAX};
     size_t base = sizes[r % (sizeof(sizes) / sizeof(sizes[0]))];
     return base - (size_t)((r >> 8) % 8);
 }
@@ -317,7 +337,9 @@ static bool next_refill(workload_t *w, live_set_t *s, uint64_t *rng, step_t *st)
     memset(st, 0, sizeof(*st));
     st->size = small_size(r);
     switch ((r >> 40) % 8) {
-    case 0: st->op = OP_CALLOC; break;
+    case 0:
+        st->op = OP_CALLOC;
+        break;
     case 1:
         st->op = OP_ALIGNED_ALLOC;
         st->alignment = (size_t)64 << ((r >> 44) % 11); /* 64 B .. 64 KiB: from a class */
@@ -333,7 +355,9 @@ static bool next_refill(workload_t *w, live_set_t *s, uint64_t *rng, step_t *st)
             break;
         }
         /* fall through */
-    default: st->op = OP_MALLOC; break;
+    default:
+        st->op = OP_MALLOC;
+        break;
     }
     if (s->n > 0 && (r >> 50) % 10 == 0) {
         st->op = OP_FREE;
@@ -564,7 +588,8 @@ static void large_table_growth(void **state)
             assert_int_equal(err, ENOMEM);
             assert_int_equal(left, 0);
             if ((vm_pages() - vm_before) * page >= (long)size)
-                fail_msg("a failed memalign(%zu) left %ld pages mapped", size, vm_pages() - vm_before);
+                fail_msg("a failed memalign(%zu) left %ld pages mapped", size,
+                         vm_pages() - vm_before);
             vt_stats_get(&after);
             assert_int_equal(after.large_blocks, before.large_blocks);
             assert_int_equal(after.large_bytes, before.large_bytes);
@@ -681,8 +706,10 @@ static void *starting_thread(void *arg)
         if (i == 0)
             me->orphaned = vt_tls_tcache->state != VT_TCACHE_LIVE;
         if (p == NULL) {
-            CHECK(errno == ENOMEM, "thread %u: malloc(%zu) failed with errno %d", me->id, size, errno);
-            CHECK(atomic_load(&vt_os_fail_countdown) <= 0, "thread %u: a failure not injected", me->id);
+            CHECK(errno == ENOMEM, "thread %u: malloc(%zu) failed with errno %d", me->id, size,
+                  errno);
+            CHECK(atomic_load(&vt_os_fail_countdown) <= 0, "thread %u: a failure not injected",
+                  me->id);
             me->failures++;
             p = vt_malloc(size); /* the hook has fired: works again */
             CHECK(p != NULL, "thread %u: malloc(%zu) failed again", me->id, size);
@@ -749,13 +776,14 @@ static void many_threads_start_while_mappings_fail(void **state)
     }
     assert_true(fired >= 3);
     print_message("thread start: %u mappings failed in turn, %u mallocs saw ENOMEM, %u threads "
-                  "served by the orphan cache\n", fired, failures, orphaned);
+                  "served by the orphan cache\n",
+                  fired, failures, orphaned);
 }
 
 /* White-box, in a child, one thread at a time: a new thread's first malloc with nothing to
  * start from. */
 typedef struct first_malloc {
-    long n;        /* the hook, armed by the thread itself just before its first malloc */
+    long n; /* the hook, armed by the thread itself just before its first malloc */
     size_t size;
     void *p;
     int err;
@@ -839,10 +867,11 @@ static void first_malloc_without_cache_or_span(void *arg)
     vt_malloc_trim(0);
     vt_stats_get(&st1);
     /* The orphan cache keeps its page (it is never handed back): at most one span more. */
-    CHECK(st1.spans_mapped <= st0.spans_mapped + 1 && st1.thread_caches_live == st0.thread_caches_live,
-          "no cache: spans %llu -> %llu, caches %llu -> %llu",
-          (unsigned long long)st0.spans_mapped, (unsigned long long)st1.spans_mapped,
-          (unsigned long long)st0.thread_caches_live, (unsigned long long)st1.thread_caches_live);
+    CHECK(st1.spans_mapped <= st0.spans_mapped + 1 &&
+              st1.thread_caches_live == st0.thread_caches_live,
+          "no cache: spans %llu -> %llu, caches %llu -> %llu", (unsigned long long)st0.spans_mapped,
+          (unsigned long long)st1.spans_mapped, (unsigned long long)st0.thread_caches_live,
+          (unsigned long long)st1.thread_caches_live);
 }
 
 static void first_malloc_of_a_thread_without_cache_or_span(void **state)
@@ -865,8 +894,8 @@ typedef struct shrink {
 static void *shrink_thread(void *arg)
 {
     shrink_t *s = arg;
-    s->p = vt_malloc((size_t)1 << 20); /* large: its own mapping */
-    memset(s->p, 0x6b, (size_t)1 << 20);
+    s->p = vt_malloc((size_t)2 << 20); /* above VT_LARGE_SPAN_MAX: its own mapping */
+    memset(s->p, 0x6b, (size_t)2 << 20);
     arm(1); /* the 100-byte class has no page in this new thread, and no unit is free */
     errno = 0;
     s->q = vt_realloc(s->p, 100);
@@ -933,7 +962,8 @@ static void *limited_worker(void *arg)
     live_init(&s, 400000);
     struct rlimit rl;
     getrlimit(RLIMIT_AS, &rl);
-    rl.rlim_cur = (rlim_t)vm_pages() * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)lim->headroom_mib << 20);
+    rl.rlim_cur =
+        (rlim_t)vm_pages() * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)lim->headroom_mib << 20);
     CHECK(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit: errno %d", errno);
 
     /* 1. Small blocks until the address space is full. */
@@ -948,7 +978,8 @@ static void *limited_worker(void *arg)
     errno = 0;
     CHECK(vt_memalign((size_t)1 << 20, (size_t)64 << 20) == NULL && errno == ENOMEM, "memalign");
     void *out = (void *)0x99;
-    CHECK(vt_posix_memalign(&out, (size_t)1 << 21, (size_t)64 << 20) == ENOMEM && out == (void *)0x99,
+    CHECK(vt_posix_memalign(&out, (size_t)1 << 21, (size_t)64 << 20) == ENOMEM &&
+              out == (void *)0x99,
           "posix_memalign");
     errno = 0;
     block_t victim = s.b[s.n / 2];
