@@ -90,6 +90,7 @@ typedef struct vt_stats {
     uint64_t bytes_free_threads;   /* free blocks in pages owned by threads, and their stashes */
     uint64_t bytes_free_global;    /* free blocks in pages of the global cache */
     uint64_t bytes_free_units;     /* free units in spans (the reserve included), resident or not */
+    uint64_t bytes_free_resident;  /* of those, not yet returned to the OS (purge pending) */
     uint64_t bytes_reserve;        /* empty spans kept mapped */
     uint64_t bytes_mapped;         /* spans plus large blocks */
     uint64_t bytes_returned_total; /* given back to the OS since start: purged plus unmapped */

@@ -795,6 +795,8 @@ void vt_global_stats(vt_stats_t *st)
     st->purged_bytes_total = g.purged_bytes;
     st->purges_total = g.purges;
     st->bytes_reserve = (uint64_t)g.spans_empty.count * VT_SPAN_SIZE;
+    st->bytes_free_resident =
+        (uint64_t)atomic_load_explicit(&g.dirty_count, memory_order_relaxed) * VT_UNIT_SIZE;
     st->bytes_returned_total = g.purged_bytes + g.span_unmaps * VT_SPAN_SIZE;
     counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total, &g.exited);
     counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total,
@@ -863,6 +865,8 @@ void vt_global_fork_child(void)
     }
     if (self->state == VT_TCACHE_LIVE)
         self->tid = vt_os_thread_id();
+    /* A thread that was purging in the parent does not exist here to clear its flag. */
+    atomic_store_explicit(&g.purging_excess, false, memory_order_relaxed);
     /* The child's only thread is the copy of the one that took the lock in fork_prepare, so it
      * may release it (re-initialising a held mutex instead confuses ThreadSanitizer). */
     pthread_mutex_unlock(&g.lock);

@@ -13,7 +13,7 @@ extern char **environ;
 /* Defaults: see the table below for why each is what it is. */
 vt_options_t vt_options = {
     .class_pages = 8,
-    .stash_units = 16,
+    .stash_units = 8,
     .batch_units = 8,
     .reserve_spans = 4,
     .purge_ms = 1000,

@@ -44,8 +44,10 @@ VT_EXPORT void vt_stats_print(void)
         st.bytes_in_use >> 10);
     out("  free in threads   %12zu KiB   free in global cache %zu KiB\n",
         st.bytes_free_threads >> 10, st.bytes_free_global >> 10);
-    out("  free units        %12zu KiB   empty spans in reserve %zu (%zu KiB)\n",
-        st.bytes_free_units >> 10, st.spans_reserved, st.bytes_reserve >> 10);
+    out("  free units        %12zu KiB   (%zu KiB resident); empty spans in reserve %zu (%zu "
+        "KiB)\n",
+        st.bytes_free_units >> 10, st.bytes_free_resident >> 10, st.spans_reserved,
+        st.bytes_reserve >> 10);
     out("  mapped            %12zu KiB   (spans %zu; large blocks %zu in %zu KiB, in spans or "
         "mapped; cached %zu KiB)\n",
         st.bytes_mapped >> 10, st.spans_mapped, st.large_blocks, st.large_bytes >> 10,

@@ -71,7 +71,7 @@ static vt_page_t *stash_take_all(vt_tcache_t *tc)
     return atomic_exchange_explicit(&tc->stash, NULL, memory_order_acquire);
 }
 
-/* Owner only. */
+/* Owner only. The count is in units: a stashed page may be a run of several. */
 static void stash_push(vt_tcache_t *tc, vt_page_t *page)
 {
     vt_page_t *head = atomic_load_explicit(&tc->stash, memory_order_relaxed);
@@ -79,73 +79,82 @@ static void stash_push(vt_tcache_t *tc, vt_page_t *page)
         page->next = head; /* fails only when a reclaimer took the list: then head is NULL */
     } while (!atomic_compare_exchange_weak_explicit(&tc->stash, &head, page, memory_order_release,
                                                     memory_order_relaxed));
-    stash_count_set(tc, stash_count(tc) + 1);
+    stash_count_set(tc, stash_count(tc) + page->units);
     stash_touch(tc);
 }
 
-/* Owner only. NULL when the stash is empty (or was taken). */
-static vt_page_t *stash_pop(vt_tcache_t *tc)
+/* Takes a stashed page of `units` units, or NULL. Owner only. Walks the whole list, which is
+ * short (VTMALLOC_STASH_UNITS at most, plus a batch), so the count is exact again afterwards
+ * even when a reclaimer took the stash meanwhile. */
+static vt_page_t *stash_pop(vt_tcache_t *tc, unsigned units)
 {
     stash_touch(tc);
-    vt_page_t *page = stash_take_all(tc);
-    if (page == NULL) {
-        stash_count_set(tc, 0); /* the count was an estimate after a reclaim */
-        return NULL;
+    vt_page_t *list = stash_take_all(tc), *found = NULL;
+    uint32_t count = 0;
+    for (vt_page_t **at = &list; *at != NULL;) {
+        vt_page_t *p = *at;
+        if (found == NULL && p->units == units) {
+            found = p;
+            *at = p->next; /* unlink; the rest goes back below */
+            continue;
+        }
+        count += p->units;
+        at = &p->next;
     }
-    atomic_store_explicit(&tc->stash, page->next, memory_order_release);
-    uint32_t count = stash_count(tc);
-    stash_count_set(tc, page->next == NULL ? 0 : count > 1 ? count - 1 : 1);
-    return page;
+    atomic_store_explicit(&tc->stash, list, memory_order_release);
+    stash_count_set(tc, count);
+    return found;
 }
 
-/* Gives a list of stashed pages to the global cache, keeping the first `keep` in the stash.
- * Owner, or any thread for a list it took with stash_take_all (keep 0). */
+/* Gives a list of stashed pages to the global cache, keeping the first pages of the list in
+ * the stash as long as they add up to at most `keep` units. Owner, or any thread for a list it
+ * took with stash_take_all (keep 0). */
 static void stash_list_give_back(vt_tcache_t *tc, vt_page_t *list, uint32_t keep)
 {
     vt_page_list_t surplus = {0};
-    uint32_t kept = 0;
+    vt_page_t *kept = NULL, **tail = &kept;
+    uint32_t kept_units = 0;
     while (list != NULL) {
         vt_page_t *p = list;
         list = p->next;
-        if (kept < keep) {
-            stash_push(tc, p);
-            kept++;
+        if (kept_units + p->units <= keep) {
+            kept_units += p->units;
+            *tail = p;
+            tail = &p->next;
         } else {
             vt_list_push_back(&surplus, p);
         }
     }
-    if (keep > 0)
-        stash_count_set(tc, kept);
+    *tail = NULL;
+    if (keep > 0) { /* the owner: nothing can have arrived since it took the list */
+        atomic_store_explicit(&tc->stash, kept, memory_order_release);
+        stash_count_set(tc, kept_units);
+    }
     vt_global_put_pages(NULL, &surplus);
 }
 
 /* ---- Empty units ------------------------------------------------------------------------ */
 
-/* Gives an empty page back: one-unit pages to the stash (any class can use them next), the
- * stash's surplus and longer runs to the global cache. */
+/* Gives an empty page back to the stash, where the next page of any class of its length
+ * takes it without a lock; the stash's surplus goes to the global cache. */
 static void release_empty_page(vt_tcache_t *tc, vt_page_t *page)
 {
     vt_page_unassign(page);
-    if (page->units > 1) {
-        vt_global_put_run(page);
-        return;
-    }
     stash_push(tc, page);
     if (stash_count(tc) <= vt_options.stash_units)
         return;
-    /* Over the limit: give back half, so a thread alternating around the limit does not take
-     * the lock on every page. */
-    stash_count_set(tc, 0);
+    /* Over the limit: give back half (the oldest), so a thread alternating around the limit
+     * does not take the lock on every page. */
     stash_list_give_back(tc, stash_take_all(tc), vt_options.stash_units / 2);
 }
 
-/* A fresh run for a class: from the stash, else a batch from the global cache (which maps a
- * new span when it has none). */
+/* A fresh run for a class: from the stash, else from the global cache (which maps a new span
+ * when it has none): one-unit runs in a batch, longer ones one at a time. */
 static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units, unsigned class_idx)
 {
-    if (units > 1)
+    vt_page_t *page = stash_pop(tc, units);
+    if (page == NULL && units > 1)
         return vt_global_take_run(units, class_idx);
-    vt_page_t *page = stash_pop(tc);
     if (page == NULL) {
         vt_page_t *batch[64];
         uint32_t want = vt_options.batch_units;
@@ -305,20 +314,28 @@ void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx)
 
 /* ---- Free slow paths -------------------------------------------------------------------- */
 
-/* Called by the free fast path when a page it owns has no block in use any more. A one-unit
- * page that is its class's current page stays (a thread that allocates and frees one block in
- * a loop must not give its page away each time); any other goes back to the stash or the
- * global cache. Longer pages hold a few blocks of 40 KiB and more: a lock per refill is small
- * next to the work such blocks get, and a thread that used such a class for a moment must not
- * keep up to 512 KiB of it resident for good. */
-void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
+/* The part of vt_tcache_page_emptied that gives the page back: out of line, so that the
+ * common early return of a thread freeing its only block in a loop costs no stack frame. */
+static VT_NOINLINE void page_emptied_release(vt_tcache_t *tc, vt_page_t *page)
 {
     unsigned class_idx = page->class_idx;
-    if (tc->alloc_page[class_idx] == page && page->units == 1)
-        return;
     vt_list_remove(&tc->bins[class_idx], page);
     release_empty_page(tc, page);
     bin_sync(tc, class_idx);
+}
+
+/* Called by the free fast path when a page it owns has no block in use any more. A one-unit
+ * page that is its class's current page stays (a thread that allocates and frees one block in
+ * a loop must not give its page away each time); any other goes to the stash. Longer pages
+ * (classes above 32 KiB) go even when current: a thread that used such a class for a moment
+ * must not keep up to 512 KiB of it per class, while in the stash they count against
+ * VTMALLOC_STASH_UNITS, serve the next page of their length without a lock, and are taken
+ * from a thread that goes quiet. */
+void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
+{
+    if (tc->alloc_page[page->class_idx] == page && page->units == 1)
+        return;
+    page_emptied_release(tc, page);
 }
 
 /* Pushes blocks to another thread's page and, when the push wakes a detached page, hands the
