@@ -57,6 +57,7 @@ typedef struct vt_class_stats {
     uint64_t free_in_global;    /* free blocks in pages of the global cache */
     uint64_t gets;              /* mallocs since start */
     uint64_t puts;              /* frees since start */
+    uint64_t requested_total;   /* bytes those mallocs asked for */
     uint64_t lock_acquisitions; /* global-lock acquisitions on behalf of this class */
     uint64_t lock_waits;        /* of those, how many found the lock held */
 } vt_class_stats_t;
@@ -87,6 +88,9 @@ typedef struct vt_stats {
     /* Totals, in bytes. Blocks are counted at their class size: the size requested is not
      * recorded (that would cost a header per block). */
     uint64_t bytes_in_use;         /* small blocks in use plus large blocks */
+    uint64_t bytes_requested_live; /* asked for by the live blocks: exact for large blocks,
+                                      estimated per class as in_use times the class's mean
+                                      requested size (free() is not told the size) */
     uint64_t bytes_free_threads;   /* free blocks in pages owned by threads, and their stashes */
     uint64_t bytes_free_global;    /* free blocks in pages of the global cache */
     uint64_t bytes_free_units;     /* free units in spans (the reserve included), resident or not */

@@ -53,7 +53,7 @@ void *vt_api_calloc(size_t count, size_t size)
         return NULL;
     }
     if (vt_likely(total <= VT_SMALL_MAX)) {
-        void *p = vt_tcache_alloc(vt_tls_tcache, vt_size_class(total));
+        void *p = vt_tcache_alloc(vt_tls_tcache, vt_size_class(total), total);
         if (p != NULL)
             memset(p, 0, total);
         return p;
@@ -141,7 +141,7 @@ static void *aligned_pow2(size_t alignment, size_t size)
         if (rounded == 0)
             rounded = alignment;
         if (rounded <= VT_SMALL_MAX) {
-            void *p = vt_tcache_alloc(vt_tls_tcache, vt_size_class(rounded));
+            void *p = vt_tcache_alloc(vt_tls_tcache, vt_size_class(rounded), size);
             VT_ASSERT(((uintptr_t)p & (alignment - 1)) == 0);
             return p;
         }

@@ -38,9 +38,9 @@ int vt_api_malloc_info(int options, FILE *stream) VT_HIDDEN;
 VT_INLINE void *vt_api_malloc(size_t size)
 {
     if (vt_likely(size <= VT_SMALL_TABLE_MAX))
-        return vt_tcache_alloc(vt_tls_tcache, vt_size_class_small(size));
+        return vt_tcache_alloc(vt_tls_tcache, vt_size_class_small(size), size);
     if (size <= VT_SMALL_MAX)
-        return vt_tcache_alloc(vt_tls_tcache, vt_size_class_medium(size));
+        return vt_tcache_alloc(vt_tls_tcache, vt_size_class_medium(size), size);
     return vt_api_malloc_large(size);
 }
 
@@ -75,7 +75,8 @@ VT_INLINE void vt_api_free(void *p)
         block->key = vt_block_key(block);
         block->next = page->free;
         page->free = block;
-        page->pushes++;
+        if (VT_FAST_COUNTERS)
+            page->pushes++;
         if (vt_unlikely(--page->used == 0))
             vt_tcache_page_emptied(tc, page);
         return;

@@ -820,6 +820,11 @@ void vt_global_stats(vt_stats_t *st)
         c->puts = puts[k] + atomic_load_explicit(&vt_page_class_puts[k], memory_order_relaxed) +
                   atomic_load_explicit(&g.shared_puts[k], memory_order_relaxed);
         c->in_use = c->gets > c->puts ? c->gets - c->puts : 0;
+        c->requested_total =
+            atomic_load_explicit(&vt_page_class_requested[k], memory_order_relaxed);
+        if (c->gets > 0) /* the estimate: see bytes_requested_live in vtmalloc.h */
+            st->bytes_requested_live +=
+                (uint64_t)((double)c->in_use * (double)c->requested_total / (double)c->gets);
         for (vt_page_t *p = g.partial[k].head; p != NULL; p = p->next)
             c->free_in_global += p->capacity - p->used; /* the lock owns these pages */
         uint64_t capacity = c->pages * vt_classes[k].capacity;

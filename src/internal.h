@@ -158,6 +158,7 @@ VT_INLINE uintptr_t vt_page_owner(vt_page_t *page)
 extern _Atomic uint64_t vt_page_class_pages[VT_CLASS_COUNT] VT_HIDDEN;
 extern _Atomic uint64_t vt_page_class_gets[VT_CLASS_COUNT] VT_HIDDEN;
 extern _Atomic uint64_t vt_page_class_puts[VT_CLASS_COUNT] VT_HIDDEN;
+extern _Atomic uint64_t vt_page_class_requested[VT_CLASS_COUNT] VT_HIDDEN;
 void vt_page_publish(vt_page_t *page) VT_HIDDEN;
 
 void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units) VT_HIDDEN;
@@ -180,22 +181,33 @@ void vt_list_remove(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
 
 /* ---- tcache.c --------------------------------------------------------------------------- */
 
-void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx) VT_HIDDEN;
+void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size) VT_HIDDEN;
+
+/* The statistics' counters on the fast paths (three plain adds on the page's hot line, see
+ * page.c). A build with -DVT_FAST_COUNTERS=0 leaves them out: statistics per class are then
+ * wrong; it exists only to measure what the counters cost (bench/RESULTS.md). */
+#ifndef VT_FAST_COUNTERS
+#define VT_FAST_COUNTERS 1
+#endif
 
 /* The malloc fast path: pop the first free block of the class's current page. No lock, no
  * system call, one branch: an empty list (including the static empty page of a bin, or of a
  * thread that has no cache yet) goes to the slow path. Clearing the key is what makes a later
- * double free recognisable (vt_block_key). */
-VT_INLINE void *vt_tcache_alloc(vt_tcache_t *tc, unsigned class_idx)
+ * double free recognisable (vt_block_key). The two counters (statistics, page.c) are plain
+ * adds on the line the pop writes anyway. */
+VT_INLINE void *vt_tcache_alloc(vt_tcache_t *tc, unsigned class_idx, size_t size)
 {
     vt_page_t *page = tc->alloc_page[class_idx];
     vt_block_t *block = page->free;
     if (vt_unlikely(block == NULL))
-        return vt_tcache_alloc_slow(tc, class_idx);
+        return vt_tcache_alloc_slow(tc, class_idx, size);
     page->free = block->next;
     page->used++;
     block->key = 0;
-    page->pops++;
+    if (VT_FAST_COUNTERS) {
+        page->pops++;
+        page->requested += size;
+    }
     return block;
 }
 

@@ -24,8 +24,9 @@
 #include "internal.h"
 
 typedef struct large_entry {
-    uintptr_t addr; /* 0: empty slot */
-    size_t size;    /* bytes mapped (mmap) or requested rounded to 16 (malloc backing) */
+    uintptr_t addr;   /* 0: empty slot */
+    size_t size;      /* bytes mapped (mmap) or requested rounded to 16 (malloc backing) */
+    size_t requested; /* what malloc or realloc asked for (statistics) */
     uint8_t backing;
 } large_entry_t;
 
@@ -36,6 +37,7 @@ static struct large_table {
     size_t capacity;      /* lock: a power of two, or 0 before the first block */
     size_t count;         /* lock */
     size_t bytes;         /* lock */
+    size_t requested;     /* lock: bytes asked for by the live blocks */
     uint64_t allocs;      /* lock */
     /* The cache of freed blocks (mmap backing only): unordered, at most CACHE_SLOTS. */
     large_entry_t cached[32];
@@ -47,7 +49,7 @@ static struct large_table {
 
 /* Large blocks in spans, for statistics: relaxed atomics, changed by whoever allocates, frees
  * or resizes one (nothing is ordered by them). */
-static _Atomic uint64_t span_blocks, span_bytes, span_allocs;
+static _Atomic uint64_t span_blocks, span_bytes, span_allocs, span_requested;
 
 #define CACHE_SLOTS 32
 
@@ -85,6 +87,7 @@ static void insert_locked(large_entry_t e)
     t.slots[i] = e;
     t.count++;
     t.bytes += e.size;
+    t.requested += e.requested;
 }
 
 /* Backward-shift deletion keeps probe chains intact without tombstones. */
@@ -92,6 +95,7 @@ static void remove_locked(large_entry_t *slot)
 {
     t.count--;
     t.bytes -= slot->size;
+    t.requested -= slot->requested;
     size_t hole = (size_t)(slot - t.slots);
     for (size_t i = (hole + 1) & (t.capacity - 1); t.slots[i].addr != 0;
          i = (i + 1) & (t.capacity - 1)) {
@@ -131,6 +135,7 @@ static bool lock_with_room(void)
         t.capacity = want;
         t.count = 0;
         t.bytes = 0;
+        t.requested = 0;
         for (size_t i = 0; i < old_capacity; i++)
             if (old[i].addr != 0)
                 insert_locked(old[i]);
@@ -156,7 +161,7 @@ static size_t mapped_size(size_t size, vt_backing_t backing)
 
 /* A cached block of at least `bytes` and at most a quarter more (the rest would be wasted
  * while the block lives), moved back into the table; NULL when none fits. */
-static void *take_cached(size_t bytes, bool zero)
+static void *take_cached(size_t bytes, size_t size, bool zero)
 {
     if (!lock_with_room())
         return NULL;
@@ -178,6 +183,7 @@ static void *take_cached(size_t bytes, bool zero)
     t.cached_bytes -= e.size;
     t.cache_hits++;
     t.allocs++;
+    e.requested = size;
     insert_locked(e);
     pthread_mutex_unlock(&t.lock);
     if (zero)
@@ -256,6 +262,8 @@ static void *alloc_in_span(size_t size, bool zero)
     }
     bool stale = page->stale;
     vt_page_assign_large(page);
+    page->requested = size;
+    atomic_fetch_add_explicit(&span_requested, size, memory_order_relaxed);
     atomic_fetch_add_explicit(&span_blocks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&span_bytes, page->bsize, memory_order_relaxed);
     atomic_fetch_add_explicit(&span_allocs, 1, memory_order_relaxed);
@@ -275,11 +283,12 @@ void vt_large_free_in_span(vt_page_t *page, void *p, const char *fn)
         vt_report_misuse(fn, "invalid pointer (inside a block, not at its start)", p);
         return;
     }
-    size_t bytes = page->bsize;
+    size_t bytes = page->bsize, requested = page->requested;
     if (vt_unlikely(!vt_page_release_large(page))) {
         vt_report_misuse(fn, "double free (block is already free)", p);
         return;
     }
+    atomic_fetch_sub_explicit(&span_requested, requested, memory_order_relaxed);
     atomic_fetch_sub_explicit(&span_blocks, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&span_bytes, bytes, memory_order_relaxed);
     vt_global_put_run(page);
@@ -294,6 +303,9 @@ bool vt_large_resize_in_span(vt_page_t *page, size_t size)
     size_t before = page->bsize;
     if (!vt_global_resize_large(page, units))
         return false;
+    atomic_fetch_add_explicit(&span_requested, size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&span_requested, page->requested, memory_order_relaxed);
+    page->requested = size;
     if (page->bsize > before)
         atomic_fetch_add_explicit(&span_bytes, page->bsize - before, memory_order_relaxed);
     else
@@ -316,7 +328,7 @@ void *vt_large_alloc(size_t size, size_t alignment, bool zero)
     if (backing == VT_BACKING_MMAP && alignment < vt_os_page_size())
         alignment = vt_os_page_size();
     if (backing == VT_BACKING_MMAP && alignment == vt_os_page_size()) {
-        void *p = take_cached(bytes, zero);
+        void *p = take_cached(bytes, size, zero);
         if (p != NULL)
             return p;
     }
@@ -328,8 +340,8 @@ void *vt_large_alloc(size_t size, size_t alignment, bool zero)
         errno = ENOMEM;
         return NULL;
     }
-    insert_locked(
-        (large_entry_t){.addr = (uintptr_t)p, .size = bytes, .backing = (uint8_t)backing});
+    insert_locked((large_entry_t){
+        .addr = (uintptr_t)p, .size = bytes, .requested = size, .backing = (uint8_t)backing});
     t.allocs++;
     pthread_mutex_unlock(&t.lock);
     if (zero && backing != VT_BACKING_MMAP)
@@ -378,8 +390,14 @@ void *vt_large_realloc(void *p, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    if (bytes == old.size)
+    if (bytes == old.size) {
+        pthread_mutex_lock(&t.lock);
+        slot = find_locked((uintptr_t)p);
+        t.requested = t.requested - slot->requested + size;
+        slot->requested = size;
+        pthread_mutex_unlock(&t.lock);
         return p;
+    }
     if (old.backing != VT_BACKING_MMAP) {
         void *q = vt_large_alloc(size, VT_MIN_ALIGN, false);
         if (q == NULL)
@@ -396,8 +414,10 @@ void *vt_large_realloc(void *p, size_t size)
     remove_locked(slot);
     pthread_mutex_unlock(&t.lock);
     void *q = vt_os_remap(p, old.size, bytes);
-    large_entry_t now = {
-        .addr = (uintptr_t)(q ? q : p), .size = q ? bytes : old.size, .backing = old.backing};
+    large_entry_t now = {.addr = (uintptr_t)(q ? q : p),
+                         .size = q ? bytes : old.size,
+                         .requested = q ? size : old.requested,
+                         .backing = old.backing};
     /* Putting back one entry after taking one out never needs room. */
     pthread_mutex_lock(&t.lock);
     insert_locked(now);
@@ -414,7 +434,9 @@ void vt_large_stats(vt_stats_t *st)
     st->large_cached_bytes = t.cached_bytes;
     st->large_cache_hits_total = t.cache_hits;
     st->bytes_mapped += t.bytes + t.cached_bytes; /* blocks in spans are in span_bytes */
+    st->bytes_requested_live += t.requested;
     pthread_mutex_unlock(&t.lock);
+    st->bytes_requested_live += atomic_load_explicit(&span_requested, memory_order_relaxed);
     st->large_blocks += atomic_load_explicit(&span_blocks, memory_order_relaxed);
     st->large_bytes += atomic_load_explicit(&span_bytes, memory_order_relaxed);
     st->large_allocs_total += atomic_load_explicit(&span_allocs, memory_order_relaxed);

@@ -63,6 +63,7 @@ vt_page_t vt_page_none = {.owner = VT_OWNER_FREE};
 _Atomic uint64_t vt_page_class_pages[VT_CLASS_COUNT];
 _Atomic uint64_t vt_page_class_gets[VT_CLASS_COUNT];
 _Atomic uint64_t vt_page_class_puts[VT_CLASS_COUNT];
+_Atomic uint64_t vt_page_class_requested[VT_CLASS_COUNT];
 
 /* Adds the page's own counts of mallocs and frees to its class's. The fast paths count with a
  * plain increment of a field on the owner's hot line; the owner publishes at the page's slow
@@ -76,7 +77,10 @@ void vt_page_publish(vt_page_t *page)
     if (page->pushes != 0)
         atomic_fetch_add_explicit(&vt_page_class_puts[page->class_idx], page->pushes,
                                   memory_order_relaxed);
-    page->pops = page->pushes = 0;
+    if (page->requested != 0)
+        atomic_fetch_add_explicit(&vt_page_class_requested[page->class_idx], page->requested,
+                                  memory_order_relaxed);
+    page->pops = page->pushes = page->requested = 0;
 }
 
 /* ---- Lists ------------------------------------------------------------------------------ */
@@ -143,7 +147,7 @@ void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner)
     page->free = NULL;
     page->used = 0;
     page->carved = 0;
-    page->pops = page->pushes = 0;
+    page->pops = page->pushes = page->requested = 0;
     page->bsize = info->bsize;
     page->capacity = info->capacity;
     page->class_idx = (uint8_t)class_idx;
@@ -180,7 +184,7 @@ void vt_page_assign_large(vt_page_t *page)
     page->free = NULL;
     page->used = 1;
     page->carved = 1;
-    page->pops = page->pushes = 0;
+    page->pops = page->pushes = page->requested = 0;
     page->bsize = (uint32_t)page->units << VT_UNIT_SHIFT;
     page->capacity = 1;
     page->class_idx = VT_CLASS_LARGE;

@@ -42,6 +42,9 @@ VT_EXPORT void vt_stats_print(void)
     }
     out("  in use            %12zu KiB  (blocks at their class size, large blocks included)\n",
         st.bytes_in_use >> 10);
+    out("  requested live    %12zu KiB  (estimated: live blocks times their class's mean "
+        "request)\n",
+        st.bytes_requested_live >> 10);
     out("  free in threads   %12zu KiB   free in global cache %zu KiB\n",
         st.bytes_free_threads >> 10, st.bytes_free_global >> 10);
     out("  free units        %12zu KiB   (%zu KiB resident); empty spans in reserve %zu (%zu "

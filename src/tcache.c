@@ -272,7 +272,7 @@ static vt_page_t *bin_refill(vt_tcache_t *tc, unsigned class_idx)
 
 static void flush_pending(vt_tcache_t *tc);
 
-static void *alloc_from(vt_tcache_t *tc, unsigned class_idx)
+static void *alloc_from(vt_tcache_t *tc, unsigned class_idx, size_t size)
 {
     flush_pending(tc);
     housekeeping(tc);
@@ -282,11 +282,11 @@ static void *alloc_from(vt_tcache_t *tc, unsigned class_idx)
         errno = ENOMEM;
         return NULL;
     }
-    return vt_tcache_alloc(tc, class_idx); /* cannot recurse: the page has free blocks now */
+    return vt_tcache_alloc(tc, class_idx, size); /* no recursion: the page has free blocks */
 }
 
 /* The thread has no cache of its own: start one, or use the orphan cache. */
-static VT_NOINLINE void *alloc_without_cache(vt_tcache_t *tc, unsigned class_idx)
+static VT_NOINLINE void *alloc_without_cache(vt_tcache_t *tc, unsigned class_idx, size_t size)
 {
     if (tc->state == VT_TCACHE_UNSTARTED) {
         vt_init();
@@ -295,21 +295,21 @@ static VT_NOINLINE void *alloc_without_cache(vt_tcache_t *tc, unsigned class_idx
             /* TLS first: pthread_setspecific may allocate, and must then find this cache. */
             vt_tls_tcache = mine;
             vt_init_thread_cache(mine);
-            return alloc_from(mine, class_idx);
+            return alloc_from(mine, class_idx, size);
         }
     }
     pthread_mutex_lock(&orphan_lock);
-    void *p = alloc_from(&orphan, class_idx);
+    void *p = alloc_from(&orphan, class_idx, size);
     pthread_mutex_unlock(&orphan_lock);
     return p;
 }
 
-void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx)
+void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
 {
     VT_ASSERT(class_idx < VT_CLASS_COUNT);
     if (vt_unlikely(tc->state != VT_TCACHE_LIVE))
-        return alloc_without_cache(tc, class_idx);
-    return alloc_from(tc, class_idx);
+        return alloc_without_cache(tc, class_idx, size);
+    return alloc_from(tc, class_idx, size);
 }
 
 /* ---- Free slow paths -------------------------------------------------------------------- */

@@ -151,7 +151,9 @@ typedef struct vt_page {
     uint32_t carved;               /* owner: blocks carved from the area so far */
     uint64_t pops;                 /* owner: mallocs from this page not yet added to the class's */
     uint64_t pushes;               /* owner: its own frees into it, likewise (page.c: publish) */
-    uint8_t pad2_[32];
+    uint64_t requested;            /* owner: bytes those mallocs asked for, likewise; for a
+                                      large block, what its malloc or realloc asked for */
+    uint8_t pad2_[24];
     /* -- cache line 3: written by other threads' frees -- */
     _Alignas(64) _Atomic uintptr_t remote; /* any thread: count | list head | REMOTE_FULL */
     uint8_t pad3_[56];
