@@ -57,6 +57,9 @@ static struct global {
      * early purge by one call. */
     _Atomic uint32_t dirty_count, dirty_budget;
     _Atomic bool purging_excess; /* one thread at a time purges above the budget */
+    /* A span entered the reserve with resident units: the next call purges them. Set under
+     * the lock, read without it (a stale read only delays that purge by one call). */
+    _Atomic bool reserve_dirty;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 _Static_assert(VT_CLASS_COUNT <= 64, "partial_mask has a bit per class");
@@ -158,6 +161,8 @@ static void span_relist(vt_span_t *span, vt_span_t **release)
     } else if (want == ON_EMPTY) {
         span_list_push(&g.spans_empty, span);
         span->on_list = ON_EMPTY;
+        if (span->dirty_units != 0)
+            atomic_store_explicit(&g.reserve_dirty, true, memory_order_relaxed);
     }
 }
 
@@ -228,9 +233,10 @@ static int find_run(uint64_t free_units, unsigned n)
 }
 
 /* Where a run goes. Short runs (pages of small blocks) pack into the fullest span that has
- * room, long runs (pages of the biggest classes, large blocks) into the emptiest: the short
- * ones fill holes instead of cutting up the free stretches the long ones need, so fewer spans
- * are mapped, and a span whose blocks all leave can go back whole. A full scan of the span
+ * room, long runs (pages of the biggest classes, large blocks) into the emptiest among those
+ * that have the run resident (else the emptiest): the short ones fill holes instead of cutting
+ * up the free stretches the long ones need, so fewer spans are mapped, a span whose blocks all
+ * leave can go back whole, and a large block rarely faults in a purged run. A full scan of the span
  * lists: they hold a few dozen spans for every hundred MiB in use. Lock held. */
 static vt_span_t *best_span_locked(unsigned units)
 {
@@ -244,6 +250,8 @@ static vt_span_t *best_span_locked(unsigned units)
                 continue;
             int free = __builtin_popcountll(span->free_units);
             int score = long_run ? (int)VT_SPAN_UNITS - free : free;
+            if (long_run && find_run(span->free_units & span->dirty_units, units) < 0)
+                score += (int)VT_SPAN_UNITS; /* resident runs first: no page faults */
             if (score < best_score) {
                 best = span;
                 best_score = score;
@@ -626,7 +634,7 @@ typedef struct purge_item {
  * dirty free unit when age_ms is 0), a batch of spans at a time. The system calls run with
  * the lock dropped; the mappings stay, so the number of VMAs does not change. Returns the
  * bytes purged. Lock not held. */
-static size_t purge(uint32_t age_ms)
+static size_t purge(uint32_t age_ms, bool reserve_only)
 {
     size_t total = 0;
     for (;;) {
@@ -634,8 +642,10 @@ static size_t purge(uint32_t age_ms)
         size_t n = 0;
         uint32_t now = vt_os_now_ms();
         lock();
-        span_list_t *lists[2] = {&g.spans_partial, &g.spans_empty};
-        for (int i = 0; i < 2 && n < PURGE_BATCH; i++) {
+        if (reserve_only)
+            atomic_store_explicit(&g.reserve_dirty, false, memory_order_relaxed);
+        span_list_t *lists[2] = {&g.spans_empty, &g.spans_partial};
+        for (int i = 0; i < (reserve_only ? 1 : 2) && n < PURGE_BATCH; i++) {
             for (vt_span_t *span = lists[i]->head; span != NULL && n < PURGE_BATCH;
                  span = span->next) {
                 uint64_t aged = 0;
@@ -700,7 +710,7 @@ static void purge_excess(void)
         return;
     uint32_t target = atomic_load_explicit(&g.dirty_budget, memory_order_relaxed) / 4 * 3;
     for (uint32_t age = vt_options.purge_ms;; age /= 2) {
-        purge(age);
+        purge(age, false);
         if (age <= vt_options.purge_ms / 8 ||
             atomic_load_explicit(&g.dirty_count, memory_order_relaxed) <= target)
             break;
@@ -714,6 +724,11 @@ static void purge_excess(void)
  * last interval until it calls again, or calls malloc_trim. */
 void vt_global_maybe_purge(void)
 {
+    /* A span in the reserve is empty: nothing of it is in use, so its memory goes back at
+     * once, and the reserve keeps only the mapping (what saves mmap calls). What RSS shows
+     * after a load has passed then does not depend on when the purge delay ran out. */
+    if (atomic_load_explicit(&g.reserve_dirty, memory_order_relaxed))
+        purge(0, true);
     if (vt_unlikely(atomic_load_explicit(&g.dirty_count, memory_order_relaxed) >
                     atomic_load_explicit(&g.dirty_budget, memory_order_relaxed)))
         purge_excess();
@@ -735,7 +750,7 @@ void vt_global_maybe_purge(void)
     unlock();
     release_spans(release);
     vt_tcache_reclaim_idle(); /* the stashes of quiet threads, so that they can age too */
-    purge(vt_options.purge_ms);
+    purge(vt_options.purge_ms, false);
     vt_large_purge(vt_options.purge_ms);
 }
 
@@ -760,7 +775,7 @@ int vt_global_trim(void)
     unlock();
     int released = release != NULL;
     release_spans(release);
-    size_t purged = purge(0) + vt_large_purge(0);
+    size_t purged = purge(0, false) + vt_large_purge(0);
     return purged > 0 || released;
 }
 

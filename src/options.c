@@ -17,7 +17,7 @@ vt_options_t vt_options = {
     .batch_units = 8,
     .reserve_spans = 4,
     .purge_ms = 1000,
-    .dirty_pct = 25,
+    .dirty_pct = 100,
     .large_cache_mb = 0,
     .backing = VT_BACKING_MMAP,
     .stats = 0,
@@ -48,7 +48,8 @@ static const option_t table[] = {
     {"DIRTY_PCT", &vt_options.dirty_pct, 0, 100, NULL,
      "free units that may stay resident before VTMALLOC_PURGE_MS has passed, in percent of "
      "the units of the spans held (at least 1 MiB); beyond it the units freed longest ago "
-     "(but not in the last eighth of VTMALLOC_PURGE_MS) are returned to the OS at once"},
+     "(but not in the last eighth of VTMALLOC_PURGE_MS) are returned to the OS at once; "
+     "100: no such cap"},
     {"LARGE_CACHE", &vt_options.large_cache_mb, 0, 65536, NULL,
      "MiB of freed mapped large blocks (above 1 MiB) kept for the next large requests; 0 "
      "unmaps them on free; cached ones are unmapped after VTMALLOC_PURGE_MS"},

@@ -145,6 +145,48 @@ static void statistics_add_up_per_class_under_threads(void **state)
         assert_int_equal(after.classes[c].in_use, before.classes[c].in_use);
 }
 
+/* The bytes asked for: per class at malloc (exact for the calling thread, whose pages
+ * vt_stats_get publishes), and for large blocks live, through realloc and free. */
+static void requested_bytes_are_counted(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 17, 100, 1000, 5000, 60000, 200000};
+    enum { N = sizeof(sizes) / sizeof(sizes[0]), EACH = 50 };
+    static void *blocks[N][EACH];
+    vt_stats_t before, during, after;
+    vt_stats_get(&before);
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < EACH; j++)
+            blocks[i][j] = vt_malloc(sizes[i]);
+    vt_stats_get(&during);
+    uint64_t want[VT_CLASS_COUNT] = {0};
+    for (size_t i = 0; i < N; i++)
+        want[vt_size_class(sizes[i])] += EACH * sizes[i];
+    for (unsigned c = 0; c < VT_CLASS_COUNT; c++)
+        if (during.classes[c].requested_total - before.classes[c].requested_total != want[c])
+            fail_msg("class %u: %llu bytes requested counted, %llu asked for", c,
+                     (unsigned long long)(during.classes[c].requested_total -
+                                          before.classes[c].requested_total),
+                     (unsigned long long)want[c]);
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < EACH; j++)
+            vt_free(blocks[i][j]);
+
+    /* Large blocks, in a span and mapped, are exact while they live. */
+    vt_stats_get(&before);
+    void *a = vt_malloc(300001), *b = vt_malloc(3000001);
+    vt_stats_get(&during);
+    assert_int_equal(during.bytes_requested_live - before.bytes_requested_live, 3300002);
+    a = vt_realloc(a, 700003);
+    b = vt_realloc(b, 5000005);
+    vt_stats_get(&during);
+    assert_int_equal(during.bytes_requested_live - before.bytes_requested_live, 5700008);
+    vt_free(a);
+    vt_free(b);
+    vt_stats_get(&after);
+    assert_int_equal(after.bytes_requested_live, before.bytes_requested_live);
+}
+
 /* ---- RSS returns ------------------------------------------------------------------------ */
 
 enum { BIG_COUNT = 40000 };
@@ -233,6 +275,32 @@ static void purged_on_schedule_without_trim(void **state)
     /* Returned: purged in place, or unmapped with spans beyond the reserve. */
     assert_true(after.bytes_returned_total > before.bytes_returned_total + ((size_t)150 << 20));
     assert_true(after.purged_bytes_total > before.purged_bytes_total);
+}
+
+/* Spans that empty into the reserve keep their mapping but not their memory: RSS falls at
+ * once, without waiting for the purge delay or malloc_trim. */
+static void emptied_spans_leave_no_resident_memory(void **state)
+{
+    (void)state;
+    enum { BLOCKS = 24 };
+    void *blocks[BLOCKS];
+    vt_malloc_trim(0);
+    size_t base = rss_bytes();
+    for (int i = 0; i < BLOCKS; i++) { /* 24 MiB in large blocks of runs of units */
+        blocks[i] = vt_malloc(VT_LARGE_SPAN_MAX);
+        assert_true(vt_in_span(blocks[i]));
+        memset(blocks[i], 1, VT_LARGE_SPAN_MAX);
+    }
+    size_t full = rss_bytes();
+    for (int i = 0; i < BLOCKS; i++)
+        vt_free(blocks[i]);
+    size_t after = rss_bytes();
+    vt_stats_t st;
+    vt_stats_get(&st);
+    assert_true(st.spans_reserved >= 1);
+    if (RSS_MEANINGFUL && after > base + (4 << 20))
+        fail_msg("RSS %zu KiB before, %zu KiB with the blocks, %zu KiB after freeing them",
+                 base >> 10, full >> 10, after >> 10);
 }
 
 /* ---- An idle thread's cache ------------------------------------------------------------ */
@@ -405,8 +473,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(statistics_add_up_per_class_under_threads),
+        cmocka_unit_test(requested_bytes_are_counted),
         cmocka_unit_test(rss_returns_after_free_and_trim),
         cmocka_unit_test(purged_on_schedule_without_trim),
+        cmocka_unit_test(emptied_spans_leave_no_resident_memory),
         cmocka_unit_test(an_idle_thread_gives_up_its_stash),
         cmocka_unit_test(thousand_threads_stay_bounded),
     };
