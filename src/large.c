@@ -313,7 +313,20 @@ bool vt_large_resize_in_span(vt_page_t *page, size_t size)
     return true;
 }
 
+static void *large_alloc(size_t size, size_t alignment, bool zero);
+
+/* A success keeps errno as it was, even when a step failed on the way (the table could not
+ * grow for the cache's lookup, and then could). */
 void *vt_large_alloc(size_t size, size_t alignment, bool zero)
+{
+    int saved = errno;
+    void *p = large_alloc(size, alignment, zero);
+    if (p != NULL)
+        errno = saved;
+    return p;
+}
+
+static void *large_alloc(size_t size, size_t alignment, bool zero)
 {
     if (size <= VT_LARGE_SPAN_MAX && alignment <= VT_UNIT_SIZE)
         return alloc_in_span(size, zero); /* units are unit-aligned */
@@ -327,7 +340,8 @@ void *vt_large_alloc(size_t size, size_t alignment, bool zero)
         alignment = VT_MIN_ALIGN;
     if (backing == VT_BACKING_MMAP && alignment < vt_os_page_size())
         alignment = vt_os_page_size();
-    if (backing == VT_BACKING_MMAP && alignment == vt_os_page_size()) {
+    if (backing == VT_BACKING_MMAP && alignment == vt_os_page_size() &&
+        vt_options.large_cache_mb > 0) {
         void *p = take_cached(bytes, size, zero);
         if (p != NULL)
             return p;

@@ -207,9 +207,10 @@ static void housekeeping(vt_tcache_t *tc)
  * with blocks in use, and at most the current one-unit page of each class it used. */
 void vt_tcache_reclaim_idle(void)
 {
-    vt_tcache_t *caches[256];
+    vt_tcache_t *caches[256 + 1];
     int32_t tids[256];
     size_t n = vt_global_tcache_snapshot(caches, tids, 256);
+    caches[n++] = &orphan; /* not on the live list; its stash is as atomic as any other */
     vt_tcache_t *self = vt_tls_tcache;
     for (size_t i = 0; i < n; i++) {
         vt_tcache_t *tc = caches[i];
@@ -304,12 +305,17 @@ static VT_NOINLINE void *alloc_without_cache(vt_tcache_t *tc, unsigned class_idx
     return p;
 }
 
+/* A success keeps errno as it was, even when a step failed and another served the call (a
+ * thread whose cache could not be started is served by the orphan cache). */
 void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
 {
     VT_ASSERT(class_idx < VT_CLASS_COUNT);
-    if (vt_unlikely(tc->state != VT_TCACHE_LIVE))
-        return alloc_without_cache(tc, class_idx, size);
-    return alloc_from(tc, class_idx, size);
+    int saved = errno;
+    void *p = vt_unlikely(tc->state != VT_TCACHE_LIVE) ? alloc_without_cache(tc, class_idx, size)
+                                                       : alloc_from(tc, class_idx, size);
+    if (p != NULL)
+        errno = saved;
+    return p;
 }
 
 /* ---- Free slow paths -------------------------------------------------------------------- */
@@ -391,13 +397,10 @@ static void gather_remote(vt_tcache_t *tc, vt_page_t *page, vt_block_t *block)
         flush_chain(tc, chain);
 }
 
-/* For malloc_trim: what the calling thread holds back goes to the global cache: its gathered
- * remote frees, its empty pages (the current page of a class included) and its stash. */
-void vt_tcache_trim(void)
+/* What a cache holds back goes to the global cache: its gathered remote frees, its empty
+ * pages (the current page of a class included) and its stash. Its owner only. */
+static void trim_cache(vt_tcache_t *tc)
 {
-    vt_tcache_t *tc = vt_tls_tcache;
-    if (tc->state != VT_TCACHE_LIVE)
-        return;
     flush_pending(tc);
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
         vt_page_t *page = tc->bins[c].head;
@@ -412,8 +415,19 @@ void vt_tcache_trim(void)
         }
         bin_sync(tc, c);
     }
-    if (stash_count(tc) > 0)
-        stash_give_back(tc);
+    stash_give_back(tc);
+}
+
+/* For malloc_trim: the calling thread's cache, and the orphan cache that threads without one
+ * share (under its lock, taken before the global lock as everywhere). */
+void vt_tcache_trim(void)
+{
+    vt_tcache_t *tc = vt_tls_tcache;
+    if (tc->state == VT_TCACHE_LIVE)
+        trim_cache(tc);
+    pthread_mutex_lock(&orphan_lock);
+    trim_cache(&orphan);
+    pthread_mutex_unlock(&orphan_lock);
 }
 
 /* A free whose page the caller does not own (or not as an attached page): checks the block,

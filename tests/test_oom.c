@@ -861,6 +861,9 @@ static void first_malloc_without_cache_or_span(void *arg)
     drain_partial(class_idx);
     f = first_malloc_in_new_thread(1, size);
     CHECK(f.p != NULL && f.left == 0, "no cache: first malloc gave %p errno %d", f.p, f.err);
+    /* It succeeded, so errno is as it was, although a mapping failed on the way (found by
+     * the fuzzer: a successful realloc that left errno at ENOMEM). */
+    CHECK(f.err == 0, "no cache: a successful first malloc set errno to %d", f.err);
     CHECK(f.state == VT_TCACHE_UNSTARTED, "the thread has no cache of its own (state %u)", f.state);
     undrain_all();
     vt_stats_t st1;
