@@ -761,8 +761,12 @@ int vt_global_trim(void)
     vt_span_t *release = NULL;
     lock();
     collect_partial_locked(&release);
-    while (g.spans_empty.head != NULL) {
-        vt_span_t *span = g.spans_empty.head;
+    for (vt_span_t *span = g.spans_empty.head, *next; span != NULL; span = next) {
+        next = span->next;
+        /* A span whose units another thread is purging right now (taken out of its map, the
+         * lock dropped) stays: that thread will put them back. */
+        if (span->free_units != FREE_UNITS)
+            continue;
         span_list_remove(&g.spans_empty, span);
         span->on_list = ON_NO_LIST;
         g.spans_total--;
