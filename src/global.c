@@ -634,7 +634,7 @@ typedef struct purge_item {
  * dirty free unit when age_ms is 0), a batch of spans at a time. The system calls run with
  * the lock dropped; the mappings stay, so the number of VMAs does not change. Returns the
  * bytes purged. Lock not held. */
-static size_t purge(uint32_t age_ms, bool reserve_only)
+static size_t purge_batches(uint32_t age_ms, bool reserve_only)
 {
     size_t total = 0;
     for (;;) {
@@ -693,6 +693,19 @@ static size_t purge(uint32_t age_ms, bool reserve_only)
         if (n < PURGE_BATCH)
             return total;
     }
+}
+
+/* Purges run one at a time under purge_lock, which fork() takes too (before the global lock):
+ * units out of their span's map while madvise runs would otherwise be lost to a child forked
+ * in that moment, where no thread is left to put them back. */
+static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t purge(uint32_t age_ms, bool reserve_only)
+{
+    pthread_mutex_lock(&purge_lock);
+    size_t bytes = purge_batches(age_ms, reserve_only);
+    pthread_mutex_unlock(&purge_lock);
+    return bytes;
 }
 
 /* Above the dirty budget: purges the units freed longest ago until the dirty ones are down to
@@ -860,12 +873,14 @@ void vt_global_stats(vt_stats_t *st)
 
 void vt_global_fork_prepare(void)
 {
+    pthread_mutex_lock(&purge_lock);
     pthread_mutex_lock(&g.lock);
 }
 
 void vt_global_fork_parent(void)
 {
     pthread_mutex_unlock(&g.lock);
+    pthread_mutex_unlock(&purge_lock);
 }
 
 /* In the child only the forking thread runs. The caches of the other threads stay as they
@@ -894,4 +909,5 @@ void vt_global_fork_child(void)
     /* The child's only thread is the copy of the one that took the lock in fork_prepare, so it
      * may release it (re-initialising a held mutex instead confuses ThreadSanitizer). */
     pthread_mutex_unlock(&g.lock);
+    pthread_mutex_unlock(&purge_lock);
 }
