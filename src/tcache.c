@@ -14,7 +14,8 @@
  * Limits (review point c, the trade between lock traffic and memory kept per thread):
  *   VTMALLOC_CLASS_PAGES  pages a thread keeps attached per class; a page beyond it that
  *                         gets a free block goes to the global cache instead.
- *   VTMALLOC_STASH_UNITS  empty one-unit pages a thread keeps for any class.
+ *   VTMALLOC_STASH_UNITS  units of empty pages (of any length) a thread keeps for the next
+ *                         page of that length, whatever its class.
  *   VTMALLOC_BATCH_UNITS  units taken from the global cache per lock.
  */
 #include "internal.h"

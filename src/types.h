@@ -229,7 +229,7 @@ typedef struct vt_remote_chain {
 typedef struct vt_tcache {
     _Alignas(64) vt_page_t *alloc_page[VT_CLASS_COUNT + 1]; /* owner: malloc pops from these */
     vt_page_list_t bins[VT_CLASS_COUNT];                    /* owner: attached pages per class */
-    /* Empty one-unit pages, any class: a list that the owner pushes to and pops from, and that
+    /* Empty pages of any length and class: a list that the owner pushes to and pops from, and that
      * another thread may take whole when the owner has left it alone for a while (tcache.c:
      * "Idle caches"). Only the owner ever adds, so the exchange-and-put-back pop has no ABA. */
     _Atomic(vt_page_t *) stash;
