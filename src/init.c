@@ -2,8 +2,8 @@
  * init.c - process start, thread exit and fork.
  *
  * Owns: the one-time initialisation, the pthread key whose destructor hands a thread's cache
- * back, the fork handlers, and the statistics printed at exit. Calls: options.c, os.c,
- * tcache.c, global.c, large.c, stats.c.
+ * back, the fork handlers, the optional purge thread, and the statistics printed at exit.
+ * Calls: options.c, os.c, tcache.c, global.c, large.c, stats.c.
  *
  * Initialisation is lazy: the first malloc of the first thread runs it from the slow path,
  * which may be during the dynamic loader's start or inside another library's constructor.
@@ -44,11 +44,54 @@ static void fork_parent(void)
     vt_tcache_fork_parent();
 }
 
+/* ---- The purge thread (VTMALLOC_PURGE_THREAD=1) ---------------------------------------- */
+
+/* Without it, purge passes run on the allocator's slow paths, so a process that stops calling
+ * the allocator keeps what it freed in its last interval. With it, a detached thread runs a
+ * pass every quarter of VTMALLOC_PURGE_MS, whatever the program does. It never allocates
+ * (its cache stays the static unstarted one). Started by the first thread cache, after the
+ * cache is in place: pthread_create may call malloc, which then finds a working cache. */
+static _Atomic bool purge_thread_started;
+
+static void *purge_thread_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        uint32_t interval = vt_options.purge_ms / 4;
+        vt_os_sleep_ms(interval > 0 ? interval : 1);
+        vt_global_maybe_purge();
+    }
+    return NULL;
+}
+
+static void start_purge_thread(void)
+{
+    bool no = false;
+    /* Relaxed: only elects the starter; nothing else is published through the flag. */
+    if (!atomic_compare_exchange_strong_explicit(&purge_thread_started, &no, true,
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return;
+    pthread_attr_t attr;
+    pthread_t thread;
+    int saved = errno;
+    if (pthread_attr_init(&attr) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, (size_t)64 << 10);
+        if (pthread_create(&thread, &attr, purge_thread_main, NULL) != 0)
+            vt_message("vtmalloc: VTMALLOC_PURGE_THREAD=1: the purge thread could not be "
+                       "started; purging stays on the allocator's slow paths\n");
+        pthread_attr_destroy(&attr);
+    }
+    errno = saved;
+}
+
 static void fork_child(void)
 {
     vt_large_fork_child();
     vt_global_fork_child();
     vt_tcache_fork_child();
+    /* The purge thread did not come along: the child's next new thread cache starts one. */
+    atomic_store_explicit(&purge_thread_started, false, memory_order_relaxed);
 }
 
 void vt_init(void)
@@ -86,6 +129,9 @@ void vt_init_thread_cache(vt_tcache_t *tc)
 {
     if (exit_key_ok)
         pthread_setspecific(exit_key, tc);
+    if (vt_unlikely(vt_options.purge_thread) &&
+        !atomic_load_explicit(&purge_thread_started, memory_order_relaxed))
+        start_purge_thread();
 }
 
 __attribute__((destructor)) static void at_exit(void)

@@ -273,6 +273,7 @@ void vt_os_write(int fd, const char *text, size_t len) VT_HIDDEN;
 void vt_os_purge(void *p, size_t size) VT_HIDDEN;
 /* Milliseconds of a monotonic clock; wraps after 49 days, so compare differences only. */
 uint32_t vt_os_now_ms(void) VT_HIDDEN;
+void vt_os_sleep_ms(uint32_t ms) VT_HIDDEN;
 int vt_os_dup_fd(int fd) VT_HIDDEN;
 int32_t vt_os_thread_id(void) VT_HIDDEN;
 bool vt_os_thread_gone(int32_t tid) VT_HIDDEN;

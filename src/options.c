@@ -18,6 +18,7 @@ vt_options_t vt_options = {
     .reserve_spans = 4,
     .purge_ms = 1000,
     .dirty_pct = 100,
+    .purge_thread = 0,
     .large_cache_mb = 0,
     .backing = VT_BACKING_MMAP,
     .stats = 0,
@@ -50,6 +51,9 @@ static const option_t table[] = {
      "the units of the spans held (at least 1 MiB); beyond it the units freed longest ago "
      "(but not in the last eighth of VTMALLOC_PURGE_MS) are returned to the OS at once; "
      "100: no such cap"},
+    {"PURGE_THREAD", &vt_options.purge_thread, 0, 1, NULL,
+     "1: a background thread runs the purge passes every quarter of VTMALLOC_PURGE_MS, so "
+     "memory goes back to the OS even when no thread calls the allocator any more"},
     {"LARGE_CACHE", &vt_options.large_cache_mb, 0, 65536, NULL,
      "MiB of freed mapped large blocks (above 1 MiB) kept for the next large requests; 0 "
      "unmaps them on free; cached ones are unmapped after VTMALLOC_PURGE_MS"},

@@ -149,6 +149,15 @@ void vt_os_purge(void *p, size_t size)
     errno = saved;
 }
 
+void vt_os_sleep_ms(uint32_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    int saved = errno;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    errno = saved;
+}
+
 uint32_t vt_os_now_ms(void)
 {
     /* The coarse clock is read from the vDSO: no system call, a few nanoseconds. */

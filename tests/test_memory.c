@@ -303,6 +303,64 @@ static void emptied_spans_leave_no_resident_memory(void **state)
                  base >> 10, full >> 10, after >> 10);
 }
 
+/* ---- A process that stops calling the allocator ---------------------------------------- */
+
+/* With VTMALLOC_PURGE_THREAD=1, memory freed just before the process went quiet goes back to
+ * the OS although no thread calls the allocator again; without it, it stays until the next
+ * call (the control run). In a child, so that the thread and the short delay stay there. */
+static void *start_a_cache(void *arg)
+{
+    (void)arg;
+    vt_free(vt_malloc(100)); /* a new thread cache: it starts the purge thread if asked */
+    return NULL;
+}
+
+static void free_then_go_quiet(void *arg)
+{
+    bool with_thread = arg != NULL;
+    vt_options.purge_ms = 40;
+    vt_options.purge_thread = with_thread;
+    pthread_t th;
+    pthread_create(&th, NULL, start_a_cache, NULL);
+    pthread_join(th, NULL);
+    enum { N = 2000 };
+    static void *blocks[N];
+    vt_malloc_trim(0);
+    size_t base = rss_bytes();
+    for (int i = 0; i < N; i++) { /* 2 blocks to a one-unit page: about 60 MiB, 16 spans */
+        blocks[i] = vt_malloc(30000);
+        memset(blocks[i], 1, 30000);
+    }
+    size_t full = rss_bytes();
+    for (int i = 0; i < N; i++) /* every 50th stays, so that no span empties (no reserve) */
+        if (i % 50 != 0)
+            vt_free(blocks[i]);
+    struct timespec pause = {0, 400 * 1000 * 1000}; /* ten times the delay, no allocator call */
+    nanosleep(&pause, NULL);
+    size_t quiet = rss_bytes();
+    fprintf(stderr, "rss base %zu full %zu quiet %zu KiB\n", base >> 10, full >> 10, quiet >> 10);
+    bool returned = quiet < base + (full - base) / 4;
+    if (returned != with_thread) {
+        fprintf(stderr, "%s the purge thread, RSS %s\n", with_thread ? "with" : "without",
+                returned ? "fell" : "stayed up");
+        _exit(1);
+    }
+}
+
+static void a_quiet_process_returns_memory_with_the_purge_thread(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_THREAD__) || !RSS_MEANINGFUL
+    skip(); /* threads in a forked child hang under ThreadSanitizer; RSS is not ours there */
+#endif
+    child_result_t without = run_in_child(free_then_go_quiet, NULL);
+    if (!without.exited || without.status != 0)
+        fail_msg("control run: %s", without.err);
+    child_result_t with = run_in_child(free_then_go_quiet, (void *)1);
+    if (!with.exited || with.status != 0)
+        fail_msg("with the purge thread: %s", with.err);
+}
+
 /* ---- An idle thread's cache ------------------------------------------------------------ */
 
 /* A thread that frees a lot and then stops calling the allocator keeps its stash of empty
@@ -478,6 +536,7 @@ int main(void)
         cmocka_unit_test(purged_on_schedule_without_trim),
         cmocka_unit_test(emptied_spans_leave_no_resident_memory),
         cmocka_unit_test(an_idle_thread_gives_up_its_stash),
+        cmocka_unit_test(a_quiet_process_returns_memory_with_the_purge_thread),
         cmocka_unit_test(thousand_threads_stay_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
