@@ -42,6 +42,8 @@ static struct global {
     _Atomic uint64_t partial_mask;
     uint64_t spans_total, span_maps, span_unmaps;
     uint64_t caches_live, caches_total, pages_abandoned;
+    uint64_t caches_peak; /* most live caches since the load last dropped (tcache_put) */
+    bool load_dropped;    /* live caches fell to half the peak, and none has started since */
     uint64_t lock_total, lock_waits;
     uint64_t class_locks[VT_CLASS_COUNT + 1], class_waits[VT_CLASS_COUNT + 1]; /* +1: no class */
     uint64_t purged_bytes, purges;
@@ -296,6 +298,7 @@ static uint32_t take_locked(unsigned units, vt_page_t **out, uint32_t max_count)
 }
 
 static void give_back_locked(vt_page_t *page, vt_span_t **release, uint32_t freed_ms);
+static size_t purge(uint32_t age_ms, bool reserve_only);
 static void put_partial_locked(vt_page_t *page);
 
 /* Pages of exited threads wait on the partial lists for a thread of their class; when every
@@ -544,6 +547,12 @@ vt_tcache_t *vt_global_tcache_get(void)
             tc->tid = tid;
             cache_list_push(&g.live, tc);
             g.caches_live++;
+            if (g.load_dropped) { /* the load comes back: the peak starts again from here */
+                g.load_dropped = false;
+                g.caches_peak = g.caches_live;
+            } else if (g.caches_live > g.caches_peak) {
+                g.caches_peak = g.caches_live;
+            }
             g.caches_total++;
             unlock();
             vt_global_maybe_purge(); /* a new thread is activity: a due purge runs now */
@@ -576,6 +585,11 @@ void vt_global_count_shared_put(unsigned class_idx)
     atomic_fetch_add_explicit(&g.shared_puts[class_idx], 1, memory_order_relaxed);
 }
 
+/* A thread has handed its cache back. When the threads still running have fallen to half of
+ * their number at the last peak (at least VT_DROP_THREADS of them), the load has dropped (a
+ * server's pool of connection threads shrinking, the end of a burst): everything free goes
+ * back to the OS now, instead of lingering for the purge delay, and again at every exit
+ * until a thread starts. */
 void vt_global_tcache_put(vt_tcache_t *tc)
 {
     lock();
@@ -586,7 +600,12 @@ void vt_global_tcache_put(vt_tcache_t *tc)
     tc->state = VT_TCACHE_POOLED;
     counters_move(&g.exited, &tc->counters);
     cache_list_push(&g.pool, tc);
+    bool dropped = g.caches_peak >= VT_DROP_THREADS && 2 * g.caches_live <= g.caches_peak;
+    if (dropped)
+        g.load_dropped = true;
     unlock();
+    if (dropped)
+        purge(0, false);
 }
 
 /* Up to `max` live caches with their threads' ids, for vt_tcache_reap. */

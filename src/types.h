@@ -56,6 +56,11 @@
  * (1 MiB): a small process would otherwise purge, and fault back in, at almost every free. */
 #define VT_DIRTY_MIN_UNITS 16
 
+/* The load has dropped when the threads using the allocator have fallen to half of their
+ * number at the last peak, and that peak was at least this many (global.c): free memory then
+ * goes back to the OS at once. */
+#define VT_DROP_THREADS 4
+
 /* A thread's stash is taken from it after this many purge passes (about VTMALLOC_PURGE_MS)
  * without it using the stash (tcache.c, "Idle caches"). */
 #define VT_IDLE_PASSES 4

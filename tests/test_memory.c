@@ -303,6 +303,52 @@ static void emptied_spans_leave_no_resident_memory(void **state)
                  base >> 10, full >> 10, after >> 10);
 }
 
+/* ---- The load drops ------------------------------------------------------------------------ */
+
+/* Eight threads free most of what they allocated and exit: once half of them are gone, the
+ * free memory goes back to the OS at once, although the purge delay is far away. */
+enum { DROP_WORKERS = 8, DROP_BLOCKS = 400 };
+static void *drop_kept[DROP_WORKERS][DROP_BLOCKS / 50];
+
+static void *drop_worker(void *arg)
+{
+    uintptr_t w = (uintptr_t)arg;
+    static void *blocks[DROP_WORKERS][DROP_BLOCKS];
+    for (int i = 0; i < DROP_BLOCKS; i++) { /* 12 MiB each, two blocks to a one-unit page */
+        blocks[w][i] = vt_malloc(30000);
+        memset(blocks[w][i], 1, 30000);
+    }
+    for (int i = 0; i < DROP_BLOCKS; i++) { /* every 50th lives on, so spans do not empty */
+        if (i % 50 == 0)
+            drop_kept[w][i / 50] = blocks[w][i];
+        else
+            vt_free(blocks[w][i]);
+    }
+    return NULL;
+}
+
+static void a_load_drop_returns_free_memory_at_once(void **state)
+{
+    (void)state;
+    /* The test takes a fraction of the purge delay (1 s): what the workers free is younger
+     * than that, so only the drop can return it. */
+    vt_malloc_trim(0);
+    size_t base = rss_bytes();
+    pthread_t th[DROP_WORKERS];
+    for (uintptr_t w = 0; w < DROP_WORKERS; w++)
+        pthread_create(&th[w], NULL, drop_worker, (void *)w);
+    for (int w = 0; w < DROP_WORKERS; w++)
+        pthread_join(th[w], NULL);
+    size_t after = rss_bytes();
+    for (int w = 0; w < DROP_WORKERS; w++)
+        for (int i = 0; i < DROP_BLOCKS / 50; i++)
+            vt_free(drop_kept[w][i]);
+    /* 96 MiB were touched; what stays is the kept blocks' pages, the stashes of the last
+     * threads to exit and the main thread's pages: a few MiB. */
+    if (RSS_MEANINGFUL && after > base + (16 << 20))
+        fail_msg("RSS %zu KiB before, %zu KiB after the threads exited", base >> 10, after >> 10);
+}
+
 /* ---- A process that stops calling the allocator ---------------------------------------- */
 
 /* With VTMALLOC_PURGE_THREAD=1, memory freed just before the process went quiet goes back to
@@ -536,6 +582,7 @@ int main(void)
         cmocka_unit_test(purged_on_schedule_without_trim),
         cmocka_unit_test(emptied_spans_leave_no_resident_memory),
         cmocka_unit_test(an_idle_thread_gives_up_its_stash),
+        cmocka_unit_test(a_load_drop_returns_free_memory_at_once),
         cmocka_unit_test(a_quiet_process_returns_memory_with_the_purge_thread),
         cmocka_unit_test(thousand_threads_stay_bounded),
     };
