@@ -124,23 +124,29 @@ static void large_block_in_a_span_resizes_in_place(void **state)
     vt_free(big);
 }
 
+/* Fills a block of n bytes, frees it, and checks that calloc(1, n) right after is all zero:
+ * the freed memory is what calloc is most likely to get back. */
+static void calloc_after_a_dirty_free(size_t n)
+{
+    uint8_t *p = vt_malloc(n);
+    assert_non_null(p);
+    memset(p, 0xA5, n);
+    vt_free(p);
+    uint8_t *q = vt_calloc(1, n);
+    assert_non_null(q);
+    for (size_t i = 0; i < n; i++)
+        if (q[i] != 0)
+            fail_msg("calloc(1, %zu): byte %zu is %u", n, i, q[i]);
+    vt_free(q);
+}
+
 /* calloc of a large block is zero even when its units held another block a moment ago (they
  * are reused resident, without a page fault, so the zeroing is calloc's job). */
 static void calloc_of_a_large_block_is_zero_after_reuse(void **state)
 {
     (void)state;
-    size_t n = 9 * VT_UNIT_SIZE;
-    for (int round = 0; round < 20; round++) {
-        uint8_t *dirty = vt_malloc(n);
-        memset(dirty, 0xab, n);
-        vt_free(dirty);
-        uint8_t *z = vt_calloc(1, n);
-        assert_non_null(z);
-        for (size_t i = 0; i < n; i++)
-            if (z[i] != 0)
-                fail_msg("round %d: byte %zu of a calloc'ed large block is %#x", round, i, z[i]);
-        vt_free(z);
-    }
+    for (int round = 0; round < 20; round++)
+        calloc_after_a_dirty_free(9 * VT_UNIT_SIZE);
 }
 
 static void *free_block(void *p)
@@ -216,18 +222,8 @@ static void freed_block_is_reused_lifo(void **state)
 static void calloc_zeroes_recycled_blocks(void **state)
 {
     (void)state;
-    for (size_t n = 1; n <= 70000; n = n * 3 + 1) {
-        uint8_t *p = vt_malloc(n);
-        assert_non_null(p);
-        memset(p, 0xA5, n);
-        vt_free(p);
-        uint8_t *q = vt_calloc(1, n);
-        assert_non_null(q);
-        for (size_t i = 0; i < n; i++)
-            if (q[i] != 0)
-                fail_msg("calloc(1, %zu): byte %zu is %u", n, i, q[i]);
-        vt_free(q);
-    }
+    for (size_t n = 1; n <= 70000; n = n * 3 + 1)
+        calloc_after_a_dirty_free(n);
     uint8_t *big = vt_calloc(3, 1 << 20);
     assert_non_null(big);
     for (size_t i = 0; i < (size_t)3 << 20; i += 4093)
