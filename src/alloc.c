@@ -218,7 +218,7 @@ int vt_api_malloc_trim(size_t pad)
 {
     (void)pad; /* there is no heap top to keep padding at: spans are returned whole */
     vt_tcache_trim();
-    vt_tcache_reap();
+    vt_tcache_reap(true);
     return vt_global_trim();
 }
 

@@ -73,7 +73,7 @@ VT_INLINE void vt_api_free(void *p)
             return;
         }
         block->key = vt_block_key(block);
-        block->next = page->free;
+        vt_block_set_next(block, page->free);
         page->free = block;
         if (VT_FAST_COUNTERS)
             page->pushes++;

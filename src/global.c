@@ -26,6 +26,11 @@ typedef struct span_list {
     uint32_t count;
 } span_list_t;
 
+/* A list of thread caches, linked through vt_tcache_t.pool_prev/pool_next. */
+typedef struct cache_list {
+    vt_tcache_t *head, *tail;
+} cache_list_t;
+
 /* The global cache. Every field is protected by `lock`, except the counters marked atomic,
  * which are read without it. */
 static struct global {
@@ -33,8 +38,8 @@ static struct global {
     vt_page_list_t partial[VT_CLASS_COUNT]; /* pages owned by nobody (VT_OWNER_GLOBAL) */
     span_list_t spans_partial;              /* spans with some units free and some in use */
     span_list_t spans_empty;                /* spans with every unit free: the reserve */
-    vt_tcache_t *live;                      /* thread caches in use */
-    vt_tcache_t *pool;                      /* thread caches waiting for a thread */
+    cache_list_t live;                      /* thread caches in use, oldest visit first */
+    cache_list_t pool;                      /* thread caches waiting for a thread */
     uint8_t *meta_next, *meta_end;          /* where the next thread cache is carved */
     /* Hint for vt_global_take_partial: bit c set iff partial[c] is not empty. Written under
      * the lock, read without it; a stale bit only costs a lock or skips a page until the
@@ -70,8 +75,8 @@ _Static_assert(VT_CLASS_COUNT <= 64, "partial_mask has a bit per class");
  * lock figures: acquisitions, and how many had to wait. */
 static void lock_for(unsigned class_idx)
 {
-    if (pthread_mutex_trylock(&g.lock) != 0) {
-        pthread_mutex_lock(&g.lock);
+    if (!vt_mutex_trylock(&g.lock)) {
+        vt_mutex_lock(&g.lock);
         g.lock_waits++;
         g.class_waits[class_idx]++;
     }
@@ -86,7 +91,7 @@ static void lock(void)
 
 static void unlock(void)
 {
-    pthread_mutex_unlock(&g.lock);
+    vt_mutex_unlock(&g.lock);
 }
 
 /* Changes a span's map of dirty units, keeping the total in step. Lock held. */
@@ -205,7 +210,11 @@ static vt_span_t *span_map_new(void)
         atomic_store_explicit(&span->unit_page[u], &vt_page_none, memory_order_relaxed);
         span->pages[u].first_unit = (uint8_t)u;
     }
-    vt_spanmap_add(span);
+    if (!vt_spanmap_add(span)) {
+        vt_os_backing_free(base, VT_SPAN_SIZE, backing);
+        errno = ENOMEM;
+        return NULL;
+    }
     return span;
 }
 
@@ -379,6 +388,7 @@ static void give_back_locked(vt_page_t *page, vt_span_t **release, uint32_t free
     uint64_t bits = (((uint64_t)1 << page->units) - 1) << page->first_unit;
     VT_ASSERT((span->free_units & bits) == 0);
     span->free_units |= bits;
+    span->unpurgeable &= ~bits; /* new bytes: worth another try */
     dirty_set(span, span->dirty_units | bits);
     for (uint64_t m = bits; m != 0; m &= m - 1)
         span->freed_ms[__builtin_ctzll(m)] = freed_ms;
@@ -414,6 +424,7 @@ bool vt_global_resize_large(vt_page_t *page, unsigned units)
         for (unsigned u = first + units; u < first + have; u++)
             atomic_store_explicit(&span->unit_page[u], &vt_page_none, memory_order_relaxed);
         span->free_units |= tail;
+        span->unpurgeable &= ~tail;
         dirty_set(span, span->dirty_units | tail);
         uint32_t now = vt_os_now_ms();
         for (unsigned u = first + units; u < first + have; u++)
@@ -504,23 +515,27 @@ void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty)
 
 #define META_CHUNK ((size_t)64 << 10)
 
-static void cache_list_push(vt_tcache_t **list, vt_tcache_t *tc)
+static void cache_list_append(cache_list_t *list, vt_tcache_t *tc)
 {
-    tc->pool_prev = NULL;
-    tc->pool_next = *list;
-    if (*list)
-        (*list)->pool_prev = tc;
-    *list = tc;
+    tc->pool_next = NULL;
+    tc->pool_prev = list->tail;
+    if (list->tail)
+        list->tail->pool_next = tc;
+    else
+        list->head = tc;
+    list->tail = tc;
 }
 
-static void cache_list_remove(vt_tcache_t **list, vt_tcache_t *tc)
+static void cache_list_remove(cache_list_t *list, vt_tcache_t *tc)
 {
     if (tc->pool_prev)
         tc->pool_prev->pool_next = tc->pool_next;
     else
-        *list = tc->pool_next;
+        list->head = tc->pool_next;
     if (tc->pool_next)
         tc->pool_next->pool_prev = tc->pool_prev;
+    else
+        list->tail = tc->pool_prev;
     tc->pool_prev = tc->pool_next = NULL;
 }
 
@@ -533,7 +548,7 @@ vt_tcache_t *vt_global_tcache_get(void)
     int32_t tid = vt_os_thread_id();
     lock();
     for (;;) {
-        vt_tcache_t *tc = g.pool;
+        vt_tcache_t *tc = g.pool.head;
         if (tc != NULL) {
             cache_list_remove(&g.pool, tc);
         } else if (g.meta_end - g.meta_next >= (ptrdiff_t)sizeof(vt_tcache_t)) {
@@ -545,7 +560,7 @@ vt_tcache_t *vt_global_tcache_get(void)
         if (tc != NULL) {
             tc->state = VT_TCACHE_LIVE;
             tc->tid = tid;
-            cache_list_push(&g.live, tc);
+            cache_list_append(&g.live, tc);
             g.caches_live++;
             if (g.load_dropped) { /* the load comes back: the peak starts again from here */
                 g.load_dropped = false;
@@ -599,23 +614,37 @@ void vt_global_tcache_put(vt_tcache_t *tc)
     }
     tc->state = VT_TCACHE_POOLED;
     counters_move(&g.exited, &tc->counters);
-    cache_list_push(&g.pool, tc);
+    cache_list_append(&g.pool, tc);
     bool dropped = g.caches_peak >= VT_DROP_THREADS && 2 * g.caches_live <= g.caches_peak;
-    if (dropped)
+    vt_span_t *release = NULL;
+    if (dropped) {
         g.load_dropped = true;
+        collect_partial_locked(&release); /* pages of exited threads emptied meanwhile too */
+    }
     unlock();
+    release_spans(release);
     if (dropped)
         purge(0, false);
 }
 
-/* Up to `max` live caches with their threads' ids, for vt_tcache_reap. */
-size_t vt_global_tcache_snapshot(vt_tcache_t **caches, int32_t *tids, size_t max)
+/* Up to `max` live caches with their threads' ids, for the passes that look at other threads'
+ * caches (tcache.c: reaping, idle reclaim, trim). The caches returned move to the end of the
+ * live list, and new caches join at the end, so successive calls go round every live cache,
+ * however many there are, at a bounded cost per call. *live is set to the number of live
+ * caches, so that a caller can go round them all once. */
+size_t vt_global_tcache_snapshot(vt_tcache_t **caches, int32_t *tids, size_t max, size_t *live)
 {
     size_t n = 0;
     lock();
-    for (vt_tcache_t *tc = g.live; tc != NULL && n < max; tc = tc->pool_next) {
+    *live = g.caches_live;
+    if (max > g.caches_live)
+        max = g.caches_live;
+    while (n < max) {
+        vt_tcache_t *tc = g.live.head;
         caches[n] = tc;
         tids[n++] = tc->tid;
+        cache_list_remove(&g.live, tc);
+        cache_list_append(&g.live, tc);
     }
     unlock();
     return n;
@@ -644,7 +673,8 @@ bool vt_global_tcache_claim(vt_tcache_t *tc, int32_t tid)
  * so that no thread can take them and write into memory the kernel is dropping. */
 typedef struct purge_item {
     vt_span_t *span;
-    uint64_t units;
+    uint64_t units;  /* taken out of the free map while madvise runs */
+    uint64_t failed; /* those whose madvise failed */
 } purge_item_t;
 
 #define PURGE_BATCH 64
@@ -668,7 +698,8 @@ static size_t purge_batches(uint32_t age_ms, bool reserve_only)
             for (vt_span_t *span = lists[i]->head; span != NULL && n < PURGE_BATCH;
                  span = span->next) {
                 uint64_t aged = 0;
-                for (uint64_t m = span->dirty_units & span->free_units; m != 0; m &= m - 1) {
+                uint64_t candidates = span->dirty_units & span->free_units & ~span->unpurgeable;
+                for (uint64_t m = candidates; m != 0; m &= m - 1) {
                     unsigned u = (unsigned)__builtin_ctzll(m);
                     if ((uint32_t)(now - span->freed_ms[u]) >= age_ms)
                         aged |= (uint64_t)1 << u;
@@ -677,7 +708,7 @@ static size_t purge_batches(uint32_t age_ms, bool reserve_only)
                     continue;
                 span->free_units &= ~aged;
                 dirty_set(span, span->dirty_units & ~aged);
-                items[n++] = (purge_item_t){span, aged};
+                items[n++] = (purge_item_t){span, aged, 0};
             }
         }
         unlock();
@@ -689,20 +720,23 @@ static size_t purge_batches(uint32_t age_ms, bool reserve_only)
             while (m != 0) { /* one madvise per run of consecutive units */
                 unsigned first = (unsigned)__builtin_ctzll(m);
                 unsigned len = (unsigned)__builtin_ctzll(~(m >> first));
-                if (first + len == 64)
-                    m = 0;
+                uint64_t run = len == 64 ? ~(uint64_t)0 : (((uint64_t)1 << len) - 1) << first;
+                m &= ~run;
+                if (vt_os_purge((uint8_t *)items[i].span + ((size_t)first << VT_UNIT_SHIFT),
+                                (size_t)len << VT_UNIT_SHIFT))
+                    bytes += (size_t)len << VT_UNIT_SHIFT;
                 else
-                    m &= ~((((uint64_t)1 << len) - 1) << first);
-                vt_os_purge((uint8_t *)items[i].span + ((size_t)first << VT_UNIT_SHIFT),
-                            (size_t)len << VT_UNIT_SHIFT);
-                bytes += (size_t)len << VT_UNIT_SHIFT;
+                    items[i].failed |= run; /* still holds its bytes: dirty, not returned */
             }
         }
         vt_span_t *release = NULL;
         lock();
         for (size_t i = 0; i < n; i++) {
-            items[i].span->free_units |= items[i].units;
-            span_relist(items[i].span, &release);
+            vt_span_t *span = items[i].span;
+            span->free_units |= items[i].units;
+            span->unpurgeable |= items[i].failed;
+            dirty_set(span, span->dirty_units | items[i].failed);
+            span_relist(span, &release);
         }
         g.purged_bytes += bytes;
         g.purges++;
@@ -721,9 +755,9 @@ static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t purge(uint32_t age_ms, bool reserve_only)
 {
-    pthread_mutex_lock(&purge_lock);
+    vt_mutex_lock(&purge_lock);
     size_t bytes = purge_batches(age_ms, reserve_only);
-    pthread_mutex_unlock(&purge_lock);
+    vt_mutex_unlock(&purge_lock);
     return bytes;
 }
 
@@ -852,7 +886,7 @@ void vt_global_stats(vt_stats_t *st)
     counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total, &g.exited);
     counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total,
                  vt_tcache_orphan_counters());
-    for (vt_tcache_t *tc = g.live; tc != NULL; tc = tc->pool_next) {
+    for (vt_tcache_t *tc = g.live.head; tc != NULL; tc = tc->pool_next) {
         counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total, &tc->counters);
         st->bytes_free_threads +=
             (uint64_t)atomic_load_explicit(&tc->stash_count, memory_order_relaxed) * VT_UNIT_SIZE;
@@ -911,7 +945,7 @@ void vt_global_fork_child(void)
      * for good, so that nothing (vt_tcache_reap included) ever walks or hands them back. Their
      * pages keep them as owners; frees into them are remote frees. */
     vt_tcache_t *self = vt_tls_tcache;
-    vt_tcache_t *tc = g.live;
+    vt_tcache_t *tc = g.live.head;
     while (tc != NULL) {
         vt_tcache_t *next = tc->pool_next;
         if (tc != self) {

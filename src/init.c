@@ -15,6 +15,7 @@
 #include "internal.h"
 
 uintptr_t vt_secret;
+uintptr_t vt_link_secret;
 
 enum { INIT_NONE = 0, INIT_RUNNING = 1, INIT_DONE = 2 };
 static _Atomic int init_state;
@@ -27,18 +28,30 @@ static void on_thread_exit(void *cache)
     vt_tcache_thread_exit(cache);
 }
 
+/* ---- fork() ---------------------------------------------------------------------------- */
+
+__thread bool vt_fork_holder __attribute__((tls_model("initial-exec")));
+int32_t vt_process_id;
+
 /* Fork: hold every lock across fork() so the child does not inherit one held by a thread
  * that no longer exists. Order: orphan cache, global cache, large blocks (the order in which
- * the code nests them), released in reverse. */
+ * the code nests them), released in reverse. From the last lock taken until the first one is
+ * released, this thread is the fork holder (lock.h): other handlers of the program that run
+ * in between, before or after ours, may allocate and free. The handlers are registered when
+ * the library is loaded (vt_init from the constructor below), so ours are usually the first:
+ * then the program's prepare handlers run before ours and its parent and child handlers
+ * after, and the fork holder is only needed for handlers registered earlier still. */
 static void fork_prepare(void)
 {
     vt_tcache_fork_prepare();
     vt_global_fork_prepare();
     vt_large_fork_prepare();
+    vt_fork_holder = true;
 }
 
 static void fork_parent(void)
 {
+    vt_fork_holder = false;
     vt_large_fork_parent();
     vt_global_fork_parent();
     vt_tcache_fork_parent();
@@ -87,6 +100,8 @@ static void start_purge_thread(void)
 
 static void fork_child(void)
 {
+    vt_fork_holder = false;
+    vt_process_id = vt_os_process_id();
     vt_large_fork_child();
     vt_global_fork_child();
     vt_tcache_fork_child();
@@ -109,6 +124,12 @@ void vt_init(void)
             vt_options.backing = VT_BACKING_MMAP;
         }
         vt_secret = (uintptr_t)vt_os_random();
+        /* A second secret for the links, so that a free block's two words do not reveal one
+         * another; its low four bits must not all be zero (vt_block_next). */
+        uint64_t link = (vt_secret + 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
+        link ^= link >> 29;
+        vt_link_secret = (uintptr_t)(link & 15 ? link : link | 1);
+        vt_process_id = vt_os_process_id();
         if (vt_options.stats)
             vt_report_keep_stderr();
         exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;
@@ -132,6 +153,14 @@ void vt_init_thread_cache(vt_tcache_t *tc)
     if (vt_unlikely(vt_options.purge_thread) &&
         !atomic_load_explicit(&purge_thread_started, memory_order_relaxed))
         start_purge_thread();
+}
+
+/* Initialises when the library is loaded, unless a malloc did so already: the fork handlers
+ * must be registered before any of the program's, and never from inside a fork (glibc runs
+ * the handlers of a threaded process under the lock that pthread_atfork takes). */
+__attribute__((constructor(101))) static void at_load(void)
+{
+    vt_init();
 }
 
 __attribute__((destructor)) static void at_exit(void)

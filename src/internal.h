@@ -11,6 +11,7 @@
 
 #include "types.h"
 #include "vtmalloc.h"
+#include "lock.h"
 
 #include <errno.h>
 #include <string.h>
@@ -54,10 +55,17 @@ extern vt_page_t vt_page_none VT_HIDDEN;
  * fast path never asks whether the thread is initialised. Initial-exec TLS: one %fs load. */
 extern __thread vt_tcache_t *vt_tls_tcache VT_HIDDEN __attribute__((tls_model("initial-exec")));
 
-/* Random at start-up (init.c), constant after: keys of free blocks. */
+/* Random at start-up (init.c), constant after: keys of free blocks, and the mangling of their
+ * links (whose low four bits are never all zero: see vt_block_next). */
 extern uintptr_t vt_secret VT_HIDDEN;
+extern uintptr_t vt_link_secret VT_HIDDEN;
 
 extern vt_options_t vt_options VT_HIDDEN;
+
+/* The id of the process whose threads own the thread caches: set at start-up and in the child
+ * of a fork (init.c). A vfork or CLONE_VM child shares our memory but has another id; it must
+ * neither start a cache nor judge whether our threads are gone (tcache.c). */
+extern int32_t vt_process_id VT_HIDDEN;
 
 /* Adds one to a counter that only the calling thread writes: a relaxed load and a relaxed
  * store, not a locked add, so it costs what a plain increment costs; readers on other threads
@@ -100,23 +108,34 @@ VT_INLINE unsigned vt_size_class(size_t n)
 
 /* ---- spanmap.c -------------------------------------------------------------------------- */
 
-#define VT_SPANMAP_CHUNKS ((uintptr_t)1 << (VT_ADDRESS_BITS - VT_SPAN_SHIFT))
-extern _Atomic uint64_t vt_spanmap[VT_SPANMAP_CHUNKS / 64] VT_HIDDEN;
+/* The map has a bit per VT_SPAN_SIZE chunk of the address space, in leaves of one OS page
+ * (2^15 bits, 128 GiB of addresses) that are mapped when a span first lands in their range;
+ * the root of 2,048 leaf pointers is all that is static (16 KiB). */
+#define VT_SPANMAP_CHUNKS     ((uintptr_t)1 << (VT_ADDRESS_BITS - VT_SPAN_SHIFT))
+#define VT_SPANMAP_LEAF_SHIFT 15
+#define VT_SPANMAP_LEAF_WORDS (((size_t)1 << VT_SPANMAP_LEAF_SHIFT) / 64)
+#define VT_SPANMAP_ROOTS      (VT_SPANMAP_CHUNKS >> VT_SPANMAP_LEAF_SHIFT)
+extern _Atomic(_Atomic uint64_t *) vt_spanmap_root[VT_SPANMAP_ROOTS] VT_HIDDEN;
 
-void vt_spanmap_add(vt_span_t *span) VT_HIDDEN;
+bool vt_spanmap_add(vt_span_t *span) VT_HIDDEN; /* false: no memory for a leaf */
 void vt_spanmap_remove(vt_span_t *span) VT_HIDDEN;
 
 /* True when p lies in one of our spans; false for NULL, large blocks and every pointer we did
  * not allocate. Relaxed: a pointer the program may free was returned by malloc after its span
- * was registered, and the program's own synchronisation that passed the pointer to this
- * thread orders that registration before this load. */
+ * was registered (its leaf published first), and the program's own synchronisation that
+ * passed the pointer to this thread orders that registration before these loads. */
 VT_INLINE bool vt_in_span(const void *p)
 {
     uintptr_t chunk = (uintptr_t)p >> VT_SPAN_SHIFT;
     if (vt_unlikely(chunk >= VT_SPANMAP_CHUNKS))
         return false;
-    uint64_t word = atomic_load_explicit(&vt_spanmap[chunk / 64], memory_order_relaxed);
-    return (word >> (chunk % 64)) & 1;
+    _Atomic uint64_t *leaf = atomic_load_explicit(&vt_spanmap_root[chunk >> VT_SPANMAP_LEAF_SHIFT],
+                                                  memory_order_relaxed);
+    if (vt_unlikely(leaf == NULL))
+        return false;
+    size_t bit = chunk & (((uintptr_t)1 << VT_SPANMAP_LEAF_SHIFT) - 1);
+    uint64_t word = atomic_load_explicit(&leaf[bit / 64], memory_order_relaxed);
+    return (word >> (bit % 64)) & 1;
 }
 
 /* The span p lies in, when vt_in_span(p). */
@@ -140,6 +159,27 @@ VT_INLINE uint8_t *vt_page_area(const vt_page_t *page)
 {
     uintptr_t span = (uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK;
     return (uint8_t *)(span + ((uintptr_t)page->first_unit << VT_UNIT_SHIFT));
+}
+
+/* The next block of a free list (NULL at the end), from the mangled link of block b. A link
+ * that was overwritten reveals an address that is most likely misaligned: since blocks are
+ * 16-byte aligned, the low four bits of a true link's mangled form are those of the secret,
+ * never all zero, so any write that leaves a zero low byte (a string's NUL) is caught for
+ * sure, and random damage 15 times in 16. */
+VT_INLINE vt_block_t *vt_block_next(const vt_block_t *b)
+{
+    return (vt_block_t *)(b->link ^ (uintptr_t)b ^ vt_link_secret);
+}
+
+VT_INLINE void vt_block_set_next(vt_block_t *b, const vt_block_t *next)
+{
+    b->link = (uintptr_t)next ^ (uintptr_t)b ^ vt_link_secret;
+}
+
+/* False for a link that cannot be true (see vt_block_next). */
+VT_INLINE bool vt_block_link_ok(const vt_block_t *next)
+{
+    return ((uintptr_t)next & (VT_MIN_ALIGN - 1)) == 0;
 }
 
 /* The key a free block carries in its second word. */
@@ -173,6 +213,7 @@ bool vt_page_try_reattach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
 bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last,
                          uint32_t count) VT_HIDDEN;
 bool vt_page_is_block_start(const vt_page_t *page, const void *p) VT_HIDDEN;
+bool vt_page_link_in_page(const vt_page_t *page, const vt_block_t *next) VT_HIDDEN;
 bool vt_page_check_block(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
 
 void vt_list_push_front(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
@@ -182,6 +223,8 @@ void vt_list_remove(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
 /* ---- tcache.c --------------------------------------------------------------------------- */
 
 void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size) VT_HIDDEN;
+void *vt_tcache_alloc_corrupt(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx,
+                              size_t size) VT_COLD VT_HIDDEN;
 
 /* The statistics' counters on the fast paths (three plain adds on the page's hot line, see
  * page.c). A build with -DVT_FAST_COUNTERS=0 leaves them out: statistics per class are then
@@ -191,8 +234,8 @@ void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size) VT_
 #endif
 
 /* The malloc fast path: pop the first free block of the class's current page. No lock, no
- * system call, one branch: an empty list (including the static empty page of a bin, or of a
- * thread that has no cache yet) goes to the slow path. Clearing the key is what makes a later
+ * system call, two branches: an empty list (including the static empty page of a bin, or of a
+ * thread that has no cache yet) goes to the slow path, a damaged link to the report. Clearing the key is what makes a later
  * double free recognisable (vt_block_key). The two counters (statistics, page.c) are plain
  * adds on the line the pop writes anyway. */
 VT_INLINE void *vt_tcache_alloc(vt_tcache_t *tc, unsigned class_idx, size_t size)
@@ -201,7 +244,10 @@ VT_INLINE void *vt_tcache_alloc(vt_tcache_t *tc, unsigned class_idx, size_t size
     vt_block_t *block = page->free;
     if (vt_unlikely(block == NULL))
         return vt_tcache_alloc_slow(tc, class_idx, size);
-    page->free = block->next;
+    vt_block_t *next = vt_block_next(block);
+    if (vt_unlikely(!vt_block_link_ok(next)))
+        return vt_tcache_alloc_corrupt(tc, page, class_idx, size);
+    page->free = next;
     page->used++;
     block->key = 0;
     if (VT_FAST_COUNTERS) {
@@ -219,7 +265,7 @@ void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
 void vt_tcache_thread_exit(vt_tcache_t *tc) VT_HIDDEN;
 void vt_tcache_trim(void) VT_HIDDEN;
 void vt_tcache_publish(void) VT_HIDDEN;
-void vt_tcache_reap(void) VT_HIDDEN;
+void vt_tcache_reap(bool all) VT_HIDDEN;
 void vt_tcache_reclaim_idle(void) VT_HIDDEN;
 const vt_tcache_counters_t *vt_tcache_orphan_counters(void) VT_HIDDEN;
 void vt_tcache_fork_prepare(void) VT_HIDDEN;
@@ -237,7 +283,8 @@ void vt_global_put_run(vt_page_t *page) VT_HIDDEN;
 bool vt_global_resize_large(vt_page_t *page, unsigned units) VT_HIDDEN;
 vt_tcache_t *vt_global_tcache_get(void) VT_HIDDEN;
 void vt_global_tcache_put(vt_tcache_t *tc) VT_HIDDEN;
-size_t vt_global_tcache_snapshot(vt_tcache_t **caches, int32_t *tids, size_t max) VT_HIDDEN;
+size_t vt_global_tcache_snapshot(vt_tcache_t **caches, int32_t *tids, size_t max,
+                                 size_t *live) VT_HIDDEN;
 bool vt_global_tcache_claim(vt_tcache_t *tc, int32_t tid) VT_HIDDEN;
 int vt_global_trim(void) VT_HIDDEN;
 void vt_global_maybe_purge(void) VT_HIDDEN;
@@ -270,13 +317,19 @@ void *vt_os_remap(void *p, size_t old_size, size_t new_size) VT_HIDDEN;
 void *vt_os_backing_alloc(size_t size, size_t alignment, vt_backing_t backing) VT_HIDDEN;
 void vt_os_backing_free(void *p, size_t size, vt_backing_t backing) VT_HIDDEN;
 void vt_os_write(int fd, const char *text, size_t len) VT_HIDDEN;
-void vt_os_purge(void *p, size_t size) VT_HIDDEN;
+bool vt_os_purge(void *p, size_t size) VT_HIDDEN;
 /* Milliseconds of a monotonic clock; wraps after 49 days, so compare differences only. */
 uint32_t vt_os_now_ms(void) VT_HIDDEN;
 void vt_os_sleep_ms(uint32_t ms) VT_HIDDEN;
 int vt_os_dup_fd(int fd) VT_HIDDEN;
+/* What a descriptor refers to: the same file, device or pipe gives the same identity. */
+typedef struct vt_fd_identity {
+    uint64_t dev, ino, rdev;
+} vt_fd_identity_t;
+bool vt_os_fd_identity(int fd, vt_fd_identity_t *id) VT_HIDDEN; /* false: fd is not open */
 int32_t vt_os_thread_id(void) VT_HIDDEN;
-bool vt_os_thread_gone(int32_t tid) VT_HIDDEN;
+int32_t vt_os_process_id(void) VT_HIDDEN;
+bool vt_os_thread_gone(int32_t pid, int32_t tid) VT_HIDDEN;
 VT_NORETURN void vt_os_abort(void) VT_HIDDEN;
 uint64_t vt_os_random(void) VT_HIDDEN;
 /* Test hook: when positive, the n-th next mapping fails (counting down to 1). */
@@ -301,12 +354,17 @@ void vt_options_load(void) VT_HIDDEN;
 size_t vt_format(char *buf, size_t cap, const char *fmt, ...) VT_HIDDEN;
 void vt_message(const char *fmt, ...) VT_HIDDEN;
 /* Keeps a private copy of stderr for the statistics printed at exit: programs such as the
- * coreutils close stderr before the process ends. */
+ * coreutils close stderr before the process ends. A program may also close the copy (daemons
+ * close every descriptor at start) and open a file of its own under its number: the message
+ * is written only to a descriptor that still refers to the stderr that was kept. */
 void vt_report_keep_stderr(void) VT_HIDDEN;
 void vt_message_to_kept_stderr(const char *fmt, ...) VT_HIDDEN;
 /* A misuse of the API by the program: prints one line naming the pointer and the error, then
  * aborts, or returns when VTMALLOC_ON_ERROR=warn (the caller then leaks the block). */
 void vt_report_misuse(const char *fn, const char *what, const void *p) VT_COLD VT_HIDDEN;
+/* A free list whose link at `block` was overwritten (most likely by an overflow of the block
+ * before it): reported as a misuse of malloc; returns only in warn mode. */
+void vt_report_corrupt_list(const void *block) VT_COLD VT_HIDDEN;
 VT_NORETURN void vt_assert_fail(const char *file, int line, const char *expr) VT_COLD VT_HIDDEN;
 
 /* ---- init.c ----------------------------------------------------------------------------- */

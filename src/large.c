@@ -114,19 +114,19 @@ static void remove_locked(large_entry_t *slot)
  * table could not grow. The new table is mapped with the lock dropped. */
 static bool lock_with_room(void)
 {
-    pthread_mutex_lock(&t.lock);
+    vt_mutex_lock(&t.lock);
     while (2 * (t.count + 1) > t.capacity) {
         size_t want = t.capacity ? 2 * t.capacity : 256;
-        pthread_mutex_unlock(&t.lock);
+        vt_mutex_unlock(&t.lock);
         size_t bytes = table_bytes(want);
         large_entry_t *fresh = vt_os_map(bytes, vt_os_page_size());
         if (fresh == NULL)
             return false;
-        pthread_mutex_lock(&t.lock);
+        vt_mutex_lock(&t.lock);
         if (t.capacity >= want) { /* somebody else grew it meanwhile */
-            pthread_mutex_unlock(&t.lock);
+            vt_mutex_unlock(&t.lock);
             vt_os_unmap(fresh, bytes);
-            pthread_mutex_lock(&t.lock);
+            vt_mutex_lock(&t.lock);
             continue;
         }
         large_entry_t *old = t.slots;
@@ -140,9 +140,9 @@ static bool lock_with_room(void)
             if (old[i].addr != 0)
                 insert_locked(old[i]);
         if (old != NULL) {
-            pthread_mutex_unlock(&t.lock);
+            vt_mutex_unlock(&t.lock);
             vt_os_unmap(old, table_bytes(old_capacity));
-            pthread_mutex_lock(&t.lock);
+            vt_mutex_lock(&t.lock);
         }
     }
     return true;
@@ -173,7 +173,7 @@ static void *take_cached(size_t bytes, size_t size, bool zero)
             best = i;
     }
     if (best == CACHE_SLOTS) {
-        pthread_mutex_unlock(&t.lock);
+        vt_mutex_unlock(&t.lock);
         return NULL;
     }
     large_entry_t e = t.cached[best];
@@ -185,7 +185,7 @@ static void *take_cached(size_t bytes, size_t size, bool zero)
     t.allocs++;
     e.requested = size;
     insert_locked(e);
-    pthread_mutex_unlock(&t.lock);
+    vt_mutex_unlock(&t.lock);
     if (zero)
         memset((void *)e.addr, 0, bytes); /* a reused block holds its last owner's bytes */
     return (void *)e.addr;
@@ -232,7 +232,7 @@ size_t vt_large_purge(uint32_t age_ms)
     large_entry_t evict[CACHE_SLOTS];
     size_t n = 0, bytes = 0;
     uint32_t now = vt_os_now_ms();
-    pthread_mutex_lock(&t.lock);
+    vt_mutex_lock(&t.lock);
     for (size_t i = 0; i < t.cached_count;) {
         if ((uint32_t)(now - t.cached_ms[i]) >= age_ms) {
             evict[n++] = t.cached[i];
@@ -245,7 +245,7 @@ size_t vt_large_purge(uint32_t age_ms)
             i++;
         }
     }
-    pthread_mutex_unlock(&t.lock);
+    vt_mutex_unlock(&t.lock);
     unmap_entries(evict, n);
     return bytes;
 }
@@ -357,7 +357,7 @@ static void *large_alloc(size_t size, size_t alignment, bool zero)
     insert_locked((large_entry_t){
         .addr = (uintptr_t)p, .size = bytes, .requested = size, .backing = (uint8_t)backing});
     t.allocs++;
-    pthread_mutex_unlock(&t.lock);
+    vt_mutex_unlock(&t.lock);
     if (zero && backing != VT_BACKING_MMAP)
         memset(p, 0, size); /* fresh anonymous mappings are zero already */
     return p;
@@ -365,27 +365,27 @@ static void *large_alloc(size_t size, size_t alignment, bool zero)
 
 bool vt_large_free(void *p)
 {
-    pthread_mutex_lock(&t.lock);
+    vt_mutex_lock(&t.lock);
     large_entry_t *slot = find_locked((uintptr_t)p);
     if (slot == NULL) {
-        pthread_mutex_unlock(&t.lock);
+        vt_mutex_unlock(&t.lock);
         return false;
     }
     large_entry_t e = *slot;
     remove_locked(slot);
     large_entry_t evict[CACHE_SLOTS + 1];
     size_t n = cache_put_locked(e, evict);
-    pthread_mutex_unlock(&t.lock);
+    vt_mutex_unlock(&t.lock);
     unmap_entries(evict, n);
     return true;
 }
 
 size_t vt_large_usable_size(const void *p)
 {
-    pthread_mutex_lock(&t.lock);
+    vt_mutex_lock(&t.lock);
     large_entry_t *slot = find_locked((uintptr_t)p);
     size_t size = slot ? slot->size : 0;
-    pthread_mutex_unlock(&t.lock);
+    vt_mutex_unlock(&t.lock);
     return size;
 }
 
@@ -394,10 +394,10 @@ size_t vt_large_usable_size(const void *p)
  * was. The caller checked that p is a large block. */
 void *vt_large_realloc(void *p, size_t size)
 {
-    pthread_mutex_lock(&t.lock);
+    vt_mutex_lock(&t.lock);
     large_entry_t *slot = find_locked((uintptr_t)p);
     large_entry_t old = slot ? *slot : (large_entry_t){0};
-    pthread_mutex_unlock(&t.lock);
+    vt_mutex_unlock(&t.lock);
     VT_ASSERT(old.addr != 0);
     size_t bytes = mapped_size(size, (vt_backing_t)old.backing);
     if (bytes == 0 || size > PTRDIFF_MAX) {
@@ -405,11 +405,11 @@ void *vt_large_realloc(void *p, size_t size)
         return NULL;
     }
     if (bytes == old.size) {
-        pthread_mutex_lock(&t.lock);
+        vt_mutex_lock(&t.lock);
         slot = find_locked((uintptr_t)p);
         t.requested = t.requested - slot->requested + size;
         slot->requested = size;
-        pthread_mutex_unlock(&t.lock);
+        vt_mutex_unlock(&t.lock);
         return p;
     }
     if (old.backing != VT_BACKING_MMAP) {
@@ -422,26 +422,26 @@ void *vt_large_realloc(void *p, size_t size)
     }
     /* Out of the table before mremap: once the block has moved, the kernel may hand its old
      * address to another thread's new block, which must not meet a stale entry. */
-    pthread_mutex_lock(&t.lock);
+    vt_mutex_lock(&t.lock);
     slot = find_locked((uintptr_t)p);
     VT_ASSERT(slot != NULL);
     remove_locked(slot);
-    pthread_mutex_unlock(&t.lock);
+    vt_mutex_unlock(&t.lock);
     void *q = vt_os_remap(p, old.size, bytes);
     large_entry_t now = {.addr = (uintptr_t)(q ? q : p),
                          .size = q ? bytes : old.size,
                          .requested = q ? size : old.requested,
                          .backing = old.backing};
     /* Putting back one entry after taking one out never needs room. */
-    pthread_mutex_lock(&t.lock);
+    vt_mutex_lock(&t.lock);
     insert_locked(now);
-    pthread_mutex_unlock(&t.lock);
+    vt_mutex_unlock(&t.lock);
     return q; /* NULL (errno ENOMEM): p is intact and still ours */
 }
 
 void vt_large_stats(vt_stats_t *st)
 {
-    pthread_mutex_lock(&t.lock);
+    vt_mutex_lock(&t.lock);
     st->large_blocks = t.count;
     st->large_bytes = t.bytes;
     st->large_allocs_total = t.allocs;
@@ -449,7 +449,7 @@ void vt_large_stats(vt_stats_t *st)
     st->large_cache_hits_total = t.cache_hits;
     st->bytes_mapped += t.bytes + t.cached_bytes; /* blocks in spans are in span_bytes */
     st->bytes_requested_live += t.requested;
-    pthread_mutex_unlock(&t.lock);
+    vt_mutex_unlock(&t.lock);
     st->bytes_requested_live += atomic_load_explicit(&span_requested, memory_order_relaxed);
     st->large_blocks += atomic_load_explicit(&span_blocks, memory_order_relaxed);
     st->large_bytes += atomic_load_explicit(&span_bytes, memory_order_relaxed);

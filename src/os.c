@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -140,13 +141,16 @@ void vt_os_write(int fd, const char *text, size_t len)
     errno = saved;
 }
 
-void vt_os_purge(void *p, size_t size)
+bool vt_os_purge(void *p, size_t size)
 {
     /* DONTNEED: the kernel drops the pages now and maps zero pages on the next touch; the
-     * mapping itself stays, so the number of VMAs does not grow with purging. */
+     * mapping itself stays, so the number of VMAs does not grow with purging. It fails (EINVAL)
+     * on locked pages (mlock, mlockall) and wherever a seccomp filter refuses it: the memory
+     * then still holds its old bytes, and the caller must not count it as returned or zero. */
     int saved = errno;
-    madvise(p, size, MADV_DONTNEED);
+    bool done = madvise(p, size, MADV_DONTNEED) == 0;
     errno = saved;
+    return done;
 }
 
 void vt_os_sleep_ms(uint32_t ms)
@@ -171,12 +175,19 @@ int32_t vt_os_thread_id(void)
     return (int32_t)syscall(SYS_gettid);
 }
 
-bool vt_os_thread_gone(int32_t tid)
+int32_t vt_os_process_id(void)
 {
-    /* Signal 0 only checks: ESRCH means no thread of this process has that id any more. An id
-     * the kernel gave to a new thread since reads as alive, the safe answer. */
+    /* The system call, not a cached value: a vfork or CLONE_VM child must see its own id. */
+    return (int32_t)syscall(SYS_getpid);
+}
+
+bool vt_os_thread_gone(int32_t pid, int32_t tid)
+{
+    /* Signal 0 only checks: ESRCH means process `pid` has no thread of that id any more. An id
+     * the kernel gave to a new thread since reads as alive, the safe answer. The caller names
+     * the process: in a vfork child getpid() is the child's, whose threads are not ours. */
     int saved = errno;
-    bool gone = syscall(SYS_tgkill, getpid(), tid, 0) != 0 && errno == ESRCH;
+    bool gone = syscall(SYS_tgkill, pid, tid, 0) != 0 && errno == ESRCH;
     errno = saved;
     return gone;
 }
@@ -188,6 +199,20 @@ int vt_os_dup_fd(int fd)
     int copy = fcntl(fd, F_DUPFD_CLOEXEC, 100);
     errno = saved;
     return copy;
+}
+
+bool vt_os_fd_identity(int fd, vt_fd_identity_t *id)
+{
+    struct stat st;
+    int saved = errno;
+    bool open = fstat(fd, &st) == 0;
+    errno = saved;
+    if (open) {
+        id->dev = (uint64_t)st.st_dev;
+        id->ino = (uint64_t)st.st_ino;
+        id->rdev = (uint64_t)st.st_rdev;
+    }
+    return open;
 }
 
 void vt_os_abort(void)

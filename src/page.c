@@ -214,7 +214,7 @@ bool vt_page_release_large(vt_page_t *page)
 
 /* Moves the blocks other threads freed onto `free`. Owner only. Returns how many. The cheap
  * relaxed peek saves a locked exchange when nothing arrived; acquire on the exchange pairs with
- * the pushers' release, so the blocks' next fields are visible. The count comes with the list,
+ * the pushers' release, so the blocks' links are visible. The count comes with the list,
  * so when `free` is empty (the refill path) nothing is walked. */
 uint32_t vt_page_collect_remote(vt_page_t *page)
 {
@@ -228,9 +228,15 @@ uint32_t vt_page_collect_remote(vt_page_t *page)
         return 0;
     if (page->free != NULL) { /* splice in front of what is there: walk to the tail */
         vt_block_t *last = first;
-        while (last->next != NULL)
-            last = last->next;
-        last->next = page->free;
+        for (uint32_t i = 1; i < count; i++) {
+            vt_block_t *next = vt_block_next(last);
+            if (vt_unlikely(!vt_page_link_in_page(page, next))) {
+                vt_report_corrupt_list(last); /* warn mode: the list is dropped (leaked) */
+                return 0;
+            }
+            last = next;
+        }
+        vt_block_set_next(last, page->free);
     }
     page->free = first;
     VT_ASSERT(count > 0 && page->used >= count);
@@ -250,8 +256,8 @@ static void page_carve(vt_page_t *page)
     uint8_t *first = vt_page_area(page) + (size_t)page->carved * page->bsize;
     uint8_t *p = first;
     for (uint32_t i = 1; i < n; i++, p += page->bsize)
-        ((vt_block_t *)p)->next = (vt_block_t *)(p + page->bsize);
-    ((vt_block_t *)p)->next = page->free;
+        vt_block_set_next((vt_block_t *)p, (vt_block_t *)(p + page->bsize));
+    vt_block_set_next((vt_block_t *)p, page->free);
     page->free = (vt_block_t *)first;
     page->carved += n;
 }
@@ -299,11 +305,11 @@ bool vt_page_try_reattach(vt_page_t *page, vt_tcache_t *tc)
     return true;
 }
 
-/* Pushes a chain of `count` blocks (first .. last, linked through next) on the page's remote
+/* Pushes a chain of `count` blocks (first .. last, linked as free lists are) on the page's remote
  * list; any thread, lock-free, one CAS for the whole chain. Returns true when this push
  * consumed a detach's mark: the caller then owns the hand-off and must give the page to the
- * global cache (it is the only thread that may). Release publishes the blocks' next and key
- * fields to the collector; acquire (when a mark is consumed) pairs with the detach. */
+ * global cache (it is the only thread that may). Release publishes the blocks' links and keys
+ * to the collector; acquire (when a mark is consumed) pairs with the detach. */
 bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32_t count)
 {
     VT_ASSERT(((uintptr_t)first & ~VT_REMOTE_PTR_MASK) == 0 && count > 0);
@@ -311,7 +317,7 @@ bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, u
     uintptr_t word;
     do {
         bool marked = (old & VT_REMOTE_FULL) != 0; /* a mark, not a list: start one */
-        last->next = marked ? NULL : (vt_block_t *)(old & VT_REMOTE_PTR_MASK);
+        vt_block_set_next(last, marked ? NULL : (vt_block_t *)(old & VT_REMOTE_PTR_MASK));
         uintptr_t total = (marked ? 0 : old >> VT_REMOTE_COUNT_SHIFT) + count;
         word = (total << VT_REMOTE_COUNT_SHIFT) | (uintptr_t)first;
     } while (!atomic_compare_exchange_weak_explicit(&page->remote, &old, word, memory_order_acq_rel,
@@ -320,6 +326,14 @@ bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, u
 }
 
 /* ---- Validity --------------------------------------------------------------------------- */
+
+/* True when `next` may follow a block of the page on one of its lists: the end of the list, or
+ * a block start inside the page. The full check of the slow paths (vt_block_link_ok is the
+ * fast path's). */
+bool vt_page_link_in_page(const vt_page_t *page, const vt_block_t *next)
+{
+    return next == NULL || (vt_block_link_ok(next) && vt_page_is_block_start(page, next));
+}
 
 /* True when p is the start of one of the page's blocks. A division: slow paths and debug. */
 bool vt_page_is_block_start(const vt_page_t *page, const void *p)

@@ -129,10 +129,20 @@ size_t vt_format(char *buf, size_t cap, const char *fmt, ...)
 }
 
 static int kept_stderr = -1;
+static vt_fd_identity_t kept_identity; /* what fd 2 referred to when it was kept */
 
 void vt_report_keep_stderr(void)
 {
-    kept_stderr = vt_os_dup_fd(2);
+    if (vt_os_fd_identity(2, &kept_identity))
+        kept_stderr = vt_os_dup_fd(2);
+}
+
+/* True when fd still refers to the file, device or pipe that stderr was when it was kept. */
+static bool is_kept_stderr(int fd)
+{
+    vt_fd_identity_t now;
+    return fd >= 0 && vt_os_fd_identity(fd, &now) && now.dev == kept_identity.dev &&
+           now.ino == kept_identity.ino && now.rdev == kept_identity.rdev;
 }
 
 /* Formats into a stack buffer and writes the line to fd in one write(2). */
@@ -143,11 +153,18 @@ static void write_message(int fd, const char *fmt, va_list ap)
     vt_os_write(fd, buf, n);
 }
 
+/* The kept copy if it is still stderr's, else fd 2 if that is; otherwise the message is
+ * dropped: writing it would corrupt a file of the program's. */
 void vt_message_to_kept_stderr(const char *fmt, ...)
 {
+    int fd = kept_stderr < 0 ? 2 : is_kept_stderr(kept_stderr) ? kept_stderr
+                                 : is_kept_stderr(2)            ? 2
+                                                                : -1;
+    if (fd < 0)
+        return;
     va_list ap;
     va_start(ap, fmt);
-    write_message(kept_stderr >= 0 ? kept_stderr : 2, fmt, ap);
+    write_message(fd, fmt, ap);
     va_end(ap);
 }
 
@@ -166,6 +183,14 @@ void vt_report_misuse(const char *fn, const char *what, const void *p)
                warn ? " (ignored, block leaked)" : "");
     if (!warn)
         vt_os_abort();
+}
+
+void vt_report_corrupt_list(const void *block)
+{
+    vt_report_misuse("malloc",
+                     "corrupted free list (the link of a free block was overwritten, most "
+                     "likely by an overflow of the block before it)",
+                     block);
 }
 
 void vt_assert_fail(const char *file, int line, const char *expr)

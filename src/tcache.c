@@ -194,47 +194,102 @@ static void housekeeping(vt_tcache_t *tc)
     if (stash_count(tc) > 0 && tc->stash_taken == tc->stash_taken_seen)
         stash_give_back(tc);
     tc->stash_taken_seen = tc->stash_taken;
-    vt_tcache_reap();
+    vt_tcache_reap(false);
     vt_global_maybe_purge();
+}
+
+/* ---- Other threads' caches ------------------------------------------------------------- */
+
+static void push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32_t n);
+
+/* Takes every chain of remote frees that another thread gathered (see gather_remote) and
+ * pushes it to its page. Safe while the owner runs: the exchange takes a chain whole or finds
+ * the slot empty, and the owner's compare-and-swap fails on a slot taken from under it. The
+ * chain's page and last block are found from the blocks themselves (the owner's notes of them
+ * are its own); acquire pairs with the owner's release, so the links are visible. */
+static void take_chains(vt_tcache_t *tc)
+{
+    for (unsigned i = 0; i < VT_REMOTE_SLOTS; i++) {
+        vt_remote_chain_t *chain = &tc->pending[i];
+        if (atomic_load_explicit(&chain->head, memory_order_relaxed) == 0)
+            continue;
+        uintptr_t word = atomic_exchange_explicit(&chain->head, 0, memory_order_acquire);
+        if (word == 0)
+            continue;
+        vt_block_t *first = (vt_block_t *)(word & VT_REMOTE_PTR_MASK), *last = first;
+        uint32_t count = (uint32_t)(word >> VT_REMOTE_COUNT_SHIFT);
+        for (uint32_t k = 1; k < count; k++)
+            last = vt_block_next(last);
+        push_remote(vt_span_page(vt_span_base(first), first), first, last, count);
+    }
+}
+
+/* Takes what another thread's cache holds back for itself: its stash (to the global cache)
+ * and its gathered remote frees (to their pages). Its pages stay: only their owner may touch
+ * them. */
+static void take_surplus(vt_tcache_t *tc)
+{
+    if (atomic_load_explicit(&tc->stash, memory_order_relaxed) != NULL) {
+        vt_page_t *list = stash_take_all(tc);
+        stash_count_set(tc, 0);
+        stash_list_give_back(tc, list, 0);
+    }
+    take_chains(tc);
+}
+
+/* Calls visit() for live caches other than the caller's, VT_CACHES_PER_PASS at a time, going
+ * on where the last call stopped (vt_global_tcache_snapshot): one batch, or (all) every cache
+ * that was live when it started. Caches are never unmapped, so one handed back meanwhile is
+ * still memory that visit() may read; visit() must not assume it is still live. */
+static void visit_caches(bool all, void (*visit)(vt_tcache_t *tc, int32_t tid))
+{
+    vt_tcache_t *caches[VT_CACHES_PER_PASS];
+    int32_t tids[VT_CACHES_PER_PASS];
+    vt_tcache_t *self = vt_tls_tcache;
+    size_t live = 0, seen = 0, limit = 0;
+    do {
+        size_t n = vt_global_tcache_snapshot(caches, tids, VT_CACHES_PER_PASS, &live);
+        if (seen == 0)
+            limit = live;
+        for (size_t i = 0; i < n; i++)
+            if (caches[i] != self)
+                visit(caches[i], tids[i]);
+        if (n == 0)
+            break;
+        seen += n;
+    } while (all && seen < limit);
 }
 
 /* ---- Idle caches ------------------------------------------------------------------------ */
 
 /* A thread that stops calling the allocator cannot give anything back itself. Every purge pass
- * (global.c, about four per VTMALLOC_PURGE_MS while any thread is active) looks at the live
- * caches, and takes the stash of a cache that has not used it for VT_IDLE_PASSES passes, so
- * its empty units go to the global cache, to be reused by others or purged. The owner's next
- * use of its stash finds it empty and refills it. What a quiet thread keeps is then its pages
- * with blocks in use, and at most the current one-unit page of each class it used. */
+ * (global.c, about four per VTMALLOC_PURGE_MS while any thread is active) looks at the next
+ * VT_CACHES_PER_PASS live caches, and takes the surplus of a cache that has not used its stash
+ * for VTMALLOC_PURGE_MS: its empty units go to the global cache, to be reused by others or
+ * purged, and the remote frees it gathered go to their pages. The owner's next use of its
+ * stash finds it empty and refills it. What a quiet thread keeps is then its pages with blocks
+ * in use, and at most the current one-unit page of each class it used. */
+static void reclaim_if_idle(vt_tcache_t *tc, int32_t tid)
+{
+    (void)tid;
+    /* Relaxed: these are heuristics; a cache that is busy after all only has its stash taken
+     * early, which costs it one refill. */
+    uint32_t now = vt_os_now_ms();
+    uint32_t epoch = atomic_load_explicit(&tc->stash_epoch, memory_order_relaxed);
+    if (epoch != atomic_load_explicit(&tc->idle_epoch, memory_order_relaxed)) {
+        atomic_store_explicit(&tc->idle_epoch, epoch, memory_order_relaxed);
+        atomic_store_explicit(&tc->idle_since_ms, now, memory_order_relaxed);
+        return;
+    }
+    if (now - atomic_load_explicit(&tc->idle_since_ms, memory_order_relaxed) >=
+        vt_options.purge_ms)
+        take_surplus(tc);
+}
+
 void vt_tcache_reclaim_idle(void)
 {
-    vt_tcache_t *caches[256 + 1];
-    int32_t tids[256];
-    size_t n = vt_global_tcache_snapshot(caches, tids, 256);
-    caches[n++] = &orphan; /* not on the live list; its stash is as atomic as any other */
-    vt_tcache_t *self = vt_tls_tcache;
-    for (size_t i = 0; i < n; i++) {
-        vt_tcache_t *tc = caches[i];
-        if (tc == self)
-            continue;
-        /* Relaxed: these are heuristics; a cache that is busy after all only has its stash
-         * taken early, which costs it one refill. Caches are never unmapped, so a cache that
-         * was handed back since the snapshot is still memory we may read. */
-        uint32_t epoch = atomic_load_explicit(&tc->stash_epoch, memory_order_relaxed);
-        if (epoch != atomic_load_explicit(&tc->idle_epoch, memory_order_relaxed)) {
-            atomic_store_explicit(&tc->idle_epoch, epoch, memory_order_relaxed);
-            atomic_store_explicit(&tc->idle_passes, 0, memory_order_relaxed);
-            continue;
-        }
-        uint32_t passes = atomic_load_explicit(&tc->idle_passes, memory_order_relaxed) + 1;
-        atomic_store_explicit(&tc->idle_passes, passes, memory_order_relaxed);
-        if (passes < VT_IDLE_PASSES ||
-            atomic_load_explicit(&tc->stash, memory_order_relaxed) == NULL)
-            continue;
-        vt_page_t *list = stash_take_all(tc);
-        stash_count_set(tc, 0);
-        stash_list_give_back(tc, list, 0);
-    }
+    visit_caches(false, reclaim_if_idle);
+    reclaim_if_idle(&orphan, 0); /* not on the live list; its stash is as atomic as any other */
 }
 
 /* ---- Allocation slow path --------------------------------------------------------------- */
@@ -290,20 +345,37 @@ static void *alloc_from(vt_tcache_t *tc, unsigned class_idx, size_t size)
 /* The thread has no cache of its own: start one, or use the orphan cache. */
 static VT_NOINLINE void *alloc_without_cache(vt_tcache_t *tc, unsigned class_idx, size_t size)
 {
-    if (tc->state == VT_TCACHE_UNSTARTED) {
-        vt_init();
+    /* A vfork or CLONE_VM child runs on its parent thread's thread-local storage: a cache it
+     * started would be that thread's after the child is gone, under the child's thread id,
+     * which the reaper would then find gone while the parent thread uses the cache. Such a
+     * child is served by the orphan cache. */
+    if (tc->state == VT_TCACHE_UNSTARTED && (vt_init(), vt_os_process_id() == vt_process_id)) {
         vt_tcache_t *mine = vt_global_tcache_get();
         if (mine != NULL) {
+            atomic_store_explicit(&mine->idle_epoch,
+                                  atomic_load_explicit(&mine->stash_epoch, memory_order_relaxed),
+                                  memory_order_relaxed);
+            atomic_store_explicit(&mine->idle_since_ms, vt_os_now_ms(), memory_order_relaxed);
             /* TLS first: pthread_setspecific may allocate, and must then find this cache. */
             vt_tls_tcache = mine;
             vt_init_thread_cache(mine);
             return alloc_from(mine, class_idx, size);
         }
     }
-    pthread_mutex_lock(&orphan_lock);
+    vt_mutex_lock(&orphan_lock);
     void *p = alloc_from(&orphan, class_idx, size);
-    pthread_mutex_unlock(&orphan_lock);
+    vt_mutex_unlock(&orphan_lock);
     return p;
+}
+
+/* malloc found a damaged link on the class's current page (vt_tcache_alloc): reported; in
+ * warn mode the rest of the page's list is dropped (its blocks are leaked) and the call goes
+ * on as if the list had been empty. */
+void *vt_tcache_alloc_corrupt(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx, size_t size)
+{
+    vt_report_corrupt_list(page->free);
+    page->free = NULL;
+    return vt_tcache_alloc_slow(tc, class_idx, size);
 }
 
 /* A success keeps errno as it was, even when a step failed and another served the call (a
@@ -359,23 +431,29 @@ static void push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, ui
 
 /* Remote frees are gathered per page in a few chains (VT_REMOTE_SLOTS, direct-mapped by page)
  * and each chain is pushed with one CAS when it is VT_REMOTE_BATCH long, when another page
- * needs its slot, and in any case from the allocation slow path, at thread exit and by
- * malloc_trim: a thread holds back a few chains at most, and only until it next refills,
- * exits or trims. The blocks stay counted as in use by their page meanwhile, so the page
- * cannot be emptied or reassigned under a chain. */
+ * needs its slot, from the allocation slow path, at thread exit and by malloc_trim; another
+ * thread takes the chains of a cache that went quiet (take_chains). The blocks stay counted as
+ * in use by their page meanwhile, so the page cannot be emptied or reassigned under a chain.
+ * Lengthening a chain is a compare-and-swap on a line only this thread writes: it costs no
+ * cache miss, unlike a push to the page, whose line the page's owner and other freeing threads
+ * share. */
 static void flush_chain(vt_tcache_t *tc, vt_remote_chain_t *chain)
 {
-    push_remote(chain->page, chain->first, chain->last, chain->count);
-    chain->page = NULL;
-    chain->count = 0;
-    tc->pending_chains--;
+    (void)tc;
+    /* Relaxed: a non-zero word is the chain this thread built itself. */
+    uintptr_t word = atomic_exchange_explicit(&chain->head, 0, memory_order_relaxed);
+    if (word != 0)
+        push_remote(chain->page, (vt_block_t *)(word & VT_REMOTE_PTR_MASK), chain->last,
+                    (uint32_t)(word >> VT_REMOTE_COUNT_SHIFT));
 }
 
 static void flush_pending(vt_tcache_t *tc)
 {
-    for (unsigned i = 0; tc->pending_chains > 0 && i < VT_REMOTE_SLOTS; i++)
-        if (tc->pending[i].page != NULL)
-            flush_chain(tc, &tc->pending[i]);
+    if (tc->pending_chains == 0)
+        return;
+    for (unsigned i = 0; i < VT_REMOTE_SLOTS; i++)
+        flush_chain(tc, &tc->pending[i]);
+    tc->pending_chains = 0;
 }
 
 static void gather_remote(vt_tcache_t *tc, vt_page_t *page, vt_block_t *block)
@@ -383,19 +461,28 @@ static void gather_remote(vt_tcache_t *tc, vt_page_t *page, vt_block_t *block)
     _Static_assert(VT_REMOTE_SLOTS == 8, "the slot is the hash's top 3 bits");
     uint64_t h = ((uintptr_t)page >> 6) * 0x9e3779b97f4a7c15ull;
     vt_remote_chain_t *chain = &tc->pending[h >> 61];
-    if (chain->page != page) {
-        if (chain->page != NULL)
-            flush_chain(tc, chain);
-        chain->page = page;
-        chain->last = block;
-        block->next = NULL;
-        tc->pending_chains++;
-    } else {
-        block->next = chain->first;
+    uintptr_t old = atomic_load_explicit(&chain->head, memory_order_relaxed);
+    if (old != 0 && chain->page == page) {
+        uintptr_t count = (old >> VT_REMOTE_COUNT_SHIFT) + 1;
+        vt_block_set_next(block, (vt_block_t *)(old & VT_REMOTE_PTR_MASK));
+        /* Release: whoever takes the chain sees the block's link and key. Fails only when
+         * another thread took the chain meanwhile (take_chains): start a new one. */
+        if (atomic_compare_exchange_strong_explicit(
+                &chain->head, &old, (count << VT_REMOTE_COUNT_SHIFT) | (uintptr_t)block,
+                memory_order_release, memory_order_relaxed)) {
+            if (count >= VT_REMOTE_BATCH)
+                flush_chain(tc, chain);
+            return;
+        }
+    } else if (old != 0) {
+        flush_chain(tc, chain); /* another page's chain had the slot */
     }
-    chain->first = block;
-    if (++chain->count >= VT_REMOTE_BATCH)
-        flush_chain(tc, chain);
+    vt_block_set_next(block, NULL);
+    chain->page = page;
+    chain->last = block;
+    atomic_store_explicit(&chain->head, ((uintptr_t)1 << VT_REMOTE_COUNT_SHIFT) | (uintptr_t)block,
+                          memory_order_release);
+    tc->pending_chains++;
 }
 
 /* What a cache holds back goes to the global cache: its gathered remote frees, its empty
@@ -419,16 +506,24 @@ static void trim_cache(vt_tcache_t *tc)
     stash_give_back(tc);
 }
 
-/* For malloc_trim: the calling thread's cache, and the orphan cache that threads without one
- * share (under its lock, taken before the global lock as everywhere). */
+static void take_surplus_of(vt_tcache_t *tc, int32_t tid)
+{
+    (void)tid;
+    take_surplus(tc);
+}
+
+/* For malloc_trim: the calling thread's cache; the orphan cache that threads without one share
+ * (under its lock, taken before the global lock as everywhere); and what every other thread
+ * holds back for itself (its stash and gathered remote frees, not its pages). */
 void vt_tcache_trim(void)
 {
     vt_tcache_t *tc = vt_tls_tcache;
     if (tc->state == VT_TCACHE_LIVE)
         trim_cache(tc);
-    pthread_mutex_lock(&orphan_lock);
+    vt_mutex_lock(&orphan_lock);
     trim_cache(&orphan);
-    pthread_mutex_unlock(&orphan_lock);
+    vt_mutex_unlock(&orphan_lock);
+    visit_caches(true, take_surplus_of);
 }
 
 /* A free whose page the caller does not own (or not as an attached page): checks the block,
@@ -444,9 +539,10 @@ void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
     unsigned class_idx = page->class_idx;
     if (vt_page_owner(page) == (self | VT_OWNER_DETACHED) &&
         tc->bins[class_idx].count < vt_options.class_pages && vt_page_try_reattach(page, tc)) {
-        block->next = page->free;
+        vt_block_set_next(block, page->free);
         page->free = block;
-        page->pushes++;
+        if (VT_FAST_COUNTERS)
+            page->pushes++;
         vt_list_push_back(&tc->bins[class_idx], page);
         bin_sync(tc, class_idx);
         if (--page->used == 0)
@@ -531,23 +627,24 @@ const vt_tcache_counters_t *vt_tcache_orphan_counters(void)
  * a thread whose first allocation came in the last round of thread-specific destructors
  * (glibc runs four) arms vtmalloc's destructor too late. Such a cache stays on the live list;
  * here, another thread finds that the kernel no longer knows its thread (a system call per
- * live cache, so this runs from housekeeping and malloc_trim only), claims it under the
- * global lock, and abandons it as the thread would have. A thread that is gone touches
- * nothing any more, so its owner-only fields are safe to use. */
-void vt_tcache_reap(void)
+ * live cache, so this runs from housekeeping, a batch at a time, and malloc_trim, all of
+ * them), claims it under the global lock, and abandons it as the thread would have. A thread
+ * that is gone touches nothing any more, so its owner-only fields are safe to use. Only our
+ * own process may judge: a vfork or CLONE_VM child shares our memory, but our threads are not
+ * its threads. */
+static void reap_if_gone(vt_tcache_t *tc, int32_t tid)
 {
-    vt_tcache_t *caches[256];
-    int32_t tids[256];
-    size_t n = vt_global_tcache_snapshot(caches, tids, 256);
-    vt_tcache_t *self = vt_tls_tcache;
-    for (size_t i = 0; i < n; i++) {
-        if (caches[i] == self || !vt_os_thread_gone(tids[i]))
-            continue;
-        if (!vt_global_tcache_claim(caches[i], tids[i]))
-            continue;
-        abandon(caches[i]);
-        vt_global_tcache_put(caches[i]);
-    }
+    if (!vt_os_thread_gone(vt_process_id, tid) || !vt_global_tcache_claim(tc, tid))
+        return;
+    abandon(tc);
+    vt_global_tcache_put(tc);
+}
+
+void vt_tcache_reap(bool all)
+{
+    if (vt_os_process_id() != vt_process_id)
+        return;
+    visit_caches(all, reap_if_gone);
 }
 
 void vt_tcache_fork_prepare(void)

@@ -61,9 +61,10 @@
  * goes back to the OS at once. */
 #define VT_DROP_THREADS 4
 
-/* A thread's stash is taken from it after this many purge passes (about VTMALLOC_PURGE_MS)
- * without it using the stash (tcache.c, "Idle caches"). */
-#define VT_IDLE_PASSES 4
+/* How many other threads' caches one pass looks at (tcache.c: reaping the caches of threads
+ * that are gone, reclaiming those of quiet threads). Each pass goes on where the last one
+ * stopped, so every cache is visited however many threads there are, at a bounded cost. */
+#define VT_CACHES_PER_PASS 256
 
 /* Runs of at most this many units are "short" (pages of blocks up to 128 KiB) and are packed
  * into the fullest spans; longer ones go to the emptiest (global.c). */
@@ -98,11 +99,15 @@ typedef struct vt_class_info {
 
 /* ---- Blocks ----------------------------------------------------------------------------- */
 
-/* A free block. While free, the second word holds vt_block_key(block): a double free finds
- * its own key there (see page.h). malloc clears the key, so a live block never carries it
- * unless the program wrote it, which needs the secret. */
+/* A free block. `link` holds the next free block's address mangled (vt_block_next, internal.h:
+ * xor-ed with the block's own address and a secret whose low four bits are not all zero, the
+ * way glibc's safe-linking protects its lists): an overflow from the block before, even by one
+ * NUL byte, turns the link into a misaligned address that malloc reports instead of handing
+ * out memory that is in use. While free, the second word holds vt_block_key(block): a double
+ * free finds its own key there (page.c). malloc clears the key, so a live block never carries
+ * it unless the program wrote it, which needs the secret. */
 typedef struct vt_block {
-    struct vt_block *next;
+    uintptr_t link;
     uintptr_t key;
 } vt_block_t;
 
@@ -188,6 +193,8 @@ typedef struct vt_span {
     uint8_t backing;      /* constant: vt_backing_t */
     uint64_t free_units;  /* global lock: bitmap of units not in any page */
     uint64_t dirty_units; /* global lock: free units that may still be resident */
+    uint64_t unpurgeable; /* global lock: dirty free units whose purge failed (locked memory):
+                             not tried again until they have been used and freed again */
     uint32_t freed_ms[VT_SPAN_UNITS]; /* global lock: when each dirty unit was freed */
     struct vt_span *prev, *next;      /* global lock: on the partial or empty span list */
     uint8_t on_list;                  /* global lock: which span list holds it (global.c) */
@@ -218,11 +225,16 @@ typedef struct vt_tcache_counters {
     _Atomic uint64_t pages_adopted;
 } vt_tcache_counters_t;
 
-/* Blocks freed by one thread into one page of another, waiting to be pushed together. */
+/* Blocks freed by one thread into one page of another, waiting to be pushed together. `head`
+ * packs the chain's first block and its length as page->remote does (VT_REMOTE_PTR_MASK, count
+ * from VT_REMOTE_COUNT_SHIFT); 0 is an empty slot. Only the owner makes it non-zero (a store,
+ * or a compare-and-swap that lengthens the chain); the owner, or another thread trimming or
+ * reclaiming a quiet cache, empties it by an exchange, and whoever gets the chain pushes it to
+ * its page. So a thread that goes quiet pins nothing that others freed into it. */
 typedef struct vt_remote_chain {
-    vt_page_t *page; /* NULL: slot empty */
-    vt_block_t *first, *last;
-    uint32_t count;
+    _Atomic uintptr_t head; /* owner sets; owner or a reclaimer takes: count | first block */
+    vt_page_t *page;        /* owner: the page of the chain the owner last started */
+    vt_block_t *last;       /* owner: that chain's last block (another thread walks to it) */
 } vt_remote_chain_t;
 
 /*
@@ -242,14 +254,14 @@ typedef struct vt_tcache {
     _Atomic uint32_t stash_epoch;  /* owner bumps it at every use of the stash */
     uint32_t stash_taken;          /* owner: pages taken from the stash, ever */
     uint32_t stash_taken_seen;     /* owner: stash_taken at the last housekeeping */
-    _Atomic uint32_t idle_epoch;   /* purge pass: stash_epoch when it last changed */
-    _Atomic uint32_t idle_passes;  /* purge pass: passes since, with no use of the stash */
+    _Atomic uint32_t idle_epoch;   /* purge pass: stash_epoch when a pass last saw it change */
+    _Atomic uint32_t idle_since_ms; /* purge pass: when that was (vt_os_now_ms) */
     uint32_t slow_calls;           /* owner: allocation slow paths, to pace housekeeping */
     uint32_t next_housekeeping_ms; /* owner: vt_os_now_ms() when housekeeping is next due */
     /* owner: blocks this thread freed into other threads' pages, not yet pushed: remote frees
      * into one page gather in a chain that is pushed with one CAS (tcache.c) */
     vt_remote_chain_t pending[VT_REMOTE_SLOTS];
-    uint32_t pending_chains; /* owner: how many slots hold a chain */
+    uint32_t pending_chains; /* owner: slots it filled since it last emptied them all */
     uint32_t state;          /* vt_tcache_state_t */
     int32_t tid; /* global lock: the kernel's id of the thread using it (vt_tcache_reap) */
     vt_tcache_counters_t counters;           /* owner writes, anyone reads */
