@@ -108,14 +108,16 @@ VT_INLINE unsigned vt_size_class(size_t n)
 
 /* ---- spanmap.c -------------------------------------------------------------------------- */
 
-/* The map has a bit per VT_SPAN_SIZE chunk of the address space, in leaves of one OS page
- * (2^15 bits, 128 GiB of addresses) that are mapped when a span first lands in their range;
- * the root of 2,048 leaf pointers is all that is static (16 KiB). */
+/* The map has a byte per VT_SPAN_SIZE chunk of the address space, in leaves of 32 KiB (2^15
+ * chunks, 128 GiB of addresses) that are mapped when a span first lands in their range; the
+ * root of 2,048 leaf pointers is all that is static (16 KiB), and its unused entries point to
+ * one shared leaf of zeros, so the lookup needs no test for a missing leaf. Bytes, not bits:
+ * one load and a compare, where a bit map needs a shift and a bit test more. */
 #define VT_SPANMAP_CHUNKS     ((uintptr_t)1 << (VT_ADDRESS_BITS - VT_SPAN_SHIFT))
 #define VT_SPANMAP_LEAF_SHIFT 15
-#define VT_SPANMAP_LEAF_WORDS (((size_t)1 << VT_SPANMAP_LEAF_SHIFT) / 64)
+#define VT_SPANMAP_LEAF_BYTES ((size_t)1 << VT_SPANMAP_LEAF_SHIFT)
 #define VT_SPANMAP_ROOTS      (VT_SPANMAP_CHUNKS >> VT_SPANMAP_LEAF_SHIFT)
-extern _Atomic(_Atomic uint64_t *) vt_spanmap_root[VT_SPANMAP_ROOTS] VT_HIDDEN;
+extern _Atomic(_Atomic uint8_t *) vt_spanmap_root[VT_SPANMAP_ROOTS] VT_HIDDEN;
 
 bool vt_spanmap_add(vt_span_t *span) VT_HIDDEN; /* false: no memory for a leaf */
 void vt_spanmap_remove(vt_span_t *span) VT_HIDDEN;
@@ -129,13 +131,10 @@ VT_INLINE bool vt_in_span(const void *p)
     uintptr_t chunk = (uintptr_t)p >> VT_SPAN_SHIFT;
     if (vt_unlikely(chunk >= VT_SPANMAP_CHUNKS))
         return false;
-    _Atomic uint64_t *leaf = atomic_load_explicit(&vt_spanmap_root[chunk >> VT_SPANMAP_LEAF_SHIFT],
-                                                  memory_order_relaxed);
-    if (vt_unlikely(leaf == NULL))
-        return false;
-    size_t bit = chunk & (((uintptr_t)1 << VT_SPANMAP_LEAF_SHIFT) - 1);
-    uint64_t word = atomic_load_explicit(&leaf[bit / 64], memory_order_relaxed);
-    return (word >> (bit % 64)) & 1;
+    _Atomic uint8_t *leaf = atomic_load_explicit(&vt_spanmap_root[chunk >> VT_SPANMAP_LEAF_SHIFT],
+                                                 memory_order_relaxed);
+    return atomic_load_explicit(&leaf[chunk & (VT_SPANMAP_LEAF_BYTES - 1)],
+                                memory_order_relaxed) != 0;
 }
 
 /* The span p lies in, when vt_in_span(p). */
@@ -165,15 +164,17 @@ VT_INLINE uint8_t *vt_page_area(const vt_page_t *page)
  * that was overwritten reveals an address that is most likely misaligned: since blocks are
  * 16-byte aligned, the low four bits of a true link's mangled form are those of the secret,
  * never all zero, so any write that leaves a zero low byte (a string's NUL) is caught for
- * sure, and random damage 15 times in 16. */
+ * sure, and random damage 15 times in 16. (glibc also mixes in the link's own address,
+ * because it has no secret; with one, that adds an instruction and no protection: whoever can
+ * read a free block and knows where its link points learns the mask either way.) */
 VT_INLINE vt_block_t *vt_block_next(const vt_block_t *b)
 {
-    return (vt_block_t *)(b->link ^ (uintptr_t)b ^ vt_link_secret);
+    return (vt_block_t *)(b->link ^ vt_link_secret);
 }
 
 VT_INLINE void vt_block_set_next(vt_block_t *b, const vt_block_t *next)
 {
-    b->link = (uintptr_t)next ^ (uintptr_t)b ^ vt_link_secret;
+    b->link = (uintptr_t)next ^ vt_link_secret;
 }
 
 /* False for a link that cannot be true (see vt_block_next). */

@@ -1,11 +1,12 @@
 /*
  * spanmap.c - which 4 MiB chunks of the address space are our spans.
  *
- * Owns: one bit per VT_SPAN_SIZE chunk of the 48-bit address space, kept sparse: a static root
- * of leaf pointers (16 KiB), and a leaf of one OS page (covering 128 GiB of addresses) mapped
- * when the first span lands in its range, and kept for the life of the process. A flat map
- * would be 8 MiB of address space from the start, which counts against `ulimit -v`: small
- * programs would fail to start under a limit that glibc's malloc fits in. Calls: os.c.
+ * Owns: a byte per VT_SPAN_SIZE chunk of the 48-bit address space, kept sparse: a static root
+ * of leaf pointers (16 KiB), and leaves of 32 KiB (each covering 128 GiB of addresses) mapped
+ * when the first span lands in their range and kept for the life of the process. A flat map
+ * would take 8 MiB or more of address space from the start, which counts against
+ * `ulimit -v`: small programs would fail to start under a limit that glibc's malloc fits in.
+ * Calls: os.c.
  *
  * Why: free() must recognise a pointer it did not hand out (glibc's, the stack, a static
  * array) instead of trusting whatever lies at the span-aligned address below it, which may
@@ -14,39 +15,42 @@
  */
 #include "internal.h"
 
-_Atomic(_Atomic uint64_t *) vt_spanmap_root[VT_SPANMAP_ROOTS];
+/* Read only, never written: the leaf of every range that holds no span. */
+static _Atomic uint8_t zero_leaf[VT_SPANMAP_LEAF_BYTES];
+
+_Atomic(_Atomic uint8_t *) vt_spanmap_root[VT_SPANMAP_ROOTS] = {
+    [0 ... VT_SPANMAP_ROOTS - 1] = zero_leaf,
+};
 
 /* The leaf covering `chunk`, mapped if needed; NULL when no memory is left for it. Two threads
  * may map one at once: the compare-and-swap keeps one, the other is unmapped. Release: a
  * reader that finds the leaf finds it zeroed (as mapped). */
-static _Atomic uint64_t *leaf_for(uintptr_t chunk)
+static _Atomic uint8_t *leaf_for(uintptr_t chunk)
 {
-    _Atomic(_Atomic uint64_t *) *slot = &vt_spanmap_root[chunk >> VT_SPANMAP_LEAF_SHIFT];
-    _Atomic uint64_t *leaf = atomic_load_explicit(slot, memory_order_acquire);
-    if (leaf != NULL)
+    _Atomic(_Atomic uint8_t *) *slot = &vt_spanmap_root[chunk >> VT_SPANMAP_LEAF_SHIFT];
+    _Atomic uint8_t *leaf = atomic_load_explicit(slot, memory_order_acquire);
+    if (leaf != zero_leaf)
         return leaf;
-    size_t bytes = VT_SPANMAP_LEAF_WORDS * sizeof(uint64_t);
-    _Atomic uint64_t *fresh = vt_os_map(bytes, vt_os_page_size());
+    _Atomic uint8_t *fresh = vt_os_map(VT_SPANMAP_LEAF_BYTES, vt_os_page_size());
     if (fresh == NULL)
         return NULL;
     if (atomic_compare_exchange_strong_explicit(slot, &leaf, fresh, memory_order_acq_rel,
                                                 memory_order_acquire))
         return fresh;
-    vt_os_unmap((void *)fresh, bytes);
+    vt_os_unmap((void *)fresh, VT_SPANMAP_LEAF_BYTES);
     return leaf;
 }
 
 /* Called before any block of the span is handed out, so every later free of such a block sees
- * the bit (see vt_in_span). fetch_or: two threads may register spans that share a word. */
+ * its byte (see vt_in_span). Each chunk has a byte of its own: a plain atomic store. */
 bool vt_spanmap_add(vt_span_t *span)
 {
     uintptr_t chunk = (uintptr_t)span >> VT_SPAN_SHIFT;
     VT_ASSERT(chunk < VT_SPANMAP_CHUNKS && ((uintptr_t)span & VT_SPAN_MASK) == 0);
-    _Atomic uint64_t *leaf = leaf_for(chunk);
+    _Atomic uint8_t *leaf = leaf_for(chunk);
     if (leaf == NULL)
         return false;
-    size_t bit = chunk & (((uintptr_t)1 << VT_SPANMAP_LEAF_SHIFT) - 1);
-    atomic_fetch_or_explicit(&leaf[bit / 64], (uint64_t)1 << (bit % 64), memory_order_relaxed);
+    atomic_store_explicit(&leaf[chunk & (VT_SPANMAP_LEAF_BYTES - 1)], 1, memory_order_relaxed);
     return true;
 }
 
@@ -56,8 +60,7 @@ bool vt_spanmap_add(vt_span_t *span)
 void vt_spanmap_remove(vt_span_t *span)
 {
     uintptr_t chunk = (uintptr_t)span >> VT_SPAN_SHIFT;
-    _Atomic uint64_t *leaf =
+    _Atomic uint8_t *leaf =
         atomic_load_explicit(&vt_spanmap_root[chunk >> VT_SPANMAP_LEAF_SHIFT], memory_order_relaxed);
-    size_t bit = chunk & (((uintptr_t)1 << VT_SPANMAP_LEAF_SHIFT) - 1);
-    atomic_fetch_and_explicit(&leaf[bit / 64], ~((uint64_t)1 << (bit % 64)), memory_order_relaxed);
+    atomic_store_explicit(&leaf[chunk & (VT_SPANMAP_LEAF_BYTES - 1)], 0, memory_order_relaxed);
 }

@@ -100,8 +100,8 @@ typedef struct vt_class_info {
 /* ---- Blocks ----------------------------------------------------------------------------- */
 
 /* A free block. `link` holds the next free block's address mangled (vt_block_next, internal.h:
- * xor-ed with the block's own address and a secret whose low four bits are not all zero, the
- * way glibc's safe-linking protects its lists): an overflow from the block before, even by one
+ * xor-ed with a secret whose low four bits are not all zero, much as glibc's safe-linking
+ * protects its lists): an overflow from the block before, even by one
  * NUL byte, turns the link into a misaligned address that malloc reports instead of handing
  * out memory that is in use. While free, the second word holds vt_block_key(block): a double
  * free finds its own key there (page.c). malloc clears the key, so a live block never carries
