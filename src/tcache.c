@@ -517,13 +517,13 @@ static void take_surplus_of(vt_tcache_t *tc, int32_t tid)
  * holds back for itself (its stash and gathered remote frees, not its pages). */
 void vt_tcache_trim(void)
 {
+    visit_caches(true, take_surplus_of); /* first: their remote frees may empty pages of ours */
     vt_tcache_t *tc = vt_tls_tcache;
     if (tc->state == VT_TCACHE_LIVE)
         trim_cache(tc);
     vt_mutex_lock(&orphan_lock);
     trim_cache(&orphan);
     vt_mutex_unlock(&orphan_lock);
-    visit_caches(true, take_surplus_of);
 }
 
 /* A free whose page the caller does not own (or not as an attached page): checks the block,
