@@ -31,7 +31,7 @@ void vt_api_free_nonspan(void *p)
     if (vt_in_span(p)) /* a misaligned pointer into a span */
         vt_page_check_block(vt_span_page(vt_span_base(p), p), p, "free");
     else if (!vt_large_free(p))
-        vt_report_misuse("free", "invalid pointer (not allocated by vtmalloc)", p);
+        vt_report_misuse("free", "invalid or double free (not a live vtmalloc block)", p);
 }
 
 void vt_api_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
@@ -71,7 +71,7 @@ static size_t checked_size(void *p, const char *fn)
     }
     size_t size = vt_large_usable_size(p);
     if (size == 0)
-        vt_report_misuse(fn, "invalid pointer (not allocated by vtmalloc)", p);
+        vt_report_misuse(fn, "invalid pointer (not a live vtmalloc block)", p);
     return size;
 }
 

@@ -350,7 +350,12 @@ bool vt_page_is_block_start(const vt_page_t *page, const void *p)
 bool vt_page_check_block(vt_page_t *page, void *p, const char *fn)
 {
     if (vt_unlikely(page == &vt_page_none || vt_page_owner(page) == VT_OWNER_FREE)) {
-        vt_report_misuse(fn, "invalid pointer (not a live vtmalloc block)", p);
+        /* A mapped block that was unmapped, or units given back, look alike: a pointer that
+         * was never ours, or a block freed before. */
+        vt_report_misuse(fn,
+                         fn[0] == 'f' ? "invalid or double free (not a live vtmalloc block)"
+                                      : "invalid pointer (not a live vtmalloc block)",
+                         p);
         return false;
     }
     if (vt_unlikely(!vt_page_is_block_start(page, p))) {

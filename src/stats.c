@@ -120,13 +120,12 @@ struct mallinfo vt_api_mallinfo(void)
     return mi;
 }
 
-/* Called by the program, outside the allocator: stdio may allocate here. */
+/* Called by the program, outside the allocator: stdio may allocate here. As glibc's, an
+ * options value other than 0 is answered with EINVAL as the return value (errno untouched). */
 int vt_api_malloc_info(int options, FILE *stream)
 {
-    if (options != 0) {
-        errno = EINVAL;
-        return -1;
-    }
+    if (options != 0)
+        return EINVAL;
     vt_stats_t st;
     vt_stats_get(&st);
     fprintf(stream,
