@@ -142,6 +142,44 @@ misuse)
   grep -q "ignored, block leaked" "$work/err" || fail "warn message"
   grep -q "survived" "$work/out" || fail "program did not go on"
   ;;
+daemon)
+  # A daemon closes the descriptors it inherited and opens files of its own, which take the
+  # numbers freed: the statistics printed at exit must not go into a file that took the number
+  # of vtmalloc's copy of stderr (fd 100, the first free from 100 up). They go to stderr, which
+  # is still the same pipe; when fd 2 has become a file of the program's too, they are dropped.
+  cat >"$work/daemon.py" <<'PY'
+import os, sys
+path, reopen_stderr = sys.argv[1], sys.argv[2] == "1"
+os.closerange(3, 1024)
+if reopen_stderr:
+    os.close(2)
+    os.open(path + ".2", os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # takes fd 2
+fds = [os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND) for _ in range(120)]
+assert 100 in fds
+os.write(fds[0], b"data\n")
+PY
+  env LD_PRELOAD="$lib" VTMALLOC_STATS=1 python3 "$work/daemon.py" "$work/data" 0 \
+    >"$work/out" 2>"$work/err" || { cat "$work/err" >&2; fail "python3 failed"; }
+  [[ $(cat "$work/data") == data ]] || { head -c 300 "$work/data" >&2; fail "statistics written into the program's file"; }
+  grep -q "vtmalloc .* statistics" "$work/err" || fail "statistics not printed on stderr"
+  rm -f "$work/data"
+  env LD_PRELOAD="$lib" VTMALLOC_STATS=1 python3 "$work/daemon.py" "$work/data" 1 \
+    >"$work/out" 2>"$work/err" || { cat "$work/err" >&2; fail "python3 failed"; }
+  [[ $(cat "$work/data") == data ]] || fail "statistics written into the program's file (fd 100)"
+  ! grep -q "statistics" "$work/data.2" || fail "statistics written into the program's file (fd 2)"
+  ;;
+ulimit)
+  # The span map is sparse: a small program starts under an address-space limit that glibc's
+  # malloc fits in (the flat map of 8 MiB did not fit in 10,000 KiB).
+  for limit in 10000 8000; do
+    out=$(bash -c "ulimit -v $limit && /bin/echo glibc-fits" 2>&1) || continue
+    [[ $out == glibc-fits ]] || continue
+    out=$(bash -c "ulimit -v $limit && LD_PRELOAD='$lib' VTMALLOC_STATS=1 /bin/echo preloaded" 2>"$work/err") ||
+      { cat "$work/err" >&2; fail "echo under ulimit -v $limit failed preloaded"; }
+    [[ $out == preloaded ]] || fail "echo under ulimit -v $limit: '$out'"
+    grep -q "vtmalloc .* statistics" "$work/err" || fail "not served by vtmalloc under ulimit -v $limit"
+  done
+  ;;
 *)
   fail "unknown case $case_name"
   ;;

@@ -582,6 +582,9 @@ static void introspection_is_vtmalloc(void **state)
     size_t size = 0;
     FILE *ms = open_memstream(&buf, &size);
     assert_int_equal(malloc_info(0, ms), 0);
+    errno = 0;
+    assert_int_equal(malloc_info(1, ms), EINVAL); /* glibc's answer: the code, errno as it was */
+    assert_int_equal(errno, 0);
     fclose(ms);
     assert_non_null(strstr(buf, "vtmalloc"));
     free(buf);

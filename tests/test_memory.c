@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "internal.h"
@@ -582,6 +583,65 @@ static void thousand_threads_stay_bounded(void **state)
             vt_free(lanes[j].kept[i]);
 }
 
+/* ---- A purge the kernel refuses -------------------------------------------------------- */
+
+/* madvise(MADV_DONTNEED) fails on locked memory (mlock, mlockall) and under seccomp filters
+ * that refuse it: the units keep their old bytes. calloc must not take them for zeros, and
+ * the statistics must not count them as returned. A block of 600 KiB is a run of units in a
+ * span; another block keeps the span, so that malloc_trim purges it instead of unmapping it. */
+enum { LOCKED_SIZE = 600 << 10, LOCKED_TRIES = 16 };
+
+static void refused_purge_keeps_bytes_dirty(bool lock_all)
+{
+    if (lock_all)
+        CHECK(mlockall(MCL_CURRENT | MCL_FUTURE) == 0, "mlockall: %s", strerror(errno));
+    char *blocks[LOCKED_TRIES];
+    char *p = NULL, *keep = NULL;
+    for (int i = 0; i < LOCKED_TRIES && keep == NULL; i++) {
+        blocks[i] = vt_malloc(LOCKED_SIZE);
+        CHECK(blocks[i] != NULL, "malloc");
+        for (int k = 0; k < i && keep == NULL; k++)
+            if (vt_span_base(blocks[k]) == vt_span_base(blocks[i])) {
+                p = blocks[k];
+                keep = blocks[i];
+            }
+    }
+    CHECK(keep != NULL, "no two blocks of 600 KiB in one span");
+    if (!lock_all)
+        CHECK(mlock(p, LOCKED_SIZE) == 0, "mlock: %s", strerror(errno));
+    memset(p, 'K', LOCKED_SIZE);
+    vt_free(p);
+    vt_malloc_trim(0);
+    vt_stats_t st;
+    vt_stats_get(&st);
+    CHECK(st.bytes_free_resident >= (LOCKED_SIZE & ~(VT_UNIT_SIZE - 1)),
+          "the locked units count as returned: %zu KiB free and resident",
+          (size_t)(st.bytes_free_resident >> 10));
+    char *q = vt_calloc(1, LOCKED_SIZE);
+    CHECK(q != NULL, "calloc");
+    for (size_t i = 0; i < LOCKED_SIZE; i++)
+        CHECK(q[i] == 0, "calloc returned %p with byte %zu = '%c' (the freed block was %p)",
+              (void *)q, i, q[i], (void *)p);
+    vt_free(q);
+    if (!lock_all)
+        munlock(p, LOCKED_SIZE);
+}
+
+static void locked_in_child(void *arg)
+{
+    (void)arg;
+    refused_purge_keeps_bytes_dirty(true);
+}
+
+static void calloc_after_a_refused_purge_is_zero(void **state)
+{
+    (void)state;
+    refused_purge_keeps_bytes_dirty(false);
+    child_result_t r = run_in_child(locked_in_child, NULL);
+    if (!r.exited || r.status != 0)
+        fail_msg("with mlockall: %s", r.err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -594,6 +654,7 @@ int main(void)
         cmocka_unit_test(a_load_drop_returns_free_memory_at_once),
         cmocka_unit_test(a_quiet_process_returns_memory_with_the_purge_thread),
         cmocka_unit_test(thousand_threads_stay_bounded),
+        cmocka_unit_test(calloc_after_a_refused_purge_is_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
