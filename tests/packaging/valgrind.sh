@@ -61,7 +61,7 @@ expect_log "1,000 bytes in 1 blocks are definitely lost" "the leak is reported"
 # The program's malloc is Memcheck's now: its blocks are not vtmalloc's, which vtmalloc's own
 # API (still vtmalloc's) reports, as docs/valgrind.md warns.
 run 134 "vt_ calls on malloc's blocks" env LD_PRELOAD="$lib" "${vg[@]}" "$synonym" "$probe" vtmalloc
-expect_log "invalid pointer (not allocated by vtmalloc)" "vtmalloc does not own malloc's blocks"
+expect_log "invalid pointer (not a live vtmalloc block)" "vtmalloc does not own malloc's blocks"
 
 echo "== through the launcher: vtmalloc valgrind $synonym PROGRAM"
 run 0 "clean run" "$launcher" "${vg[@]}" "$synonym" "$probe" work
