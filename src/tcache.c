@@ -75,12 +75,15 @@ static vt_page_t *stash_take_all(vt_tcache_t *tc)
 /* Owner only. The count is in units: a stashed page may be a run of several. */
 static void stash_push(vt_tcache_t *tc, vt_page_t *page)
 {
+    /* Read before the push: once the page is on the list, another thread may take the list
+     * and hand the page to a third, which re-describes it. */
+    uint32_t units = page->units;
     vt_page_t *head = atomic_load_explicit(&tc->stash, memory_order_relaxed);
     do {
         page->next = head; /* fails only when a reclaimer took the list: then head is NULL */
     } while (!atomic_compare_exchange_weak_explicit(&tc->stash, &head, page, memory_order_release,
                                                     memory_order_relaxed));
-    stash_count_set(tc, stash_count(tc) + page->units);
+    stash_count_set(tc, stash_count(tc) + units);
     stash_touch(tc);
 }
 
