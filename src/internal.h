@@ -133,8 +133,8 @@ VT_INLINE bool vt_in_span(const void *p)
         return false;
     _Atomic uint8_t *leaf = atomic_load_explicit(&vt_spanmap_root[chunk >> VT_SPANMAP_LEAF_SHIFT],
                                                  memory_order_relaxed);
-    return atomic_load_explicit(&leaf[chunk & (VT_SPANMAP_LEAF_BYTES - 1)],
-                                memory_order_relaxed) != 0;
+    return atomic_load_explicit(&leaf[chunk & (VT_SPANMAP_LEAF_BYTES - 1)], memory_order_relaxed) !=
+           0;
 }
 
 /* The span p lies in, when vt_in_span(p). */
@@ -236,9 +236,9 @@ void *vt_tcache_alloc_corrupt(vt_tcache_t *tc, vt_page_t *page, unsigned class_i
 
 /* The malloc fast path: pop the first free block of the class's current page. No lock, no
  * system call, two branches: an empty list (including the static empty page of a bin, or of a
- * thread that has no cache yet) goes to the slow path, a damaged link to the report. Clearing the key is what makes a later
- * double free recognisable (vt_block_key). The two counters (statistics, page.c) are plain
- * adds on the line the pop writes anyway. */
+ * thread that has no cache yet) goes to the slow path, a damaged link to the report. Clearing the
+ * key is what makes a later double free recognisable (vt_block_key). The two counters (statistics,
+ * page.c) are plain adds on the line the pop writes anyway. */
 VT_INLINE void *vt_tcache_alloc(vt_tcache_t *tc, unsigned class_idx, size_t size)
 {
     vt_page_t *page = tc->alloc_page[class_idx];

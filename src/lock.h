@@ -21,7 +21,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-extern __thread bool vt_fork_holder __attribute__((visibility("hidden"), tls_model("initial-exec")));
+extern __thread bool vt_fork_holder
+    __attribute__((visibility("hidden"), tls_model("initial-exec")));
 
 static inline __attribute__((always_inline)) void vt_mutex_lock(pthread_mutex_t *m)
 {

@@ -157,9 +157,10 @@ static void write_message(int fd, const char *fmt, va_list ap)
  * dropped: writing it would corrupt a file of the program's. */
 void vt_message_to_kept_stderr(const char *fmt, ...)
 {
-    int fd = kept_stderr < 0 ? 2 : is_kept_stderr(kept_stderr) ? kept_stderr
-                                 : is_kept_stderr(2)            ? 2
-                                                                : -1;
+    int fd = kept_stderr < 0               ? 2
+             : is_kept_stderr(kept_stderr) ? kept_stderr
+             : is_kept_stderr(2)           ? 2
+                                           : -1;
     if (fd < 0)
         return;
     va_list ap;

@@ -60,7 +60,7 @@ bool vt_spanmap_add(vt_span_t *span)
 void vt_spanmap_remove(vt_span_t *span)
 {
     uintptr_t chunk = (uintptr_t)span >> VT_SPAN_SHIFT;
-    _Atomic uint8_t *leaf =
-        atomic_load_explicit(&vt_spanmap_root[chunk >> VT_SPANMAP_LEAF_SHIFT], memory_order_relaxed);
+    _Atomic uint8_t *leaf = atomic_load_explicit(&vt_spanmap_root[chunk >> VT_SPANMAP_LEAF_SHIFT],
+                                                 memory_order_relaxed);
     atomic_store_explicit(&leaf[chunk & (VT_SPANMAP_LEAF_BYTES - 1)], 0, memory_order_relaxed);
 }

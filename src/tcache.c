@@ -284,8 +284,7 @@ static void reclaim_if_idle(vt_tcache_t *tc, int32_t tid)
         atomic_store_explicit(&tc->idle_since_ms, now, memory_order_relaxed);
         return;
     }
-    if (now - atomic_load_explicit(&tc->idle_since_ms, memory_order_relaxed) >=
-        vt_options.purge_ms)
+    if (now - atomic_load_explicit(&tc->idle_since_ms, memory_order_relaxed) >= vt_options.purge_ms)
         take_surplus(tc);
 }
 

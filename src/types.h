@@ -250,14 +250,14 @@ typedef struct vt_tcache {
      * another thread may take whole when the owner has left it alone for a while (tcache.c:
      * "Idle caches"). Only the owner ever adds, so the exchange-and-put-back pop has no ABA. */
     _Atomic(vt_page_t *) stash;
-    _Atomic uint32_t stash_count;  /* owner writes (an estimate after a take), anyone reads */
-    _Atomic uint32_t stash_epoch;  /* owner bumps it at every use of the stash */
-    uint32_t stash_taken;          /* owner: pages taken from the stash, ever */
-    uint32_t stash_taken_seen;     /* owner: stash_taken at the last housekeeping */
-    _Atomic uint32_t idle_epoch;   /* purge pass: stash_epoch when a pass last saw it change */
+    _Atomic uint32_t stash_count;   /* owner writes (an estimate after a take), anyone reads */
+    _Atomic uint32_t stash_epoch;   /* owner bumps it at every use of the stash */
+    uint32_t stash_taken;           /* owner: pages taken from the stash, ever */
+    uint32_t stash_taken_seen;      /* owner: stash_taken at the last housekeeping */
+    _Atomic uint32_t idle_epoch;    /* purge pass: stash_epoch when a pass last saw it change */
     _Atomic uint32_t idle_since_ms; /* purge pass: when that was (vt_os_now_ms) */
-    uint32_t slow_calls;           /* owner: allocation slow paths, to pace housekeeping */
-    uint32_t next_housekeeping_ms; /* owner: vt_os_now_ms() when housekeeping is next due */
+    uint32_t slow_calls;            /* owner: allocation slow paths, to pace housekeeping */
+    uint32_t next_housekeeping_ms;  /* owner: vt_os_now_ms() when housekeeping is next due */
     /* owner: blocks this thread freed into other threads' pages, not yet pushed: remote frees
      * into one page gather in a chain that is pushed with one CAS (tcache.c) */
     vt_remote_chain_t pending[VT_REMOTE_SLOTS];

@@ -24,8 +24,8 @@ static const char *lib, *program, *program_linked, *early_lib;
 
 /* Runs argv[0] with the extra environment entries, and returns what it printed on stdout;
  * fails the test unless it exits 0. */
-static void run_program(const char *path, const char *preload, const char *phases,
-                        int early, int threaded)
+static void run_program(const char *path, const char *preload, const char *phases, int early,
+                        int threaded)
 {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -55,8 +55,7 @@ static void run_program(const char *path, const char *preload, const char *phase
     close(fds[0]);
     int status = 0;
     waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-        strcmp(out, "child ok\nparent ok\n") != 0)
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || strcmp(out, "child ok\nparent ok\n") != 0)
         fail_msg("%s (LD_PRELOAD=%s PHASES=%s early=%d threaded=%d): %s %d, printed \"%s\"", path,
                  preload ? preload : "", phases, early, threaded,
                  WIFEXITED(status) ? "exit" : "signal",

@@ -185,8 +185,7 @@ static void free_of_stack_static_and_foreign_memory_is_detected(void **state)
     assert_false(r.exited);
     assert_int_equal(r.status, SIGABRT);
     assert_non_null(strstr(r.err, "invalid or double free"));
-    expect_abort(run_in_child(free_static_address, NULL), "invalid or double free",
-                 static_buffer);
+    expect_abort(run_in_child(free_static_address, NULL), "invalid or double free", static_buffer);
     void *sys = malloc(100);
     expect_abort(run_in_child(free_foreign_pointer, sys), "invalid or double free", sys);
     free(sys);
@@ -221,7 +220,8 @@ static void misuse_of_a_large_block_in_a_span_is_detected(void **state)
                  "inside a block", (char *)victim + VT_UNIT_SIZE);
     expect_abort(run_in_child(free_inside_a_block_from_another_thread, (void *)(uintptr_t)4096),
                  "inside a block", (char *)victim + 4096);
-    expect_abort(run_in_child(double_free_from_another_thread, NULL), "invalid or double free", victim);
+    expect_abort(run_in_child(double_free_from_another_thread, NULL), "invalid or double free",
+                 victim);
     vt_free(victim);
 }
 
