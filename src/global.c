@@ -47,8 +47,6 @@ static struct global {
     _Atomic uint64_t partial_mask;
     uint64_t spans_total, span_maps, span_unmaps;
     uint64_t caches_live, caches_total, pages_abandoned;
-    uint64_t caches_peak; /* most live caches since the load last dropped (tcache_put) */
-    bool load_dropped;    /* live caches fell to half the peak, and none has started since */
     uint64_t lock_total, lock_waits;
     uint64_t class_locks[VT_CLASS_COUNT + 1], class_waits[VT_CLASS_COUNT + 1]; /* +1: no class */
     uint64_t purged_bytes, purges;
@@ -64,9 +62,6 @@ static struct global {
      * early purge by one call. */
     _Atomic uint32_t dirty_count, dirty_budget;
     _Atomic bool purging_excess; /* one thread at a time purges above the budget */
-    /* A span entered the reserve with resident units: the next call purges them. Set under
-     * the lock, read without it (a stale read only delays that purge by one call). */
-    _Atomic bool reserve_dirty;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 _Static_assert(VT_CLASS_COUNT <= 64, "partial_mask has a bit per class");
@@ -138,16 +133,14 @@ static void span_list_remove(span_list_t *list, vt_span_t *span)
     list->count--;
 }
 
-/* Puts a span on the list its free units call for. A span that becomes empty while the
- * reserve is full leaves altogether: it is chained on *release (through next) for the caller
- * to unmap once the lock is dropped. release == NULL keeps every span (a new span). */
-static void span_relist(vt_span_t *span, vt_span_t **release)
+/* Puts a span on the list its free units call for. An empty span stays mapped, whatever it
+ * holds: whether it goes back is the retention policy's decision, at the next pass
+ * (release_unneeded_spans_locked), not the moment it happens to empty. Lock held. */
+static void span_relist(vt_span_t *span)
 {
     int want = span->free_units == FREE_UNITS ? ON_EMPTY
                : span->free_units != 0        ? ON_PARTIAL
                                               : ON_NO_LIST;
-    bool drop = want == ON_EMPTY && span->on_list != ON_EMPTY && release != NULL &&
-                g.spans_empty.count >= vt_options.reserve_spans;
     if (want == span->on_list)
         return;
     if (span->on_list == ON_PARTIAL)
@@ -155,22 +148,27 @@ static void span_relist(vt_span_t *span, vt_span_t **release)
     else if (span->on_list == ON_EMPTY)
         span_list_remove(&g.spans_empty, span);
     span->on_list = ON_NO_LIST;
-    if (drop) {
-        g.spans_total--;
-        g.span_unmaps++;
-        dirty_set(span, 0);
-        spans_changed();
-        span->next = *release;
-        *release = span;
-    } else if (want == ON_PARTIAL) {
+    if (want == ON_PARTIAL) {
         span_list_push(&g.spans_partial, span);
         span->on_list = ON_PARTIAL;
     } else if (want == ON_EMPTY) {
         span_list_push(&g.spans_empty, span);
         span->on_list = ON_EMPTY;
-        if (span->dirty_units != 0)
-            atomic_store_explicit(&g.reserve_dirty, true, memory_order_relaxed);
     }
+}
+
+/* Takes an empty span out of the lists and chains it on *release (through next), for the
+ * caller to unmap once the lock is dropped. Lock held. */
+static void span_leave_locked(vt_span_t *span, vt_span_t **release)
+{
+    VT_ASSERT(span->on_list == ON_EMPTY && span->free_units == FREE_UNITS);
+    span_list_remove(&g.spans_empty, span);
+    span->on_list = ON_NO_LIST;
+    g.spans_total--;
+    g.span_unmaps++;
+    dirty_set(span, 0);
+    span->next = *release;
+    *release = span;
 }
 
 /* Unmaps spans collected by span_relist. Lock not held. */
@@ -225,7 +223,7 @@ static void span_add(vt_span_t *span)
     g.span_maps++;
     spans_changed();
     span->on_list = ON_NO_LIST;
-    span_relist(span, NULL);
+    span_relist(span);
 }
 
 /* ---- Units ------------------------------------------------------------------------------ */
@@ -288,7 +286,8 @@ static vt_page_t *take_from_span_locked(vt_span_t *span, unsigned units)
     vt_page_init(span, (unsigned)first, units);
     page->stale = (span->dirty_units & bits) != 0 || span->backing != VT_BACKING_MMAP;
     dirty_set(span, span->dirty_units & ~bits); /* in use: resident or not, it is the page's */
-    span_relist(span, NULL);
+    span_relist(span);
+    vt_retain_demand_changed((int32_t)units, vt_os_now_ms());
     return page;
 }
 
@@ -306,8 +305,8 @@ static uint32_t take_locked(unsigned units, vt_page_t **out, uint32_t max_count)
     return n;
 }
 
-static void give_back_locked(vt_page_t *page, vt_span_t **release, uint32_t freed_ms);
-static size_t purge(uint32_t age_ms, bool reserve_only);
+static void give_back_locked(vt_page_t *page, uint32_t freed_ms);
+static size_t purge(uint32_t age_ms, uint32_t budget);
 static void put_partial_locked(vt_page_t *page);
 
 /* Pages of exited threads wait on the partial lists for a thread of their class; when every
@@ -318,7 +317,7 @@ static void put_partial_locked(vt_page_t *page);
  * time since (else that pass would have collected it), so a process that went quiet gets them
  * purged at its next pass instead of one purge delay later. Returns how many pages were
  * freed. */
-static uint32_t collect_partial_locked(vt_span_t **release)
+static uint32_t collect_partial_locked(void)
 {
     uint32_t freed = 0;
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
@@ -329,7 +328,7 @@ static uint32_t collect_partial_locked(vt_span_t **release)
             if (page->used == 0) {
                 vt_list_remove(&g.partial[c], page);
                 vt_page_unassign(page);
-                give_back_locked(page, release, g.last_pass_ms);
+                give_back_locked(page, g.last_pass_ms);
                 freed++;
             }
             page = next;
@@ -347,13 +346,11 @@ static uint32_t collect_partial_locked(vt_span_t **release)
  * emptied global pages, else from a new span (mapped with the lock dropped). */
 static uint32_t take_runs(unsigned units, vt_page_t **out, uint32_t max_count, unsigned class_idx)
 {
-    vt_span_t *release = NULL;
     lock_for(class_idx);
     uint32_t n = take_locked(units, out, max_count);
-    if (n == 0 && collect_partial_locked(&release) > 0)
+    if (n == 0 && collect_partial_locked() > 0)
         n = take_locked(units, out, max_count);
     unlock();
-    release_spans(release);
     if (n > 0)
         return n;
     vt_span_t *span = span_map_new();
@@ -380,7 +377,7 @@ uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned clas
 }
 
 /* Returns an empty run to its span, as freed at freed_ms (for the purge schedule). Lock held. */
-static void give_back_locked(vt_page_t *page, vt_span_t **release, uint32_t freed_ms)
+static void give_back_locked(vt_page_t *page, uint32_t freed_ms)
 {
     vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
     VT_ASSERT(span->magic == VT_SPAN_MAGIC);
@@ -392,16 +389,20 @@ static void give_back_locked(vt_page_t *page, vt_span_t **release, uint32_t free
     dirty_set(span, span->dirty_units | bits);
     for (uint64_t m = bits; m != 0; m &= m - 1)
         span->freed_ms[__builtin_ctzll(m)] = freed_ms;
-    span_relist(span, release);
+    span_relist(span);
+    uint32_t now = vt_os_now_ms();
+    vt_retain_demand_changed(-(int32_t)page->units, now);
+    /* Freed longer ago than the window (a page of an exited thread that emptied before a
+     * quiet spell): not part of any recent demand. */
+    if ((uint32_t)(now - freed_ms) >= vt_options.purge_ms)
+        vt_retain_demand_forgotten(page->units, now);
 }
 
 void vt_global_put_run(vt_page_t *page)
 {
-    vt_span_t *release = NULL;
     lock_for(page->class_idx);
-    give_back_locked(page, &release, vt_os_now_ms());
+    give_back_locked(page, vt_os_now_ms());
     unlock();
-    release_spans(release);
     vt_global_maybe_purge();
 }
 
@@ -417,7 +418,6 @@ bool vt_global_resize_large(vt_page_t *page, unsigned units)
     if (units == have)
         return true;
     bool done = false;
-    vt_span_t *release = NULL;
     lock_for(VT_CLASS_LARGE);
     if (units < have) {
         uint64_t tail = (((uint64_t)1 << (have - units)) - 1) << (first + units);
@@ -441,12 +441,12 @@ bool vt_global_resize_large(vt_page_t *page, unsigned units)
         }
     }
     if (done) {
+        vt_retain_demand_changed((int32_t)units - (int32_t)have, vt_os_now_ms());
         page->units = (uint8_t)units;
         page->bsize = (uint32_t)units << VT_UNIT_SHIFT;
-        span_relist(span, &release);
+        span_relist(span);
     }
     unlock();
-    release_spans(release);
     return done;
 }
 
@@ -487,9 +487,8 @@ void vt_global_put_partial(vt_page_t *page)
     unlock();
 }
 
-void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty)
+void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty, bool idle)
 {
-    vt_span_t *release = NULL;
     lock();
     if (partial != NULL) {
         vt_page_t *page;
@@ -503,11 +502,13 @@ void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty)
         vt_page_t *page;
         while ((page = empty->head) != NULL) {
             vt_list_remove(empty, page);
-            give_back_locked(page, &release, vt_os_now_ms());
+            uint32_t now = vt_os_now_ms();
+            give_back_locked(page, now);
+            if (idle)
+                vt_retain_demand_forgotten(page->units, now);
         }
     }
     unlock();
-    release_spans(release);
     vt_global_maybe_purge();
 }
 
@@ -562,12 +563,6 @@ vt_tcache_t *vt_global_tcache_get(void)
             tc->tid = tid;
             cache_list_append(&g.live, tc);
             g.caches_live++;
-            if (g.load_dropped) { /* the load comes back: the peak starts again from here */
-                g.load_dropped = false;
-                g.caches_peak = g.caches_live;
-            } else if (g.caches_live > g.caches_peak) {
-                g.caches_peak = g.caches_live;
-            }
             g.caches_total++;
             unlock();
             vt_global_maybe_purge(); /* a new thread is activity: a due purge runs now */
@@ -600,11 +595,9 @@ void vt_global_count_shared_put(unsigned class_idx)
     atomic_fetch_add_explicit(&g.shared_puts[class_idx], 1, memory_order_relaxed);
 }
 
-/* A thread has handed its cache back. When the threads still running have fallen to half of
- * their number at the last peak (at least VT_DROP_THREADS of them), the load has dropped (a
- * server's pool of connection threads shrinking, the end of a burst): everything free goes
- * back to the OS now, instead of lingering for the purge delay, and again at every exit
- * until a thread starts. */
+/* A thread has handed its cache back. Its memory went to the global cache as free units and
+ * pages (abandon, tcache.c): the retention policy decides, by demand, when that goes back to
+ * the OS. A server's next wave of connection threads reuses it without a page fault. */
 void vt_global_tcache_put(vt_tcache_t *tc)
 {
     lock();
@@ -615,16 +608,7 @@ void vt_global_tcache_put(vt_tcache_t *tc)
     tc->state = VT_TCACHE_POOLED;
     counters_move(&g.exited, &tc->counters);
     cache_list_append(&g.pool, tc);
-    bool dropped = g.caches_peak >= VT_DROP_THREADS && 2 * g.caches_live <= g.caches_peak;
-    vt_span_t *release = NULL;
-    if (dropped) {
-        g.load_dropped = true;
-        collect_partial_locked(&release); /* pages of exited threads emptied meanwhile too */
-    }
     unlock();
-    release_spans(release);
-    if (dropped)
-        purge(0, false);
 }
 
 /* Up to `max` live caches with their threads' ids, for the passes that look at other threads'
@@ -679,30 +663,30 @@ typedef struct purge_item {
 
 #define PURGE_BATCH 64
 
-/* Gives back to the OS the memory of free units that have been free for at least age_ms (every
- * dirty free unit when age_ms is 0), a batch of spans at a time. The system calls run with
- * the lock dropped; the mappings stay, so the number of VMAs does not change. Returns the
- * bytes purged. Lock not held. */
-static size_t purge_batches(uint32_t age_ms, bool reserve_only)
+/* Gives back to the OS the memory of at most `budget` free units that have been free for at
+ * least age_ms (every dirty free unit when age_ms is 0), a batch of spans at a time. The
+ * system calls run with the lock dropped; the mappings stay, so the number of VMAs does not
+ * change. Returns the bytes purged. Lock not held. */
+static size_t purge_batches(uint32_t age_ms, uint32_t budget)
 {
     size_t total = 0;
-    for (;;) {
+    while (budget > 0) {
         purge_item_t items[PURGE_BATCH];
         size_t n = 0;
         uint32_t now = vt_os_now_ms();
         lock();
-        if (reserve_only)
-            atomic_store_explicit(&g.reserve_dirty, false, memory_order_relaxed);
         span_list_t *lists[2] = {&g.spans_empty, &g.spans_partial};
-        for (int i = 0; i < (reserve_only ? 1 : 2) && n < PURGE_BATCH; i++) {
-            for (vt_span_t *span = lists[i]->head; span != NULL && n < PURGE_BATCH;
+        for (int i = 0; i < 2 && n < PURGE_BATCH && budget > 0; i++) {
+            for (vt_span_t *span = lists[i]->head; span != NULL && n < PURGE_BATCH && budget > 0;
                  span = span->next) {
                 uint64_t aged = 0;
                 uint64_t candidates = span->dirty_units & span->free_units & ~span->unpurgeable;
-                for (uint64_t m = candidates; m != 0; m &= m - 1) {
+                for (uint64_t m = candidates; m != 0 && budget > 0; m &= m - 1) {
                     unsigned u = (unsigned)__builtin_ctzll(m);
-                    if ((uint32_t)(now - span->freed_ms[u]) >= age_ms)
+                    if ((uint32_t)(now - span->freed_ms[u]) >= age_ms) {
                         aged |= (uint64_t)1 << u;
+                        budget--;
+                    }
                 }
                 if (aged == 0)
                     continue;
@@ -729,23 +713,22 @@ static size_t purge_batches(uint32_t age_ms, bool reserve_only)
                     items[i].failed |= run; /* still holds its bytes: dirty, not returned */
             }
         }
-        vt_span_t *release = NULL;
         lock();
         for (size_t i = 0; i < n; i++) {
             vt_span_t *span = items[i].span;
             span->free_units |= items[i].units;
             span->unpurgeable |= items[i].failed;
             dirty_set(span, span->dirty_units | items[i].failed);
-            span_relist(span, &release);
+            span_relist(span);
         }
         g.purged_bytes += bytes;
         g.purges++;
         unlock();
-        release_spans(release);
         total += bytes;
         if (n < PURGE_BATCH)
             return total;
     }
+    return total;
 }
 
 /* Purges run one at a time under purge_lock, which fork() takes too (before the global lock):
@@ -753,13 +736,15 @@ static size_t purge_batches(uint32_t age_ms, bool reserve_only)
  * in that moment, where no thread is left to put them back. */
 static pthread_mutex_t purge_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static size_t purge(uint32_t age_ms, bool reserve_only)
+static size_t purge(uint32_t age_ms, uint32_t budget)
 {
     vt_mutex_lock(&purge_lock);
-    size_t bytes = purge_batches(age_ms, reserve_only);
+    size_t bytes = purge_batches(age_ms, budget);
     vt_mutex_unlock(&purge_lock);
     return bytes;
 }
+
+#define PURGE_ALL UINT32_MAX
 
 /* Above the dirty budget: purges the units freed longest ago until the dirty ones are down to
  * three quarters of the budget (so that a load hovering at the budget does not purge a unit at
@@ -776,7 +761,7 @@ static void purge_excess(void)
         return;
     uint32_t target = atomic_load_explicit(&g.dirty_budget, memory_order_relaxed) / 4 * 3;
     for (uint32_t age = vt_options.purge_ms;; age /= 2) {
-        purge(age, false);
+        purge(age, PURGE_ALL);
         if (age <= vt_options.purge_ms / 8 ||
             atomic_load_explicit(&g.dirty_count, memory_order_relaxed) <= target)
             break;
@@ -784,68 +769,98 @@ static void purge_excess(void)
     atomic_store_explicit(&g.purging_excess, false, memory_order_relaxed);
 }
 
+/* Unmaps empty spans beyond what the recent peak demand needs (vt_retain_spans_needed): one
+ * munmap gives back a whole span, resident or not, and the mappings kept are the ones the
+ * load is likely to fill again. A span whose units another thread is purging right now
+ * (taken out of its map, the lock dropped) stays: that thread will put them back. Lock not
+ * held. */
+static void release_unneeded_spans(uint32_t now)
+{
+    vt_span_t *release = NULL;
+    lock();
+    uint32_t needed = vt_retain_spans_needed(now);
+    for (vt_span_t *span = g.spans_empty.head, *next; span != NULL && g.spans_total > needed;
+         span = next) {
+        next = span->next;
+        if (span->free_units == FREE_UNITS)
+            span_leave_locked(span, &release);
+    }
+    spans_changed();
+    unlock();
+    release_spans(release);
+}
+
+/* Returns the resident free units that the recent peak demand does not account for
+ * (vt_retain_free_allowed), those freed longest ago first: older than the window, then half
+ * of it, and so on down to the ones freed just now. Lock not held. */
+static void purge_beyond_demand(uint32_t now)
+{
+    for (uint32_t age = vt_options.purge_ms;; age /= 2) {
+        lock();
+        uint32_t dirty = atomic_load_explicit(&g.dirty_count, memory_order_relaxed);
+        uint32_t allowed = vt_retain_free_allowed(now);
+        unlock();
+        if (dirty <= allowed)
+            return;
+        purge(age, dirty - allowed);
+        if (age == 0)
+            return;
+    }
+}
+
 /* The schedule: called from slow paths (pages returned, refills, threads starting and
- * exiting). At most one pass per quarter of VTMALLOC_PURGE_MS runs, by whichever thread finds
- * it due; a process that stops calling the allocator altogether keeps what it freed in its
- * last interval until it calls again, or calls malloc_trim. */
+ * exiting), and by the purge thread when there is one. At most one pass per quarter of
+ * VTMALLOC_PURGE_MS runs, by whichever thread finds it due; a process that stops calling the
+ * allocator altogether keeps what it freed in its last interval until it calls again, or
+ * calls malloc_trim (or runs the purge thread). */
 void vt_global_maybe_purge(void)
 {
-    /* A span in the reserve is empty: nothing of it is in use, so its memory goes back at
-     * once, and the reserve keeps only the mapping (what saves mmap calls). What RSS shows
-     * after a load has passed then does not depend on when the purge delay ran out. */
-    if (atomic_load_explicit(&g.reserve_dirty, memory_order_relaxed))
-        purge(0, true);
     if (vt_unlikely(atomic_load_explicit(&g.dirty_count, memory_order_relaxed) >
                     atomic_load_explicit(&g.dirty_budget, memory_order_relaxed)))
         purge_excess();
     uint32_t now = vt_os_now_ms();
     uint32_t due = atomic_load_explicit(&g.next_purge_ms, memory_order_relaxed);
-    if ((int32_t)(now - due) < 0)
-        return;
     uint32_t interval = vt_options.purge_ms / 4 ? vt_options.purge_ms / 4 : 1;
+    /* Not yet due; but a pass set further ahead than one interval (VTMALLOC_PURGE_MS was
+     * shortened since, as tests do) is due now. */
+    if ((int32_t)(now - due) < 0 && due - now <= interval)
+        return;
     /* Relaxed: the CAS only elects one thread; the purge itself synchronises by the lock. */
     if (!atomic_compare_exchange_strong_explicit(&g.next_purge_ms, &due, now + interval,
                                                  memory_order_relaxed, memory_order_relaxed))
         return;
     /* Pages of exited threads whose blocks have all been freed since go back to their spans
      * first, so that their units can age and be purged too. */
-    vt_span_t *release = NULL;
     lock();
-    collect_partial_locked(&release);
+    collect_partial_locked();
     g.last_pass_ms = now;
     unlock();
-    release_spans(release);
     vt_tcache_reclaim_idle(); /* the stashes of quiet threads, so that they can age too */
-    purge(vt_options.purge_ms, false);
+    release_unneeded_spans(now);
+    purge_beyond_demand(now);
     vt_large_purge(vt_options.purge_ms);
 }
 
 /* ---- Trim, stats, fork ------------------------------------------------------------------ */
 
+/* malloc_trim: everything free goes back now, whatever the demand; every empty span is
+ * unmapped, except one whose units another thread is purging right now (see
+ * release_unneeded_spans). */
 int vt_global_trim(void)
 {
     vt_span_t *release = NULL;
     lock();
-    collect_partial_locked(&release);
+    collect_partial_locked();
     for (vt_span_t *span = g.spans_empty.head, *next; span != NULL; span = next) {
         next = span->next;
-        /* A span whose units another thread is purging right now (taken out of its map, the
-         * lock dropped) stays: that thread will put them back. */
-        if (span->free_units != FREE_UNITS)
-            continue;
-        span_list_remove(&g.spans_empty, span);
-        span->on_list = ON_NO_LIST;
-        g.spans_total--;
-        g.span_unmaps++;
-        dirty_set(span, 0);
-        span->next = release;
-        release = span;
+        if (span->free_units == FREE_UNITS)
+            span_leave_locked(span, &release);
     }
     spans_changed();
     unlock();
     int released = release != NULL;
     release_spans(release);
-    size_t purged = purge(0, false) + vt_large_purge(0);
+    size_t purged = purge(0, PURGE_ALL) + vt_large_purge(0);
     return purged > 0 || released;
 }
 

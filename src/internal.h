@@ -277,7 +277,7 @@ void vt_tcache_fork_child(void) VT_HIDDEN;
 
 vt_page_t *vt_global_take_partial(unsigned class_idx) VT_HIDDEN;
 void vt_global_put_partial(vt_page_t *page) VT_HIDDEN;
-void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty) VT_HIDDEN;
+void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty, bool idle) VT_HIDDEN;
 uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned class_idx) VT_HIDDEN;
 vt_page_t *vt_global_take_run(unsigned units, unsigned class_idx) VT_HIDDEN;
 void vt_global_put_run(vt_page_t *page) VT_HIDDEN;
@@ -294,6 +294,15 @@ void vt_global_stats(vt_stats_t *st) VT_HIDDEN;
 void vt_global_fork_prepare(void) VT_HIDDEN;
 void vt_global_fork_parent(void) VT_HIDDEN;
 void vt_global_fork_child(void) VT_HIDDEN;
+
+/* ---- retain.c: the retention policy (global.c calls these with its lock held) ---------- */
+
+void vt_retain_demand_changed(int32_t delta_units, uint32_t now) VT_HIDDEN;
+void vt_retain_demand_forgotten(uint32_t units, uint32_t now) VT_HIDDEN;
+uint32_t vt_retain_peak(uint32_t now) VT_HIDDEN;
+uint32_t vt_retain_free_allowed(uint32_t now) VT_HIDDEN;
+uint32_t vt_retain_spans_needed(uint32_t now) VT_HIDDEN;
+uint32_t vt_retain_demand(void) VT_HIDDEN;
 
 /* ---- large.c ---------------------------------------------------------------------------- */
 

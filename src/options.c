@@ -42,10 +42,11 @@ static const option_t table[] = {
     {"BATCH_UNITS", &vt_options.batch_units, 1, 64, NULL,
      "64 KiB units a thread takes from the global cache per lock"},
     {"RESERVE_SPANS", &vt_options.reserve_spans, 0, 65536, NULL,
-     "empty 4 MiB spans kept mapped for reuse instead of being returned to the OS"},
+     "empty 4 MiB spans kept mapped beyond what the recent peak demand needs"},
     {"PURGE_MS", &vt_options.purge_ms, 0, 3600000, NULL,
-     "milliseconds a free unit stays resident before its memory is returned to the OS "
-     "(madvise); 0 returns it at the next opportunity"},
+     "the retention window in milliseconds: free memory that the peak demand of the last "
+     "window accounts for stays resident; the rest is returned to the OS (madvise), and "
+     "empty spans beyond the peak's need are unmapped"},
     {"DIRTY_PCT", &vt_options.dirty_pct, 0, 100, NULL,
      "free units that may stay resident before VTMALLOC_PURGE_MS has passed, in percent of "
      "the units of the spans held (at least 1 MiB); beyond it the units freed longest ago "

@@ -111,9 +111,10 @@ static vt_page_t *stash_pop(vt_tcache_t *tc, unsigned units)
 }
 
 /* Gives a list of stashed pages to the global cache, keeping the first pages of the list in
- * the stash as long as they add up to at most `keep` units. Owner, or any thread for a list it
+ * the stash as long as they add up to at most `keep` units. `idle`: the pages lay unused in
+ * the stash for a while, so they leave the retention policy's record of demand too. Owner, or any thread for a list it
  * took with stash_take_all (keep 0). */
-static void stash_list_give_back(vt_tcache_t *tc, vt_page_t *list, uint32_t keep)
+static void stash_list_give_back(vt_tcache_t *tc, vt_page_t *list, uint32_t keep, bool idle)
 {
     vt_page_list_t surplus = {0};
     vt_page_t *kept = NULL, **tail = &kept;
@@ -134,7 +135,7 @@ static void stash_list_give_back(vt_tcache_t *tc, vt_page_t *list, uint32_t keep
         atomic_store_explicit(&tc->stash, kept, memory_order_release);
         stash_count_set(tc, kept_units);
     }
-    vt_global_put_pages(NULL, &surplus);
+    vt_global_put_pages(NULL, &surplus, idle);
 }
 
 /* ---- Empty units ------------------------------------------------------------------------ */
@@ -149,7 +150,7 @@ static void release_empty_page(vt_tcache_t *tc, vt_page_t *page)
         return;
     /* Over the limit: give back half (the oldest), so a thread alternating around the limit
      * does not take the lock on every page. */
-    stash_list_give_back(tc, stash_take_all(tc), vt_options.stash_units / 2);
+    stash_list_give_back(tc, stash_take_all(tc), vt_options.stash_units / 2, false);
 }
 
 /* A fresh run for a class: from the stash, else from the global cache (which maps a new span
@@ -180,7 +181,7 @@ static void stash_give_back(vt_tcache_t *tc)
 {
     stash_count_set(tc, 0);
     stash_touch(tc);
-    stash_list_give_back(tc, stash_take_all(tc), 0);
+    stash_list_give_back(tc, stash_take_all(tc), 0, true);
 }
 
 /* Every 64 allocation slow paths, and at most once per VTMALLOC_PURGE_MS: a stash nobody took
@@ -235,7 +236,7 @@ static void take_surplus(vt_tcache_t *tc)
     if (atomic_load_explicit(&tc->stash, memory_order_relaxed) != NULL) {
         vt_page_t *list = stash_take_all(tc);
         stash_count_set(tc, 0);
-        stash_list_give_back(tc, list, 0);
+        stash_list_give_back(tc, list, 0, true);
     }
     take_chains(tc);
 }
@@ -277,6 +278,9 @@ static void reclaim_if_idle(vt_tcache_t *tc, int32_t tid)
     (void)tid;
     /* Relaxed: these are heuristics; a cache that is busy after all only has its stash taken
      * early, which costs it one refill. */
+    /* Chains cost their owner nothing to lose but one CAS each: taken at every visit, so a
+     * thread pins the blocks it freed for one pass at most. */
+    take_chains(tc);
     uint32_t now = vt_os_now_ms();
     uint32_t epoch = atomic_load_explicit(&tc->stash_epoch, memory_order_relaxed);
     if (epoch != atomic_load_explicit(&tc->idle_epoch, memory_order_relaxed)) {
@@ -595,7 +599,7 @@ static void abandon(vt_tcache_t *tc)
         page = next;
     }
     stash_count_set(tc, 0);
-    vt_global_put_pages(&partial, &empty);
+    vt_global_put_pages(&partial, &empty, false);
 }
 
 void vt_tcache_thread_exit(vt_tcache_t *tc)

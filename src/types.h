@@ -56,11 +56,6 @@
  * (1 MiB): a small process would otherwise purge, and fault back in, at almost every free. */
 #define VT_DIRTY_MIN_UNITS 16
 
-/* The load has dropped when the threads using the allocator have fallen to half of their
- * number at the last peak, and that peak was at least this many (global.c): free memory then
- * goes back to the OS at once. */
-#define VT_DROP_THREADS 4
-
 /* How many other threads' caches one pass looks at (tcache.c: reaping the caches of threads
  * that are gone, reclaiming those of quiet threads). Each pass goes on where the last one
  * stopped, so every cache is visited however many threads there are, at a bounded cost. */

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "internal.h"
@@ -280,40 +281,91 @@ static void purged_on_schedule_without_trim(void **state)
     assert_true(after.purged_bytes_total > before.purged_bytes_total);
 }
 
-/* Spans that empty into the reserve keep their mapping but not their memory: RSS falls at
- * once, without waiting for the purge delay or malloc_trim. */
-static void emptied_spans_leave_no_resident_memory(void **state)
+/* ---- The retention policy (retain.c) ---------------------------------------------------- */
+
+static long minor_faults(void)
 {
-    (void)state;
-    enum { BLOCKS = 24 };
-    void *blocks[BLOCKS];
-    vt_malloc_trim(0);
-    size_t base = rss_bytes();
-    for (int i = 0; i < BLOCKS; i++) { /* 24 MiB in large blocks of runs of units */
-        blocks[i] = vt_malloc(VT_LARGE_SPAN_MAX);
-        assert_true(vt_in_span(blocks[i]));
-        memset(blocks[i], 1, VT_LARGE_SPAN_MAX);
-    }
-    size_t full = rss_bytes();
-    for (int i = 0; i < BLOCKS; i++)
-        vt_free(blocks[i]);
-    size_t after = rss_bytes();
-    vt_stats_t st;
-    vt_stats_get(&st);
-    assert_true(st.spans_reserved >= 1);
-    if (RSS_MEANINGFUL && after > base + (4 << 20))
-        fail_msg("RSS %zu KiB before, %zu KiB with the blocks, %zu KiB after freeing them",
-                 base >> 10, full >> 10, after >> 10);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
 }
 
-/* ---- The load drops ------------------------------------------------------------------------ */
+enum { BIG_BLOCKS = 24 };
+static void *big_blocks[BIG_BLOCKS];
 
-/* Eight threads free most of what they allocated and exit: once half of them are gone, the
- * free memory goes back to the OS at once, although the purge delay is far away. */
+static void allocate_big_blocks(void)
+{
+    for (int i = 0; i < BIG_BLOCKS; i++) { /* 24 MiB in large blocks of runs of units */
+        big_blocks[i] = vt_malloc(VT_LARGE_SPAN_MAX);
+        assert_true(vt_in_span(big_blocks[i]));
+        memset(big_blocks[i], 1, VT_LARGE_SPAN_MAX);
+    }
+}
+
+static void free_big_blocks(void)
+{
+    for (int i = 0; i < BIG_BLOCKS; i++)
+        vt_free(big_blocks[i]);
+}
+
+/* Slow-path activity (a large block in a span, whose free runs the schedule) until the free
+ * memory still resident is at most `limit`, or 10 s pass. */
+static bool wait_for_resident_free_at_most(uint64_t limit)
+{
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    for (int i = 0; i < 500; i++) {
+        vt_stats_t st;
+        vt_stats_get(&st);
+        if (st.bytes_free_resident <= limit)
+            return true;
+        vt_free(vt_malloc(300000));
+        nanosleep(&pause, NULL);
+    }
+    return false;
+}
+
+/* Memory freed while the demand is recent stays resident, so the next demand reuses it without
+ * page faults, purges or new spans; after a window (VTMALLOC_PURGE_MS) without that demand it
+ * goes back. The window is long for the first part (a slow machine must not let it pass) and
+ * short for the second. */
+static void freed_memory_serves_the_next_demand_then_leaves(void **state)
+{
+    (void)state;
+    uint32_t saved = vt_options.purge_ms;
+    vt_options.purge_ms = 5000;
+    vt_malloc_trim(0);
+    allocate_big_blocks();
+    free_big_blocks();
+    vt_stats_t freed, again;
+    vt_stats_get(&freed);
+    assert_true(freed.bytes_free_resident >= (uint64_t)(BIG_BLOCKS - 2) << 20);
+    long faults = minor_faults();
+    allocate_big_blocks();
+    faults = minor_faults() - faults;
+    vt_stats_get(&again);
+    free_big_blocks();
+    /* 24 MiB is 6,144 pages: refaulting even a tenth of them would show. */
+    if (faults > 600 || again.purged_bytes_total != freed.purged_bytes_total ||
+        again.span_maps_total != freed.span_maps_total)
+        fail_msg("reuse cost %ld page faults, %zu KiB purged, %zu spans mapped", faults,
+                 (size_t)((again.purged_bytes_total - freed.purged_bytes_total) >> 10),
+                 (size_t)(again.span_maps_total - freed.span_maps_total));
+    vt_options.purge_ms = 100;
+    bool returned = wait_for_resident_free_at_most((uint64_t)4 << 20);
+    vt_stats_t later;
+    vt_stats_get(&later);
+    vt_options.purge_ms = saved;
+    if (!returned)
+        fail_msg("%zu KiB of free memory still resident 10 s after the demand ended",
+                 (size_t)(later.bytes_free_resident >> 10));
+}
+
+/* ---- Waves of threads --------------------------------------------------------------------- */
+
+/* Eight threads allocate 12 MiB each, free it and exit; a second wave does the same. What the
+ * first wave freed serves the second: no purge, no new span, in between. */
 enum { DROP_WORKERS = 8, DROP_BLOCKS = 400 };
-static void *drop_kept[DROP_WORKERS][DROP_BLOCKS / 50];
-/* All workers are alive together before any exits: the peak is theirs, whatever the speed
- * of the machine (a slow build could otherwise finish one before the next starts). */
+/* All workers are alive together before any exits. */
 static pthread_barrier_t drop_all_alive;
 
 static void *drop_worker(void *arg)
@@ -326,22 +378,13 @@ static void *drop_worker(void *arg)
         blocks[w][i] = vt_malloc(30000);
         memset(blocks[w][i], 1, 30000);
     }
-    for (int i = 0; i < DROP_BLOCKS; i++) { /* every 50th lives on, so spans do not empty */
-        if (i % 50 == 0)
-            drop_kept[w][i / 50] = blocks[w][i];
-        else
-            vt_free(blocks[w][i]);
-    }
+    for (int i = 0; i < DROP_BLOCKS; i++)
+        vt_free(blocks[w][i]);
     return NULL;
 }
 
-static void a_load_drop_returns_free_memory_at_once(void **state)
+static void run_wave(void)
 {
-    (void)state;
-    /* The test takes a fraction of the purge delay (1 s): what the workers free is younger
-     * than that, so only the drop can return it. */
-    vt_malloc_trim(0);
-    size_t base = rss_bytes();
     pthread_t th[DROP_WORKERS];
     pthread_barrier_init(&drop_all_alive, NULL, DROP_WORKERS);
     for (uintptr_t w = 0; w < DROP_WORKERS; w++)
@@ -349,20 +392,25 @@ static void a_load_drop_returns_free_memory_at_once(void **state)
     for (int w = 0; w < DROP_WORKERS; w++)
         pthread_join(th[w], NULL);
     pthread_barrier_destroy(&drop_all_alive);
-    size_t after = rss_bytes();
-    for (int w = 0; w < DROP_WORKERS; w++)
-        for (int i = 0; i < DROP_BLOCKS / 50; i++)
-            vt_free(drop_kept[w][i]);
-    /* 96 MiB were touched; what stays resident is the kept blocks' pages, the stashes of the
-     * last threads to exit and the main thread's pages: a few MiB. Asserted on the
-     * allocator's own count of free units not yet returned, which says the same as RSS
-     * without the noise of a loaded machine (a page the kernel has not yet reclaimed). */
-    vt_stats_t st;
-    vt_stats_get(&st);
-    if (st.bytes_free_resident > (8u << 20))
-        fail_msg("%zu KiB of free units still resident after the threads exited (RSS %zu KiB "
-                 "before, %zu KiB after)",
-                 (size_t)(st.bytes_free_resident >> 10), base >> 10, after >> 10);
+}
+
+static void the_next_wave_of_threads_reuses_what_the_last_freed(void **state)
+{
+    (void)state;
+    uint32_t saved = vt_options.purge_ms;
+    vt_options.purge_ms = 5000; /* the window outlasts the test on any machine */
+    vt_malloc_trim(0);
+    run_wave();
+    vt_stats_t first, second;
+    vt_stats_get(&first);
+    run_wave();
+    vt_stats_get(&second);
+    vt_options.purge_ms = saved;
+    if (second.purged_bytes_total != first.purged_bytes_total ||
+        second.span_maps_total > first.span_maps_total + 1)
+        fail_msg("between two waves: %zu KiB purged, %zu spans mapped",
+                 (size_t)((second.purged_bytes_total - first.purged_bytes_total) >> 10),
+                 (size_t)(second.span_maps_total - first.span_maps_total));
 }
 
 /* ---- A process that stops calling the allocator ---------------------------------------- */
@@ -403,8 +451,15 @@ static void free_then_go_quiet(void *arg)
     fprintf(stderr, "rss base %zu full %zu quiet %zu KiB\n", base >> 10, full >> 10, quiet >> 10);
     bool returned = quiet < base + (full - base) / 4;
     if (returned != with_thread) {
-        fprintf(stderr, "%s the purge thread, RSS %s\n", with_thread ? "with" : "without",
-                returned ? "fell" : "stayed up");
+        vt_stats_t st;
+        vt_stats_get(&st);
+        fprintf(stderr,
+                "%s the purge thread, RSS %s; free: %zu KiB in units (%zu KiB resident), %zu KiB "
+                "in threads, %zu KiB global; %zu purges\n",
+                with_thread ? "with" : "without", returned ? "fell" : "stayed up",
+                (size_t)(st.bytes_free_units >> 10), (size_t)(st.bytes_free_resident >> 10),
+                (size_t)(st.bytes_free_threads >> 10), (size_t)(st.bytes_free_global >> 10),
+                (size_t)st.purges_total);
         _exit(1);
     }
 }
@@ -658,9 +713,9 @@ int main(void)
         cmocka_unit_test(requested_bytes_are_counted),
         cmocka_unit_test(rss_returns_after_free_and_trim),
         cmocka_unit_test(purged_on_schedule_without_trim),
-        cmocka_unit_test(emptied_spans_leave_no_resident_memory),
+        cmocka_unit_test(freed_memory_serves_the_next_demand_then_leaves),
         cmocka_unit_test(an_idle_thread_gives_up_its_stash),
-        cmocka_unit_test(a_load_drop_returns_free_memory_at_once),
+        cmocka_unit_test(the_next_wave_of_threads_reuses_what_the_last_freed),
         cmocka_unit_test(a_quiet_process_returns_memory_with_the_purge_thread),
         cmocka_unit_test(thousand_threads_stay_bounded),
         cmocka_unit_test(calloc_after_a_refused_purge_is_zero),

@@ -675,7 +675,7 @@ static void undrain_all(void)
     vt_page_list_t units = {0};
     while (held_unit_count > 0)
         vt_list_push_back(&units, held_units[--held_unit_count]);
-    vt_global_put_pages(NULL, &units);
+    vt_global_put_pages(NULL, &units, false);
     while (held_partial_count > 0)
         vt_global_put_partial(held_partial[--held_partial_count]);
     while (held_cache_count > 0)
