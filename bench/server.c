@@ -259,7 +259,7 @@ static void usage(void)
     fprintf(stderr, "usage: server -w waves|larson [-t threads] [-n requests|rounds] [-s seed] "
                     "[-a label]\n"
                     "  waves:  -t connection threads per wave (8), -n requests each (2000)\n"
-                    "  larson: -t threads at once (4), -n rounds each (30)\n");
+                    "  larson: -t threads at once (4), -n rounds each (1000)\n");
     exit(2);
 }
 
@@ -294,7 +294,7 @@ int main(int argc, char **argv)
     if (o.threads == 0)
         o.threads = waves ? 8 : 4;
     if (o.work == 0)
-        o.work = waves ? 2000 : 30;
+        o.work = waves ? 2000 : 1000;
 
     long cycle_rss[CYCLES] = {0};
     struct rusage before, after;
