@@ -354,6 +354,8 @@ static uint32_t take_runs(unsigned units, vt_page_t **out, uint32_t max_count, u
     if (n > 0)
         return n;
     vt_span_t *span = span_map_new();
+    if (span == NULL && vt_global_release_reserves())
+        span = span_map_new(); /* the address space or memory kept for reuse made room */
     if (span == NULL)
         return 0;
     lock_for(class_idx);
@@ -838,10 +840,28 @@ void vt_global_maybe_purge(void)
     vt_tcache_reclaim_idle(); /* the stashes of quiet threads, so that they can age too */
     release_unneeded_spans(now);
     purge_beyond_demand(now);
-    vt_large_purge(vt_options.purge_ms);
+    vt_large_purge(false);
 }
 
 /* ---- Trim, stats, fork ------------------------------------------------------------------ */
+
+/* When a mapping fails: what is kept only for reuse (empty spans, cached large mappings)
+ * goes, so that the request can be served. True when something was given back. */
+bool vt_global_release_reserves(void)
+{
+    vt_span_t *release = NULL;
+    lock();
+    for (vt_span_t *span = g.spans_empty.head, *next; span != NULL; span = next) {
+        next = span->next;
+        if (span->free_units == FREE_UNITS)
+            span_leave_locked(span, &release);
+    }
+    spans_changed();
+    unlock();
+    bool released = release != NULL;
+    release_spans(release);
+    return vt_large_purge(true) > 0 || released;
+}
 
 /* malloc_trim: everything free goes back now, whatever the demand; every empty span is
  * unmapped, except one whose units another thread is purging right now (see
@@ -860,7 +880,7 @@ int vt_global_trim(void)
     unlock();
     int released = release != NULL;
     release_spans(release);
-    size_t purged = purge(0, PURGE_ALL) + vt_large_purge(0);
+    size_t purged = purge(0, PURGE_ALL) + vt_large_purge(true);
     return purged > 0 || released;
 }
 

@@ -288,6 +288,7 @@ size_t vt_global_tcache_snapshot(vt_tcache_t **caches, int32_t *tids, size_t max
                                  size_t *live) VT_HIDDEN;
 bool vt_global_tcache_claim(vt_tcache_t *tc, int32_t tid) VT_HIDDEN;
 int vt_global_trim(void) VT_HIDDEN;
+bool vt_global_release_reserves(void) VT_HIDDEN;
 void vt_global_maybe_purge(void) VT_HIDDEN;
 void vt_global_count_shared_put(unsigned class_idx) VT_HIDDEN;
 void vt_global_stats(vt_stats_t *st) VT_HIDDEN;
@@ -295,19 +296,33 @@ void vt_global_fork_prepare(void) VT_HIDDEN;
 void vt_global_fork_parent(void) VT_HIDDEN;
 void vt_global_fork_child(void) VT_HIDDEN;
 
-/* ---- retain.c: the retention policy (global.c calls these with its lock held) ---------- */
+/* ---- retain.c: the retention policy ------------------------------------------------------ */
 
+/* The highest level of something (units out of spans, bytes of large mappings) over the last
+ * VTMALLOC_PURGE_MS, kept in slots that each cover a part of the window, so that an old high
+ * is forgotten part by part. Protected by its user's lock. */
+#define VT_WINDOW_SLOTS 8
+typedef struct vt_window {
+    uint64_t slot_max[VT_WINDOW_SLOTS]; /* highest level seen in each slot's time */
+    uint64_t level;                     /* the level now */
+    uint32_t slot_start_ms;             /* when the current slot began */
+    unsigned slot;                      /* the current slot */
+} vt_window_t;
+
+void vt_window_change(vt_window_t *w, int64_t delta, uint32_t now) VT_HIDDEN;
+void vt_window_forget(vt_window_t *w, uint64_t amount, uint32_t now) VT_HIDDEN;
+uint64_t vt_window_peak(vt_window_t *w, uint32_t now) VT_HIDDEN;
+
+/* Spans' units, with the global lock held (global.c). */
 void vt_retain_demand_changed(int32_t delta_units, uint32_t now) VT_HIDDEN;
 void vt_retain_demand_forgotten(uint32_t units, uint32_t now) VT_HIDDEN;
-uint32_t vt_retain_peak(uint32_t now) VT_HIDDEN;
 uint32_t vt_retain_free_allowed(uint32_t now) VT_HIDDEN;
 uint32_t vt_retain_spans_needed(uint32_t now) VT_HIDDEN;
-uint32_t vt_retain_demand(void) VT_HIDDEN;
 
 /* ---- large.c ---------------------------------------------------------------------------- */
 
 void *vt_large_alloc(size_t size, size_t alignment, bool zero) VT_HIDDEN;
-size_t vt_large_purge(uint32_t age_ms) VT_HIDDEN;
+size_t vt_large_purge(bool all) VT_HIDDEN;
 bool vt_large_free(void *p) VT_HIDDEN;
 void vt_large_free_in_span(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
 bool vt_large_resize_in_span(vt_page_t *page, size_t size) VT_HIDDEN;

@@ -23,6 +23,9 @@
  */
 #include "internal.h"
 
+/* Freed mappings the cache holds at most; the demand rule usually keeps far fewer. */
+#define CACHE_SLOTS 32
+
 typedef struct large_entry {
     uintptr_t addr;   /* 0: empty slot */
     size_t size;      /* bytes mapped (mmap) or requested rounded to 16 (malloc backing) */
@@ -40,18 +43,19 @@ static struct large_table {
     size_t requested;     /* lock: bytes asked for by the live blocks */
     uint64_t allocs;      /* lock */
     /* The cache of freed blocks (mmap backing only): unordered, at most CACHE_SLOTS. */
-    large_entry_t cached[32];
-    uint32_t cached_ms[32]; /* lock: when each was freed */
-    size_t cached_count;    /* lock */
-    size_t cached_bytes;    /* lock */
-    uint64_t cache_hits;    /* lock */
+    large_entry_t cached[CACHE_SLOTS];
+    uint32_t cached_ms[CACHE_SLOTS]; /* lock: when each was freed */
+    size_t cached_count;             /* lock */
+    size_t cached_bytes;             /* lock */
+    uint64_t cache_hits;             /* lock */
+    /* lock: bytes of live mapped blocks (mmap backing), and their recent peak: the cache
+     * keeps what that peak accounts for (retain.c) */
+    vt_window_t live;
 } t = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Large blocks in spans, for statistics: relaxed atomics, changed by whoever allocates, frees
  * or resizes one (nothing is ordered by them). */
 static _Atomic uint64_t span_blocks, span_bytes, span_allocs, span_requested;
-
-#define CACHE_SLOTS 32
 
 /* Bytes mapped for a table of `capacity` slots: whole pages. */
 static size_t table_bytes(size_t capacity)
@@ -159,62 +163,112 @@ static size_t mapped_size(size_t size, vt_backing_t backing)
     return (size + grain - 1) & ~(grain - 1);
 }
 
-/* A cached block of at least `bytes` and at most a quarter more (the rest would be wasted
- * while the block lives), moved back into the table; NULL when none fits. */
+/* Bytes of freed mappings the cache may hold now: what the recent peak of live mapped blocks
+ * accounts for beyond those live now, and at most VTMALLOC_LARGE_CACHE MiB. Lock held. */
+static size_t cache_allowed_locked(uint32_t now)
+{
+    uint64_t peak = vt_window_peak(&t.live, now);
+    size_t allowed = (size_t)(peak - t.live.level);
+    /* At least a quarter of the peak, so that a request finds a block close to its size: a
+     * block grown or shrunk by mremap keeps only the pages they share resident. */
+    if (allowed < peak / 4 && peak > t.live.level)
+        allowed = (size_t)(peak / 4);
+    size_t cap = (size_t)vt_options.large_cache_mb << 20;
+    return allowed < cap ? allowed : cap;
+}
+
+/* Takes cached block i out of the cache. Lock held. */
+static large_entry_t cache_take_locked(size_t i)
+{
+    large_entry_t e = t.cached[i];
+    t.cached[i] = t.cached[t.cached_count - 1];
+    t.cached_ms[i] = t.cached_ms[t.cached_count - 1];
+    t.cached_count--;
+    t.cached_bytes -= e.size;
+    return e;
+}
+
+/* The oldest cached block. Lock held, the cache not empty. */
+static size_t cache_oldest_locked(void)
+{
+    size_t oldest = 0;
+    for (size_t i = 1; i < t.cached_count; i++)
+        if ((int32_t)(t.cached_ms[i] - t.cached_ms[oldest]) < 0)
+            oldest = i;
+    return oldest;
+}
+
+/* A cached mapping for `bytes`, resized with mremap when its size differs: the one closest in
+ * size, bigger or at least half as big. Its pages that stay are resident already: no page
+ * fault, no zeroing by the kernel. NULL when none fits. */
 static void *take_cached(size_t bytes, size_t size, bool zero)
 {
     if (!lock_with_room())
         return NULL;
-    size_t best = CACHE_SLOTS;
+    size_t best = CACHE_SLOTS, best_gap = SIZE_MAX;
     for (size_t i = 0; i < t.cached_count; i++) {
-        size_t size = t.cached[i].size;
-        if (size >= bytes && size - bytes <= bytes / 4 &&
-            (best == CACHE_SLOTS || size < t.cached[best].size))
+        size_t have = t.cached[i].size;
+        size_t gap = have >= bytes ? have - bytes : bytes - have;
+        if ((have >= bytes || have >= bytes / 2) && gap < best_gap) {
             best = i;
+            best_gap = gap;
+        }
     }
     if (best == CACHE_SLOTS) {
         vt_mutex_unlock(&t.lock);
         return NULL;
     }
-    large_entry_t e = t.cached[best];
-    t.cached[best] = t.cached[t.cached_count - 1];
-    t.cached_ms[best] = t.cached_ms[t.cached_count - 1];
-    t.cached_count--;
-    t.cached_bytes -= e.size;
+    large_entry_t e = cache_take_locked(best);
+    vt_mutex_unlock(&t.lock);
+    size_t reused = e.size < bytes ? e.size : bytes;
+    /* A block at most a quarter too big is kept whole (the tail is the block's usable size,
+     * and stays resident for the next owner); a bigger one gives its tail back. */
+    if (e.size != bytes && !(e.size > bytes && e.size - bytes <= e.size / 4)) {
+        void *q = vt_os_remap((void *)e.addr, e.size, bytes);
+        if (q == NULL) { /* keep nothing half-done: give the old one back, map afresh */
+            vt_os_backing_free((void *)e.addr, e.size, VT_BACKING_MMAP);
+            return NULL;
+        }
+        e.addr = (uintptr_t)q;
+        e.size = bytes;
+    }
+    if (zero)
+        memset((void *)e.addr, 0, reused); /* the rest, if it grew, is fresh and zero */
+    e.requested = size;
+    if (!lock_with_room()) {
+        vt_os_backing_free((void *)e.addr, e.size, VT_BACKING_MMAP);
+        return NULL;
+    }
     t.cache_hits++;
     t.allocs++;
-    e.requested = size;
     insert_locked(e);
+    vt_window_change(&t.live, (int64_t)e.size, vt_os_now_ms());
     vt_mutex_unlock(&t.lock);
-    if (zero)
-        memset((void *)e.addr, 0, bytes); /* a reused block holds its last owner's bytes */
     return (void *)e.addr;
 }
 
-/* Keeps a freed mmap'ed block for reuse, evicting the oldest ones beyond the cache's size.
- * Lock held; what must be unmapped is returned through *evict (at most CACHE_SLOTS + 1). */
+/* Keeps a freed mmap'ed block for reuse if the recent peak of live blocks accounts for it,
+ * evicting the oldest ones to make room; otherwise it goes. Lock held; what must be unmapped
+ * is returned through *evict (at most CACHE_SLOTS + 1). */
 static size_t cache_put_locked(large_entry_t e, large_entry_t *evict)
 {
-    size_t limit = (size_t)vt_options.large_cache_mb << 20;
     size_t n = 0;
-    if (e.backing != VT_BACKING_MMAP || e.size > limit / 2) {
+    if (e.backing != VT_BACKING_MMAP) {
+        evict[n++] = e;
+        return n;
+    }
+    uint32_t now = vt_os_now_ms();
+    vt_window_change(&t.live, -(int64_t)e.size, now);
+    size_t allowed = cache_allowed_locked(now);
+    if (e.size > allowed) {
         evict[n++] = e;
         return n;
     }
     while (t.cached_count > 0 &&
-           (t.cached_count == CACHE_SLOTS || t.cached_bytes + e.size > limit)) {
-        size_t oldest = 0;
-        for (size_t i = 1; i < t.cached_count; i++)
-            if ((int32_t)(t.cached_ms[i] - t.cached_ms[oldest]) < 0)
-                oldest = i;
-        evict[n++] = t.cached[oldest];
-        t.cached_bytes -= t.cached[oldest].size;
-        t.cached[oldest] = t.cached[t.cached_count - 1];
-        t.cached_ms[oldest] = t.cached_ms[t.cached_count - 1];
-        t.cached_count--;
-    }
+           (t.cached_count == CACHE_SLOTS || t.cached_bytes + e.size > allowed))
+        evict[n++] = cache_take_locked(cache_oldest_locked());
     t.cached[t.cached_count] = e;
-    t.cached_ms[t.cached_count] = vt_os_now_ms();
+    t.cached_ms[t.cached_count] = now;
     t.cached_count++;
     t.cached_bytes += e.size;
     return n;
@@ -226,24 +280,17 @@ static void unmap_entries(const large_entry_t *list, size_t n)
         vt_os_backing_free((void *)list[i].addr, list[i].size, (vt_backing_t)list[i].backing);
 }
 
-/* Unmaps cached blocks freed at least age_ms ago (all of them for 0). Returns the bytes. */
-size_t vt_large_purge(uint32_t age_ms)
+/* Unmaps cached blocks beyond what the recent peak of live blocks accounts for, oldest
+ * first (`all`: every cached block, for malloc_trim). Returns the bytes. */
+size_t vt_large_purge(bool all)
 {
     large_entry_t evict[CACHE_SLOTS];
     size_t n = 0, bytes = 0;
-    uint32_t now = vt_os_now_ms();
     vt_mutex_lock(&t.lock);
-    for (size_t i = 0; i < t.cached_count;) {
-        if ((uint32_t)(now - t.cached_ms[i]) >= age_ms) {
-            evict[n++] = t.cached[i];
-            bytes += t.cached[i].size;
-            t.cached_bytes -= t.cached[i].size;
-            t.cached[i] = t.cached[t.cached_count - 1];
-            t.cached_ms[i] = t.cached_ms[t.cached_count - 1];
-            t.cached_count--;
-        } else {
-            i++;
-        }
+    size_t allowed = all ? 0 : cache_allowed_locked(vt_os_now_ms());
+    while (t.cached_count > 0 && t.cached_bytes > allowed) {
+        evict[n] = cache_take_locked(cache_oldest_locked());
+        bytes += evict[n++].size;
     }
     vt_mutex_unlock(&t.lock);
     unmap_entries(evict, n);
@@ -347,6 +394,8 @@ static void *large_alloc(size_t size, size_t alignment, bool zero)
             return p;
     }
     void *p = vt_os_backing_alloc(bytes, alignment, backing);
+    if (p == NULL && vt_global_release_reserves())
+        p = vt_os_backing_alloc(bytes, alignment, backing); /* room made by what was kept */
     if (p == NULL)
         return NULL;
     if (!lock_with_room()) {
@@ -357,6 +406,8 @@ static void *large_alloc(size_t size, size_t alignment, bool zero)
     insert_locked((large_entry_t){
         .addr = (uintptr_t)p, .size = bytes, .requested = size, .backing = (uint8_t)backing});
     t.allocs++;
+    if (backing == VT_BACKING_MMAP)
+        vt_window_change(&t.live, (int64_t)bytes, vt_os_now_ms());
     vt_mutex_unlock(&t.lock);
     if (zero && backing != VT_BACKING_MMAP)
         memset(p, 0, size); /* fresh anonymous mappings are zero already */
@@ -435,6 +486,7 @@ void *vt_large_realloc(void *p, size_t size)
     /* Putting back one entry after taking one out never needs room. */
     vt_mutex_lock(&t.lock);
     insert_locked(now);
+    vt_window_change(&t.live, (int64_t)now.size - (int64_t)old.size, vt_os_now_ms());
     vt_mutex_unlock(&t.lock);
     return q; /* NULL (errno ENOMEM): p is intact and still ours */
 }

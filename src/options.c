@@ -19,7 +19,7 @@ vt_options_t vt_options = {
     .purge_ms = 1000,
     .dirty_pct = 100,
     .purge_thread = 0,
-    .large_cache_mb = 0,
+    .large_cache_mb = 4096,
     .backing = VT_BACKING_MMAP,
     .stats = 0,
     .on_error = VT_ON_ERROR_ABORT,
@@ -56,8 +56,8 @@ static const option_t table[] = {
      "1: a background thread runs the purge passes every quarter of VTMALLOC_PURGE_MS, so "
      "memory goes back to the OS even when no thread calls the allocator any more"},
     {"LARGE_CACHE", &vt_options.large_cache_mb, 0, 65536, NULL,
-     "MiB of freed mapped large blocks (above 1 MiB) kept for the next large requests; 0 "
-     "unmaps them on free; cached ones are unmapped after VTMALLOC_PURGE_MS"},
+     "most MiB of freed mapped large blocks (above 1 MiB) kept for reuse; below it, the "
+     "recent peak of live large blocks decides what is kept; 0 unmaps them on free"},
     {"BACKING", &vt_options.backing, 0, 0, "mmap,malloc",
      "where spans and large blocks come from: anonymous mmap, or the system allocator"},
     {"STATS", &vt_options.stats, 0, 1, NULL, "1: print statistics to stderr at exit"},

@@ -112,8 +112,8 @@ static vt_page_t *stash_pop(vt_tcache_t *tc, unsigned units)
 
 /* Gives a list of stashed pages to the global cache, keeping the first pages of the list in
  * the stash as long as they add up to at most `keep` units. `idle`: the pages lay unused in
- * the stash for a while, so they leave the retention policy's record of demand too. Owner, or any thread for a list it
- * took with stash_take_all (keep 0). */
+ * the stash for a while, so they leave the retention policy's record of demand too. Owner, or any
+ * thread for a list it took with stash_take_all (keep 0). */
 static void stash_list_give_back(vt_tcache_t *tc, vt_page_t *list, uint32_t keep, bool idle)
 {
     vt_page_list_t surplus = {0};
@@ -187,6 +187,20 @@ static void stash_give_back(vt_tcache_t *tc)
 /* Every 64 allocation slow paths, and at most once per VTMALLOC_PURGE_MS: a stash nobody took
  * from since the last time goes back to the global cache (where it can be purged), and the
  * global purge schedule gets a chance to run. */
+static VT_NOINLINE void page_emptied_release(vt_tcache_t *tc, vt_page_t *page);
+
+/* The empty current pages of the classes whose pages are longer than a unit (up to 512 KiB
+ * each) go to the stash: a thread that used such a class for a moment must not keep them.
+ * Housekeeping runs on slow paths, which a thread looping on one such class does not take. */
+static void release_idle_long_pages(vt_tcache_t *tc)
+{
+    for (unsigned c = VT_FIRST_LONG_CLASS; c < VT_CLASS_COUNT; c++) {
+        vt_page_t *page = tc->bins[c].head;
+        if (page != NULL && page->used == 0) /* no remote free either: they count as used */
+            page_emptied_release(tc, page);
+    }
+}
+
 static void housekeeping(vt_tcache_t *tc)
 {
     if (++tc->slow_calls % 64 != 0)
@@ -198,6 +212,7 @@ static void housekeeping(vt_tcache_t *tc)
     if (stash_count(tc) > 0 && tc->stash_taken == tc->stash_taken_seen)
         stash_give_back(tc);
     tc->stash_taken_seen = tc->stash_taken;
+    release_idle_long_pages(tc);
     vt_tcache_reap(false);
     vt_global_maybe_purge();
 }
@@ -409,16 +424,15 @@ static VT_NOINLINE void page_emptied_release(vt_tcache_t *tc, vt_page_t *page)
     bin_sync(tc, class_idx);
 }
 
-/* Called by the free fast path when a page it owns has no block in use any more. A one-unit
- * page that is its class's current page stays (a thread that allocates and frees one block in
- * a loop must not give its page away each time); any other goes to the stash. Longer pages
- * (classes above 32 KiB) go even when current: a thread that used such a class for a moment
- * must not keep up to 512 KiB of it per class, while in the stash they count against
- * VTMALLOC_STASH_UNITS, serve the next page of their length without a lock, and are taken
- * from a thread that goes quiet. */
+/* Called by the free fast path when a page it owns has no block in use any more. The page
+ * that is its class's current page stays, whatever its length: a thread that allocates and
+ * frees a block in a loop (a 40 KiB request buffer, a 200 KiB reply) must not give its page
+ * away and take it back each time. Any other goes to the stash. The longer pages (classes
+ * above 32 KiB) that a thread keeps that way are given back by its housekeeping
+ * (release_idle_long_pages) once it does other work. */
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 {
-    if (tc->alloc_page[page->class_idx] == page && page->units == 1)
+    if (tc->alloc_page[page->class_idx] == page)
         return;
     page_emptied_release(tc, page);
 }

@@ -49,6 +49,9 @@
 /* Index of the sentinel class used for "larger than every class". */
 #define VT_CLASS_LARGE VT_CLASS_COUNT
 
+/* The first class whose pages are longer than a unit (40 KiB blocks, sizeclass.c). */
+#define VT_FIRST_LONG_CLASS 40
+
 /* The largest page, in units: the 256 KiB class gets 8 units (2 blocks). */
 #define VT_PAGE_MAX_UNITS 8
 

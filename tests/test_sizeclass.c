@@ -43,7 +43,8 @@ static void table_follows_the_rule(void **state)
         const vt_class_info_t *c = &vt_classes[k];
         assert_int_equal(c->bsize, reference_bsize(k));
         assert_int_equal(c->bsize % VT_MIN_ALIGN, 0);
-        unsigned units = c->bsize <= 8192 ? 1 : (unsigned)((2 * c->bsize + VT_UNIT_SIZE - 1) / VT_UNIT_SIZE);
+        unsigned units =
+            c->bsize <= 8192 ? 1 : (unsigned)((2 * c->bsize + VT_UNIT_SIZE - 1) / VT_UNIT_SIZE);
         assert_int_equal(c->units, units);
         assert_int_equal(c->capacity, units * VT_UNIT_SIZE / c->bsize);
         assert_true(c->capacity >= (c->bsize <= 8192 ? 8u : 2u));
@@ -91,10 +92,19 @@ static void rounded_sizes_give_aligned_block_sizes(void **state)
                          vt_classes[vt_size_class(n)].bsize);
 }
 
+/* tcache.c releases the empty current pages from VT_FIRST_LONG_CLASS on. */
+static void first_long_class_is_where_pages_grow(void **state)
+{
+    (void)state;
+    for (unsigned c = 0; c < VT_CLASS_COUNT; c++)
+        assert_int_equal(vt_classes[c].units > 1, c >= VT_FIRST_LONG_CLASS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(table_follows_the_rule),
+        cmocka_unit_test(first_long_class_is_where_pages_grow),
         cmocka_unit_test(every_size_maps_to_the_smallest_fitting_class),
         cmocka_unit_test(small_and_medium_lookups_agree_at_the_seam),
         cmocka_unit_test(rounded_sizes_give_aligned_block_sizes),
