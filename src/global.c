@@ -16,9 +16,12 @@
  */
 #include "internal.h"
 
-enum { ON_NO_LIST = 0, ON_PARTIAL = 1, ON_EMPTY = 2 };
+#define FREE_UNITS (~(uint64_t)1)      /* every unit but 0, the header */
+#define EMPTY_RUN  (VT_SPAN_UNITS - 1) /* the longest run of an empty span */
 
-#define FREE_UNITS (~(uint64_t)1) /* every unit but 0, the header */
+/* Spans are listed under their longest run of free units; 0: on no list (no free unit, or
+ * taken out of the lists). */
+#define NOT_LISTED 0
 
 /* A list of spans, linked through vt_span_t.prev/next. */
 typedef struct span_list {
@@ -36,11 +39,14 @@ typedef struct cache_list {
 static struct global {
     pthread_mutex_t lock;
     vt_page_list_t partial[VT_CLASS_COUNT]; /* pages owned by nobody (VT_OWNER_GLOBAL) */
-    span_list_t spans_partial;              /* spans with some units free and some in use */
-    span_list_t spans_empty;                /* spans with every unit free: the reserve */
-    cache_list_t live;                      /* thread caches in use, oldest visit first */
-    cache_list_t pool;                      /* thread caches waiting for a thread */
-    uint8_t *meta_next, *meta_end;          /* where the next thread cache is carved */
+    /* Spans with free units, by the length of their longest run of free units (1..63): the
+     * index that finds a span for a run without looking at every span. by_run[EMPTY_RUN]
+     * holds the spans all of whose units are free. Bit r of run_mask: by_run[r] not empty. */
+    span_list_t by_run[VT_SPAN_UNITS];
+    uint64_t run_mask;
+    cache_list_t live;             /* thread caches in use, oldest visit first */
+    cache_list_t pool;             /* thread caches waiting for a thread */
+    uint8_t *meta_next, *meta_end; /* where the next thread cache is carved */
     /* Hint for vt_global_take_partial: bit c set iff partial[c] is not empty. Written under
      * the lock, read without it; a stale bit only costs a lock or skips a page until the
      * next refill, both harmless. */
@@ -133,27 +139,38 @@ static void span_list_remove(span_list_t *list, vt_span_t *span)
     list->count--;
 }
 
-/* Puts a span on the list its free units call for. An empty span stays mapped, whatever it
- * holds: whether it goes back is the retention policy's decision, at the next pass
- * (release_unneeded_spans_locked), not the moment it happens to empty. Lock held. */
+/* The length of the longest run of set bits: each step shortens every run by one. */
+static unsigned longest_run(uint64_t m)
+{
+    unsigned len = 0;
+    for (; m != 0; len++)
+        m &= m >> 1;
+    return len;
+}
+
+static void by_run_remove(vt_span_t *span)
+{
+    unsigned r = span->on_list;
+    span_list_remove(&g.by_run[r], span);
+    if (g.by_run[r].head == NULL)
+        g.run_mask &= ~((uint64_t)1 << r);
+    span->on_list = NOT_LISTED;
+}
+
+/* Puts a span under the longest run of its free units, after they changed. An empty span
+ * stays mapped, whatever it holds: whether it goes back is the retention policy's decision at
+ * the next pass (release_unneeded_spans), not the moment it happens to empty. Lock held. */
 static void span_relist(vt_span_t *span)
 {
-    int want = span->free_units == FREE_UNITS ? ON_EMPTY
-               : span->free_units != 0        ? ON_PARTIAL
-                                              : ON_NO_LIST;
+    unsigned want = longest_run(span->free_units);
     if (want == span->on_list)
         return;
-    if (span->on_list == ON_PARTIAL)
-        span_list_remove(&g.spans_partial, span);
-    else if (span->on_list == ON_EMPTY)
-        span_list_remove(&g.spans_empty, span);
-    span->on_list = ON_NO_LIST;
-    if (want == ON_PARTIAL) {
-        span_list_push(&g.spans_partial, span);
-        span->on_list = ON_PARTIAL;
-    } else if (want == ON_EMPTY) {
-        span_list_push(&g.spans_empty, span);
-        span->on_list = ON_EMPTY;
+    if (span->on_list != NOT_LISTED)
+        by_run_remove(span);
+    if (want != NOT_LISTED) {
+        span_list_push(&g.by_run[want], span);
+        g.run_mask |= (uint64_t)1 << want;
+        span->on_list = (uint8_t)want;
     }
 }
 
@@ -161,9 +178,8 @@ static void span_relist(vt_span_t *span)
  * caller to unmap once the lock is dropped. Lock held. */
 static void span_leave_locked(vt_span_t *span, vt_span_t **release)
 {
-    VT_ASSERT(span->on_list == ON_EMPTY && span->free_units == FREE_UNITS);
-    span_list_remove(&g.spans_empty, span);
-    span->on_list = ON_NO_LIST;
+    VT_ASSERT(span->on_list == EMPTY_RUN && span->free_units == FREE_UNITS);
+    by_run_remove(span);
     g.spans_total--;
     g.span_unmaps++;
     dirty_set(span, 0);
@@ -222,7 +238,7 @@ static void span_add(vt_span_t *span)
     g.spans_total++;
     g.span_maps++;
     spans_changed();
-    span->on_list = ON_NO_LIST;
+    span->on_list = NOT_LISTED;
     span_relist(span);
 }
 
@@ -230,7 +246,7 @@ static void span_add(vt_span_t *span)
 
 /* The first run of n free units in a span's map, or -1. Each step doubles the run length the
  * mask guarantees, so this is a handful of shifts, not a scan. */
-static int find_run(uint64_t free_units, unsigned n)
+static uint64_t run_starts(uint64_t free_units, unsigned n)
 {
     uint64_t m = free_units;
     for (unsigned len = 1; len < n && m != 0;) {
@@ -238,48 +254,85 @@ static int find_run(uint64_t free_units, unsigned n)
         m &= m >> step;
         len += step;
     }
+    return m;
+}
+
+static int find_run(uint64_t free_units, unsigned n)
+{
+    uint64_t m = run_starts(free_units, n);
     return m ? __builtin_ctzll(m) : -1;
 }
 
-/* Where a run goes. Short runs (pages of small blocks) pack into the fullest span that has
- * room, long runs (pages of the biggest classes, large blocks) into the emptiest among those
- * that have the run resident (else the emptiest): the short ones fill holes instead of cutting
- * up the free stretches the long ones need, so fewer spans are mapped, a span whose blocks all
- * leave can go back whole, and a large block rarely faults in a purged run. A full scan of the span
- * lists: they hold a few dozen spans for every hundred MiB in use. Lock held. */
-static vt_span_t *best_span_locked(unsigned units)
+/* The units where a run aligned to `align` units (a power of two up to half a span) may start:
+ * the span is span-aligned, so a unit index that is a multiple of align gives an address
+ * aligned to align units. */
+static uint64_t aligned_starts(unsigned align)
 {
-    bool long_run = units > VT_SHORT_RUN_UNITS;
-    span_list_t *lists[2] = {&g.spans_partial, &g.spans_empty};
-    vt_span_t *best = NULL;
-    int best_score = INT32_MAX;
-    for (int i = 0; i < 2; i++) {
-        for (vt_span_t *span = lists[i]->head; span != NULL; span = span->next) {
-            if (find_run(span->free_units, units) < 0)
-                continue;
-            int free = __builtin_popcountll(span->free_units);
-            int score = long_run ? (int)VT_SPAN_UNITS - free : free;
-            if (long_run && find_run(span->free_units & span->dirty_units, units) < 0)
-                score += (int)VT_SPAN_UNITS; /* resident runs first: no page faults */
-            if (score < best_score) {
-                best = span;
-                best_score = score;
-            }
-        }
+    uint64_t m = 0;
+    for (unsigned u = 0; u < VT_SPAN_UNITS; u += align)
+        m |= (uint64_t)1 << u;
+    return m;
+}
+
+/* How many spans an aligned run looks at before a new span is mapped for it. */
+#define ALIGNED_LOOKS 64
+
+/* How many spans a long run looks at for one whose run is resident. */
+#define RESIDENT_LOOKS 8
+
+/* Where a run goes, through the index: a bit scan, and a short look for long runs. Short runs
+ * (pages of small blocks) take a span whose longest free run is the shortest that fits, so
+ * they fill holes instead of cutting up the free stretches the long ones need, fewer spans
+ * are mapped, and a span whose blocks all leave can go back whole. Long runs (pages of the
+ * biggest classes, large blocks) take a span with the longest free run, preferring, among the
+ * first few with room, one whose run is still resident (no page faults). Lock held. */
+static vt_span_t *best_span_locked(unsigned units, unsigned align)
+{
+    uint64_t fits = g.run_mask & ~(((uint64_t)1 << units) - 1);
+    if (fits == 0)
+        return NULL;
+    if (align > 1) {
+        /* A free run of units + align - 1 holds an aligned run of units: the span with the
+         * shortest such run, as for short runs. Else a look at the fullest spans. */
+        unsigned sure = units + align - 1;
+        uint64_t certain = sure < VT_SPAN_UNITS ? fits & ~(((uint64_t)1 << sure) - 1) : 0;
+        if (certain != 0)
+            return g.by_run[__builtin_ctzll(certain)].head;
+        uint64_t starts = aligned_starts(align);
+        unsigned looks = 0;
+        for (uint64_t m = fits; m != 0 && looks < ALIGNED_LOOKS; m &= m - 1)
+            for (vt_span_t *span = g.by_run[__builtin_ctzll(m)].head;
+                 span != NULL && looks < ALIGNED_LOOKS; span = span->next, looks++)
+                if (run_starts(span->free_units, units) & starts)
+                    return span;
+        return NULL;
     }
-    return best;
+    if (units <= VT_SHORT_RUN_UNITS)
+        return g.by_run[__builtin_ctzll(fits)].head;
+    unsigned looks = 0;
+    for (uint64_t m = fits; m != 0 && looks < RESIDENT_LOOKS;) {
+        unsigned r = 63u - (unsigned)__builtin_clzll(m);
+        m &= ~((uint64_t)1 << r);
+        for (vt_span_t *span = g.by_run[r].head; span != NULL && looks < RESIDENT_LOOKS;
+             span = span->next, looks++)
+            if (find_run(span->free_units & span->dirty_units, units) >= 0)
+                return span;
+    }
+    return g.by_run[63u - (unsigned)__builtin_clzll(fits)].head;
 }
 
 /* A run of `units` free units of the span, described as a page, or NULL. Runs whose units are
  * all still resident come first: reusing them costs no page faults and no new RSS, while
  * purged units stay out of memory until nothing else fits. Lock held. */
-static vt_page_t *take_from_span_locked(vt_span_t *span, unsigned units)
+static vt_page_t *take_from_span_locked(vt_span_t *span, unsigned units, unsigned align)
 {
-    int first = find_run(span->free_units & span->dirty_units, units);
-    if (first < 0)
-        first = find_run(span->free_units, units);
-    if (first < 0)
+    uint64_t starts = align > 1 ? aligned_starts(align) : ~(uint64_t)0;
+    uint64_t m = run_starts(span->free_units & span->dirty_units, units) & starts;
+    if (m == 0)
+        m = run_starts(span->free_units, units) & starts;
+    if (m == 0)
         return NULL;
+    int first = __builtin_ctzll(m);
     uint64_t bits = (((uint64_t)1 << units) - 1) << first;
     vt_page_t *page = &span->pages[first];
     span->free_units &= ~bits;
@@ -291,16 +344,18 @@ static vt_page_t *take_from_span_locked(vt_span_t *span, unsigned units)
     return page;
 }
 
-/* Takes up to `max_count` runs of `units` units, as many as fit from the best span before
- * looking for the next. Lock held. */
-static uint32_t take_locked(unsigned units, vt_page_t **out, uint32_t max_count)
+/* Takes up to `max_count` runs of `units` units, each from the best span at the time. Lock
+ * held. */
+static uint32_t take_locked(unsigned units, unsigned align, vt_page_t **out, uint32_t max_count)
 {
     uint32_t n = 0;
     vt_span_t *span;
-    while (n < max_count && (span = best_span_locked(units)) != NULL) {
-        vt_page_t *page;
-        while (n < max_count && (page = take_from_span_locked(span, units)) != NULL)
-            out[n++] = page;
+    while (n < max_count && (span = best_span_locked(units, align)) != NULL) {
+        vt_page_t *page = take_from_span_locked(span, units, align);
+        VT_ASSERT(page != NULL); /* the index promised a run */
+        if (page == NULL)
+            break;
+        out[n++] = page;
     }
     return n;
 }
@@ -342,14 +397,16 @@ static uint32_t collect_partial_locked(void)
     return freed;
 }
 
-/* Free runs of `units` units, for a thread's pages: from the spans' free units, else from
- * emptied global pages, else from a new span (mapped with the lock dropped). */
-static uint32_t take_runs(unsigned units, vt_page_t **out, uint32_t max_count, unsigned class_idx)
+/* Free runs of `units` units starting at a multiple of `align` units, for a thread's pages or
+ * a large block: from the spans' free units, else from emptied global pages, else from a new
+ * span (mapped with the lock dropped). */
+static uint32_t take_runs(unsigned units, unsigned align, vt_page_t **out, uint32_t max_count,
+                          unsigned class_idx)
 {
     lock_for(class_idx);
-    uint32_t n = take_locked(units, out, max_count);
+    uint32_t n = take_locked(units, align, out, max_count);
     if (n == 0 && collect_partial_locked() > 0)
-        n = take_locked(units, out, max_count);
+        n = take_locked(units, align, out, max_count);
     unlock();
     if (n > 0)
         return n;
@@ -360,22 +417,28 @@ static uint32_t take_runs(unsigned units, vt_page_t **out, uint32_t max_count, u
         return 0;
     lock_for(class_idx);
     span_add(span);
-    n = take_locked(units, out, max_count); /* older spans first; the new one if none fits */
+    n = take_locked(units, align, out, max_count); /* older spans first; the new one if none */
+    if (n == 0) { /* an aligned run whose search stopped before the new span: take it there */
+        vt_page_t *page = take_from_span_locked(span, units, align);
+        if (page != NULL)
+            out[n++] = page;
+    }
     unlock();
     return n;
 }
 
-vt_page_t *vt_global_take_run(unsigned units, unsigned class_idx)
+vt_page_t *vt_global_take_run(unsigned units, unsigned align, unsigned class_idx)
 {
     VT_ASSERT(units >= 1 && units <= VT_LARGE_SPAN_UNITS);
+    VT_ASSERT(align >= 1 && align <= VT_SPAN_UNITS / 2 && (align & (align - 1)) == 0);
     vt_page_t *page = NULL;
-    take_runs(units, &page, 1, class_idx);
+    take_runs(units, align, &page, 1, class_idx);
     return page;
 }
 
 uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned class_idx)
 {
-    return take_runs(1, out, max_count, class_idx);
+    return take_runs(1, 1, out, max_count, class_idx);
 }
 
 /* Returns an empty run to its span, as freed at freed_ms (for the purge schedule). Lock held. */
@@ -677,10 +740,10 @@ static size_t purge_batches(uint32_t age_ms, uint32_t budget)
         size_t n = 0;
         uint32_t now = vt_os_now_ms();
         lock();
-        span_list_t *lists[2] = {&g.spans_empty, &g.spans_partial};
-        for (int i = 0; i < 2 && n < PURGE_BATCH && budget > 0; i++) {
-            for (vt_span_t *span = lists[i]->head; span != NULL && n < PURGE_BATCH && budget > 0;
-                 span = span->next) {
+        for (unsigned r = EMPTY_RUN; r >= 1 && n < PURGE_BATCH && budget > 0; r--) {
+            for (vt_span_t *span = g.by_run[r].head, *next;
+                 span != NULL && n < PURGE_BATCH && budget > 0 && (next = span->next, 1);
+                 span = next) {
                 uint64_t aged = 0;
                 uint64_t candidates = span->dirty_units & span->free_units & ~span->unpurgeable;
                 for (uint64_t m = candidates; m != 0 && budget > 0; m &= m - 1) {
@@ -694,6 +757,7 @@ static size_t purge_batches(uint32_t age_ms, uint32_t budget)
                     continue;
                 span->free_units &= ~aged;
                 dirty_set(span, span->dirty_units & ~aged);
+                span_relist(span); /* out of the index's count while madvise runs */
                 items[n++] = (purge_item_t){span, aged, 0};
             }
         }
@@ -773,15 +837,15 @@ static void purge_excess(void)
 
 /* Unmaps empty spans beyond what the recent peak demand needs (vt_retain_spans_needed): one
  * munmap gives back a whole span, resident or not, and the mappings kept are the ones the
- * load is likely to fill again. A span whose units another thread is purging right now
- * (taken out of its map, the lock dropped) stays: that thread will put them back. Lock not
+ * load is likely to fill again. A span whose units another thread is purging right now is
+ * not listed as empty (its units are out of its map): that thread puts them back. Lock not
  * held. */
 static void release_unneeded_spans(uint32_t now)
 {
     vt_span_t *release = NULL;
     lock();
     uint32_t needed = vt_retain_spans_needed(now);
-    for (vt_span_t *span = g.spans_empty.head, *next; span != NULL && g.spans_total > needed;
+    for (vt_span_t *span = g.by_run[EMPTY_RUN].head, *next; span != NULL && g.spans_total > needed;
          span = next) {
         next = span->next;
         if (span->free_units == FREE_UNITS)
@@ -851,7 +915,7 @@ bool vt_global_release_reserves(void)
 {
     vt_span_t *release = NULL;
     lock();
-    for (vt_span_t *span = g.spans_empty.head, *next; span != NULL; span = next) {
+    for (vt_span_t *span = g.by_run[EMPTY_RUN].head, *next; span != NULL; span = next) {
         next = span->next;
         if (span->free_units == FREE_UNITS)
             span_leave_locked(span, &release);
@@ -871,7 +935,7 @@ int vt_global_trim(void)
     vt_span_t *release = NULL;
     lock();
     collect_partial_locked();
-    for (vt_span_t *span = g.spans_empty.head, *next; span != NULL; span = next) {
+    for (vt_span_t *span = g.by_run[EMPTY_RUN].head, *next; span != NULL; span = next) {
         next = span->next;
         if (span->free_units == FREE_UNITS)
             span_leave_locked(span, &release);
@@ -904,7 +968,7 @@ void vt_global_stats(vt_stats_t *st)
     lock();
     st->spans_mapped = g.spans_total;
     st->span_bytes = g.spans_total * VT_SPAN_SIZE;
-    st->spans_reserved = g.spans_empty.count;
+    st->spans_reserved = g.by_run[EMPTY_RUN].count;
     st->span_maps_total = g.span_maps;
     st->span_unmaps_total = g.span_unmaps;
     st->thread_caches_live = g.caches_live;
@@ -914,7 +978,7 @@ void vt_global_stats(vt_stats_t *st)
     st->global_lock_waits = g.lock_waits;
     st->purged_bytes_total = g.purged_bytes;
     st->purges_total = g.purges;
-    st->bytes_reserve = (uint64_t)g.spans_empty.count * VT_SPAN_SIZE;
+    st->bytes_reserve = (uint64_t)g.by_run[EMPTY_RUN].count * VT_SPAN_SIZE;
     st->bytes_free_resident =
         (uint64_t)atomic_load_explicit(&g.dirty_count, memory_order_relaxed) * VT_UNIT_SIZE;
     st->bytes_returned_total = g.purged_bytes + g.span_unmaps * VT_SPAN_SIZE;
@@ -926,9 +990,8 @@ void vt_global_stats(vt_stats_t *st)
         st->bytes_free_threads +=
             (uint64_t)atomic_load_explicit(&tc->stash_count, memory_order_relaxed) * VT_UNIT_SIZE;
     }
-    span_list_t *lists[2] = {&g.spans_partial, &g.spans_empty};
-    for (int i = 0; i < 2; i++)
-        for (vt_span_t *span = lists[i]->head; span != NULL; span = span->next)
+    for (unsigned r = EMPTY_RUN; r >= 1; r--)
+        for (vt_span_t *span = g.by_run[r].head; span != NULL; span = span->next)
             st->bytes_free_units += (uint64_t)__builtin_popcountll(span->free_units) * VT_UNIT_SIZE;
     st->class_count = VT_CLASS_COUNT;
     for (unsigned k = 0; k < VT_CLASS_COUNT; k++) {

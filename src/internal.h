@@ -279,7 +279,7 @@ vt_page_t *vt_global_take_partial(unsigned class_idx) VT_HIDDEN;
 void vt_global_put_partial(vt_page_t *page) VT_HIDDEN;
 void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty, bool idle) VT_HIDDEN;
 uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned class_idx) VT_HIDDEN;
-vt_page_t *vt_global_take_run(unsigned units, unsigned class_idx) VT_HIDDEN;
+vt_page_t *vt_global_take_run(unsigned units, unsigned align, unsigned class_idx) VT_HIDDEN;
 void vt_global_put_run(vt_page_t *page) VT_HIDDEN;
 bool vt_global_resize_large(vt_page_t *page, unsigned units) VT_HIDDEN;
 vt_tcache_t *vt_global_tcache_get(void) VT_HIDDEN;

@@ -299,10 +299,11 @@ size_t vt_large_purge(bool all)
 
 /* A large block as a run of units: the global cache takes the run (mapping a span if none
  * has room). A run all of whose units are fresh or purged is zero already. */
-static void *alloc_in_span(size_t size, bool zero)
+static void *alloc_in_span(size_t size, size_t alignment, bool zero)
 {
     unsigned units = (unsigned)((size + VT_UNIT_SIZE - 1) >> VT_UNIT_SHIFT);
-    vt_page_t *page = vt_global_take_run(units, VT_CLASS_LARGE);
+    unsigned align = alignment > VT_UNIT_SIZE ? (unsigned)(alignment >> VT_UNIT_SHIFT) : 1;
+    vt_page_t *page = vt_global_take_run(units, align, VT_CLASS_LARGE);
     if (page == NULL) {
         errno = ENOMEM;
         return NULL;
@@ -315,10 +316,13 @@ static void *alloc_in_span(size_t size, bool zero)
     atomic_fetch_add_explicit(&span_bytes, page->bsize, memory_order_relaxed);
     atomic_fetch_add_explicit(&span_allocs, 1, memory_order_relaxed);
     vt_block_t *p = (vt_block_t *)vt_page_area(page);
-    if (zero && stale)
+    /* Units that may hold old bytes may hold a free block's key too, which must not pass for
+     * a double free; fresh or purged ones are zero, and are not touched here (a block the
+     * program never writes stays out of RSS). */
+    if (stale && zero)
         memset(p, 0, size);
-    else
-        p->key = 0; /* the units may have held a free block: its key is no double free */
+    else if (stale)
+        p->key = 0;
     return p;
 }
 
@@ -375,8 +379,11 @@ void *vt_large_alloc(size_t size, size_t alignment, bool zero)
 
 static void *large_alloc(size_t size, size_t alignment, bool zero)
 {
-    if (size <= VT_LARGE_SPAN_MAX && alignment <= VT_UNIT_SIZE)
-        return alloc_in_span(size, zero); /* units are unit-aligned */
+    /* Units are unit-aligned, and a run may start at any multiple of a larger alignment up to
+     * half a span: aligned blocks need no mapping of their own (a mapping each would run into
+     * the kernel's limit on mappings long before memory runs out). */
+    if (size <= VT_LARGE_SPAN_MAX && alignment <= VT_SPAN_SIZE / 2)
+        return alloc_in_span(size == 0 ? 1 : size, alignment, zero);
     vt_backing_t backing = (vt_backing_t)vt_options.backing;
     size_t bytes = mapped_size(size, backing);
     if (bytes == 0 || size > PTRDIFF_MAX) {

@@ -159,7 +159,7 @@ static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units, unsigned clas
 {
     vt_page_t *page = stash_pop(tc, units);
     if (page == NULL && units > 1)
-        return vt_global_take_run(units, class_idx);
+        return vt_global_take_run(units, 1, class_idx);
     if (page == NULL) {
         vt_page_t *batch[64];
         uint32_t want = vt_options.batch_units;

@@ -195,7 +195,7 @@ typedef struct vt_span {
                              not tried again until they have been used and freed again */
     uint32_t freed_ms[VT_SPAN_UNITS]; /* global lock: when each dirty unit was freed */
     struct vt_span *prev, *next;      /* global lock: on the partial or empty span list */
-    uint8_t on_list;                  /* global lock: which span list holds it (global.c) */
+    uint8_t on_list; /* global lock: the longest run of free units it is listed under (global.c) */
     /* any thread reads (free), page setup writes: the page each unit belongs to */
     _Atomic(vt_page_t *) unit_page[VT_SPAN_UNITS];
     vt_page_t pages[VT_SPAN_UNITS]; /* descriptor of the page whose first unit is u */

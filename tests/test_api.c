@@ -180,17 +180,24 @@ static void large_block_in_a_span_is_freed_by_any_thread(void **state)
     assert_ptr_equal(vt_span_page(vt_span_base(p), p), &vt_page_none);
 }
 
-/* Alignments up to a unit come from spans (units are unit-aligned); larger ones are mapped. */
+/* Alignments up to half a span come from spans (a run of units starting at a multiple of
+ * the alignment); larger ones are mapped. */
 static void aligned_large_blocks(void **state)
 {
     (void)state;
-    void *a = vt_memalign(VT_UNIT_SIZE, 300000);
-    assert_true(vt_in_span(a));
-    assert_int_equal((uintptr_t)a % VT_UNIT_SIZE, 0);
-    void *b = vt_memalign(2 * VT_UNIT_SIZE, 300000);
+    size_t aligns[] = {VT_UNIT_SIZE, 2 * VT_UNIT_SIZE, 16 * VT_UNIT_SIZE, VT_SPAN_SIZE / 2};
+    for (size_t i = 0; i < sizeof(aligns) / sizeof(aligns[0]); i++)
+        for (size_t size = 16; size <= 600000; size = size * 7 + 1) {
+            char *a = vt_memalign(aligns[i], size);
+            assert_true(vt_in_span(a));
+            assert_int_equal((uintptr_t)a % aligns[i], 0);
+            assert_true(vt_malloc_usable_size(a) >= size);
+            memset(a, 0x5a, size);
+            vt_free(a);
+        }
+    void *b = vt_memalign(VT_SPAN_SIZE, 300000);
     assert_false(vt_in_span(b));
-    assert_int_equal((uintptr_t)b % (2 * VT_UNIT_SIZE), 0);
-    vt_free(a);
+    assert_int_equal((uintptr_t)b % VT_SPAN_SIZE, 0);
     vt_free(b);
 }
 

@@ -552,8 +552,8 @@ static void every_path_with_the_malloc_backing(void **state)
 /* ---- The large-block table's growth --------------------------------------------------------- */
 
 /* The table of large blocks grows (a mapping of its own) when it is half full, so the
- * allocation that needs it makes two mappings. Blocks aligned above a page (here 128 KiB) are
- * mapped first, then the table grows: with the hook at 2, the table fails after the block was
+ * allocation that needs it makes two mappings. Blocks aligned above half a span (here 4 MiB)
+ * are mapped first, then the table grows: with the hook at 2, the table fails after the block was
  * mapped, and the block must go back. Every allocation here is made with the hook at 1, then
  * 2, then 3, until it succeeds: each mapping of each call fails once. After a failure: ENOMEM,
  * the counters of large blocks unchanged, and the block's mapping not left behind (a table
@@ -577,7 +577,7 @@ static void large_table_growth(void **state)
             long vm_before = vm_pages();
             arm(k);
             errno = 0;
-            p = vt_memalign((size_t)128 << 10, size);
+            p = vt_memalign(VT_SPAN_SIZE, size);
             int err = errno;
             long left = disarm();
             if (p != NULL)
