@@ -263,6 +263,9 @@ void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
  * vt_tcache_free_other (alloc.c). */
 void vt_api_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
+/* Free runs of units (large blocks in spans) kept in the thread's stash and taken from it. */
+vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units) VT_HIDDEN;
+void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
 void vt_tcache_thread_exit(vt_tcache_t *tc) VT_HIDDEN;
 void vt_tcache_trim(void) VT_HIDDEN;
 void vt_tcache_publish(void) VT_HIDDEN;
@@ -324,7 +327,8 @@ uint32_t vt_retain_spans_needed(uint32_t now) VT_HIDDEN;
 void *vt_large_alloc(size_t size, size_t alignment, bool zero) VT_HIDDEN;
 size_t vt_large_purge(bool all) VT_HIDDEN;
 bool vt_large_free(void *p) VT_HIDDEN;
-void vt_large_free_in_span(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
+vt_page_t *vt_large_free_in_span(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
+void *vt_large_start_in_span(vt_page_t *page, size_t size, bool zero, bool stale) VT_HIDDEN;
 bool vt_large_resize_in_span(vt_page_t *page, size_t size) VT_HIDDEN;
 size_t vt_large_usable_size(const void *p) VT_HIDDEN;
 void *vt_large_realloc(void *p, size_t size) VT_HIDDEN;

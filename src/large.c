@@ -297,18 +297,10 @@ size_t vt_large_purge(bool all)
     return bytes;
 }
 
-/* A large block as a run of units: the global cache takes the run (mapping a span if none
- * has room). A run all of whose units are fresh or purged is zero already. */
-static void *alloc_in_span(size_t size, size_t alignment, bool zero)
+/* Makes a free run (taken by the caller, not yet in the unit map) a large block of `size`
+ * bytes. `stale`: its units may hold old bytes (a run from a thread's stash always may). */
+void *vt_large_start_in_span(vt_page_t *page, size_t size, bool zero, bool stale)
 {
-    unsigned units = (unsigned)((size + VT_UNIT_SIZE - 1) >> VT_UNIT_SHIFT);
-    unsigned align = alignment > VT_UNIT_SIZE ? (unsigned)(alignment >> VT_UNIT_SHIFT) : 1;
-    vt_page_t *page = vt_global_take_run(units, align, VT_CLASS_LARGE);
-    if (page == NULL) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    bool stale = page->stale;
     vt_page_assign_large(page);
     page->requested = size;
     atomic_fetch_add_explicit(&span_requested, size, memory_order_relaxed);
@@ -326,23 +318,38 @@ static void *alloc_in_span(size_t size, size_t alignment, bool zero)
     return p;
 }
 
+/* A large block as a run of units: the global cache takes the run (mapping a span if none
+ * has room). A run all of whose units are fresh or purged is zero already. */
+static void *alloc_in_span(size_t size, size_t alignment, bool zero)
+{
+    unsigned units = (unsigned)((size + VT_UNIT_SIZE - 1) >> VT_UNIT_SHIFT);
+    unsigned align = alignment > VT_UNIT_SIZE ? (unsigned)(alignment >> VT_UNIT_SHIFT) : 1;
+    vt_page_t *page = vt_global_take_run(units, align, VT_CLASS_LARGE);
+    if (page == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return vt_large_start_in_span(page, size, zero, page->stale);
+}
+
 /* free() (or realloc's free) of a large block in a span: the page is VT_OWNER_LARGE, or was
- * when the caller looked. */
-void vt_large_free_in_span(vt_page_t *page, void *p, const char *fn)
+ * when the caller looked. Returns the run, free now, for the caller to keep or give back
+ * (vt_global_put_run); NULL after reporting a misuse. */
+vt_page_t *vt_large_free_in_span(vt_page_t *page, void *p, const char *fn)
 {
     if (vt_unlikely((uint8_t *)p != vt_page_area(page))) {
         vt_report_misuse(fn, "invalid pointer (inside a block, not at its start)", p);
-        return;
+        return NULL;
     }
     size_t bytes = page->bsize, requested = page->requested;
     if (vt_unlikely(!vt_page_release_large(page))) {
         vt_report_misuse(fn, "double free (block is already free)", p);
-        return;
+        return NULL;
     }
     atomic_fetch_sub_explicit(&span_requested, requested, memory_order_relaxed);
     atomic_fetch_sub_explicit(&span_blocks, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&span_bytes, bytes, memory_order_relaxed);
-    vt_global_put_run(page);
+    return page;
 }
 
 /* realloc of a large block in a span to another size in the same range: in place when its

@@ -424,6 +424,38 @@ static VT_NOINLINE void page_emptied_release(vt_tcache_t *tc, vt_page_t *page)
     bin_sync(tc, class_idx);
 }
 
+/* A free run of `units` units from the thread's stash, for a large block; NULL when there is
+ * none (or the thread has no cache of its own). */
+vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units)
+{
+    if (tc->state != VT_TCACHE_LIVE)
+        return NULL;
+    housekeeping(tc); /* a slow path like any other: the purge schedule gets its turn */
+    if (stash_count(tc) < units)
+        return NULL;
+    vt_page_t *page = stash_pop(tc, units);
+    if (page != NULL)
+        tc->stash_taken++;
+    return page;
+}
+
+/* The run of a large block this thread freed goes to its stash, first in line, where the next
+ * large block of that length takes it without a lock. Over VTMALLOC_STASH_UNITS, the stash
+ * gives back its older pages, keeping this run (at most a large block's 16 units). */
+void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page)
+{
+    if (tc->state != VT_TCACHE_LIVE || vt_options.stash_units == 0) {
+        vt_global_put_run(page);
+        return;
+    }
+    stash_push(tc, page);
+    if (stash_count(tc) > vt_options.stash_units) {
+        uint32_t keep = vt_options.stash_units / 2;
+        stash_list_give_back(tc, stash_take_all(tc), keep > page->units ? keep : page->units,
+                             false);
+    }
+}
+
 /* Called by the free fast path when a page it owns has no block in use any more. The page
  * that is its class's current page stays, whatever its length: a thread that allocates and
  * frees a block in a loop (a 40 KiB request buffer, a 200 KiB reply) must not give its page
