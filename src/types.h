@@ -52,6 +52,11 @@
 /* The first class whose pages are longer than a unit (40 KiB blocks, sizeclass.c). */
 #define VT_FIRST_LONG_CLASS 40
 
+/* Units of empty current pages of those classes that a thread keeps (tcache.c): enough for a
+ * loop over a few of them without a trip to the stash, little enough that eight threads do
+ * not hold many MiB of empty pages. */
+#define VT_KEPT_LONG_UNITS 8
+
 /* The largest page, in units: the 256 KiB class gets 8 units (2 blocks). */
 #define VT_PAGE_MAX_UNITS 8
 
