@@ -332,7 +332,7 @@ static void freed_memory_serves_the_next_demand_then_leaves(void **state)
 {
     (void)state;
     uint32_t saved = vt_options.purge_ms;
-    vt_options.purge_ms = 5000;
+    vt_options.purge_ms = 60000;
     vt_malloc_trim(0);
     allocate_big_blocks();
     free_big_blocks();
@@ -398,7 +398,7 @@ static void the_next_wave_of_threads_reuses_what_the_last_freed(void **state)
 {
     (void)state;
     uint32_t saved = vt_options.purge_ms;
-    vt_options.purge_ms = 5000; /* the window outlasts the test on any machine */
+    vt_options.purge_ms = 60000; /* the window outlasts the test, sanitized and loaded too */
     vt_malloc_trim(0);
     run_wave();
     vt_stats_t first, second;
