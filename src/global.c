@@ -67,7 +67,9 @@ static struct global {
      * under the lock, read without it by vt_global_maybe_purge: a stale value only moves an
      * early purge by one call. */
     _Atomic uint32_t dirty_count, dirty_budget;
-    _Atomic bool purging_excess; /* one thread at a time purges above the budget */
+    _Atomic bool purging_excess;      /* one thread at a time purges above the budget */
+    _Atomic uint64_t caches_started;  /* caches_total, for reading without the lock */
+    _Atomic uint64_t caches_live_now; /* caches_live, likewise */
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 _Static_assert(VT_CLASS_COUNT <= 64, "partial_mask has a bit per class");
@@ -628,7 +630,9 @@ vt_tcache_t *vt_global_tcache_get(void)
             tc->tid = tid;
             cache_list_append(&g.live, tc);
             g.caches_live++;
+            atomic_store_explicit(&g.caches_live_now, g.caches_live, memory_order_relaxed);
             g.caches_total++;
+            atomic_store_explicit(&g.caches_started, g.caches_total, memory_order_relaxed);
             unlock();
             vt_global_maybe_purge(); /* a new thread is activity: a due purge runs now */
             return tc;
@@ -669,6 +673,7 @@ void vt_global_tcache_put(vt_tcache_t *tc)
     if (tc->state == VT_TCACHE_LIVE) { /* not when vt_global_tcache_claim took it already */
         cache_list_remove(&g.live, tc);
         g.caches_live--;
+        atomic_store_explicit(&g.caches_live_now, g.caches_live, memory_order_relaxed);
     }
     tc->state = VT_TCACHE_POOLED;
     counters_move(&g.exited, &tc->counters);
@@ -709,6 +714,7 @@ bool vt_global_tcache_claim(vt_tcache_t *tc, int32_t tid)
     if (tc->state == VT_TCACHE_LIVE && tc->tid == tid) {
         cache_list_remove(&g.live, tc);
         g.caches_live--;
+        atomic_store_explicit(&g.caches_live_now, g.caches_live, memory_order_relaxed);
         tc->state = VT_TCACHE_EXITED;
         claimed = true;
     }
@@ -948,6 +954,26 @@ int vt_global_trim(void)
     return purged > 0 || released;
 }
 
+/* Thread caches started since the start (or the fork). Relaxed: a heuristic for init.c. */
+uint64_t vt_global_caches_started(void)
+{
+    return atomic_load_explicit(&g.caches_started, memory_order_relaxed);
+}
+
+/* Thread caches live now. Relaxed: the purge thread's check that it may end (init.c). */
+uint64_t vt_global_caches_live(void)
+{
+    return atomic_load_explicit(&g.caches_live_now, memory_order_relaxed);
+}
+
+/* True when no free unit is resident and no large mapping is kept: a pass has nothing to
+ * return. Relaxed: a stale answer only moves the purge thread's next pass. */
+bool vt_global_nothing_to_return(void)
+{
+    return atomic_load_explicit(&g.dirty_count, memory_order_relaxed) == 0 &&
+           vt_large_cached_bytes() == 0;
+}
+
 /* Adds a cache's counters to the sums. */
 static void counters_add(uint64_t puts[], uint64_t *remote, uint64_t *adopted,
                          const vt_tcache_counters_t *c)
@@ -1049,6 +1075,7 @@ void vt_global_fork_child(void)
         if (tc != self) {
             cache_list_remove(&g.live, tc);
             g.caches_live--;
+            atomic_store_explicit(&g.caches_live_now, g.caches_live, memory_order_relaxed);
             tc->state = VT_TCACHE_EXITED;
         }
         tc = next;

@@ -292,6 +292,9 @@ size_t vt_global_tcache_snapshot(vt_tcache_t **caches, int32_t *tids, size_t max
 bool vt_global_tcache_claim(vt_tcache_t *tc, int32_t tid) VT_HIDDEN;
 int vt_global_trim(void) VT_HIDDEN;
 bool vt_global_release_reserves(void) VT_HIDDEN;
+uint64_t vt_global_caches_started(void) VT_HIDDEN;
+uint64_t vt_global_caches_live(void) VT_HIDDEN;
+bool vt_global_nothing_to_return(void) VT_HIDDEN;
 void vt_global_maybe_purge(void) VT_HIDDEN;
 void vt_global_count_shared_put(unsigned class_idx) VT_HIDDEN;
 void vt_global_stats(vt_stats_t *st) VT_HIDDEN;
@@ -333,6 +336,7 @@ bool vt_large_resize_in_span(vt_page_t *page, size_t size) VT_HIDDEN;
 size_t vt_large_usable_size(const void *p) VT_HIDDEN;
 void *vt_large_realloc(void *p, size_t size) VT_HIDDEN;
 void vt_large_stats(vt_stats_t *st) VT_HIDDEN;
+size_t vt_large_cached_bytes(void) VT_HIDDEN;
 void vt_large_fork_prepare(void) VT_HIDDEN;
 void vt_large_fork_parent(void) VT_HIDDEN;
 void vt_large_fork_child(void) VT_HIDDEN;

@@ -57,6 +57,9 @@ static struct large_table {
  * or resizes one (nothing is ordered by them). */
 static _Atomic uint64_t span_blocks, span_bytes, span_allocs, span_requested;
 
+/* t.cached_bytes, copied under the lock for readers without it (vt_large_cached_bytes). */
+static _Atomic size_t cached_bytes_hint;
+
 /* Bytes mapped for a table of `capacity` slots: whole pages. */
 static size_t table_bytes(size_t capacity)
 {
@@ -185,6 +188,7 @@ static large_entry_t cache_take_locked(size_t i)
     t.cached_ms[i] = t.cached_ms[t.cached_count - 1];
     t.cached_count--;
     t.cached_bytes -= e.size;
+    atomic_store_explicit(&cached_bytes_hint, t.cached_bytes, memory_order_relaxed);
     return e;
 }
 
@@ -271,6 +275,7 @@ static size_t cache_put_locked(large_entry_t e, large_entry_t *evict)
     t.cached_ms[t.cached_count] = now;
     t.cached_count++;
     t.cached_bytes += e.size;
+    atomic_store_explicit(&cached_bytes_hint, t.cached_bytes, memory_order_relaxed);
     return n;
 }
 
@@ -503,6 +508,12 @@ void *vt_large_realloc(void *p, size_t size)
     vt_window_change(&t.live, (int64_t)now.size - (int64_t)old.size, vt_os_now_ms());
     vt_mutex_unlock(&t.lock);
     return q; /* NULL (errno ENOMEM): p is intact and still ours */
+}
+
+/* Bytes of freed mappings kept, for the purge thread's backoff (global.c). */
+size_t vt_large_cached_bytes(void)
+{
+    return atomic_load_explicit(&cached_bytes_hint, memory_order_relaxed);
 }
 
 void vt_large_stats(vt_stats_t *st)

@@ -52,9 +52,10 @@ static const option_t table[] = {
      "the units of the spans held (at least 1 MiB); beyond it the units freed longest ago "
      "(but not in the last eighth of VTMALLOC_PURGE_MS) are returned to the OS at once; "
      "100: no such cap"},
-    {"PURGE_THREAD", &vt_options.purge_thread, 0, 1, NULL,
-     "1: a background thread runs the purge passes every quarter of VTMALLOC_PURGE_MS, so "
-     "memory goes back to the OS even when no thread calls the allocator any more"},
+    {"PURGE_THREAD", &vt_options.purge_thread, 0, 2, NULL,
+     "a background thread runs the purge passes, so memory goes back to the OS even when no "
+     "thread calls the allocator any more: 0 never, 1 from the first thread cache, 2 from the "
+     "second (a threaded process)"},
     {"LARGE_CACHE", &vt_options.large_cache_mb, 0, 65536, NULL,
      "most MiB of freed mapped large blocks (above 1 MiB) kept for reuse; below it, the "
      "recent peak of live large blocks decides what is kept; 0 unmaps them on free"},
