@@ -161,7 +161,7 @@ static void by_run_remove(vt_span_t *span)
 
 /* Puts a span under the longest run of its free units, after they changed. An empty span
  * stays mapped, whatever it holds: whether it goes back is the retention policy's decision at
- * the next pass (release_unneeded_spans), not the moment it happens to empty. Lock held. */
+ * the next pass (unmap_empty_spans), not the moment it happens to empty. Lock held. */
 static void span_relist(vt_span_t *span)
 {
     unsigned want = longest_run(span->free_units);
@@ -841,25 +841,29 @@ static void purge_excess(void)
     atomic_store_explicit(&g.purging_excess, false, memory_order_relaxed);
 }
 
-/* Unmaps empty spans beyond what the recent peak demand needs (vt_retain_spans_needed): one
- * munmap gives back a whole span, resident or not, and the mappings kept are the ones the
- * load is likely to fill again. A span whose units another thread is purging right now is
- * not listed as empty (its units are out of its map): that thread puts them back. Lock not
- * held. */
-static void release_unneeded_spans(uint32_t now)
+/* Unmaps empty spans: those beyond what the recent peak demand needs
+ * (vt_retain_spans_needed), or (by_demand false) all of them; `collect` first returns the
+ * emptied pages of exited threads to their spans. One munmap gives back a whole span,
+ * resident or not, and the mappings kept are the ones the load is likely to fill again. A
+ * span whose units another thread is purging right now is not listed as empty (its units are
+ * out of its map): that thread puts them back. True when a span went. Lock not held. */
+static bool unmap_empty_spans(bool by_demand, bool collect)
 {
     vt_span_t *release = NULL;
     lock();
-    uint32_t needed = vt_retain_spans_needed(now);
-    for (vt_span_t *span = g.by_run[EMPTY_RUN].head, *next; span != NULL && g.spans_total > needed;
+    if (collect)
+        collect_partial_locked();
+    uint32_t keep = by_demand ? vt_retain_spans_needed(vt_os_now_ms()) : 0;
+    for (vt_span_t *span = g.by_run[EMPTY_RUN].head, *next; span != NULL && g.spans_total > keep;
          span = next) {
         next = span->next;
-        if (span->free_units == FREE_UNITS)
-            span_leave_locked(span, &release);
+        span_leave_locked(span, &release);
     }
     spans_changed();
     unlock();
+    bool released = release != NULL;
     release_spans(release);
+    return released;
 }
 
 /* Returns the resident free units that the recent peak demand does not account for
@@ -908,7 +912,7 @@ void vt_global_maybe_purge(void)
     g.last_pass_ms = now;
     unlock();
     vt_tcache_reclaim_idle(); /* the stashes of quiet threads, so that they can age too */
-    release_unneeded_spans(now);
+    unmap_empty_spans(true, false);
     purge_beyond_demand(now);
     vt_large_purge(false);
 }
@@ -919,37 +923,14 @@ void vt_global_maybe_purge(void)
  * goes, so that the request can be served. True when something was given back. */
 bool vt_global_release_reserves(void)
 {
-    vt_span_t *release = NULL;
-    lock();
-    for (vt_span_t *span = g.by_run[EMPTY_RUN].head, *next; span != NULL; span = next) {
-        next = span->next;
-        if (span->free_units == FREE_UNITS)
-            span_leave_locked(span, &release);
-    }
-    spans_changed();
-    unlock();
-    bool released = release != NULL;
-    release_spans(release);
+    bool released = unmap_empty_spans(false, false);
     return vt_large_purge(true) > 0 || released;
 }
 
-/* malloc_trim: everything free goes back now, whatever the demand; every empty span is
- * unmapped, except one whose units another thread is purging right now (see
- * release_unneeded_spans). */
+/* malloc_trim: everything free goes back now, whatever the demand. */
 int vt_global_trim(void)
 {
-    vt_span_t *release = NULL;
-    lock();
-    collect_partial_locked();
-    for (vt_span_t *span = g.by_run[EMPTY_RUN].head, *next; span != NULL; span = next) {
-        next = span->next;
-        if (span->free_units == FREE_UNITS)
-            span_leave_locked(span, &release);
-    }
-    spans_changed();
-    unlock();
-    int released = release != NULL;
-    release_spans(release);
+    bool released = unmap_empty_spans(false, true);
     size_t purged = purge(0, PURGE_ALL) + vt_large_purge(true);
     return purged > 0 || released;
 }
