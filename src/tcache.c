@@ -504,9 +504,8 @@ static void push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, ui
  * Lengthening a chain is a compare-and-swap on a line only this thread writes: it costs no
  * cache miss, unlike a push to the page, whose line the page's owner and other freeing threads
  * share. */
-static void flush_chain(vt_tcache_t *tc, vt_remote_chain_t *chain)
+static void flush_chain(vt_remote_chain_t *chain)
 {
-    (void)tc;
     /* Relaxed: a non-zero word is the chain this thread built itself. */
     uintptr_t word = atomic_exchange_explicit(&chain->head, 0, memory_order_relaxed);
     if (word != 0)
@@ -519,7 +518,7 @@ static void flush_pending(vt_tcache_t *tc)
     if (tc->pending_chains == 0)
         return;
     for (unsigned i = 0; i < VT_REMOTE_SLOTS; i++)
-        flush_chain(tc, &tc->pending[i]);
+        flush_chain(&tc->pending[i]);
     tc->pending_chains = 0;
 }
 
@@ -538,11 +537,11 @@ static void gather_remote(vt_tcache_t *tc, vt_page_t *page, vt_block_t *block)
                 &chain->head, &old, (count << VT_REMOTE_COUNT_SHIFT) | (uintptr_t)block,
                 memory_order_release, memory_order_relaxed)) {
             if (count >= VT_REMOTE_BATCH)
-                flush_chain(tc, chain);
+                flush_chain(chain);
             return;
         }
     } else if (old != 0) {
-        flush_chain(tc, chain); /* another page's chain had the slot */
+        flush_chain(chain); /* another page's chain had the slot */
     }
     vt_block_set_next(block, NULL);
     chain->page = page;
