@@ -2,8 +2,14 @@
  * alloc.c - the entry points beyond malloc and free, with glibc's documented semantics, and
  * the exported vt_* names.
  *
- * Owns: argument checking, errno, overflow, the realloc and alignment policies. Calls:
- * tcache.c, large.c, page.c, global.c, stats.c. Knows nothing of being preloaded.
+ * Layer: 14 API
+ * Calls: os.c, report.c, sizeclass.c, spanmap.c, page.c, large.c, largespan.c, tcache.c,
+ *        purge.c, init.c
+ *
+ * Owns: argument checking, errno, overflow, the realloc and alignment policies, and the slow
+ * paths of malloc and free: where a thread's first allocation starts its cache (init.c) and
+ * where the purge schedule gets its turns (purge.c), so that the layers below never call up.
+ * Knows nothing of being preloaded.
  *
  * Choices where C and glibc differ (glibc 2.36, the version this was checked against):
  *   realloc(p, 0)          frees p and returns NULL, as glibc does.
@@ -16,16 +22,45 @@
 #define _GNU_SOURCE
 #include "alloc.h"
 
+/* ---- Slow paths of malloc and free ------------------------------------------------------ */
+
+/* The class's current page is empty, or the thread has no cache yet. A thread's first
+ * allocation initialises the process if need be and starts the thread's cache; when that is
+ * not possible (no memory, or a vfork child) the orphan cache serves it. Every
+ * VT_HOUSEKEEPING_CALLS calls, housekeeping (purge.c). A success keeps errno as it was. */
+void *vt_api_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
+{
+    if (vt_unlikely(tc->state == VT_TCACHE_UNSTARTED)) {
+        int saved = errno;
+        vt_tcache_t *mine = vt_init_thread();
+        errno = saved;
+        if (mine != NULL)
+            tc = mine;
+    } else if (vt_likely(tc->state == VT_TCACHE_LIVE)) {
+        vt_purge_housekeeping(tc);
+    }
+    return vt_tcache_alloc_slow(tc, class_idx, size);
+}
+
+/* The free fast path emptied one of the thread's pages. */
+void vt_api_page_emptied(vt_tcache_t *tc, vt_page_t *page)
+{
+    if (vt_tcache_page_emptied(tc, page))
+        vt_purge_tick(); /* units went to the global cache: the schedule's turn */
+}
+
 /* ---- Sizes above the classes, and frees that are not in a span --------------------------- */
 
 /* A block up to VT_LARGE_SPAN_MAX is a run of units: first from the thread's stash, where its
  * own frees of such blocks leave them (no lock: a server that builds a 300 KiB reply per
- * request takes and gives back the same run), else from the global cache (large.c). */
+ * request takes and gives back the same run), else from the global cache (largespan.c). */
 static void *large_alloc(size_t size, bool zero)
 {
-    if (size <= VT_LARGE_SPAN_MAX) {
-        vt_page_t *run = vt_tcache_take_run(vt_tls_tcache,
-                                            (unsigned)((size + VT_UNIT_SIZE - 1) >> VT_UNIT_SHIFT));
+    vt_tcache_t *tc = vt_tls_tcache;
+    if (size <= VT_LARGE_SPAN_MAX && tc->state == VT_TCACHE_LIVE) {
+        vt_purge_housekeeping(tc); /* a slow path like any other */
+        vt_page_t *run =
+            vt_tcache_take_run(tc, (unsigned)((size + VT_UNIT_SIZE - 1) >> VT_UNIT_SHIFT));
         if (run != NULL)
             return vt_large_start_in_span(run, size, zero, true);
     }
@@ -48,15 +83,19 @@ void vt_api_free_nonspan(void *p)
         vt_report_misuse("free", "invalid or double free (not a live vtmalloc block)", p);
 }
 
+/* free() of a block in a page the caller does not own: large blocks in spans, then other
+ * threads' pages (tcache.c). */
 void vt_api_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
 {
+    bool gave;
     if (vt_unlikely(vt_page_owner(page) == VT_OWNER_LARGE)) {
         vt_page_t *run = vt_large_free_in_span(page, p, "free");
-        if (run != NULL)
-            vt_tcache_keep_run(tc, run);
-        return;
+        gave = run != NULL && vt_tcache_keep_run(tc, run);
+    } else {
+        gave = vt_tcache_free_other(tc, page, p);
     }
-    vt_tcache_free_other(tc, page, p);
+    if (vt_unlikely(gave))
+        vt_purge_tick();
 }
 
 /* ---- calloc, realloc -------------------------------------------------------------------- */
@@ -69,7 +108,7 @@ void *vt_api_calloc(size_t count, size_t size)
         return NULL;
     }
     if (vt_likely(total <= VT_SMALL_MAX)) {
-        void *p = vt_tcache_alloc(vt_tls_tcache, vt_size_class(total), total);
+        void *p = vt_api_alloc_class(vt_tls_tcache, vt_size_class(total), total);
         if (p != NULL)
             memset(p, 0, total);
         return p;
@@ -158,7 +197,7 @@ static void *aligned_pow2(size_t alignment, size_t size)
         if (rounded == 0)
             rounded = alignment;
         if (rounded <= VT_SMALL_MAX) {
-            void *p = vt_tcache_alloc(vt_tls_tcache, vt_size_class(rounded), size);
+            void *p = vt_api_alloc_class(vt_tls_tcache, vt_size_class(rounded), size);
             VT_ASSERT(((uintptr_t)p & (alignment - 1)) == 0);
             return p;
         }
@@ -234,9 +273,7 @@ void vt_api_free_aligned_sized(void *p, size_t alignment, size_t size)
 int vt_api_malloc_trim(size_t pad)
 {
     (void)pad; /* there is no heap top to keep padding at: spans are returned whole */
-    vt_tcache_trim();
-    vt_tcache_reap(true);
-    return vt_global_trim();
+    return vt_purge_trim();
 }
 
 /* ---- The exported vt_* names ------------------------------------------------------------ */

@@ -2,9 +2,11 @@
  * alloc.h - the C allocation API as inline functions, instantiated twice: under the vt_* names
  * (alloc.c) and under the standard names (override.c), so neither pays an extra call.
  *
- * Owns: the semantics of each entry point (argument checks, errno, overflow). Calls:
- * tcache.c, large.c, page.c through internal.h. malloc and free are inline here because
- * they are the fast paths; the rest live in alloc.c.
+ * Layer: 14 API (with alloc.c)
+ *
+ * Owns: the fast paths of malloc and free, the only copy of each; their slow paths and the
+ * other entry points are in alloc.c. Everything else they use is an inline helper of
+ * internal.h (size classes, the span map, a page's free list).
  */
 #ifndef VT_ALLOC_H
 #define VT_ALLOC_H
@@ -14,6 +16,10 @@
 #include <malloc.h>
 #include <stdio.h>
 
+/* The slow paths the fast paths branch to (alloc.c). */
+void *vt_api_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size) VT_HIDDEN;
+void vt_api_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
+void vt_api_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
 void *vt_api_malloc_large(size_t size) VT_HIDDEN;
 void vt_api_free_nonspan(void *p) VT_HIDDEN;
 void *vt_api_calloc(size_t count, size_t size) VT_HIDDEN;
@@ -27,20 +33,28 @@ size_t vt_api_malloc_usable_size(void *p) VT_HIDDEN;
 void vt_api_free_sized(void *p, size_t size) VT_HIDDEN;
 void vt_api_free_aligned_sized(void *p, size_t alignment, size_t size) VT_HIDDEN;
 int vt_api_malloc_trim(size_t pad) VT_HIDDEN;
-/* glibc's introspection calls, answered with vtmalloc's figures (stats.c). */
-int vt_api_mallopt(int param, int value) VT_HIDDEN;
-struct mallinfo2 vt_api_mallinfo2(void) VT_HIDDEN;
-struct mallinfo vt_api_mallinfo(void) VT_HIDDEN;
-int vt_api_malloc_info(int options, FILE *stream) VT_HIDDEN;
 
-/* malloc: the size class (one compare and a table load for sizes up to 4 KiB), then the
- * thread cache's pop (internal.h). */
+/* The pop from the class's current page. No lock, no system call, two branches: an empty
+ * list (including the static empty page of a bin, or of a thread that has no cache yet) goes
+ * to the slow path, a damaged link to the report. */
+VT_INLINE void *vt_api_alloc_class(vt_tcache_t *tc, unsigned class_idx, size_t size)
+{
+    vt_page_t *page = tc->alloc_page[class_idx];
+    if (vt_unlikely(page->free == NULL))
+        return vt_api_alloc_slow(tc, class_idx, size);
+    vt_block_t *block = vt_page_pop(page, size);
+    if (vt_unlikely(block == NULL))
+        return vt_tcache_alloc_corrupt(tc, page, class_idx, size);
+    return block;
+}
+
+/* malloc: the size class (one compare and a table load for sizes up to 4 KiB), then the pop. */
 VT_INLINE void *vt_api_malloc(size_t size)
 {
     if (vt_likely(size <= VT_SMALL_TABLE_MAX))
-        return vt_tcache_alloc(vt_tls_tcache, vt_size_class_small(size), size);
+        return vt_api_alloc_class(vt_tls_tcache, vt_size_class_small(size), size);
     if (size <= VT_SMALL_MAX)
-        return vt_tcache_alloc(vt_tls_tcache, vt_size_class_medium(size), size);
+        return vt_api_alloc_class(vt_tls_tcache, vt_size_class_medium(size), size);
     return vt_api_malloc_large(size);
 }
 
@@ -72,13 +86,9 @@ VT_INLINE void vt_api_free(void *p)
             vt_report_misuse("free", "invalid pointer (inside a block, not at its start)", p);
             return;
         }
-        block->key = vt_block_key(block);
-        vt_block_set_next(block, page->free);
-        page->free = block;
-        if (VT_FAST_COUNTERS)
-            page->pushes++;
+        vt_page_push(page, block);
         if (vt_unlikely(--page->used == 0))
-            vt_tcache_page_emptied(tc, page);
+            vt_api_page_emptied(tc, page);
         return;
     }
     vt_api_free_other(tc, page, p);

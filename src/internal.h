@@ -2,7 +2,28 @@
  * internal.h - attributes, assertions, the prototypes every file shares (grouped by the file
  * that defines them) and the tiny inline helpers of the hot paths.
  *
- * Calls go one way: os <- spanmap, page, large <- global <- tcache <- alloc <- override.
+ * Calls go one way, down the layers (each file's opening comment names its layer and the
+ * files it calls; tests/layering.py checks both against the symbol tables):
+ *
+ *   15 override.c                 the standard C names
+ *   14 alloc.c, alloc.h           the C API; alloc.h holds the malloc and free fast paths
+ *   13 init.c                     process start, thread start, thread exit, fork
+ *   12 stats.c                    statistics, malloc_info, mallinfo
+ *   11 purge.c                    when free memory goes back; the purge thread
+ *   10 reclaim.c                  other threads' caches: quiet, gone, trimmed
+ *    9 tcache.c                   the thread cache
+ *    8 stash.c, remote.c,         a cache's empty runs; frees into other threads' pages;
+ *      large.c, largespan.c       blocks above the classes (own mappings, runs in spans)
+ *    7 global.c, cachepool.c      pages nobody owns; the records of thread caches
+ *    6 spanpurge.c                free units and empty spans back to the OS
+ *    5 span.c                     spans, their index of free runs, the global lock
+ *    4 page.c                     blocks of one class in a run of units
+ *    3 sizeclass.c, spanmap.c,    size classes; the map of our spans; recent demand and
+ *      retain.c                   what free memory to keep
+ *    2 options.c                  VTMALLOC_* options, mallopt
+ *    1 report.c                   messages, misuse reports
+ *    0 os.c, sysalloc.c, lock.h   system calls; the system allocator as backing
+ *
  * Every function declared here has hidden visibility: only include/vtmalloc.h and the
  * override layer export symbols.
  */
@@ -14,6 +35,8 @@
 #include "lock.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- Attributes ------------------------------------------------------------------------- */
@@ -50,22 +73,27 @@
  * path needs no NULL test, and free units point here so a stray free is caught. */
 extern vt_page_t vt_page_none VT_HIDDEN;
 
-/* The calling thread's cache. Starts as the static "unstarted" cache whose bins are all empty,
- * so the first malloc of a thread falls into the slow path, which starts a real cache: the
+/* The calling thread's cache (tcache.c). Starts as the static "unstarted" cache whose bins are all
+ * empty, so the first malloc of a thread falls into the slow path, which starts a real cache: the
  * fast path never asks whether the thread is initialised. Initial-exec TLS: one %fs load. */
 extern __thread vt_tcache_t *vt_tls_tcache VT_HIDDEN __attribute__((tls_model("initial-exec")));
 
-/* Random at start-up (init.c), constant after: keys of free blocks, and the mangling of their
- * links (whose low four bits are never all zero: see vt_block_next). */
+/* Defined in page.c; random at start-up (init.c), constant after: keys of free blocks, and
+ * the mangling of their links (whose low four bits are never all zero: see vt_block_next). */
 extern uintptr_t vt_secret VT_HIDDEN;
 extern uintptr_t vt_link_secret VT_HIDDEN;
 
 extern vt_options_t vt_options VT_HIDDEN;
 
-/* The id of the process whose threads own the thread caches: set at start-up and in the child
- * of a fork (init.c). A vfork or CLONE_VM child shares our memory but has another id; it must
- * neither start a cache nor judge whether our threads are gone (tcache.c). */
+/* The id of the process whose threads own the thread caches (defined in cachepool.c): set at
+ * start-up and in the child of a fork (init.c). A vfork or CLONE_VM child shares our memory
+ * but has another id; it must neither start a cache (init.c) nor judge whether our threads
+ * are gone (reclaim.c). */
 extern int32_t vt_process_id VT_HIDDEN;
+
+/* Fibonacci hashing: 2^64 divided by the golden ratio spreads addresses over a table's slots
+ * (remote.c, large.c) and seeds the mixing of random words (os.c, init.c). */
+#define VT_FIBONACCI_HASH 0x9e3779b97f4a7c15ull
 
 /* Adds one to a counter that only the calling thread writes: a relaxed load and a relaxed
  * store, not a locked add, so it costs what a plain increment costs; readers on other threads
@@ -151,13 +179,21 @@ VT_INLINE vt_page_t *vt_span_page(vt_span_t *span, const void *p)
     return atomic_load_explicit(&span->unit_page[unit], memory_order_relaxed);
 }
 
+/* Points units [first, first + n) of a span at `page` (vt_page_none: free). Relaxed: see
+ * vt_span_page; the page's fields are published by whatever hands the block to a freeing
+ * thread. */
+VT_INLINE void vt_span_set_units(vt_span_t *span, unsigned first, unsigned n, vt_page_t *page)
+{
+    for (unsigned u = first; u < first + n; u++)
+        atomic_store_explicit(&span->unit_page[u], page, memory_order_relaxed);
+}
+
 /* ---- page.c ----------------------------------------------------------------------------- */
 
 /* The first block of a page: its first unit's address, unit-aligned. */
 VT_INLINE uint8_t *vt_page_area(const vt_page_t *page)
 {
-    uintptr_t span = (uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK;
-    return (uint8_t *)(span + ((uintptr_t)page->first_unit << VT_UNIT_SHIFT));
+    return (uint8_t *)vt_span_base(page) + ((uintptr_t)page->first_unit << VT_UNIT_SHIFT);
 }
 
 /* The next block of a free list (NULL at the end), from the mangled link of block b. A link
@@ -196,37 +232,6 @@ VT_INLINE uintptr_t vt_page_owner(vt_page_t *page)
     return atomic_load_explicit(&page->owner, memory_order_relaxed);
 }
 
-extern _Atomic uint64_t vt_page_class_pages[VT_CLASS_COUNT] VT_HIDDEN;
-extern _Atomic uint64_t vt_page_class_gets[VT_CLASS_COUNT] VT_HIDDEN;
-extern _Atomic uint64_t vt_page_class_puts[VT_CLASS_COUNT] VT_HIDDEN;
-extern _Atomic uint64_t vt_page_class_requested[VT_CLASS_COUNT] VT_HIDDEN;
-void vt_page_publish(vt_page_t *page) VT_HIDDEN;
-
-void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units) VT_HIDDEN;
-void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner) VT_HIDDEN;
-void vt_page_unassign(vt_page_t *page) VT_HIDDEN;
-void vt_page_assign_large(vt_page_t *page) VT_HIDDEN;
-bool vt_page_release_large(vt_page_t *page) VT_HIDDEN;
-bool vt_page_refill(vt_page_t *page) VT_HIDDEN;
-uint32_t vt_page_collect_remote(vt_page_t *page) VT_HIDDEN;
-bool vt_page_try_detach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
-bool vt_page_try_reattach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
-bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last,
-                         uint32_t count) VT_HIDDEN;
-bool vt_page_is_block_start(const vt_page_t *page, const void *p) VT_HIDDEN;
-bool vt_page_link_in_page(const vt_page_t *page, const vt_block_t *next) VT_HIDDEN;
-bool vt_page_check_block(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
-
-void vt_list_push_front(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
-void vt_list_push_back(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
-void vt_list_remove(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
-
-/* ---- tcache.c --------------------------------------------------------------------------- */
-
-void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size) VT_HIDDEN;
-void *vt_tcache_alloc_corrupt(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx,
-                              size_t size) VT_COLD VT_HIDDEN;
-
 /* The statistics' counters on the fast paths (three plain adds on the page's hot line, see
  * page.c). A build with -DVT_FAST_COUNTERS=0 leaves them out: statistics per class are then
  * wrong; it exists only to measure what the counters cost (bench/RESULTS.md). */
@@ -234,20 +239,16 @@ void *vt_tcache_alloc_corrupt(vt_tcache_t *tc, vt_page_t *page, unsigned class_i
 #define VT_FAST_COUNTERS 1
 #endif
 
-/* The malloc fast path: pop the first free block of the class's current page. No lock, no
- * system call, two branches: an empty list (including the static empty page of a bin, or of a
- * thread that has no cache yet) goes to the slow path, a damaged link to the report. Clearing the
- * key is what makes a later double free recognisable (vt_block_key). The two counters (statistics,
- * page.c) are plain adds on the line the pop writes anyway. */
-VT_INLINE void *vt_tcache_alloc(vt_tcache_t *tc, unsigned class_idx, size_t size)
+/* Pops the first block of a page whose free list is not empty (the malloc fast path, alloc.h,
+ * and the slow path after a refill); NULL when its link was damaged (left for the caller to
+ * report). Clearing the key is what makes a later double free recognisable (vt_block_key). The
+ * counters are plain adds on the line the pop writes anyway. Owner only. */
+VT_INLINE vt_block_t *vt_page_pop(vt_page_t *page, size_t size)
 {
-    vt_page_t *page = tc->alloc_page[class_idx];
     vt_block_t *block = page->free;
-    if (vt_unlikely(block == NULL))
-        return vt_tcache_alloc_slow(tc, class_idx, size);
     vt_block_t *next = vt_block_next(block);
     if (vt_unlikely(!vt_block_link_ok(next)))
-        return vt_tcache_alloc_corrupt(tc, page, class_idx, size);
+        return NULL;
     page->free = next;
     page->used++;
     block->key = 0;
@@ -258,151 +259,18 @@ VT_INLINE void *vt_tcache_alloc(vt_tcache_t *tc, unsigned class_idx, size_t size
     return block;
 }
 
-void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
-/* free() of a block in a page the caller does not own: large blocks in spans, then
- * vt_tcache_free_other (alloc.c). */
-void vt_api_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
-void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
-/* Free runs of units (large blocks in spans) kept in the thread's stash and taken from it. */
-vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units) VT_HIDDEN;
-void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
-void vt_tcache_thread_exit(vt_tcache_t *tc) VT_HIDDEN;
-void vt_tcache_trim(void) VT_HIDDEN;
-void vt_tcache_publish(void) VT_HIDDEN;
-void vt_tcache_reap(bool all) VT_HIDDEN;
-void vt_tcache_reclaim_idle(void) VT_HIDDEN;
-const vt_tcache_counters_t *vt_tcache_orphan_counters(void) VT_HIDDEN;
-void vt_tcache_fork_prepare(void) VT_HIDDEN;
-void vt_tcache_fork_parent(void) VT_HIDDEN;
-void vt_tcache_fork_child(void) VT_HIDDEN;
+/* Pushes a block its owner frees onto the page's free list, first in line for the next malloc
+ * (LIFO: the block is still in cache), marked with its key. The caller counts `used` down.
+ * Owner only. */
+VT_INLINE void vt_page_push(vt_page_t *page, vt_block_t *block)
+{
+    block->key = vt_block_key(block);
+    vt_block_set_next(block, page->free);
+    page->free = block;
+    if (VT_FAST_COUNTERS)
+        page->pushes++;
+}
 
-/* ---- global.c --------------------------------------------------------------------------- */
-
-vt_page_t *vt_global_take_partial(unsigned class_idx) VT_HIDDEN;
-void vt_global_put_partial(vt_page_t *page) VT_HIDDEN;
-void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty, bool idle) VT_HIDDEN;
-uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned class_idx) VT_HIDDEN;
-vt_page_t *vt_global_take_run(unsigned units, unsigned align, unsigned class_idx) VT_HIDDEN;
-void vt_global_put_run(vt_page_t *page) VT_HIDDEN;
-bool vt_global_resize_large(vt_page_t *page, unsigned units) VT_HIDDEN;
-vt_tcache_t *vt_global_tcache_get(void) VT_HIDDEN;
-void vt_global_tcache_put(vt_tcache_t *tc) VT_HIDDEN;
-size_t vt_global_tcache_snapshot(vt_tcache_t **caches, int32_t *tids, size_t max,
-                                 size_t *live) VT_HIDDEN;
-bool vt_global_tcache_claim(vt_tcache_t *tc, int32_t tid) VT_HIDDEN;
-int vt_global_trim(void) VT_HIDDEN;
-bool vt_global_release_reserves(void) VT_HIDDEN;
-uint64_t vt_global_caches_started(void) VT_HIDDEN;
-uint64_t vt_global_caches_live(void) VT_HIDDEN;
-bool vt_global_nothing_to_return(void) VT_HIDDEN;
-void vt_global_maybe_purge(void) VT_HIDDEN;
-void vt_global_count_shared_put(unsigned class_idx) VT_HIDDEN;
-void vt_global_stats(vt_stats_t *st) VT_HIDDEN;
-void vt_global_fork_prepare(void) VT_HIDDEN;
-void vt_global_fork_parent(void) VT_HIDDEN;
-void vt_global_fork_child(void) VT_HIDDEN;
-
-/* ---- retain.c: the retention policy ------------------------------------------------------ */
-
-/* The highest level of something (units out of spans, bytes of large mappings) over the last
- * VTMALLOC_PURGE_MS, kept in slots that each cover a part of the window, so that an old high
- * is forgotten part by part. Protected by its user's lock. */
-#define VT_WINDOW_SLOTS 8
-typedef struct vt_window {
-    uint64_t slot_max[VT_WINDOW_SLOTS]; /* highest level seen in each slot's time */
-    uint64_t level;                     /* the level now */
-    uint32_t slot_start_ms;             /* when the current slot began */
-    unsigned slot;                      /* the current slot */
-} vt_window_t;
-
-void vt_window_change(vt_window_t *w, int64_t delta, uint32_t now) VT_HIDDEN;
-void vt_window_forget(vt_window_t *w, uint64_t amount, uint32_t now) VT_HIDDEN;
-uint64_t vt_window_peak(vt_window_t *w, uint32_t now) VT_HIDDEN;
-
-/* Spans' units, with the global lock held (global.c). */
-void vt_retain_demand_changed(int32_t delta_units, uint32_t now) VT_HIDDEN;
-void vt_retain_demand_forgotten(uint32_t units, uint32_t now) VT_HIDDEN;
-uint32_t vt_retain_free_allowed(uint32_t now) VT_HIDDEN;
-uint32_t vt_retain_spans_needed(uint32_t now) VT_HIDDEN;
-
-/* ---- large.c ---------------------------------------------------------------------------- */
-
-void *vt_large_alloc(size_t size, size_t alignment, bool zero) VT_HIDDEN;
-size_t vt_large_purge(bool all) VT_HIDDEN;
-bool vt_large_free(void *p) VT_HIDDEN;
-vt_page_t *vt_large_free_in_span(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
-void *vt_large_start_in_span(vt_page_t *page, size_t size, bool zero, bool stale) VT_HIDDEN;
-bool vt_large_resize_in_span(vt_page_t *page, size_t size) VT_HIDDEN;
-size_t vt_large_usable_size(const void *p) VT_HIDDEN;
-void *vt_large_realloc(void *p, size_t size) VT_HIDDEN;
-void vt_large_stats(vt_stats_t *st) VT_HIDDEN;
-size_t vt_large_cached_bytes(void) VT_HIDDEN;
-void vt_large_fork_prepare(void) VT_HIDDEN;
-void vt_large_fork_parent(void) VT_HIDDEN;
-void vt_large_fork_child(void) VT_HIDDEN;
-
-/* ---- os.c ------------------------------------------------------------------------------- */
-
-size_t vt_os_page_size(void) VT_HIDDEN;
-void *vt_os_map(size_t size, size_t alignment) VT_HIDDEN;
-void vt_os_unmap(void *p, size_t size) VT_HIDDEN;
-void *vt_os_remap(void *p, size_t old_size, size_t new_size) VT_HIDDEN;
-void *vt_os_backing_alloc(size_t size, size_t alignment, vt_backing_t backing) VT_HIDDEN;
-void vt_os_backing_free(void *p, size_t size, vt_backing_t backing) VT_HIDDEN;
-void vt_os_write(int fd, const char *text, size_t len) VT_HIDDEN;
-bool vt_os_purge(void *p, size_t size) VT_HIDDEN;
-/* Milliseconds of a monotonic clock; wraps after 49 days, so compare differences only. */
-uint32_t vt_os_now_ms(void) VT_HIDDEN;
-void vt_os_sleep_ms(uint32_t ms) VT_HIDDEN;
-int vt_os_dup_fd(int fd) VT_HIDDEN;
-/* What a descriptor refers to: the same file, device or pipe gives the same identity. */
-typedef struct vt_fd_identity {
-    uint64_t dev, ino, rdev;
-} vt_fd_identity_t;
-bool vt_os_fd_identity(int fd, vt_fd_identity_t *id) VT_HIDDEN; /* false: fd is not open */
-int32_t vt_os_thread_id(void) VT_HIDDEN;
-int32_t vt_os_process_id(void) VT_HIDDEN;
-bool vt_os_thread_gone(int32_t pid, int32_t tid) VT_HIDDEN;
-VT_NORETURN void vt_os_abort(void) VT_HIDDEN;
-uint64_t vt_os_random(void) VT_HIDDEN;
-/* Test hook: when positive, the n-th next mapping fails (counting down to 1). */
-extern _Atomic long vt_os_fail_countdown VT_HIDDEN;
-
-/* ---- sysalloc.c ------------------------------------------------------------------------- */
-
-/* The system allocator, for VTMALLOC_BACKING=malloc. When vtmalloc replaces malloc, these
- * reach glibc's own allocator without going through the replaced names. */
-bool vt_sysalloc_init(void) VT_HIDDEN; /* false: not found, use mmap */
-void *vt_sysalloc_memalign(size_t alignment, size_t size) VT_HIDDEN;
-void vt_sysalloc_free(void *p) VT_HIDDEN;
-
-/* ---- options.c -------------------------------------------------------------------------- */
-
-void vt_options_load(void) VT_HIDDEN;
-
-/* ---- report.c --------------------------------------------------------------------------- */
-
-/* A small formatter into a caller's buffer: %s %d %u %zu %zx %p and %%, nothing else. Never
- * allocates; returns the length written (truncating to cap - 1). */
-size_t vt_format(char *buf, size_t cap, const char *fmt, ...) VT_HIDDEN;
-void vt_message(const char *fmt, ...) VT_HIDDEN;
-/* Keeps a private copy of stderr for the statistics printed at exit: programs such as the
- * coreutils close stderr before the process ends. A program may also close the copy (daemons
- * close every descriptor at start) and open a file of its own under its number: the message
- * is written only to a descriptor that still refers to the stderr that was kept. */
-void vt_report_keep_stderr(void) VT_HIDDEN;
-void vt_message_to_kept_stderr(const char *fmt, ...) VT_HIDDEN;
-/* A misuse of the API by the program: prints one line naming the pointer and the error, then
- * aborts, or returns when VTMALLOC_ON_ERROR=warn (the caller then leaks the block). */
-void vt_report_misuse(const char *fn, const char *what, const void *p) VT_COLD VT_HIDDEN;
-/* A free list whose link at `block` was overwritten (most likely by an overflow of the block
- * before it): reported as a misuse of malloc; returns only in warn mode. */
-void vt_report_corrupt_list(const void *block) VT_COLD VT_HIDDEN;
-VT_NORETURN void vt_assert_fail(const char *file, int line, const char *expr) VT_COLD VT_HIDDEN;
-
-/* ---- init.c ----------------------------------------------------------------------------- */
-
-void vt_init(void) VT_HIDDEN;
-void vt_init_thread_cache(vt_tcache_t *tc) VT_HIDDEN;
+#include "prototypes.h"
 
 #endif /* VT_INTERNAL_H */

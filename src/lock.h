@@ -12,8 +12,8 @@
  * every structure the locks protect, and every other thread is kept out by the real mutexes,
  * so it goes on without locking again: vt_fork_holder says it is that thread.
  *
- * Only the fork handlers in init.c set and clear the flag, on their own thread; it is
- * thread-local, so no other thread ever reads it.
+ * Only the fork handlers in init.c set and clear the flag (defined in os.c), on their own
+ * thread; it is thread-local, so no other thread ever reads it. Layer 0, with os.c.
  */
 #ifndef VT_LOCK_H
 #define VT_LOCK_H

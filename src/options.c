@@ -1,8 +1,11 @@
 /*
  * options.c - the VTMALLOC_* environment variables, read once at start-up.
  *
+ * Layer: 2 options
+ * Calls: report.c
+ *
  * Owns: vt_options and the table that documents every option (the README's list is this
- * table). Calls: report.c. Scans `environ` directly: getenv is not guaranteed to be usable
+ * table); mallopt. Scans `environ` directly: getenv is not guaranteed to be usable
  * this early, and nothing here may allocate. A bad value is reported on stderr and the
  * default kept; an unknown VTMALLOC_ variable is reported too, since it is most likely a typo.
  */
@@ -159,4 +162,15 @@ void vt_options_load(void)
         if (!known)
             vt_message("vtmalloc: unknown variable %s ignored\n", *env);
     }
+    if (vt_options.on_error != VT_ON_ERROR_ABORT) /* abort is report.c's default */
+        vt_report_set_on_error((vt_on_error_t)vt_options.on_error);
+}
+
+/* glibc's tuning parameters (M_MMAP_THRESHOLD, M_ARENA_MAX, ...) describe its own heap; none
+ * applies here. Accepted and ignored, so programs that set them keep working. */
+int vt_api_mallopt(int param, int value)
+{
+    (void)param;
+    (void)value;
+    return 1;
 }

@@ -1,10 +1,13 @@
 /*
  * os.c - the only file that maps memory or talks to the kernel.
  *
+ * Layer: 0 OS
+ * Calls: sysalloc.c
+ *
  * Owns: mmap/munmap/mremap, the backing choice (mmap or the system allocator), write(2) for
- * messages, abort, and the start-up randomness. Calls: sysalloc.c for the system allocator.
- * Never called with the global lock held (global.c and large.c drop their locks first), and
- * never changes errno except to report its own failure.
+ * messages, abort, the start-up randomness, and the fork holder of lock.h. Never called with
+ * the global lock held (span.c, spanpurge.c and large.c drop their locks first), and never
+ * changes errno except to report its own failure.
  */
 #define _GNU_SOURCE
 #include "internal.h"
@@ -19,6 +22,9 @@
 #include <unistd.h>
 
 _Atomic long vt_os_fail_countdown;
+
+/* lock.h: the thread running fork(), between our prepare and parent/child handlers. */
+__thread bool vt_fork_holder __attribute__((tls_model("initial-exec")));
 
 size_t vt_os_page_size(void)
 {
@@ -223,13 +229,13 @@ void vt_os_abort(void)
 uint64_t vt_os_random(void)
 {
     /* AT_RANDOM: 16 random bytes the kernel gives every process; no system call needed. */
-    uint64_t r = 0x9e3779b97f4a7c15ull;
+    uint64_t r = VT_FIBONACCI_HASH;
     const uint8_t *bytes = (const uint8_t *)getauxval(AT_RANDOM);
     if (bytes != NULL) {
         uint64_t a, b;
         memcpy(&a, bytes, 8);
         memcpy(&b, bytes + 8, 8);
-        r ^= a * 0xbf58476d1ce4e5b9ull ^ b;
+        r ^= a * VT_FIBONACCI_HASH ^ b; /* any odd multiplier mixes */
     }
     r ^= (uint64_t)(uintptr_t)&r; /* stack randomisation as a fallback */
     r ^= r >> 31;

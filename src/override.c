@@ -3,7 +3,10 @@
  * it replaces the C library's allocator (with sysalloc.c built with VT_OVERRIDE, which finds
  * the replaced one for VTMALLOC_BACKING=malloc).
  *
- * Owns: the exported standard symbols. Calls: alloc.h. Each function only forwards; malloc
+ * Layer: 15 override
+ * Calls: report.c, options.c, sizeclass.c, spanmap.c, page.c, tcache.c, stats.c, alloc.c
+ *
+ * Owns: the exported standard symbols. Each function only forwards (to alloc.h); malloc
  * and free inline the fast paths, so replacing malloc costs no extra call. The __libc_* names
  * are glibc's public aliases of its allocator, which some programs call directly: they are
  * ours too, so no block is ever allocated by one allocator and freed by the other.

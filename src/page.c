@@ -2,10 +2,13 @@
  * page.c - pages: assigning a run of units to a class, carving blocks, the free lists, and the
  * ownership protocol that lets any thread free any block without a global lock.
  *
- * Owns: the fields of vt_page_t and the page lists. Calls: nothing above it (the callers in
- * tcache.c decide where a page goes when it changes hands). Never locks, never maps.
+ * Layer: 4 pages
+ * Calls: report.c, sizeclass.c
  *
- * ---- The ownership protocol (review point g, "dirty read") ----------------------------------
+ * Owns: the fields of vt_page_t, the page lists and the block secrets. The callers decide where
+ * a page goes when it changes hands. Never locks, never maps.
+ *
+ * ---- The ownership protocol (the "dirty read" that VT did without a proof) --------------
  *
  * page->owner is one word, changed only by these transitions:
  *
@@ -57,6 +60,10 @@
 #include "internal.h"
 
 vt_page_t vt_page_none = {.owner = VT_OWNER_FREE};
+
+/* See internal.h: set once by init.c before the first block exists. */
+uintptr_t vt_secret;
+uintptr_t vt_link_secret;
 
 /* Per class: pages assigned, and the mallocs and frees its pages have published. Changed on
  * slow paths with relaxed atomic adds (statistics only; nothing is ordered by them). */
@@ -154,9 +161,7 @@ void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner)
     atomic_store_explicit(&page->remote, 0, memory_order_relaxed);
     atomic_store_explicit(&page->owner, owner, memory_order_relaxed);
     atomic_fetch_add_explicit(&vt_page_class_pages[class_idx], 1, memory_order_relaxed);
-    vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
-    for (unsigned u = page->first_unit; u < page->first_unit + page->units; u++)
-        atomic_store_explicit(&span->unit_page[u], page, memory_order_relaxed);
+    vt_span_set_units(vt_span_base(page), page->first_unit, page->units, page);
 }
 
 /* Takes an empty page out of service: a later free of one of its old blocks finds
@@ -167,9 +172,7 @@ void vt_page_unassign(vt_page_t *page)
     VT_ASSERT((atomic_load_explicit(&page->remote, memory_order_relaxed) & VT_REMOTE_PTR_MASK) ==
               0);
     vt_page_publish(page);
-    vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
-    for (unsigned u = page->first_unit; u < page->first_unit + page->units; u++)
-        atomic_store_explicit(&span->unit_page[u], &vt_page_none, memory_order_relaxed);
+    vt_span_set_units(vt_span_base(page), page->first_unit, page->units, &vt_page_none);
     atomic_store_explicit(&page->owner, VT_OWNER_FREE, memory_order_relaxed);
     page->free = NULL;
     atomic_fetch_sub_explicit(&vt_page_class_pages[page->class_idx], 1, memory_order_relaxed);
@@ -190,9 +193,7 @@ void vt_page_assign_large(vt_page_t *page)
     page->class_idx = VT_CLASS_LARGE;
     atomic_store_explicit(&page->remote, 0, memory_order_relaxed);
     atomic_store_explicit(&page->owner, VT_OWNER_LARGE, memory_order_relaxed);
-    vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
-    for (unsigned u = page->first_unit; u < page->first_unit + page->units; u++)
-        atomic_store_explicit(&span->unit_page[u], page, memory_order_relaxed);
+    vt_span_set_units(vt_span_base(page), page->first_unit, page->units, page);
 }
 
 /* Ends a large block: false when another free got there first (a double free). Relaxed: the
@@ -204,9 +205,7 @@ bool vt_page_release_large(vt_page_t *page)
                                                  memory_order_relaxed, memory_order_relaxed))
         return false;
     page->used = 0;
-    vt_span_t *span = (vt_span_t *)((uintptr_t)page & ~(uintptr_t)VT_SPAN_MASK);
-    for (unsigned u = page->first_unit; u < page->first_unit + page->units; u++)
-        atomic_store_explicit(&span->unit_page[u], &vt_page_none, memory_order_relaxed);
+    vt_span_set_units(vt_span_base(page), page->first_unit, page->units, &vt_page_none);
     return true;
 }
 

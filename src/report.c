@@ -2,8 +2,12 @@
  * report.c - messages to stderr without allocating: a small formatter, misuse reports and
  * assertion failures.
  *
- * Owns: the message format. Calls: os.c (write, abort). Never allocates, never takes a lock,
- * so it is safe inside any allocator path, including with a lock held.
+ * Layer: 1 messages
+ * Calls: os.c
+ *
+ * Owns: the message format, and what a misuse does (VTMALLOC_ON_ERROR, set by options.c).
+ * Never allocates, never takes a lock, so it is safe inside any allocator path, including with
+ * a lock held.
  */
 #include "internal.h"
 
@@ -119,15 +123,6 @@ static size_t vformat(char *buf, size_t cap, const char *fmt, va_list ap)
     return o.len < cap ? o.len : (cap ? cap - 1 : 0);
 }
 
-size_t vt_format(char *buf, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    size_t n = vformat(buf, cap, fmt, ap);
-    va_end(ap);
-    return n;
-}
-
 static int kept_stderr = -1;
 static vt_fd_identity_t kept_identity; /* what fd 2 referred to when it was kept */
 
@@ -177,9 +172,17 @@ void vt_message(const char *fmt, ...)
     va_end(ap);
 }
 
+/* Written at start-up (options.c) or by a test, before any misuse it governs. */
+static vt_on_error_t on_error = VT_ON_ERROR_ABORT;
+
+void vt_report_set_on_error(vt_on_error_t action)
+{
+    on_error = action;
+}
+
 void vt_report_misuse(const char *fn, const char *what, const void *p)
 {
-    bool warn = vt_options.on_error == VT_ON_ERROR_WARN;
+    bool warn = on_error == VT_ON_ERROR_WARN;
     vt_message("vtmalloc: %s(): %s: pointer %p%s\n", fn, what, p,
                warn ? " (ignored, block leaked)" : "");
     if (!warn)

@@ -3,9 +3,13 @@
  * mapped and which freed large mappings are kept, decided by the demand the process has
  * recently shown, not by events.
  *
- * Owns: the windows of recent demand (vt_window_t) and the one of spans' units. Calls:
- * nothing. global.c feeds and asks the units' window under the global lock; large.c keeps a
- * window of its own (bytes of mapped large blocks) under its lock.
+ * Layer: 3 retention policy
+ * Calls: options.c
+ *
+ * Owns: the windows of recent demand (vt_window_t) and the one of spans' units. span.c feeds
+ * the units' window under the global lock, spanpurge.c asks it what to keep; large.c keeps a
+ * window of its own (bytes of mapped large blocks) under its lock. It calls nothing but reads
+ * the options: the layers that hold memory ask it, and it sits below them all.
  *
  * Demand is the number of units taken out of spans: in pages, in threads' stashes, in large
  * blocks. The window keeps its highest value over the last VTMALLOC_PURGE_MS, in

@@ -1,8 +1,11 @@
 /*
  * sizeclass.c - the size classes: block size, page length and blocks per page of each.
  *
- * Owns: the class table. Calls: nothing. Pure data; vt_size_class() in internal.h maps a size
- * to its class in constant time (review point e: never a scan over the classes).
+ * Layer: 3 size classes
+ * Calls: nothing
+ *
+ * Owns: the class table. Pure data; vt_size_class() in internal.h maps a size to its class in
+ * constant time (never a scan over the classes, as VT's lookup was).
  *
  * The rule behind the table (tests/test_sizeclass.c recomputes it independently):
  *   class 0..7     bsize = 16 * (class + 1)                       16 .. 128

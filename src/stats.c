@@ -1,22 +1,66 @@
 /*
- * stats.c - the counters behind vt_stats_get() and the table vt_stats_print() writes.
+ * stats.c - the counters behind vt_stats_get() and the table vt_stats_print() writes, and
+ * glibc's shapes of them (mallinfo, mallinfo2, malloc_info).
  *
- * Owns: the presentation, including glibc's shapes (mallinfo2, malloc_info). Calls: global.c,
- * large.c, report.c. The counters themselves live
- * where they are counted (global.c under its lock, large.c under its lock, each thread cache
- * for itself); none of them is on the malloc or free fast path.
+ * Layer: 12 statistics
+ * Calls: report.c, sizeclass.c, page.c, span.c, spanpurge.c, global.c, cachepool.c, large.c,
+ * largespan.c, tcache.c
+ *
+ * Owns: the presentation. The counters themselves live where they are counted (span.c and
+ * global.c under the global lock, cachepool.c under its lock, large.c under its lock, each
+ * page and thread cache for itself); none of them is on the malloc or free fast path.
  */
-#include "alloc.h"
+#include "internal.h"
 
+#include <malloc.h>
+#include <stdio.h>
 #include <unistd.h>
+
+/* The per-class figures, from the pages' published counts, the frees into other threads'
+ * pages (`puts`) and the free blocks of the global cache's pages. Per class, gets and puts
+ * are exact for exited threads and the caller, behind by what other running threads did since
+ * their pages' last slow event. */
+static void class_stats(vt_stats_t *st, const uint64_t puts[VT_CLASS_COUNT])
+{
+    st->class_count = VT_CLASS_COUNT;
+    for (unsigned k = 0; k < VT_CLASS_COUNT; k++) {
+        vt_class_stats_t *c = &st->classes[k];
+        uint64_t bsize = vt_classes[k].bsize;
+        c->block_size = bsize;
+        c->pages = atomic_load_explicit(&vt_page_class_pages[k], memory_order_relaxed);
+        c->gets = atomic_load_explicit(&vt_page_class_gets[k], memory_order_relaxed);
+        c->puts = puts[k] + atomic_load_explicit(&vt_page_class_puts[k], memory_order_relaxed);
+        c->in_use = c->gets > c->puts ? c->gets - c->puts : 0;
+        c->requested_total =
+            atomic_load_explicit(&vt_page_class_requested[k], memory_order_relaxed);
+        if (c->gets > 0) /* the estimate: see bytes_requested_live in vtmalloc.h */
+            st->bytes_requested_live +=
+                (uint64_t)((double)c->in_use * (double)c->requested_total / (double)c->gets);
+        uint64_t capacity = c->pages * vt_classes[k].capacity;
+        uint64_t accounted = c->in_use + c->free_in_global;
+        c->free_in_threads = capacity > accounted ? capacity - accounted : 0;
+        st->bytes_in_use += c->in_use * bsize;
+        st->bytes_free_threads += c->free_in_threads * bsize;
+        st->bytes_free_global += c->free_in_global * bsize;
+    }
+}
 
 VT_EXPORT void vt_stats_get(vt_stats_t *out)
 {
     vt_stats_t st;
+    uint64_t puts[VT_CLASS_COUNT] = {0};
     memset(&st, 0, sizeof(st));
     vt_tcache_publish();
-    vt_global_stats(&st);
+    vt_cachepool_stats(&st, puts, &vt_tcache_orphan()->counters);
+    vt_span_lock(); /* the spans, the purge counters and the partial lists, exact together */
+    vt_span_stats_locked(&st);
+    vt_spanpurge_stats_locked(&st);
+    vt_global_stats_locked(&st, puts);
+    vt_span_unlock();
+    class_stats(&st, puts);
+    st.bytes_returned_total = st.purged_bytes_total + st.span_unmaps_total * VT_SPAN_SIZE;
     vt_large_stats(&st);
+    vt_largespan_stats(&st);
     st.bytes_in_use += st.large_bytes;
     st.bytes_mapped += st.span_bytes; /* vt_large_stats added the mapped large blocks */
     *out = st;
@@ -71,15 +115,6 @@ VT_EXPORT void vt_stats_print(void)
 }
 
 /* ---- glibc's shapes --------------------------------------------------------------------- */
-
-/* glibc's tuning parameters (M_MMAP_THRESHOLD, M_ARENA_MAX, ...) describe its own heap; none
- * applies here. Accepted and ignored, so programs that set them keep working. */
-int vt_api_mallopt(int param, int value)
-{
-    (void)param;
-    (void)value;
-    return 1;
-}
 
 /* The fields, as vtmalloc fills them:
  *   arena     bytes of spans held            ordblks   empty spans in reserve

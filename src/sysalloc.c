@@ -1,7 +1,10 @@
 /*
  * sysalloc.c - how the core reaches the system allocator (VTMALLOC_BACKING=malloc).
  *
- * Owns: nothing but the lookup. Calls: the C library.
+ * Layer: 0 OS
+ * Calls: nothing
+ *
+ * Owns: nothing but the lookup; calls only the C library.
  *
  * Built twice. In the core library that tests link (no VT_OVERRIDE), malloc is the system's,
  * so plain calls do. In libvtmalloc (VT_OVERRIDE), our own malloc replaces the system's, so

@@ -238,9 +238,9 @@ static void overflow_into_a_free_neighbour_is_reported(void **state)
     vt_free(a); /* the child allocates a, then b again (LIFO) */
     expect_abort(run_in_child(overflow_into_free_neighbour, NULL), "malloc(): corrupted free list",
                  b);
-    vt_options.on_error = VT_ON_ERROR_WARN;
+    vt_report_set_on_error(VT_ON_ERROR_WARN);
     child_result_t r = run_in_child(overflow_into_free_neighbour, NULL);
-    vt_options.on_error = VT_ON_ERROR_ABORT;
+    vt_report_set_on_error(VT_ON_ERROR_ABORT);
     assert_true(r.exited);
     assert_non_null(strstr(r.err, "corrupted free list"));
     assert_non_null(strstr(r.err, "no live block handed out"));
@@ -249,10 +249,10 @@ static void overflow_into_a_free_neighbour_is_reported(void **state)
 static void warn_mode_reports_and_continues(void **state)
 {
     (void)state;
-    vt_options.on_error = VT_ON_ERROR_WARN;
+    vt_report_set_on_error(VT_ON_ERROR_WARN);
     victim = vt_malloc(40);
     child_result_t r = run_in_child(double_free_at_once, NULL);
-    vt_options.on_error = VT_ON_ERROR_ABORT;
+    vt_report_set_on_error(VT_ON_ERROR_ABORT);
     assert_true(r.exited);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.err, "double free"));

@@ -629,7 +629,7 @@ static void drain_caches(void)
 {
     for (;;) {
         arm(1);
-        vt_tcache_t *tc = vt_global_tcache_get();
+        vt_tcache_t *tc = vt_cachepool_get();
         long left = disarm();
         if (tc == NULL) {
             CHECK(left == 0, "tcache_get failed without the hook");
@@ -642,7 +642,7 @@ static void drain_caches(void)
 
 static void undrain_one_cache(void)
 {
-    vt_global_tcache_put(held_caches[--held_cache_count]);
+    vt_cachepool_put(held_caches[--held_cache_count]);
 }
 
 static void drain_units(void)

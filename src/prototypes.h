@@ -1,0 +1,287 @@
+/*
+ * prototypes.h - the functions each file of src/ offers the others, grouped by file, from the
+ * bottom layer up (the layers: internal.h). Included by internal.h, after the inline helpers.
+ */
+#ifndef VT_PROTOTYPES_H
+#define VT_PROTOTYPES_H
+
+/* ---- os.c ------------------------------------------------------------------------------- */
+
+size_t vt_os_page_size(void) VT_HIDDEN;
+void *vt_os_map(size_t size, size_t alignment) VT_HIDDEN;
+void vt_os_unmap(void *p, size_t size) VT_HIDDEN;
+void *vt_os_remap(void *p, size_t old_size, size_t new_size) VT_HIDDEN;
+void *vt_os_backing_alloc(size_t size, size_t alignment, vt_backing_t backing) VT_HIDDEN;
+void vt_os_backing_free(void *p, size_t size, vt_backing_t backing) VT_HIDDEN;
+void vt_os_write(int fd, const char *text, size_t len) VT_HIDDEN;
+bool vt_os_purge(void *p, size_t size) VT_HIDDEN;
+/* Milliseconds of a monotonic clock; wraps after 49 days, so compare differences only. */
+uint32_t vt_os_now_ms(void) VT_HIDDEN;
+void vt_os_sleep_ms(uint32_t ms) VT_HIDDEN;
+int vt_os_dup_fd(int fd) VT_HIDDEN;
+/* What a descriptor refers to: the same file, device or pipe gives the same identity. */
+typedef struct vt_fd_identity {
+    uint64_t dev, ino, rdev;
+} vt_fd_identity_t;
+bool vt_os_fd_identity(int fd, vt_fd_identity_t *id) VT_HIDDEN; /* false: fd is not open */
+int32_t vt_os_thread_id(void) VT_HIDDEN;
+int32_t vt_os_process_id(void) VT_HIDDEN;
+bool vt_os_thread_gone(int32_t pid, int32_t tid) VT_HIDDEN;
+VT_NORETURN void vt_os_abort(void) VT_HIDDEN;
+uint64_t vt_os_random(void) VT_HIDDEN;
+/* Test hook: when positive, the n-th next mapping fails (counting down to 1). */
+extern _Atomic long vt_os_fail_countdown VT_HIDDEN;
+
+/* ---- sysalloc.c ------------------------------------------------------------------------- */
+
+/* The system allocator, for VTMALLOC_BACKING=malloc. When vtmalloc replaces malloc, these
+ * reach glibc's own allocator without going through the replaced names. */
+bool vt_sysalloc_init(void) VT_HIDDEN; /* false: not found, use mmap */
+void *vt_sysalloc_memalign(size_t alignment, size_t size) VT_HIDDEN;
+void vt_sysalloc_free(void *p) VT_HIDDEN;
+
+/* ---- report.c --------------------------------------------------------------------------- */
+
+void vt_message(const char *fmt, ...) VT_HIDDEN;
+/* What a misuse does: abort (the default) or warn and go on (VTMALLOC_ON_ERROR, options.c). */
+void vt_report_set_on_error(vt_on_error_t action) VT_HIDDEN;
+/* Keeps a private copy of stderr for the statistics printed at exit: programs such as the
+ * coreutils close stderr before the process ends. A program may also close the copy (daemons
+ * close every descriptor at start) and open a file of its own under its number: the message
+ * is written only to a descriptor that still refers to the stderr that was kept. */
+void vt_report_keep_stderr(void) VT_HIDDEN;
+void vt_message_to_kept_stderr(const char *fmt, ...) VT_HIDDEN;
+/* A misuse of the API by the program: prints one line naming the pointer and the error, then
+ * aborts, or returns when VTMALLOC_ON_ERROR=warn (the caller then leaks the block). */
+void vt_report_misuse(const char *fn, const char *what, const void *p) VT_COLD VT_HIDDEN;
+/* A free list whose link at `block` was overwritten (most likely by an overflow of the block
+ * before it): reported as a misuse of malloc; returns only in warn mode. */
+void vt_report_corrupt_list(const void *block) VT_COLD VT_HIDDEN;
+VT_NORETURN void vt_assert_fail(const char *file, int line, const char *expr) VT_COLD VT_HIDDEN;
+
+/* ---- options.c -------------------------------------------------------------------------- */
+
+void vt_options_load(void) VT_HIDDEN;
+int vt_api_mallopt(int param, int value) VT_HIDDEN;
+
+/* ---- retain.c: the retention policy ------------------------------------------------------ */
+
+/* The highest level of something (units out of spans, bytes of large mappings) over the last
+ * VTMALLOC_PURGE_MS, kept in slots that each cover a part of the window, so that an old high
+ * is forgotten part by part. Protected by its user's lock. */
+#define VT_WINDOW_SLOTS 8
+typedef struct vt_window {
+    uint64_t slot_max[VT_WINDOW_SLOTS]; /* highest level seen in each slot's time */
+    uint64_t level;                     /* the level now */
+    uint32_t slot_start_ms;             /* when the current slot began */
+    unsigned slot;                      /* the current slot */
+} vt_window_t;
+
+void vt_window_change(vt_window_t *w, int64_t delta, uint32_t now) VT_HIDDEN;
+void vt_window_forget(vt_window_t *w, uint64_t amount, uint32_t now) VT_HIDDEN;
+uint64_t vt_window_peak(vt_window_t *w, uint32_t now) VT_HIDDEN;
+
+/* Spans' units, with the global lock held (global.c). */
+void vt_retain_demand_changed(int32_t delta_units, uint32_t now) VT_HIDDEN;
+void vt_retain_demand_forgotten(uint32_t units, uint32_t now) VT_HIDDEN;
+uint32_t vt_retain_free_allowed(uint32_t now) VT_HIDDEN;
+uint32_t vt_retain_spans_needed(uint32_t now) VT_HIDDEN;
+
+/* ---- page.c ----------------------------------------------------------------------------- */
+
+extern _Atomic uint64_t vt_page_class_pages[VT_CLASS_COUNT] VT_HIDDEN;
+extern _Atomic uint64_t vt_page_class_gets[VT_CLASS_COUNT] VT_HIDDEN;
+extern _Atomic uint64_t vt_page_class_puts[VT_CLASS_COUNT] VT_HIDDEN;
+extern _Atomic uint64_t vt_page_class_requested[VT_CLASS_COUNT] VT_HIDDEN;
+void vt_page_publish(vt_page_t *page) VT_HIDDEN;
+
+void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units) VT_HIDDEN;
+void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner) VT_HIDDEN;
+void vt_page_unassign(vt_page_t *page) VT_HIDDEN;
+void vt_page_assign_large(vt_page_t *page) VT_HIDDEN;
+bool vt_page_release_large(vt_page_t *page) VT_HIDDEN;
+bool vt_page_refill(vt_page_t *page) VT_HIDDEN;
+uint32_t vt_page_collect_remote(vt_page_t *page) VT_HIDDEN;
+bool vt_page_try_detach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
+bool vt_page_try_reattach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
+bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last,
+                         uint32_t count) VT_HIDDEN;
+bool vt_page_is_block_start(const vt_page_t *page, const void *p) VT_HIDDEN;
+bool vt_page_link_in_page(const vt_page_t *page, const vt_block_t *next) VT_HIDDEN;
+bool vt_page_check_block(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
+
+void vt_list_push_front(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
+void vt_list_push_back(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
+void vt_list_remove(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
+
+/* ---- span.c: spans, their index, the global lock ---------------------------------------- */
+
+#define VT_SPAN_FREE_UNITS (~(uint64_t)1)      /* every unit but 0, the header */
+#define VT_EMPTY_RUN       (VT_SPAN_UNITS - 1) /* the longest run of an empty span */
+
+void vt_span_lock_for(unsigned class_idx) VT_HIDDEN;
+void vt_span_lock(void) VT_HIDDEN;
+void vt_span_unlock(void) VT_HIDDEN;
+/* The rest of span.c's functions named _locked, and vt_span_set_dirty/relist/listed, need the
+ * global lock held. */
+void vt_span_set_dirty(vt_span_t *span, uint64_t dirty) VT_HIDDEN;
+uint32_t vt_span_dirty_count(void) VT_HIDDEN;
+uint32_t vt_span_dirty_budget(void) VT_HIDDEN;
+void vt_span_relist(vt_span_t *span) VT_HIDDEN;
+vt_span_t *vt_span_listed(unsigned run) VT_HIDDEN;
+vt_span_t *vt_span_map(void) VT_HIDDEN;
+void vt_span_add_locked(vt_span_t *span) VT_HIDDEN;
+void vt_span_leave_locked(vt_span_t *span, vt_span_t **release) VT_HIDDEN;
+void vt_span_release(vt_span_t *list) VT_HIDDEN;
+uint64_t vt_span_count_locked(void) VT_HIDDEN;
+vt_page_t *vt_span_take_from_locked(vt_span_t *span, unsigned units, unsigned align) VT_HIDDEN;
+uint32_t vt_span_take_locked(unsigned units, unsigned align, vt_page_t **out,
+                             uint32_t max_count) VT_HIDDEN;
+void vt_span_give_back_locked(vt_page_t *page, uint32_t freed_ms) VT_HIDDEN;
+void vt_span_put_run(vt_page_t *page) VT_HIDDEN;
+void vt_span_stats_locked(vt_stats_t *st) VT_HIDDEN;
+void vt_span_fork_prepare(void) VT_HIDDEN;
+void vt_span_fork_parent(void) VT_HIDDEN;
+void vt_span_fork_child(void) VT_HIDDEN;
+
+/* ---- spanpurge.c: free units and empty spans back to the OS ----------------------------- */
+
+void vt_spanpurge_excess(void) VT_HIDDEN;
+bool vt_spanpurge_unmap_empty(bool by_demand) VT_HIDDEN;
+void vt_spanpurge_beyond_demand(uint32_t now) VT_HIDDEN;
+size_t vt_spanpurge_all(void) VT_HIDDEN;
+void vt_spanpurge_stats_locked(vt_stats_t *st) VT_HIDDEN;
+void vt_spanpurge_fork_prepare(void) VT_HIDDEN;
+void vt_spanpurge_fork_parent(void) VT_HIDDEN;
+void vt_spanpurge_fork_child(void) VT_HIDDEN;
+
+/* ---- global.c: pages nobody owns, runs for threads ------------------------------------- */
+
+vt_page_t *vt_global_take_partial(unsigned class_idx) VT_HIDDEN;
+void vt_global_put_partial(vt_page_t *page) VT_HIDDEN;
+void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty, bool idle) VT_HIDDEN;
+void vt_global_collect(uint32_t now) VT_HIDDEN;
+uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned class_idx) VT_HIDDEN;
+vt_page_t *vt_global_take_run(unsigned units, unsigned align, unsigned class_idx) VT_HIDDEN;
+bool vt_global_release_reserves(void) VT_HIDDEN;
+/* Hook (an upper layer's function, registered once by init.c): more to give back when a span
+ * cannot be mapped. */
+void vt_global_set_release_reserves_hook(bool (*hook)(void)) VT_HIDDEN;
+void vt_global_count_shared_put(unsigned class_idx) VT_HIDDEN;
+void vt_global_stats_locked(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT]) VT_HIDDEN;
+
+/* ---- cachepool.c: the records of thread caches ------------------------------------------ */
+
+vt_tcache_t *vt_cachepool_get(void) VT_HIDDEN;
+void vt_cachepool_put(vt_tcache_t *tc) VT_HIDDEN;
+size_t vt_cachepool_snapshot(vt_tcache_t **caches, int32_t *tids, size_t max,
+                             size_t *live) VT_HIDDEN;
+bool vt_cachepool_claim(vt_tcache_t *tc, int32_t tid) VT_HIDDEN;
+uint64_t vt_cachepool_started(void) VT_HIDDEN;
+uint64_t vt_cachepool_live(void) VT_HIDDEN;
+void vt_cachepool_stats(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT],
+                        const vt_tcache_counters_t *others) VT_HIDDEN;
+void vt_cachepool_fork_prepare(void) VT_HIDDEN;
+void vt_cachepool_fork_parent(void) VT_HIDDEN;
+void vt_cachepool_fork_child(vt_tcache_t *self) VT_HIDDEN;
+
+/* ---- stash.c, remote.c: a cache's empty runs, its frees into others' pages -------------- */
+
+uint32_t vt_stash_count(vt_tcache_t *tc) VT_HIDDEN;
+void vt_stash_push(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
+vt_page_t *vt_stash_pop(vt_tcache_t *tc, unsigned units) VT_HIDDEN;
+void vt_stash_shrink(vt_tcache_t *tc, uint32_t keep) VT_HIDDEN;
+void vt_stash_give_back(vt_tcache_t *tc) VT_HIDDEN;
+void vt_stash_take_from(vt_tcache_t *tc) VT_HIDDEN;
+void vt_stash_empty_into(vt_tcache_t *tc, vt_page_list_t *empty) VT_HIDDEN;
+
+void vt_remote_push(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32_t n) VT_HIDDEN;
+void vt_remote_flush(vt_tcache_t *tc) VT_HIDDEN;
+void vt_remote_gather(vt_tcache_t *tc, vt_page_t *page, vt_block_t *block) VT_HIDDEN;
+void vt_remote_take_chains(vt_tcache_t *tc) VT_HIDDEN;
+
+/* ---- largetable.c: the table of mapped large blocks ------------------------------------- */
+
+typedef struct vt_large_entry {
+    uintptr_t addr;   /* 0: empty slot */
+    size_t size;      /* bytes mapped (mmap) or requested rounded to 16 (malloc backing) */
+    size_t requested; /* what malloc or realloc asked for (statistics) */
+    uint8_t backing;  /* vt_backing_t */
+} vt_large_entry_t;
+
+void vt_largetable_lock(void) VT_HIDDEN;
+void vt_largetable_unlock(void) VT_HIDDEN;
+bool vt_largetable_lock_with_room(void) VT_HIDDEN; /* false: lock not held, no memory */
+vt_large_entry_t *vt_largetable_find_locked(uintptr_t addr) VT_HIDDEN;
+void vt_largetable_insert_locked(vt_large_entry_t e) VT_HIDDEN;
+void vt_largetable_remove_locked(vt_large_entry_t *slot) VT_HIDDEN;
+void vt_largetable_set_requested_locked(vt_large_entry_t *slot, size_t requested) VT_HIDDEN;
+void vt_largetable_stats_locked(vt_stats_t *st) VT_HIDDEN;
+void vt_largetable_fork_prepare(void) VT_HIDDEN;
+void vt_largetable_fork_parent(void) VT_HIDDEN;
+void vt_largetable_fork_child(void) VT_HIDDEN;
+
+/* ---- large.c, largespan.c: blocks above the classes ------------------------------------- */
+
+void *vt_large_alloc(size_t size, size_t alignment, bool zero) VT_HIDDEN;
+size_t vt_large_purge(bool all) VT_HIDDEN;
+bool vt_large_release_cache(void) VT_HIDDEN;
+bool vt_large_free(void *p) VT_HIDDEN;
+size_t vt_large_usable_size(const void *p) VT_HIDDEN;
+void *vt_large_realloc(void *p, size_t size) VT_HIDDEN;
+void vt_large_stats(vt_stats_t *st) VT_HIDDEN;
+size_t vt_large_cached_bytes(void) VT_HIDDEN;
+
+void *vt_largespan_alloc(size_t size, size_t alignment, bool zero) VT_HIDDEN;
+vt_page_t *vt_large_free_in_span(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
+void *vt_large_start_in_span(vt_page_t *page, size_t size, bool zero, bool stale) VT_HIDDEN;
+bool vt_large_resize_in_span(vt_page_t *page, size_t size) VT_HIDDEN;
+void vt_largespan_stats(vt_stats_t *st) VT_HIDDEN;
+
+/* ---- tcache.c: the thread cache --------------------------------------------------------- */
+
+vt_tcache_t *vt_tcache_start(void) VT_HIDDEN;
+void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size) VT_HIDDEN;
+void *vt_tcache_alloc_corrupt(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx,
+                              size_t size) VT_COLD VT_HIDDEN;
+bool vt_tcache_housekeeping(vt_tcache_t *tc) VT_HIDDEN;
+/* The free slow paths return true when units went to the global cache (a turn for the purge
+ * schedule). */
+bool vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
+bool vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
+/* Free runs of units (large blocks in spans) kept in the thread's stash and taken from it. */
+vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units) VT_HIDDEN;
+bool vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
+void vt_tcache_trim_own(void) VT_HIDDEN;
+void vt_tcache_abandon(vt_tcache_t *tc) VT_HIDDEN;
+void vt_tcache_thread_exit(vt_tcache_t *tc) VT_HIDDEN;
+void vt_tcache_publish(void) VT_HIDDEN;
+vt_tcache_t *vt_tcache_orphan(void) VT_HIDDEN;
+void vt_tcache_fork_prepare(void) VT_HIDDEN;
+void vt_tcache_fork_parent(void) VT_HIDDEN;
+void vt_tcache_fork_child(void) VT_HIDDEN;
+
+/* ---- reclaim.c, purge.c: other threads' caches; the purge schedule ---------------------- */
+
+void vt_reclaim_idle(void) VT_HIDDEN;
+void vt_reclaim_reap(bool all) VT_HIDDEN;
+void vt_reclaim_trim(void) VT_HIDDEN;
+
+void vt_purge_tick(void) VT_HIDDEN;
+void vt_purge_housekeeping(vt_tcache_t *tc) VT_HIDDEN;
+int vt_purge_trim(void) VT_HIDDEN;
+void vt_purge_thread_maybe_start(void) VT_HIDDEN;
+void vt_purge_fork_child(void) VT_HIDDEN;
+
+/* ---- stats.c: glibc's introspection calls, answered with vtmalloc's figures ------------- */
+
+struct mallinfo2 vt_api_mallinfo2(void) VT_HIDDEN;
+struct mallinfo vt_api_mallinfo(void) VT_HIDDEN;
+int vt_api_malloc_info(int options, FILE *stream) VT_HIDDEN;
+
+/* ---- init.c ---------------------------------------------------------------------------- */
+
+void vt_init(void) VT_HIDDEN;
+vt_tcache_t *vt_init_thread(void) VT_HIDDEN;
+
+#endif /* VT_PROTOTYPES_H */
