@@ -22,14 +22,14 @@
 
 /* cmocka's assertions jump back into the test runner, which only works on the thread that runs
  * the test; code that runs on other threads (or in children) checks with this instead. */
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);             \
-            fprintf(stderr, __VA_ARGS__);                                                        \
-            fputc('\n', stderr);                                                                 \
-            abort();                                                                             \
-        }                                                                                        \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* The byte at offset i of a block identified by `id`: a block holding another's bytes, or
@@ -59,8 +59,8 @@ static inline size_t pattern_check(const void *p, size_t n, uint64_t id)
 
 /* How a child process ended and what it wrote on stderr. */
 typedef struct child_result {
-    int exited;   /* 1 if it exited normally */
-    int status;   /* exit status, or the signal that killed it */
+    int exited; /* 1 if it exited normally */
+    int status; /* exit status, or the signal that killed it */
     char err[4096];
 } child_result_t;
 
