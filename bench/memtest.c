@@ -101,26 +101,6 @@ static inline void bench_free(void *ptr)
 #include "bench.h"
 
 /* ------------------------------------------------------------------------------------------------
- * Random numbers (bench.h has the generator): uniform doubles and per-thread streams. Only used
- * before timing.
- * ---------------------------------------------------------------------------------------------- */
-
-/* Uniform double in [0, 1) from the top 53 bits. */
-static double rng_unit(uint64_t *state)
-{
-    return (double)(rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* A thread's stream depends on the seed, the workload's stream id and the thread index only. */
-static uint64_t rng_stream(uint64_t seed, unsigned stream_id, unsigned thread)
-{
-    uint64_t mix = ((uint64_t)stream_id << 32) ^ (uint64_t)(thread + 1);
-    uint64_t state = seed ^ rng_next(&mix);
-    rng_next(&state);
-    return state;
-}
-
-/* ------------------------------------------------------------------------------------------------
  * Time (the /proc readers are in bench.h).
  * ---------------------------------------------------------------------------------------------- */
 

@@ -149,8 +149,8 @@ static void *bk_map_touched(size_t bytes)
 }
 
 /* ------------------------------------------------------------------------------------------------
- * Random numbers (bench.h has the splitmix64 generator). Drawn during the load: the draws are the
- * same for every allocator, and cost a few ns against the hundreds of ns of allocator work per
+ * Random numbers (rand.h has the generator and the streams). Drawn during the load: the draws are
+ * the same for every allocator, and cost a few ns against the hundreds of ns of allocator work per
  * object.
  * ---------------------------------------------------------------------------------------------- */
 
@@ -173,15 +173,6 @@ static inline uint32_t rng_logsize(uint64_t *state, uint32_t lo, uint32_t hi)
     a = a < lo ? lo : a;
     b = b > hi ? hi : b;
     return rng_range(state, a, b);
-}
-
-/* The stream of one connection: depends on the seed, the phase's number and the connection's. */
-static uint64_t rng_stream(uint64_t seed, unsigned phase_no, unsigned conn)
-{
-    uint64_t mix = ((uint64_t)phase_no << 32) ^ (uint64_t)(conn + 1);
-    uint64_t state = seed ^ rng_next(&mix);
-    rng_next(&state);
-    return state;
 }
 
 /* ------------------------------------------------------------------------------------------------

@@ -67,21 +67,13 @@
 static unsigned g_threads = 4, g_scale = 1;
 static uint64_t g_iter = DEFAULT_ITER, g_seed = 20240611;
 
-static uint64_t rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* ---- Patterns: 8 bytes at a time, derived from (id, size, offset) -------------------------- */
 
 static inline uint64_t word_at(uint64_t key, size_t w)
 {
-    uint64_t x = key + (uint64_t)w * 0x9e3779b97f4a7c15ull;
+    uint64_t x = key + (uint64_t)w * RNG_GOLDEN;
     x ^= x >> 29;
-    x *= 0xbf58476d1ce4e5b9ull;
+    x *= RNG_MUL1;
     return x ^ (x >> 32);
 }
 

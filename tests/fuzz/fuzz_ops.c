@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "rand.h" /* bench/rand.h */
 #include "vtmalloc.h"
 
 #define SLOTS  64
@@ -64,8 +65,7 @@ static uint64_t next_seed = 1;
 
 static inline uint8_t pat(uint64_t seed, size_t i)
 {
-    uint64_t x = seed * 0x9e3779b97f4a7c15ull + (uint64_t)i * 0xbf58476d1ce4e5b9ull;
-    return (uint8_t)(x >> 56) ^ (uint8_t)i;
+    return (uint8_t)(rng_pattern(seed, i) >> 56) ^ (uint8_t)i;
 }
 
 /* Patterned regions: all of a block up to 16 KiB, else its first and last 4 KiB. */
