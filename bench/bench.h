@@ -4,9 +4,10 @@
  * test, the random numbers (rand.h, which the tests use too), the /proc readers and the proof that
  * the allocator under test is the one serving the program.
  *
- * Included after the program's allocator seam, which defines ALLOCATOR_ENTRY (the function that
- * serves bench_malloc) and BENCH_NAME (the program's name, for messages). Everything here is
- * static inline: each program uses what it needs. Nothing here allocates.
+ * Included once ALLOCATOR_ENTRY (the function that serves the benchmark's allocations) and
+ * BENCH_NAME (the program's name, for messages) are defined: by the program and seam.h (memtest,
+ * soak: the allocator seam), or by the program alone (server, patterns: malloc). Everything here
+ * is static inline: each program uses what it needs. Nothing here allocates.
  */
 #ifndef VT_BENCH_H
 #define VT_BENCH_H
