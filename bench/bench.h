@@ -1,11 +1,13 @@
 /*
- * bench.h - what memtest.c and soak.c share: failing loudly without stdio, bookkeeping memory that
- * never passes through the allocator under test, the random numbers, the /proc readers and the
- * proof that the allocator under test is the one serving the program.
+ * bench.h - what the benchmarks share (memtest.c and soak.c; server.c and patterns.c in part):
+ * failing loudly without stdio, bookkeeping memory that never passes through the allocator under
+ * test, the random numbers (rand.h, which the tests use too), the /proc readers and the proof that
+ * the allocator under test is the one serving the program.
  *
- * Included after the program's allocator seam, which defines ALLOCATOR_ENTRY (the function that
- * serves bench_malloc) and BENCH_NAME (the program's name, for messages). Everything here is
- * static inline: each program uses what it needs. Nothing here allocates.
+ * Included once ALLOCATOR_ENTRY (the function that serves the benchmark's allocations) and
+ * BENCH_NAME (the program's name, for messages) are defined: by the program and seam.h (memtest,
+ * soak: the allocator seam), or by the program alone (server, patterns: malloc). Everything here
+ * is static inline: each program uses what it needs. Nothing here allocates.
  */
 #ifndef VT_BENCH_H
 #define VT_BENCH_H
@@ -21,6 +23,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include "rand.h" /* the random numbers: splitmix64, shared with the tests */
 
 /* ---- Failure: formatted on the stack and written with write(2), because a failure may come from
  * the allocator under test and stdio may need that allocator. ---- */
@@ -111,30 +115,6 @@ static inline long bk_resident_kb(void)
         }
     }
     return (long)(pages * page / 1024);
-}
-
-/* ---- Random numbers: splitmix64 (Steele, Lea, Flood 2014). One 64-bit state, one add and three
- * xor-shift-multiply steps per number; it passes BigCrush and is trivially seeded, which is all a
- * workload generator needs. ---- */
-
-static inline uint64_t rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15u);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, bound) by multiply-shift on the top 32 bits; the bias is below 2^-32 * bound. */
-static inline uint32_t rng_below(uint64_t *state, uint32_t bound)
-{
-    return (uint32_t)(((rng_next(state) >> 32) * (uint64_t)bound) >> 32);
-}
-
-/* Uniform in [lo, hi], both included. */
-static inline uint32_t rng_range(uint64_t *state, uint32_t lo, uint32_t hi)
-{
-    return lo + rng_below(state, hi - lo + 1);
 }
 
 /* ---- /proc readers: open/read into stack buffers, so that they allocate nothing. ---- */

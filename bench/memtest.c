@@ -45,80 +45,19 @@
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------------------------------
- * The allocator seam: the only place that names the allocator under test.
+ * The allocator under test: seam.h names it (Tcl_Alloc with -DMEMTEST_ZIPPY, vt_malloc with
+ * -DMEMTEST_VT, malloc otherwise) and holds what memtest and soak share: die(), bookkeeping memory,
+ * the random numbers, the /proc readers, the options -s -a -m -q -v -h and the check of which
+ * allocator serves the program.
  * ---------------------------------------------------------------------------------------------- */
 
-#if defined(MEMTEST_ZIPPY)
-/*
- * Tcl's own allocator. Debian's libtcl8.6 is built with -DTCL_THREADS=1 -DUSE_THREAD_ALLOC=1 (see
- * TCL_DEFS in /usr/lib/x86_64-linux-gnu/tcl8.6/tclConfig.sh), so Tcl_Alloc -> TclpAlloc is the
- * zippy thread allocator of generic/tclThreadAlloc.c. zippy_check() below confirms it at run time,
- * because Tcl_GetMemoryInfo only reports buckets when that allocator is compiled in (it panics
- * otherwise). Tcl_Alloc panics instead of returning NULL; the NULL checks below are then simply
- * never taken.
- */
-#include <tcl.h>
-#define ALLOCATOR_DEFAULT "zippy"
-#define ALLOCATOR_ENTRY   Tcl_Alloc
-static inline void *bench_malloc(size_t size)
-{
-    return Tcl_Alloc((unsigned int)size);
-}
-static inline void bench_free(void *ptr)
-{
-    Tcl_Free(ptr);
-}
-#elif defined(MEMTEST_VT)
-/* vtmalloc's own API, linked with -lvtmalloc (the library also replaces malloc for the process). */
-#include "vtmalloc.h"
-#define ALLOCATOR_DEFAULT "vtmalloc-linked"
-#define ALLOCATOR_ENTRY   vt_malloc
-static inline void *bench_malloc(size_t size)
-{
-    return vt_malloc(size);
-}
-static inline void bench_free(void *ptr)
-{
-    vt_free(ptr);
-}
-#else
-/* Plain malloc/free: glibc, or whatever LD_PRELOAD puts in front of it. */
-#define ALLOCATOR_DEFAULT "malloc"
-#define ALLOCATOR_ENTRY   malloc
-static inline void *bench_malloc(size_t size)
-{
-    return malloc(size);
-}
-static inline void bench_free(void *ptr)
-{
-    free(ptr);
-}
-#endif
-
-/* What memtest and soak share: die(), bookkeeping memory, splitmix64, the /proc readers, and the
- * check of which allocator serves the program. */
 #define BENCH_NAME "memtest"
-#include "bench.h"
-
-/* ------------------------------------------------------------------------------------------------
- * Random numbers (bench.h has the generator): uniform doubles and per-thread streams. Only used
- * before timing.
- * ---------------------------------------------------------------------------------------------- */
-
-/* Uniform double in [0, 1) from the top 53 bits. */
-static double rng_unit(uint64_t *state)
-{
-    return (double)(rng_next(state) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* A thread's stream depends on the seed, the workload's stream id and the thread index only. */
-static uint64_t rng_stream(uint64_t seed, unsigned stream_id, unsigned thread)
-{
-    uint64_t mix = ((uint64_t)stream_id << 32) ^ (uint64_t)(thread + 1);
-    uint64_t state = seed ^ rng_next(&mix);
-    rng_next(&state);
-    return state;
-}
+#if defined(MEMTEST_ZIPPY)
+#define BENCH_ZIPPY
+#elif defined(MEMTEST_VT)
+#define BENCH_VT
+#endif
+#include "seam.h"
 
 /* ------------------------------------------------------------------------------------------------
  * Time (the /proc readers are in bench.h).
@@ -251,17 +190,13 @@ static const char *const workload_names[WL_COUNT] = {"original", "capped",  "tcl
                                                      "single",   "xthread", "churn"};
 
 typedef struct {
+    bench_options_t common; /* -s -a -m -q, and -v: churn prints RSS after every wave */
     enum workload workload;
-    unsigned threads;       /* -t */
-    uint64_t work;          /* -n: mallocs per thread (see usage) */
-    uint64_t seed;          /* -s */
-    unsigned reps;          /* -r */
-    const char *label;      /* -a */
-    bool quiet;             /* -q */
-    bool verbose;           /* -v: churn prints RSS after every wave */
-    const char *map_needle; /* -m */
-    uint32_t records;       /* -R: original/capped, live blocks at the end, all threads together */
-    uint32_t per_worker;    /* -c: churn, mallocs per worker thread */
+    unsigned threads;    /* -t */
+    uint64_t work;       /* -n: mallocs per thread (see usage) */
+    unsigned reps;       /* -r */
+    uint32_t records;    /* -R: original/capped, live blocks at the end, all threads together */
+    uint32_t per_worker; /* -c: churn, mallocs per worker thread */
 } options_t;
 
 static void usage(FILE *out)
@@ -288,31 +223,17 @@ static void usage(FILE *out)
         "      serves the benchmark's malloc (Tcl_Alloc, vt_malloc)\n");
 }
 
-static uint64_t parse_u64(const char *arg, char opt, uint64_t min, uint64_t max)
-{
-    char *end;
-    errno = 0;
-    unsigned long long value = strtoull(arg, &end, 0);
-    if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' || value < min || value > max) {
-        fprintf(stderr, "memtest: -%c needs a number in %" PRIu64 "..%" PRIu64 ", not '%s'\n", opt,
-                min, max, arg);
-        exit(2);
-    }
-    return value;
-}
-
 static void parse_options(int argc, char **argv, options_t *o)
 {
-    *o = (options_t){.workload = WL_ORIGINAL,
+    *o = (options_t){.common = bench_options_default(),
+                     .workload = WL_ORIGINAL,
                      .threads = 2,
                      .work = 1000000,
-                     .seed = 1,
                      .reps = 1,
-                     .label = ALLOCATOR_DEFAULT,
                      .records = 100000,
                      .per_worker = 10000};
     int c;
-    while ((c = getopt(argc, argv, "w:t:n:s:r:a:m:R:c:qvh")) != -1) {
+    while ((c = getopt(argc, argv, "w:t:n:r:R:c:" BENCH_OPTIONS)) != -1) {
         switch (c) {
         case 'w': {
             int found = -1;
@@ -335,17 +256,8 @@ static void parse_options(int argc, char **argv, options_t *o)
         case 'n':
             o->work = parse_u64(optarg, 'n', 1, 1u << 30);
             break;
-        case 's':
-            o->seed = parse_u64(optarg, 's', 0, UINT64_MAX);
-            break;
         case 'r':
             o->reps = (unsigned)parse_u64(optarg, 'r', 1, 1000);
-            break;
-        case 'a':
-            o->label = optarg;
-            break;
-        case 'm':
-            o->map_needle = optarg;
             break;
         case 'R':
             o->records = (uint32_t)parse_u64(optarg, 'R', 1, 1u << 26);
@@ -353,30 +265,12 @@ static void parse_options(int argc, char **argv, options_t *o)
         case 'c':
             o->per_worker = (uint32_t)parse_u64(optarg, 'c', 1, 1u << 30);
             break;
-        case 'q':
-            o->quiet = true;
+        default: /* -s -a -m -q -v -h, or a mistake */
+            bench_option(c, optarg, &o->common, usage);
             break;
-        case 'v':
-            o->verbose = true;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        default:
-            usage(stderr);
-            exit(2);
         }
     }
-    if (optind != argc) {
-        fprintf(stderr, "memtest: unexpected argument '%s'\n", argv[optind]);
-        exit(2);
-    }
-    for (const char *p = o->label; *p != '\0'; p++) {
-        if (*p == ' ' || *p == '=' || *p == ',') {
-            fprintf(stderr, "memtest: -a label must not contain spaces, '=' or ','\n");
-            exit(2);
-        }
-    }
+    bench_options_end(argc, argv, &o->common, " =,");
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -414,7 +308,8 @@ static uint32_t original_size(uint64_t *rng, bool capped)
  */
 static void gen_original(script_t *s, const options_t *o, unsigned tid, bool capped)
 {
-    uint64_t rng = rng_stream(o->seed, WL_ORIGINAL, tid); /* capped shares the original's stream */
+    uint64_t rng =
+        rng_stream(o->common.seed, WL_ORIGINAL, tid); /* capped shares the original's stream */
     uint32_t records = o->records / o->threads > 0 ? o->records / o->threads : 1;
     uint64_t n = o->work;
     double p_malloc = 1.0;
@@ -457,7 +352,7 @@ static void gen_original(script_t *s, const options_t *o, unsigned tid, bool cap
  */
 static void gen_single(script_t *s, const options_t *o, unsigned tid)
 {
-    uint64_t rng = rng_stream(o->seed, WL_SINGLE, tid);
+    uint64_t rng = rng_stream(o->common.seed, WL_SINGLE, tid);
     uint64_t live = 0;
     uint32_t prev = 0;
     script_init(s, 2 * o->work + 1);
@@ -623,7 +518,7 @@ static pending_t heap_pop(heap_t *h)
 static void gen_model(script_t *s, const options_t *o, unsigned tid, uint32_t per_worker,
                       unsigned stream_id)
 {
-    uint64_t rng = rng_stream(o->seed, stream_id, tid);
+    uint64_t rng = rng_stream(o->common.seed, stream_id, tid);
     uint64_t n = o->work;
     uint32_t waves = 0;
     if (per_worker > 0) {
@@ -914,13 +809,13 @@ static void run_churn(worker_t *w, const options_t *o, result_t *r)
     }
     for (unsigned wave = 0; wave < waves; wave++) {
         max_rss = wave_rss[wave] > max_rss ? wave_rss[wave] : max_rss;
-        if (o->verbose) {
+        if (o->common.verbose) {
             uint64_t live = 0;
             for (unsigned i = 0; i < lanes; i++) {
                 live += w[i].script.wave_live[wave];
             }
-            printf("WAVE allocator=%s wave=%u rss_kb=%ld live_kb=%" PRIu64 "\n", o->label, wave,
-                   wave_rss[wave], live / 1024);
+            printf("WAVE allocator=%s wave=%u rss_kb=%ld live_kb=%" PRIu64 "\n", o->common.label,
+                   wave, wave_rss[wave], live / 1024);
         }
     }
     r->wave_rss_first_kb = wave_rss[first];
@@ -939,16 +834,17 @@ static void report(const options_t *o, unsigned rep, const result_t *r)
     double ops_per_s = r->seconds > 0 ? pairs / r->seconds : 0;
     /* CPU time per pair: the cost of a malloc+free on one core, whatever the thread count. */
     double ns_per_pair = pairs > 0 ? r->cpu_seconds * 1e9 / pairs : 0;
-    if (!o->quiet) {
+    if (!o->common.quiet) {
         printf("%-8s %-16s t=%-3u rep %u: %8.3f M mallocs/s  %7.1f ns/pair (cpu)  peak RSS %8.1f "
                "MiB (base %.1f, of it tables %.1f)  end RSS %8.1f MiB  peak live %8.1f MiB%s\n",
-               wl, o->label, o->threads, rep, ops_per_s / 1e6, ns_per_pair, r->peak_rss_kb / 1024.0,
-               r->base_rss_kb / 1024.0, r->tables_kb / 1024.0, r->end_rss_kb / 1024.0,
-               (double)r->peak_live / 1048576.0, r->peak_reset ? "" : "  (VmHWM not reset)");
+               wl, o->common.label, o->threads, rep, ops_per_s / 1e6, ns_per_pair,
+               r->peak_rss_kb / 1024.0, r->base_rss_kb / 1024.0, r->tables_kb / 1024.0,
+               r->end_rss_kb / 1024.0, (double)r->peak_live / 1048576.0,
+               r->peak_reset ? "" : "  (VmHWM not reset)");
         if (o->workload == WL_CHURN) {
             printf("%-8s %-16s t=%-3u rep %u: RSS after wave: %.1f MiB (live %.1f) early, %.1f MiB "
                    "(live %.1f) late, max %.1f MiB\n",
-                   wl, o->label, o->threads, rep, r->wave_rss_first_kb / 1024.0,
+                   wl, o->common.label, o->threads, rep, r->wave_rss_first_kb / 1024.0,
                    (double)r->wave_live_first / 1048576.0, r->wave_rss_last_kb / 1024.0,
                    (double)r->wave_live_last / 1048576.0, r->wave_rss_max_kb / 1024.0);
         }
@@ -957,9 +853,10 @@ static void report(const options_t *o, unsigned rep, const result_t *r)
            " frees=%" PRIu64 " seconds=%.6f ops_per_s=%.0f calls_per_s=%.0f ns_per_pair=%.2f "
            "peak_rss_kb=%ld base_rss_kb=%ld end_rss_kb=%ld tables_kb=%ld peak_live_kb=%" PRIu64
            " peak_reset=%d malloc_from=%s",
-           o->label, wl, o->threads, rep, o->seed, r->mallocs, r->mallocs, r->seconds, ops_per_s,
-           2 * ops_per_s, ns_per_pair, r->peak_rss_kb, r->base_rss_kb, r->end_rss_kb, r->tables_kb,
-           (r->peak_live + 1023) / 1024, r->peak_reset ? 1 : 0, base_name(entry_object()));
+           o->common.label, wl, o->threads, rep, o->common.seed, r->mallocs, r->mallocs, r->seconds,
+           ops_per_s, 2 * ops_per_s, ns_per_pair, r->peak_rss_kb, r->base_rss_kb, r->end_rss_kb,
+           r->tables_kb, (r->peak_live + 1023) / 1024, r->peak_reset ? 1 : 0,
+           base_name(entry_object()));
     if (o->workload == WL_CHURN) {
         printf(" wave_rss_first_kb=%ld wave_rss_last_kb=%ld wave_rss_max_kb=%ld"
                " wave_live_first_kb=%" PRIu64 " wave_live_last_kb=%" PRIu64,
@@ -970,93 +867,80 @@ static void report(const options_t *o, unsigned rep, const result_t *r)
     fflush(stdout);
 }
 
-#if defined(MEMTEST_ZIPPY)
-/*
- * Confirm that Tcl_Alloc is zippy: Tcl_GetMemoryInfo lists a "shared" cache and one entry per
- * bucket ("blocksize free removes inserts assigned locks waits") only in a USE_THREAD_ALLOC build.
- */
-static void zippy_check(const options_t *o)
+/* Generates the work of thread i (lane i in churn) before timing, and faults its pointer table
+ * in: the tables' RSS stays constant during the work. */
+static void prepare_worker(worker_t *w, const options_t *o, unsigned i)
 {
-    Tcl_DString ds;
-    Tcl_Free(Tcl_Alloc(16)); /* make sure this thread has a cache */
-    Tcl_DStringInit(&ds);
-    Tcl_GetMemoryInfo(&ds);
-    const char *info = Tcl_DStringValue(&ds), *shared = strstr(info, "shared");
-    if (shared == NULL) {
-        die("Tcl_GetMemoryInfo reports no shared cache: Tcl's zippy allocator is not in use");
-    }
-    unsigned buckets = 0, largest = 0, bsize;
-    for (const char *p = strchr(shared, '{'); p != NULL; p = strchr(p + 1, '{')) {
-        if (sscanf(p + 1, "%u", &bsize) == 1) {
-            buckets++;
-            largest = bsize;
+    switch (o->workload) {
+    case WL_ORIGINAL:
+    case WL_CAPPED:
+        gen_original(&w->script, o, i, o->workload == WL_CAPPED);
+        break;
+    case WL_SINGLE:
+        gen_single(&w->script, o, i);
+        break;
+    case WL_TCL:
+        gen_model(&w->script, o, i, 0, WL_TCL);
+        break;
+    case WL_CHURN:
+        gen_model(&w->script, o, i, o->per_worker, WL_CHURN);
+        break;
+    case WL_XTHREAD: {
+        uint64_t rng = rng_stream(o->common.seed, WL_XTHREAD, i);
+        w->xt_batches = (o->work + XT_BATCH - 1) / XT_BATCH;
+        w->sizes = bk_map(w->xt_batches * XT_BATCH * sizeof(uint32_t));
+        for (uint64_t k = 0; k < w->xt_batches * XT_BATCH; k++) {
+            w->sizes[k] = mix_size(&rng, tcl_mix);
         }
+        w->script.mallocs = w->xt_batches * XT_BATCH;
+        break;
     }
-    if (!o->quiet) {
-        printf("zippy: Tcl %s thread allocator in use: %u buckets, blocks of %u..%u bytes\n",
-               TCL_PATCH_LEVEL, buckets, buckets > 0 ? largest >> (buckets - 1) : 0, largest);
+    default:
+        die("internal: workload %d", (int)o->workload);
     }
-    Tcl_DStringFree(&ds);
+    if (w->script.nslots > 0) {
+        w->slots = bk_map(w->script.nslots * sizeof(void *));
+        memset(w->slots, 0, w->script.nslots * sizeof(void *));
+    }
 }
-#endif
+
+/* One repetition of the timed work; r comes with the script's figures, xthread measures its own
+ * peak of live bytes. */
+static void run_rep(worker_t *w, const options_t *o, xt_ring_t *rings, result_t *r)
+{
+    switch (o->workload) {
+    case WL_XTHREAD:
+        for (unsigned i = 0; i < o->threads; i++) {
+            atomic_store(&rings[i].head, 0);
+            atomic_store(&rings[i].tail, 0);
+        }
+        run_parallel(w, o, xthread_worker, r);
+        r->peak_live = 0;
+        for (unsigned i = 0; i < o->threads; i++) {
+            r->peak_live += w[i].xt_peak_live;
+        }
+        break;
+    case WL_CHURN:
+        run_churn(w, o, r);
+        break;
+    default:
+        run_parallel(w, o, script_worker, r);
+        break;
+    }
+}
 
 int main(int argc, char **argv)
 {
     options_t o;
     parse_options(argc, argv, &o);
-#if defined(MEMTEST_ZIPPY)
-    Tcl_FindExecutable(argv[0]);
-    zippy_check(&o);
-#endif
-    /* -m: the library must be mapped, and it must serve the benchmark's mallocs. */
-    if (o.map_needle != NULL && !maps_contain(o.map_needle)) {
-        fprintf(stderr, "memtest: '%s' is not mapped into this process (check LD_PRELOAD)\n",
-                o.map_needle);
-        return 3;
-    }
-    if (o.map_needle != NULL && strstr(entry_object(), o.map_needle) == NULL) {
-        fprintf(stderr, "memtest: '%s' is mapped, but %s comes from %s\n", o.map_needle, ENTRY_NAME,
-                entry_object());
-        return 3;
-    }
+    bench_check_allocator(argv[0], &o.common, true); /* zippy, -m: exit 3 unless it is in use */
 
     /* Everything below, up to the timed region, only prepares the work. */
     worker_t *w = bk_map(o.threads * sizeof(worker_t));
     uint64_t script_peak_live = 0, total_mallocs = 0;
     xt_ring_t *rings = NULL;
     for (unsigned i = 0; i < o.threads; i++) {
-        switch (o.workload) {
-        case WL_ORIGINAL:
-        case WL_CAPPED:
-            gen_original(&w[i].script, &o, i, o.workload == WL_CAPPED);
-            break;
-        case WL_SINGLE:
-            gen_single(&w[i].script, &o, i);
-            break;
-        case WL_TCL:
-            gen_model(&w[i].script, &o, i, 0, WL_TCL);
-            break;
-        case WL_CHURN:
-            gen_model(&w[i].script, &o, i, o.per_worker, WL_CHURN);
-            break;
-        case WL_XTHREAD: {
-            uint64_t rng = rng_stream(o.seed, WL_XTHREAD, i);
-            w[i].xt_batches = (o.work + XT_BATCH - 1) / XT_BATCH;
-            w[i].sizes = bk_map(w[i].xt_batches * XT_BATCH * sizeof(uint32_t));
-            for (uint64_t k = 0; k < w[i].xt_batches * XT_BATCH; k++) {
-                w[i].sizes[k] = mix_size(&rng, tcl_mix);
-            }
-            w[i].script.mallocs = w[i].xt_batches * XT_BATCH;
-            break;
-        }
-        default:
-            die("internal: workload %d", (int)o.workload);
-        }
-        if (w[i].script.nslots > 0) {
-            /* Fault the pointer table in now: the tables' RSS stays constant during the work. */
-            w[i].slots = bk_map(w[i].script.nslots * sizeof(void *));
-            memset(w[i].slots, 0, w[i].script.nslots * sizeof(void *));
-        }
+        prepare_worker(&w[i], &o, i);
         script_peak_live += w[i].script.peak_live;
         total_mallocs += w[i].script.mallocs;
     }
@@ -1068,34 +952,16 @@ int main(int argc, char **argv)
             w[i].outbox = &rings[(i + 1) % o.threads];
         }
     }
-    if (!o.quiet) {
+    if (!o.common.quiet) {
         printf("memtest: allocator=%s (%s from %s) workload=%s threads=%u mallocs/thread~%" PRIu64
                " seed=%" PRIu64 " reps=%u\n",
-               o.label, ENTRY_NAME, entry_object(), workload_names[o.workload], o.threads,
-               total_mallocs / o.threads, o.seed, o.reps);
+               o.common.label, ENTRY_NAME, entry_object(), workload_names[o.workload], o.threads,
+               total_mallocs / o.threads, o.common.seed, o.reps);
     }
 
     for (unsigned rep = 1; rep <= o.reps; rep++) {
         result_t r = {.mallocs = total_mallocs, .peak_live = script_peak_live};
-        switch (o.workload) {
-        case WL_XTHREAD:
-            for (unsigned i = 0; i < o.threads; i++) {
-                atomic_store(&rings[i].head, 0);
-                atomic_store(&rings[i].tail, 0);
-            }
-            run_parallel(w, &o, xthread_worker, &r);
-            r.peak_live = 0;
-            for (unsigned i = 0; i < o.threads; i++) {
-                r.peak_live += w[i].xt_peak_live;
-            }
-            break;
-        case WL_CHURN:
-            run_churn(w, &o, &r);
-            break;
-        default:
-            run_parallel(w, &o, script_worker, &r);
-            break;
-        }
+        run_rep(w, &o, rings, &r);
         report(&o, rep, &r);
     }
     return 0;

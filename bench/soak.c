@@ -68,53 +68,17 @@
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------------------------------
- * The allocator seam: the only place that names the allocator under test.
+ * The allocator under test: seam.h names it (Tcl_Alloc/Tcl_Realloc/Tcl_Free with -DSOAK_ZIPPY,
+ * malloc/realloc/free otherwise) and holds what memtest and soak share: die(), bookkeeping memory,
+ * the random numbers, the /proc readers, the options -s -a -m -q -v -h and the check of which
+ * allocator serves the program.
  * ---------------------------------------------------------------------------------------------- */
 
-#if defined(SOAK_ZIPPY)
-/*
- * Tcl's own allocator: Debian's libtcl8.6 is a threaded build with USE_THREAD_ALLOC, so Tcl_Alloc
- * is zippy (generic/tclThreadAlloc.c); zippy_check() confirms it at run time. Requests above
- * 16368 bytes go to the system malloc inside Tcl, as they do in a Tcl server. Tcl_Alloc panics
- * rather than return NULL; the NULL checks below are then never taken.
- */
-#include <tcl.h>
-#define ALLOCATOR_DEFAULT "zippy"
-#define ALLOCATOR_ENTRY   Tcl_Alloc
-static inline void *bench_malloc(size_t size)
-{
-    return Tcl_Alloc((unsigned int)size);
-}
-static inline void *bench_realloc(void *ptr, size_t size)
-{
-    return Tcl_Realloc(ptr, (unsigned int)size);
-}
-static inline void bench_free(void *ptr)
-{
-    Tcl_Free(ptr);
-}
-#else
-/* Plain malloc/realloc/free: glibc, or whatever LD_PRELOAD puts in front of it. */
-#define ALLOCATOR_DEFAULT "malloc"
-#define ALLOCATOR_ENTRY   malloc
-static inline void *bench_malloc(size_t size)
-{
-    return malloc(size);
-}
-static inline void *bench_realloc(void *ptr, size_t size)
-{
-    return realloc(ptr, size);
-}
-static inline void bench_free(void *ptr)
-{
-    free(ptr);
-}
-#endif
-
-/* What memtest and soak share: die(), bookkeeping memory, splitmix64, the /proc readers, and the
- * check of which allocator serves the program. */
 #define BENCH_NAME "soak"
-#include "bench.h"
+#if defined(SOAK_ZIPPY)
+#define BENCH_ZIPPY
+#endif
+#include "seam.h"
 
 /* ------------------------------------------------------------------------------------------------
  * Progress messages and bookkeeping memory. Messages are formatted on the stack and written with
@@ -149,8 +113,8 @@ static void *bk_map_touched(size_t bytes)
 }
 
 /* ------------------------------------------------------------------------------------------------
- * Random numbers (bench.h has the splitmix64 generator). Drawn during the load: the draws are the
- * same for every allocator, and cost a few ns against the hundreds of ns of allocator work per
+ * Random numbers (rand.h has the generator and the streams). Drawn during the load: the draws are
+ * the same for every allocator, and cost a few ns against the hundreds of ns of allocator work per
  * object.
  * ---------------------------------------------------------------------------------------------- */
 
@@ -173,15 +137,6 @@ static inline uint32_t rng_logsize(uint64_t *state, uint32_t lo, uint32_t hi)
     a = a < lo ? lo : a;
     b = b > hi ? hi : b;
     return rng_range(state, a, b);
-}
-
-/* The stream of one connection: depends on the seed, the phase's number and the connection's. */
-static uint64_t rng_stream(uint64_t seed, unsigned phase_no, unsigned conn)
-{
-    uint64_t mix = ((uint64_t)phase_no << 32) ^ (uint64_t)(conn + 1);
-    uint64_t state = seed ^ rng_next(&mix);
-    rng_next(&state);
-    return state;
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -587,6 +542,24 @@ static void grow_buffers(slot_t *s, item_t *bufs, uint32_t nbufs)
     }
 }
 
+/* The items of a request whose fate is the logger, handed over in one batch. */
+static void hand_to_logger(slot_t *s, item_t *items, uint32_t n)
+{
+    size_t nlog = 0;
+    uint64_t log_bytes = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        item_t *it = &items[i];
+        if (it->ptr != NULL && it->fate == FATE_LOG) {
+            check(it);
+            s->batch[nlog++] = (log_entry_t){.ptr = it->ptr, .size = it->size, .tag = it->tag};
+            log_bytes += it->size;
+            live_add(s, -(int64_t)it->size);
+            it->ptr = NULL;
+        }
+    }
+    logger_push(s->batch, nlog, log_bytes);
+}
+
 /*
  * One request: buffers at their first size; then the burst of objects, with a realloc step of
  * every buffer spread over the burst and the blobs at random points in it; temporaries are freed
@@ -663,19 +636,7 @@ static void serve_request(slot_t *s)
     uint32_t rec = rng_range(rng, 64, 256);
     new_item(s, &items[n++], rec, rec, FATE_LOG);
 
-    size_t nlog = 0;
-    uint64_t log_bytes = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        item_t *it = &items[i];
-        if (it->ptr != NULL && it->fate == FATE_LOG) {
-            check(it);
-            s->batch[nlog++] = (log_entry_t){.ptr = it->ptr, .size = it->size, .tag = it->tag};
-            log_bytes += it->size;
-            live_add(s, -(int64_t)it->size);
-            it->ptr = NULL;
-        }
-    }
-    logger_push(s->batch, nlog, log_bytes);
+    hand_to_logger(s, items, n);
     free_rest(s, items, n);
 }
 
@@ -820,22 +781,20 @@ static void *sampler_main(void *arg)
  * ---------------------------------------------------------------------------------------------- */
 
 typedef struct {
-    const char *preset; /* -p */
-    unsigned threads;   /* -t: connection threads alive at once */
-    unsigned cycles;    /* -y */
-    uint32_t conns;     /* -c: connections per phase */
-    uint32_t req_pct;   /* -r: requests per connection, percent of the phase's mean */
-    uint32_t keep;      /* -k: logger backlog, objects */
-    uint32_t keep_mib;  /* -K: logger backlog, MiB */
-    uint32_t idle_ms;   /* -i */
-    uint32_t sample_ms; /* -S */
-    uint64_t seed;      /* -s */
-    const char *label;  /* -a */
-    const char *needle; /* -m */
-    const char *csv;    /* -o */
-    double max_growth;  /* -G: fail when growth_last exceeds it (0: no check) */
-    double max_after;   /* -F: fail when RSS after stop exceeds this fraction of peak RSS */
-    bool quiet, verbose, alloc_stats;
+    bench_options_t common; /* -s -a -m -q, and -v: progress on stderr */
+    const char *preset;     /* -p */
+    unsigned threads;       /* -t: connection threads alive at once */
+    unsigned cycles;        /* -y */
+    uint32_t conns;         /* -c: connections per phase */
+    uint32_t req_pct;       /* -r: requests per connection, percent of the phase's mean */
+    uint32_t keep;          /* -k: logger backlog, objects */
+    uint32_t keep_mib;      /* -K: logger backlog, MiB */
+    uint32_t idle_ms;       /* -i */
+    uint32_t sample_ms;     /* -S */
+    const char *csv;        /* -o */
+    double max_growth;      /* -G: fail when growth_last exceeds it (0: no check) */
+    double max_after;       /* -F: fail when RSS after stop exceeds this fraction of peak RSS */
+    bool alloc_stats;       /* -V */
 } options_t;
 
 /* Work per preset; every value can be changed by its own option, in any order. */
@@ -874,19 +833,6 @@ static void usage(FILE *out)
             "      exceeds this; -F exit 1 if RSS after stop exceeds this fraction of peak RSS\n");
 }
 
-static uint64_t parse_u64(const char *arg, char opt, uint64_t min, uint64_t max)
-{
-    char *end;
-    errno = 0;
-    unsigned long long value = strtoull(arg, &end, 0);
-    if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' || value < min || value > max) {
-        fprintf(stderr, "soak: -%c needs a number in %" PRIu64 "..%" PRIu64 ", not '%s'\n", opt,
-                min, max, arg);
-        exit(2);
-    }
-    return value;
-}
-
 static double parse_ratio(const char *arg, char opt)
 {
     char *end;
@@ -899,23 +845,21 @@ static double parse_ratio(const char *arg, char opt)
     return value;
 }
 
-static void parse_options(int argc, char **argv, options_t *o)
+#define SOAK_OPTIONS "p:t:y:c:r:k:K:i:S:o:G:F:V" BENCH_OPTIONS
+
+/* The preset (-p, wherever it is on the command line) sets the work; the other options, parsed
+ * after it, override it in any order. */
+static void apply_preset(int argc, char **argv, options_t *o)
 {
-    *o = (options_t){.preset = "long",
-                     .threads = 8,
-                     .keep = 20000,
-                     .keep_mib = 32,
-                     .sample_ms = 50,
-                     .seed = 1,
-                     .label = ALLOCATOR_DEFAULT};
-    /* First pass: the preset, wherever it is; then every option overrides it. */
     int c;
     opterr = 0;
-    while ((c = getopt(argc, argv, "p:t:y:c:r:k:K:i:S:s:a:m:o:G:F:qvVh")) != -1) {
+    while ((c = getopt(argc, argv, SOAK_OPTIONS)) != -1) {
         if (c == 'p') {
             o->preset = optarg;
         }
     }
+    optind = 1;
+    opterr = 1;
     size_t npresets = sizeof presets / sizeof presets[0], p = 0;
     while (p < npresets && strcmp(presets[p].name, o->preset) != 0) {
         p++;
@@ -928,10 +872,19 @@ static void parse_options(int argc, char **argv, options_t *o)
     o->conns = presets[p].conns;
     o->req_pct = presets[p].req_pct;
     o->idle_ms = presets[p].idle_ms;
+}
 
-    optind = 1;
-    opterr = 1;
-    while ((c = getopt(argc, argv, "p:t:y:c:r:k:K:i:S:s:a:m:o:G:F:qvVh")) != -1) {
+static void parse_options(int argc, char **argv, options_t *o)
+{
+    *o = (options_t){.common = bench_options_default(),
+                     .preset = "long",
+                     .threads = 8,
+                     .keep = 20000,
+                     .keep_mib = 32,
+                     .sample_ms = 50};
+    apply_preset(argc, argv, o);
+    int c;
+    while ((c = getopt(argc, argv, SOAK_OPTIONS)) != -1) {
         switch (c) {
         case 'p':
             break;
@@ -959,15 +912,6 @@ static void parse_options(int argc, char **argv, options_t *o)
         case 'S':
             o->sample_ms = (uint32_t)parse_u64(optarg, 'S', 1, 60000);
             break;
-        case 's':
-            o->seed = parse_u64(optarg, 's', 0, UINT64_MAX);
-            break;
-        case 'a':
-            o->label = optarg;
-            break;
-        case 'm':
-            o->needle = optarg;
-            break;
         case 'o':
             o->csv = optarg;
             break;
@@ -977,33 +921,15 @@ static void parse_options(int argc, char **argv, options_t *o)
         case 'F':
             o->max_after = parse_ratio(optarg, 'F');
             break;
-        case 'q':
-            o->quiet = true;
-            break;
-        case 'v':
-            o->verbose = true;
-            break;
         case 'V':
             o->alloc_stats = true;
             break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        default:
-            usage(stderr);
-            exit(2);
+        default: /* -s -a -m -q -v -h, or a mistake */
+            bench_option(c, optarg, &o->common, usage);
+            break;
         }
     }
-    if (optind != argc) {
-        fprintf(stderr, "soak: unexpected argument '%s'\n", argv[optind]);
-        exit(2);
-    }
-    for (const char *q = o->label; *q != '\0'; q++) {
-        if (*q == ' ' || *q == '=' || *q == ',' || *q == ':') {
-            fprintf(stderr, "soak: -a label must not contain spaces, '=', ',' or ':'\n");
-            exit(2);
-        }
-    }
+    bench_options_end(argc, argv, &o->common, " =,:"); /* ':' separates the cycles' figures */
 }
 
 /* ------------------------------------------------------------------------------------------------
@@ -1024,7 +950,7 @@ static void start_conn(slot_t *s, const options_t *o, unsigned phase_no, uint32_
 {
     const phase_t *ph = &phases[phase_no % PHASES];
     s->phase = ph;
-    s->rng = rng_stream(o->seed, phase_no, conn);
+    s->rng = rng_stream(o->common.seed, phase_no, conn);
     uint64_t mean = (uint64_t)ph->requests * o->req_pct / 100;
     s->requests = mean > 0 ? (uint32_t)mean : 1;
     int err = pthread_create(&s->tid, NULL, conn_main, s);
@@ -1060,25 +986,6 @@ static void run_phase(slot_t *slots, const options_t *o, unsigned phase_no)
     }
 }
 
-#if defined(SOAK_ZIPPY)
-/* Confirm that Tcl_Alloc is zippy: Tcl_GetMemoryInfo lists a "shared" cache only then. */
-static void zippy_check(const options_t *o)
-{
-    Tcl_DString ds;
-    Tcl_Free(Tcl_Alloc(16)); /* make sure this thread has a cache */
-    Tcl_DStringInit(&ds);
-    Tcl_GetMemoryInfo(&ds);
-    const char *info = Tcl_DStringValue(&ds);
-    if (strstr(info, "shared") == NULL) {
-        die("Tcl_GetMemoryInfo reports no shared cache: Tcl's zippy allocator is not in use");
-    }
-    if (!o->quiet) {
-        printf("zippy: Tcl %s thread allocator in use\n", TCL_PATCH_LEVEL);
-    }
-    Tcl_DStringFree(&ds);
-}
-#endif
-
 static const char *stage_name(int stage, char *buf, size_t len)
 {
     switch (stage) {
@@ -1107,7 +1014,7 @@ static void write_series(const options_t *o)
     for (size_t i = 0; i < smp.n; i++) {
         const sample_t *x = &smp.buf[i];
         char name[16];
-        fprintf(f, "%s,%.3f,%" PRIu32 ",%" PRIu32 ",%" PRIu32 ",%d,%s\n", o->label, x->t_s,
+        fprintf(f, "%s,%.3f,%" PRIu32 ",%" PRIu32 ",%" PRIu32 ",%d,%s\n", o->common.label, x->t_s,
                 x->rss_kb, x->live_kb, x->requests, x->stage >= 0 ? x->stage / PHASES + 1 : 0,
                 stage_name(x->stage, name, sizeof name));
     }
@@ -1117,225 +1024,303 @@ static void write_series(const options_t *o)
     }
 }
 
-int main(int argc, char **argv)
+/* ------------------------------------------------------------------------------------------------
+ * The run, from the main thread: set up, start the logger and the sampler, run the phases, stop
+ * the load and watch the footprint fall, then the figures and the verdict.
+ * ---------------------------------------------------------------------------------------------- */
+
+/* What the main thread measures, in the order it does. */
+typedef struct {
+    slot_t *slots;       /* the pool, o->threads slots */
+    phase_rec_t *rec;    /* one per phase run: o->cycles * PHASES */
+    unsigned nphases;    /* o->cycles * PHASES */
+    uint64_t logger_rng; /* the logger's stream (it keeps a pointer to it) */
+    pthread_t logger_tid, sampler_tid;
+    /* Before the load. */
+    long tables_kb;   /* resident bookkeeping: part of every RSS figure, the same for all */
+    long base_rss_kb; /* VmRSS at the start */
+    bool peak_reset;  /* whether VmHWM could be reset (to start each phase's peak afresh) */
+    /* The load. */
+    double seconds;   /* wall time of all phases */
+    long peak_rss_kb; /* the highest VmHWM: of the phases, and after the load */
+    /* After the load (see "After the last cycle" at the top). */
+    long stopped_rss_kb;    /* every connection closed */
+    long drained_rss_kb;    /* the logger's backlog freed */
+    long idle_rss_kb;       /* after -i ms idle */
+    long after_stop_rss_kb; /* after the poke: "RSS after stop" */
+    long after_trim_rss_kb; /* after malloc_trim(0) */
+    int trim_ret;           /* what malloc_trim(0) returned */
+} run_t;
+
+/* The figures of a run, computed from run_t and the counters once every thread has ended. */
+typedef struct {
+    uint64_t mallocs, reallocs, frees, requests, ops;
+    uint64_t live_max_kb;    /* the sampler's highest count of live bytes */
+    long *cycle_end;         /* per cycle: RSS at its end (after phase C, pool drained) */
+    long *cycle_peak;        /* per cycle: its peak, the highest VmHWM of its phases */
+    double growth_last;      /* cycle_end: the last cycle over the first */
+    double growth_max;       /* cycle_end: the highest of any cycle over the first */
+    double peak_growth_last; /* the same of cycle_peak */
+    double peak_growth_max;
+    double after_frac; /* RSS after stop over peak RSS */
+    double req_per_s, ops_per_s;
+} figures_t;
+
+static void check_phase_table(void)
 {
-    options_t o;
-    parse_options(argc, argv, &o);
-#if defined(SOAK_ZIPPY)
-    Tcl_FindExecutable(argv[0]);
-    zippy_check(&o);
-#endif
-    if (o.needle != NULL && !maps_contain(o.needle)) {
-        fprintf(stderr, "soak: '%s' is not mapped into this process (check LD_PRELOAD)\n",
-                o.needle);
-        return 3;
-    }
-    if (o.needle != NULL && strstr(entry_object(), o.needle) == NULL) {
-        fprintf(stderr, "soak: '%s' is mapped, but %s comes from %s\n", o.needle, ENTRY_NAME,
-                entry_object());
-        return 3;
-    }
     for (unsigned p = 0; p < PHASES; p++) {
         if (phases[p].objs_max > MAX_OBJS || phases[p].bufs_max > MAX_BUFS ||
             phases[p].blobs_max > MAX_BLOBS) {
             die("internal: phase %s exceeds the item tables", phases[p].name);
         }
     }
+}
 
-    /* Bookkeeping, all mapped and written now. */
-    slot_t *slots = bk_map_touched(o.threads * sizeof(slot_t));
-    for (unsigned i = 0; i < o.threads; i++) {
-        slots[i].index = i;
+/* Bookkeeping, all mapped and written now: the pool, the logger's FIFO, the phase records and
+ * the sampler's table. */
+static void setup_tables(run_t *r, const options_t *o)
+{
+    r->slots = bk_map_touched(o->threads * sizeof(slot_t));
+    for (unsigned i = 0; i < o->threads; i++) {
+        r->slots[i].index = i;
     }
-    lg.keep_count = o.keep;
-    lg.keep_bytes = (uint64_t)o.keep_mib << 20;
-    lg.slack_count = o.keep / 32 + 1;
+    lg.keep_count = o->keep;
+    lg.keep_bytes = (uint64_t)o->keep_mib << 20;
+    lg.slack_count = o->keep / 32 + 1;
     lg.slack_bytes = lg.keep_bytes / 32;
     lg.cap = lg.keep_count + lg.slack_count + 2 * MAX_ITEMS + 2;
     lg.ring = bk_map_touched(lg.cap * sizeof(log_entry_t));
     lg.batch = bk_map_touched(LOG_BATCH * sizeof(log_entry_t));
-    unsigned nphases = o.cycles * PHASES;
-    phase_rec_t *rec = bk_map_touched(nphases * sizeof(phase_rec_t));
+    r->nphases = o->cycles * PHASES;
+    r->rec = bk_map_touched(r->nphases * sizeof(phase_rec_t));
     smp.buf = bk_map_touched(MAX_SAMPLES * sizeof(sample_t));
-    smp.slots = slots;
-    smp.nslots = o.threads;
-    smp.interval_ns = (long)o.sample_ms * 1000000L;
+    smp.slots = r->slots;
+    smp.nslots = o->threads;
+    smp.interval_ns = (long)o->sample_ms * 1000000L;
     atomic_store(&smp.stage, STAGE_BEFORE);
+}
 
-    if (!o.quiet) {
-        printf("soak: allocator=%s (%s from %s) threads=%u cycles=%u connections/phase=%u "
-               "requests=%u%% backlog=%u objects/%u MiB idle=%u ms seed=%" PRIu64 "\n",
-               o.label, ENTRY_NAME, entry_object(), o.threads, o.cycles, o.conns, o.req_pct, o.keep,
-               o.keep_mib, o.idle_ms, o.seed);
-        for (unsigned p = 0; p < PHASES; p++) {
-            printf("soak: phase %s: %s\n", phases[p].name, phases[p].what);
-        }
-        fflush(stdout);
+static void print_banner(const options_t *o)
+{
+    if (o->common.quiet) {
+        return;
     }
+    printf("soak: allocator=%s (%s from %s) threads=%u cycles=%u connections/phase=%u "
+           "requests=%u%% backlog=%u objects/%u MiB idle=%u ms seed=%" PRIu64 "\n",
+           o->common.label, ENTRY_NAME, entry_object(), o->threads, o->cycles, o->conns, o->req_pct,
+           o->keep, o->keep_mib, o->idle_ms, o->common.seed);
+    for (unsigned p = 0; p < PHASES; p++) {
+        printf("soak: phase %s: %s\n", phases[p].name, phases[p].what);
+    }
+    fflush(stdout);
+}
 
-    /* The long-lived threads: the logger (allocates only once objects arrive) and the sampler. */
-    pthread_t logger_tid, sampler_tid;
-    uint64_t logger_rng = rng_stream(o.seed, UINT32_MAX, 0);
+/* The long-lived threads: the logger (allocates only once objects arrive) and the sampler. */
+static void start_helpers(run_t *r, const options_t *o)
+{
+    r->logger_rng = rng_stream(o->common.seed, UINT32_MAX, 0);
     smp.t0_ns = now_ns(); /* time 0 of the series; the load starts a few ms later */
-    int err = pthread_create(&logger_tid, NULL, logger_main, &logger_rng);
+    int err = pthread_create(&r->logger_tid, NULL, logger_main, &r->logger_rng);
     if (err == 0) {
-        err = pthread_create(&sampler_tid, NULL, sampler_main, NULL);
+        err = pthread_create(&r->sampler_tid, NULL, sampler_main, NULL);
     }
     if (err != 0) {
         die("pthread_create failed: %s", strerror(err));
     }
+}
 
-    long tables_kb = bk_resident_kb();
-    long base_rss_kb = status_kb("VmRSS");
-    bool peak_reset = reset_peak_rss();
-    long t0 = now_ns();
-    long peak_rss_kb = 0;
-    for (unsigned k = 0; k < nphases; k++) {
-        long ts = now_ns();
-        atomic_store_explicit(&smp.stage, (int)k, memory_order_relaxed);
-        run_phase(slots, &o, k);
-        logger_settle();
-        long te = now_ns();
-        rec[k].end_s = (double)(te - smp.t0_ns) / 1e9; /* on the series' clock */
-        rec[k].seconds = (double)(te - ts) / 1e9;
-        rec[k].requests = requests_done();
-        rec[k].rss_kb = status_kb("VmRSS");
-        rec[k].hwm_kb = status_kb("VmHWM");
-        rec[k].live_kb = live_bytes() / 1024;
-        peak_rss_kb = rec[k].hwm_kb > peak_rss_kb ? rec[k].hwm_kb : peak_rss_kb;
-        if (peak_reset) {
-            reset_peak_rss(); /* so that the next phase's VmHWM is its own */
-        }
-        if (o.alloc_stats) {
-            /* Only vtmalloc exports this; looked up at run time so one binary serves all. */
-            void (*print_stats)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "vt_stats_print");
-            fprintf(stderr, "soak: end of cycle %u phase %s, RSS %.1f MiB, phase peak %.1f MiB\n",
-                    k / PHASES + 1, phases[k % PHASES].name, rec[k].rss_kb / 1024.0,
-                    rec[k].hwm_kb / 1024.0);
-            if (print_stats != NULL)
-                print_stats();
-        }
-        if (o.verbose) {
-            progress("soak: %s cycle %u phase %s: %.2f s, RSS %.1f MiB, phase peak %.1f MiB, "
-                     "live %.1f MiB\n",
-                     o.label, k / PHASES + 1, phases[k % PHASES].name, rec[k].seconds,
-                     rec[k].rss_kb / 1024.0, rec[k].hwm_kb / 1024.0, rec[k].live_kb / 1024.0);
-        }
-    }
-    long t_end = now_ns();
-    double seconds = (double)(t_end - t0) / 1e9;
-
-    /* The load has stopped: every connection is closed. Drain the logger, idle, poke, read. */
-    long stopped_rss_kb = status_kb("VmRSS");
-    atomic_store_explicit(&smp.stage, STAGE_DRAIN, memory_order_relaxed);
-    logger_drain();
-    long drained_rss_kb = status_kb("VmRSS");
-    atomic_store_explicit(&smp.stage, STAGE_IDLE, memory_order_relaxed);
-    sleep_ms(o.idle_ms);
-    long idle_rss_kb = status_kb("VmRSS");
-    {
-        /* The poke: the next connection, a thread that does one small malloc/free and exits. */
-        pthread_t poke_tid;
-        int err = pthread_create(&poke_tid, NULL, poke_main, NULL);
-        if (err != 0) {
-            die("pthread_create failed: %s", strerror(err));
-        }
-        pthread_join(poke_tid, NULL);
-    }
-    long after_stop_rss_kb = status_kb("VmRSS");
-    atomic_store_explicit(&smp.stage, STAGE_AFTER, memory_order_relaxed);
-    int trim_ret = malloc_trim(0);
-    long after_trim_rss_kb = status_kb("VmRSS");
-    sleep_ms(o.sample_ms); /* one more sample after the trim */
-    long peak_after_kb = status_kb("VmHWM");
-    peak_rss_kb = peak_after_kb > peak_rss_kb ? peak_after_kb : peak_rss_kb;
-
+static void stop_helpers(run_t *r)
+{
     atomic_store_explicit(&smp.stop, true, memory_order_release);
-    pthread_join(sampler_tid, NULL);
+    pthread_join(r->sampler_tid, NULL);
     pthread_mutex_lock(&lg.lock);
     lg.stop = true;
     pthread_cond_signal(&lg.wake);
     pthread_mutex_unlock(&lg.lock);
-    pthread_join(logger_tid, NULL);
+    pthread_join(r->logger_tid, NULL);
+}
 
-    /* Figures. */
-    uint64_t mallocs = lg.mallocs, frees = lg.frees, reallocs = lg.reallocs;
-    for (unsigned i = 0; i < o.threads; i++) {
-        mallocs += slots[i].mallocs;
-        frees += slots[i].frees;
-        reallocs += slots[i].reallocs;
+/* -V and -v at the end of phase k. */
+static void phase_progress(const options_t *o, unsigned k, const phase_rec_t *rec)
+{
+    if (o->alloc_stats) {
+        /* Only vtmalloc exports this; looked up at run time so one binary serves all. */
+        void (*print_stats)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "vt_stats_print");
+        fprintf(stderr, "soak: end of cycle %u phase %s, RSS %.1f MiB, phase peak %.1f MiB\n",
+                k / PHASES + 1, phases[k % PHASES].name, rec->rss_kb / 1024.0,
+                rec->hwm_kb / 1024.0);
+        if (print_stats != NULL)
+            print_stats();
     }
-    if (mallocs != frees) {
-        die("internal: %" PRIu64 " mallocs but %" PRIu64 " frees", mallocs, frees);
+    if (o->common.verbose) {
+        progress("soak: %s cycle %u phase %s: %.2f s, RSS %.1f MiB, phase peak %.1f MiB, "
+                 "live %.1f MiB\n",
+                 o->common.label, k / PHASES + 1, phases[k % PHASES].name, rec->seconds,
+                 rec->rss_kb / 1024.0, rec->hwm_kb / 1024.0, rec->live_kb / 1024.0);
     }
-    uint64_t requests = rec[nphases - 1].requests, ops = mallocs + frees + reallocs;
-    uint64_t sampled_peak_kb = 0, live_max_kb = 0;
+}
+
+/* The load: every phase of every cycle, each recorded once its pool has drained and the logger
+ * has freed down to its bounds. */
+static void run_load(run_t *r, const options_t *o)
+{
+    r->tables_kb = bk_resident_kb();
+    r->base_rss_kb = status_kb("VmRSS");
+    r->peak_reset = reset_peak_rss();
+    long t0 = now_ns();
+    r->peak_rss_kb = 0;
+    for (unsigned k = 0; k < r->nphases; k++) {
+        phase_rec_t *rec = &r->rec[k];
+        long ts = now_ns();
+        atomic_store_explicit(&smp.stage, (int)k, memory_order_relaxed);
+        run_phase(r->slots, o, k);
+        logger_settle();
+        long te = now_ns();
+        rec->end_s = (double)(te - smp.t0_ns) / 1e9; /* on the series' clock */
+        rec->seconds = (double)(te - ts) / 1e9;
+        rec->requests = requests_done();
+        rec->rss_kb = status_kb("VmRSS");
+        rec->hwm_kb = status_kb("VmHWM");
+        rec->live_kb = live_bytes() / 1024;
+        r->peak_rss_kb = rec->hwm_kb > r->peak_rss_kb ? rec->hwm_kb : r->peak_rss_kb;
+        if (r->peak_reset) {
+            reset_peak_rss(); /* so that the next phase's VmHWM is its own */
+        }
+        phase_progress(o, k, rec);
+    }
+    r->seconds = (double)(now_ns() - t0) / 1e9;
+}
+
+/* The load has stopped: every connection is closed. Drain the logger, idle, poke, read. */
+static void after_load(run_t *r, const options_t *o)
+{
+    r->stopped_rss_kb = status_kb("VmRSS");
+    atomic_store_explicit(&smp.stage, STAGE_DRAIN, memory_order_relaxed);
+    logger_drain();
+    r->drained_rss_kb = status_kb("VmRSS");
+    atomic_store_explicit(&smp.stage, STAGE_IDLE, memory_order_relaxed);
+    sleep_ms(o->idle_ms);
+    r->idle_rss_kb = status_kb("VmRSS");
+
+    /* The poke: the next connection, a thread that does one small malloc/free and exits. */
+    pthread_t poke_tid;
+    int err = pthread_create(&poke_tid, NULL, poke_main, NULL);
+    if (err != 0) {
+        die("pthread_create failed: %s", strerror(err));
+    }
+    pthread_join(poke_tid, NULL);
+    r->after_stop_rss_kb = status_kb("VmRSS");
+
+    atomic_store_explicit(&smp.stage, STAGE_AFTER, memory_order_relaxed);
+    r->trim_ret = malloc_trim(0);
+    r->after_trim_rss_kb = status_kb("VmRSS");
+    sleep_ms(o->sample_ms); /* one more sample after the trim */
+    long peak_after_kb = status_kb("VmHWM");
+    r->peak_rss_kb = peak_after_kb > r->peak_rss_kb ? peak_after_kb : r->peak_rss_kb;
+}
+
+/* Per cycle: RSS at its end and its peak; and how they grew from the first cycle. */
+static void cycle_figures(const run_t *r, const options_t *o, figures_t *f)
+{
+    f->cycle_end = bk_map_touched(o->cycles * sizeof(long));
+    f->cycle_peak = bk_map_touched(o->cycles * sizeof(long));
+    for (unsigned c = 0; c < o->cycles; c++) {
+        f->cycle_end[c] = r->rec[c * PHASES + PHASES - 1].rss_kb;
+        f->cycle_peak[c] = 0;
+        for (unsigned p = 0; p < PHASES; p++) {
+            long h = r->rec[c * PHASES + p].hwm_kb;
+            f->cycle_peak[c] = h > f->cycle_peak[c] ? h : f->cycle_peak[c];
+        }
+    }
+    f->growth_last = (double)f->cycle_end[o->cycles - 1] / (double)f->cycle_end[0];
+    f->growth_max = 1.0;
+    f->peak_growth_max = 1.0;
+    for (unsigned c = 1; c < o->cycles; c++) {
+        double g = (double)f->cycle_end[c] / (double)f->cycle_end[0];
+        double pg = (double)f->cycle_peak[c] / (double)f->cycle_peak[0];
+        f->growth_max = g > f->growth_max ? g : f->growth_max;
+        f->peak_growth_max = pg > f->peak_growth_max ? pg : f->peak_growth_max;
+    }
+    f->peak_growth_last = (double)f->cycle_peak[o->cycles - 1] / (double)f->cycle_peak[0];
+}
+
+/* The figures, once every thread has ended. Without a VmHWM reset the peak is the sampled one:
+ * VmHWM would include the start-up. */
+static void compute_figures(run_t *r, const options_t *o, figures_t *f)
+{
+    f->mallocs = lg.mallocs;
+    f->frees = lg.frees;
+    f->reallocs = lg.reallocs;
+    for (unsigned i = 0; i < o->threads; i++) {
+        f->mallocs += r->slots[i].mallocs;
+        f->frees += r->slots[i].frees;
+        f->reallocs += r->slots[i].reallocs;
+    }
+    if (f->mallocs != f->frees) {
+        die("internal: %" PRIu64 " mallocs but %" PRIu64 " frees", f->mallocs, f->frees);
+    }
+    f->requests = r->rec[r->nphases - 1].requests;
+    f->ops = f->mallocs + f->frees + f->reallocs;
+    uint64_t sampled_peak_kb = 0;
+    f->live_max_kb = 0;
     for (size_t i = 0; i < smp.n; i++) {
         sampled_peak_kb = smp.buf[i].rss_kb > sampled_peak_kb ? smp.buf[i].rss_kb : sampled_peak_kb;
-        live_max_kb = smp.buf[i].live_kb > live_max_kb ? smp.buf[i].live_kb : live_max_kb;
+        f->live_max_kb = smp.buf[i].live_kb > f->live_max_kb ? smp.buf[i].live_kb : f->live_max_kb;
     }
-    if (!peak_reset) { /* VmHWM includes start-up; the samples are the better figure */
-        peak_rss_kb = (long)sampled_peak_kb;
+    if (!r->peak_reset) {
+        r->peak_rss_kb = (long)sampled_peak_kb;
     }
-    /* Per cycle: RSS at its end (after phase C, pool drained) and its peak (VmHWM of its phases).
-     */
-    long *cycle_end = bk_map_touched(o.cycles * sizeof(long)),
-         *cycle_peak = bk_map_touched(o.cycles * sizeof(long));
-    for (unsigned c = 0; c < o.cycles; c++) {
-        cycle_end[c] = rec[c * PHASES + PHASES - 1].rss_kb;
-        cycle_peak[c] = 0;
-        for (unsigned p = 0; p < PHASES; p++) {
-            long h = rec[c * PHASES + p].hwm_kb;
-            cycle_peak[c] = h > cycle_peak[c] ? h : cycle_peak[c];
-        }
-    }
-    double growth_last = (double)cycle_end[o.cycles - 1] / (double)cycle_end[0];
-    double growth_max = 1.0, peak_growth_max = 1.0;
-    for (unsigned c = 1; c < o.cycles; c++) {
-        double g = (double)cycle_end[c] / (double)cycle_end[0];
-        double pg = (double)cycle_peak[c] / (double)cycle_peak[0];
-        growth_max = g > growth_max ? g : growth_max;
-        peak_growth_max = pg > peak_growth_max ? pg : peak_growth_max;
-    }
-    double peak_growth_last = (double)cycle_peak[o.cycles - 1] / (double)cycle_peak[0];
-    double after_frac = peak_rss_kb > 0 ? (double)after_stop_rss_kb / (double)peak_rss_kb : 0;
-    double req_per_s = seconds > 0 ? (double)requests / seconds : 0;
-    double ops_per_s = seconds > 0 ? (double)ops / seconds : 0;
+    cycle_figures(r, o, f);
+    f->after_frac = r->peak_rss_kb > 0 ? (double)r->after_stop_rss_kb / (double)r->peak_rss_kb : 0;
+    f->req_per_s = r->seconds > 0 ? (double)f->requests / r->seconds : 0;
+    f->ops_per_s = r->seconds > 0 ? (double)f->ops / r->seconds : 0;
+}
 
-    if (!o.quiet) {
-        for (unsigned k = 0; k < nphases; k++) {
-            printf("cycle %2u phase %s: %7.2f s  %9.0f requests/s  RSS at end %8.1f MiB  "
-                   "phase peak %8.1f MiB  live at end %7.1f MiB\n",
-                   k / PHASES + 1, phases[k % PHASES].name, rec[k].seconds,
-                   (double)(rec[k].requests - (k > 0 ? rec[k - 1].requests : 0)) / rec[k].seconds,
-                   rec[k].rss_kb / 1024.0, rec[k].hwm_kb / 1024.0, rec[k].live_kb / 1024.0);
-        }
-        printf("%s: %" PRIu64 " requests in %.2f s: %.0f requests/s, %.3f M allocator calls/s "
-               "(%" PRIu64 " mallocs, %" PRIu64 " reallocs, %" PRIu64 " frees)\n",
-               o.label, requests, seconds, req_per_s, ops_per_s / 1e6, mallocs, reallocs, frees);
-        printf("%s: RSS at start %.1f MiB (of it tables %.1f), peak %.1f MiB, live at most %.1f "
-               "MiB (sampled)\n",
-               o.label, base_rss_kb / 1024.0, tables_kb / 1024.0, peak_rss_kb / 1024.0,
-               live_max_kb / 1024.0);
-        printf("%s: RSS at the end of each cycle (MiB):", o.label);
-        for (unsigned c = 0; c < o.cycles; c++) {
-            printf(" %.1f", cycle_end[c] / 1024.0);
-        }
-        printf("\n%s: growth ratio, end of cycle k over cycle 1: last %.3f, max %.3f; "
-               "of the cycle peaks: last %.3f, max %.3f\n",
-               o.label, growth_last, growth_max, peak_growth_last, peak_growth_max);
-        printf("%s: after the load: %.1f MiB with connections closed, %.1f MiB with the logger "
-               "drained, %.1f MiB after %u ms idle, %.1f MiB after one more connection (%.0f %% of "
-               "peak), %.1f MiB after malloc_trim(0) (returned %d)\n",
-               o.label, stopped_rss_kb / 1024.0, drained_rss_kb / 1024.0, idle_rss_kb / 1024.0,
-               o.idle_ms, after_stop_rss_kb / 1024.0, 100.0 * after_frac,
-               after_trim_rss_kb / 1024.0, trim_ret);
+/* The human lines (not with -q). */
+static void print_summary(const run_t *r, const options_t *o, const figures_t *f)
+{
+    const char *label = o->common.label;
+    for (unsigned k = 0; k < r->nphases; k++) {
+        const phase_rec_t *rec = &r->rec[k];
+        printf("cycle %2u phase %s: %7.2f s  %9.0f requests/s  RSS at end %8.1f MiB  "
+               "phase peak %8.1f MiB  live at end %7.1f MiB\n",
+               k / PHASES + 1, phases[k % PHASES].name, rec->seconds,
+               (double)(rec->requests - (k > 0 ? r->rec[k - 1].requests : 0)) / rec->seconds,
+               rec->rss_kb / 1024.0, rec->hwm_kb / 1024.0, rec->live_kb / 1024.0);
     }
-    for (unsigned k = 0; k < nphases; k++) {
+    printf("%s: %" PRIu64 " requests in %.2f s: %.0f requests/s, %.3f M allocator calls/s "
+           "(%" PRIu64 " mallocs, %" PRIu64 " reallocs, %" PRIu64 " frees)\n",
+           label, f->requests, r->seconds, f->req_per_s, f->ops_per_s / 1e6, f->mallocs,
+           f->reallocs, f->frees);
+    printf("%s: RSS at start %.1f MiB (of it tables %.1f), peak %.1f MiB, live at most %.1f "
+           "MiB (sampled)\n",
+           label, r->base_rss_kb / 1024.0, r->tables_kb / 1024.0, r->peak_rss_kb / 1024.0,
+           f->live_max_kb / 1024.0);
+    printf("%s: RSS at the end of each cycle (MiB):", label);
+    for (unsigned c = 0; c < o->cycles; c++) {
+        printf(" %.1f", f->cycle_end[c] / 1024.0);
+    }
+    printf("\n%s: growth ratio, end of cycle k over cycle 1: last %.3f, max %.3f; "
+           "of the cycle peaks: last %.3f, max %.3f\n",
+           label, f->growth_last, f->growth_max, f->peak_growth_last, f->peak_growth_max);
+    printf("%s: after the load: %.1f MiB with connections closed, %.1f MiB with the logger "
+           "drained, %.1f MiB after %u ms idle, %.1f MiB after one more connection (%.0f %% of "
+           "peak), %.1f MiB after malloc_trim(0) (returned %d)\n",
+           label, r->stopped_rss_kb / 1024.0, r->drained_rss_kb / 1024.0, r->idle_rss_kb / 1024.0,
+           o->idle_ms, r->after_stop_rss_kb / 1024.0, 100.0 * f->after_frac,
+           r->after_trim_rss_kb / 1024.0, r->trim_ret);
+}
+
+/* The machine-readable lines: one PHASE line per phase, then the RESULT line. */
+static void print_results(const run_t *r, const options_t *o, const figures_t *f)
+{
+    const char *label = o->common.label;
+    for (unsigned k = 0; k < r->nphases; k++) {
+        const phase_rec_t *rec = &r->rec[k];
         printf("PHASE allocator=%s cycle=%u phase=%s end_s=%.3f seconds=%.3f requests=%" PRIu64
                " rss_kb=%ld hwm_kb=%ld live_kb=%" PRIu64 "\n",
-               o.label, k / PHASES + 1, phases[k % PHASES].name, rec[k].end_s, rec[k].seconds,
-               rec[k].requests, rec[k].rss_kb, rec[k].hwm_kb, rec[k].live_kb);
+               label, k / PHASES + 1, phases[k % PHASES].name, rec->end_s, rec->seconds,
+               rec->requests, rec->rss_kb, rec->hwm_kb, rec->live_kb);
     }
     printf("RESULT allocator=%s preset=%s seed=%" PRIu64 " threads=%u cycles=%u conns=%u "
            "req_pct=%u keep=%u keep_mib=%u idle_ms=%u requests=%" PRIu64 " mallocs=%" PRIu64
@@ -1345,41 +1330,70 @@ int main(int argc, char **argv)
            "growth_last=%.4f growth_max=%.4f peak_growth_last=%.4f peak_growth_max=%.4f "
            "stopped_rss_kb=%ld drained_rss_kb=%ld idle_rss_kb=%ld after_stop_rss_kb=%ld "
            "after_stop_frac=%.4f after_trim_rss_kb=%ld trim_ret=%d cycle_rss_kb=",
-           o.label, o.preset, o.seed, o.threads, o.cycles, o.conns, o.req_pct, o.keep, o.keep_mib,
-           o.idle_ms, requests, mallocs, reallocs, frees, lg.handed, seconds, req_per_s, ops_per_s,
-           base_rss_kb, tables_kb, peak_rss_kb, peak_reset ? 1 : 0, live_max_kb, cycle_end[0],
-           cycle_end[o.cycles - 1], growth_last, growth_max, peak_growth_last, peak_growth_max,
-           stopped_rss_kb, drained_rss_kb, idle_rss_kb, after_stop_rss_kb, after_frac,
-           after_trim_rss_kb, trim_ret);
-    for (unsigned c = 0; c < o.cycles; c++) {
-        printf("%s%ld", c > 0 ? ":" : "", cycle_end[c]);
+           label, o->preset, o->common.seed, o->threads, o->cycles, o->conns, o->req_pct, o->keep,
+           o->keep_mib, o->idle_ms, f->requests, f->mallocs, f->reallocs, f->frees, lg.handed,
+           r->seconds, f->req_per_s, f->ops_per_s, r->base_rss_kb, r->tables_kb, r->peak_rss_kb,
+           r->peak_reset ? 1 : 0, f->live_max_kb, f->cycle_end[0], f->cycle_end[o->cycles - 1],
+           f->growth_last, f->growth_max, f->peak_growth_last, f->peak_growth_max,
+           r->stopped_rss_kb, r->drained_rss_kb, r->idle_rss_kb, r->after_stop_rss_kb,
+           f->after_frac, r->after_trim_rss_kb, r->trim_ret);
+    for (unsigned c = 0; c < o->cycles; c++) {
+        printf("%s%ld", c > 0 ? ":" : "", f->cycle_end[c]);
     }
     printf(" cycle_peak_kb=");
-    for (unsigned c = 0; c < o.cycles; c++) {
-        printf("%s%ld", c > 0 ? ":" : "", cycle_peak[c]);
+    for (unsigned c = 0; c < o->cycles; c++) {
+        printf("%s%ld", c > 0 ? ":" : "", f->cycle_peak[c]);
     }
     printf(" malloc_from=%s\n", base_name(entry_object()));
     fflush(stdout);
-    if (o.csv != NULL) {
-        write_series(&o);
-    }
+}
 
+/* -G and -F: the exit status, 1 when the run failed either bound. */
+static int verdict(const run_t *r, const options_t *o, const figures_t *f)
+{
     int status = 0;
-    if (o.max_growth > 0 && growth_last > o.max_growth) {
+    if (o->max_growth > 0 && f->growth_last > o->max_growth) {
         fprintf(stderr,
                 "soak: FAIL: %s grew: RSS at the end of cycle %u is %.3f times that at the "
                 "end of cycle 1 (%ld kB / %ld kB), above %.3f\n",
-                o.label, o.cycles, growth_last, cycle_end[o.cycles - 1], cycle_end[0],
-                o.max_growth);
+                o->common.label, o->cycles, f->growth_last, f->cycle_end[o->cycles - 1],
+                f->cycle_end[0], o->max_growth);
         status = 1;
     }
-    if (o.max_after > 0 && after_frac > o.max_after) {
+    if (o->max_after > 0 && f->after_frac > o->max_after) {
         fprintf(stderr,
                 "soak: FAIL: %s kept its memory: RSS after stop %ld kB is %.0f %% of peak "
                 "%ld kB, above %.0f %% (after malloc_trim(0): %ld kB)\n",
-                o.label, after_stop_rss_kb, 100.0 * after_frac, peak_rss_kb, 100.0 * o.max_after,
-                after_trim_rss_kb);
+                o->common.label, r->after_stop_rss_kb, 100.0 * f->after_frac, r->peak_rss_kb,
+                100.0 * o->max_after, r->after_trim_rss_kb);
         status = 1;
     }
     return status;
+}
+
+int main(int argc, char **argv)
+{
+    options_t o;
+    run_t r = {0};
+    figures_t f = {0};
+    parse_options(argc, argv, &o);
+    bench_check_allocator(argv[0], &o.common, false); /* zippy, -m: exit 3 unless it is in use */
+    check_phase_table();
+    setup_tables(&r, &o);
+    print_banner(&o);
+
+    start_helpers(&r, &o);
+    run_load(&r, &o);
+    after_load(&r, &o);
+    stop_helpers(&r);
+
+    compute_figures(&r, &o, &f);
+    if (!o.common.quiet) {
+        print_summary(&r, &o, &f);
+    }
+    print_results(&r, &o, &f);
+    if (o.csv != NULL) {
+        write_series(&o);
+    }
+    return verdict(&r, &o, &f);
 }

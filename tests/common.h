@@ -1,6 +1,6 @@
 /*
- * common.h - helpers shared by the tests: cmocka, byte patterns, and running a function in a
- * child process to observe how it ends (death tests).
+ * common.h - helpers shared by the tests: cmocka, the PRNG (bench/rand.h), byte patterns, and
+ * running a function in a child process to observe how it ends (death tests).
  */
 #ifndef VT_TEST_COMMON_H
 #define VT_TEST_COMMON_H
@@ -20,24 +20,25 @@
 
 #include <cmocka.h>
 
+#include "rand.h" /* bench/rand.h: the PRNG the tests and the benchmarks share */
+
 /* cmocka's assertions jump back into the test runner, which only works on the thread that runs
  * the test; code that runs on other threads (or in children) checks with this instead. */
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);             \
-            fprintf(stderr, __VA_ARGS__);                                                        \
-            fputc('\n', stderr);                                                                 \
-            abort();                                                                             \
-        }                                                                                        \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* The byte at offset i of a block identified by `id`: a block holding another's bytes, or
  * shifted ones, fails the check. */
 static inline uint8_t pattern_byte(uint64_t id, size_t i)
 {
-    uint64_t x = (id + 1) * 0x9e3779b97f4a7c15ull + i * 0xbf58476d1ce4e5b9ull;
-    return (uint8_t)(x >> 56);
+    return (uint8_t)(rng_pattern(id + 1, i) >> 56);
 }
 
 static inline void pattern_fill(void *p, size_t n, uint64_t id)
@@ -59,8 +60,8 @@ static inline size_t pattern_check(const void *p, size_t n, uint64_t id)
 
 /* How a child process ended and what it wrote on stderr. */
 typedef struct child_result {
-    int exited;   /* 1 if it exited normally */
-    int status;   /* exit status, or the signal that killed it */
+    int exited; /* 1 if it exited normally */
+    int status; /* exit status, or the signal that killed it */
     char err[4096];
 } child_result_t;
 

@@ -47,14 +47,6 @@ static size_t vma_count(void)
     return lines;
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* ---- Statistics add up ------------------------------------------------------------------ */
 
 enum { WORKERS = 6, PER_WORKER = 20000, KEEP_EVERY = 7 };
@@ -73,7 +65,7 @@ static void *stats_worker(void *arg)
     worker_t *w = arg;
     void *recent[64] = {0};
     for (size_t i = 0; i < PER_WORKER; i++) {
-        size_t size = splitmix(&w->seed) % (i % 50 == 0 ? 100000 : 2000) + 1;
+        size_t size = rng_next(&w->seed) % (i % 50 == 0 ? 100000 : 2000) + 1;
         void *p = vt_malloc(size);
         CHECK(p != NULL, "malloc");
         w->mallocs[vt_size_class(size)]++;
@@ -201,7 +193,7 @@ static size_t allocate_big_set(uint64_t seed)
 {
     size_t total = 0;
     for (size_t i = 0; i < BIG_COUNT; i++) {
-        size_t size = i % 100 == 0 ? 200000 : splitmix(&seed) % 8000 + 16;
+        size_t size = i % 100 == 0 ? 200000 : rng_next(&seed) % 8000 + 16;
         big_set[i] = vt_malloc(size);
         assert_non_null(big_set[i]);
         for (size_t off = 0; off < size; off += 4096)
@@ -581,7 +573,7 @@ static void *short_lived(void *arg)
         vt_free(lane->kept[i]);
     void *blocks[2000];
     for (int i = 0; i < 2000; i++)
-        blocks[i] = vt_malloc(splitmix(&lane->seed) % 4000 + 1);
+        blocks[i] = vt_malloc(rng_next(&lane->seed) % 4000 + 1);
     for (int i = 10; i < 2000; i++)
         vt_free(blocks[i]);
     memcpy(lane->kept, blocks, sizeof(lane->kept));

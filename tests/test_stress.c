@@ -32,34 +32,34 @@
 
 #ifdef STRESS_PLAIN_MALLOC
 #include <dlfcn.h>
-#define A_MALLOC(n) malloc(n)
-#define A_CALLOC(a, b) calloc(a, b)
-#define A_REALLOC(p, n) realloc(p, n)
-#define A_FREE(p) free(p)
+#define A_MALLOC(n)               malloc(n)
+#define A_CALLOC(a, b)            calloc(a, b)
+#define A_REALLOC(p, n)           realloc(p, n)
+#define A_FREE(p)                 free(p)
 #define A_POSIX_MEMALIGN(o, a, n) posix_memalign(o, a, n)
-#define A_ALIGNED_ALLOC(a, n) aligned_alloc(a, n)
-#define A_MEMALIGN(a, n) memalign(a, n)
-#define A_USABLE(p) malloc_usable_size(p)
-#define A_TRIM() malloc_trim(0)
-#define ALLOCATOR "malloc (whatever is preloaded)"
+#define A_ALIGNED_ALLOC(a, n)     aligned_alloc(a, n)
+#define A_MEMALIGN(a, n)          memalign(a, n)
+#define A_USABLE(p)               malloc_usable_size(p)
+#define A_TRIM()                  malloc_trim(0)
+#define ALLOCATOR                 "malloc (whatever is preloaded)"
 #else
-#define A_MALLOC(n) vt_malloc(n)
-#define A_CALLOC(a, b) vt_calloc(a, b)
-#define A_REALLOC(p, n) vt_realloc(p, n)
-#define A_FREE(p) vt_free(p)
+#define A_MALLOC(n)               vt_malloc(n)
+#define A_CALLOC(a, b)            vt_calloc(a, b)
+#define A_REALLOC(p, n)           vt_realloc(p, n)
+#define A_FREE(p)                 vt_free(p)
 #define A_POSIX_MEMALIGN(o, a, n) vt_posix_memalign(o, a, n)
-#define A_ALIGNED_ALLOC(a, n) vt_aligned_alloc(a, n)
-#define A_MEMALIGN(a, n) vt_memalign(a, n)
-#define A_USABLE(p) vt_malloc_usable_size(p)
-#define A_TRIM() vt_malloc_trim(0)
-#define ALLOCATOR "vtmalloc (vt_* API)"
+#define A_ALIGNED_ALLOC(a, n)     vt_aligned_alloc(a, n)
+#define A_MEMALIGN(a, n)          vt_memalign(a, n)
+#define A_USABLE(p)               vt_malloc_usable_size(p)
+#define A_TRIM()                  vt_malloc_trim(0)
+#define ALLOCATOR                 "vtmalloc (vt_* API)"
 #endif
 
 #ifdef __SANITIZE_THREAD__
-#define DEFAULT_ITER 150000u /* ThreadSanitizer: 10-20 times slower, and it checks every access */
+#define DEFAULT_ITER  150000u /* ThreadSanitizer: 10-20 times slower, and it checks every access */
 #define DEFAULT_SLOTS 256u
 #else
-#define DEFAULT_ITER 3000000u
+#define DEFAULT_ITER  3000000u
 #define DEFAULT_SLOTS 1024u
 #endif
 #define EPOCHS 8u
@@ -67,21 +67,13 @@
 static unsigned g_threads = 4, g_scale = 1;
 static uint64_t g_iter = DEFAULT_ITER, g_seed = 20240611;
 
-static uint64_t rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* ---- Patterns: 8 bytes at a time, derived from (id, size, offset) -------------------------- */
 
 static inline uint64_t word_at(uint64_t key, size_t w)
 {
-    uint64_t x = key + (uint64_t)w * 0x9e3779b97f4a7c15ull;
+    uint64_t x = key + (uint64_t)w * RNG_GOLDEN;
     x ^= x >> 29;
-    x *= 0xbf58476d1ce4e5b9ull;
+    x *= RNG_MUL1;
     return x ^ (x >> 32);
 }
 
@@ -147,8 +139,8 @@ static void pattern_apply(uint8_t *p, size_t size, uint64_t id, bool check, cons
                 fill_range(p, size - 4096, size, key);
         }
     }
-    CHECK(bad == SIZE_MAX, "%s: block %p (id %llu, %zu bytes) corrupt at byte %zu", when,
-          (void *)p, (unsigned long long)id, size, bad);
+    CHECK(bad == SIZE_MAX, "%s: block %p (id %llu, %zu bytes) corrupt at byte %zu", when, (void *)p,
+          (unsigned long long)id, size, bad);
 }
 
 /* The first `n` bytes still hold the pattern of (id, old_size): what realloc must keep. */
@@ -235,7 +227,8 @@ static size_t random_size(uint64_t r)
     switch (r % 100) {
     case 0:
     case 1: /* large: up to 2 MiB, and now and then up to 6 MiB */
-        return (size_t)256 * 1024 + 1 + (size_t)((r >> 8) % ((r >> 40) % 8 == 0 ? (6u << 20) : (2u << 20)));
+        return (size_t)256 * 1024 + 1 +
+               (size_t)((r >> 8) % ((r >> 40) % 8 == 0 ? (6u << 20) : (2u << 20)));
     default:
         if (r % 100 < 22) /* medium: the classes above 1 KiB */
             return 1025 + (size_t)((r >> 8) % ((r >> 32) % 4 == 0 ? 262143u - 1024u : 65536u));
@@ -255,15 +248,21 @@ static void new_block(worker_t *w, block_t *slot, uint64_t r)
         for (size_t i = 0; i < size; i += step)
             CHECK(b.p[i] == 0, "calloc(%zu): byte %zu is %#x", size, i, b.p[i]);
         w->callocs++;
-    } else if (kind <= 2) { /* aligned */
+    } else if (kind <= 2) {                                                   /* aligned */
         unsigned shift = (r >> 32) % 64 == 0 ? 16 + (unsigned)((r >> 40) % 6) /* 64K..2M */
                                              : 4 + (unsigned)((r >> 40) % 9); /* 16..4K */
         size_t align = (size_t)1 << shift;
         void *p = NULL;
         switch ((r >> 48) % 3) {
-        case 0: CHECK(A_POSIX_MEMALIGN(&p, align, size) == 0, "posix_memalign(%zu, %zu)", align, size); break;
-        case 1: p = A_ALIGNED_ALLOC(align, size); break;
-        default: p = A_MEMALIGN(align, size); break;
+        case 0:
+            CHECK(A_POSIX_MEMALIGN(&p, align, size) == 0, "posix_memalign(%zu, %zu)", align, size);
+            break;
+        case 1:
+            p = A_ALIGNED_ALLOC(align, size);
+            break;
+        default:
+            p = A_MEMALIGN(align, size);
+            break;
         }
         CHECK(p != NULL, "aligned allocation (%zu, %zu)", align, size);
         CHECK((uintptr_t)p % align == 0, "aligned allocation (%zu, %zu) = %p", align, size, p);
@@ -283,7 +282,6 @@ static void new_block(worker_t *w, block_t *slot, uint64_t r)
     *slot = b;
     w->allocs++;
 }
-
 
 static void resize_block(worker_t *w, block_t *b, uint64_t r)
 {
@@ -425,8 +423,9 @@ static void stress(void **state)
     unsigned T = g_threads;
     size_t slots = (size_t)DEFAULT_SLOTS * g_scale;
     print_message("stress on %s: %u threads, %zu live blocks each, %llu operations each, "
-                  "%u epochs, seed %llu\n", ALLOCATOR, T, slots, (unsigned long long)g_iter,
-                  EPOCHS, (unsigned long long)g_seed);
+                  "%u epochs, seed %llu\n",
+                  ALLOCATOR, T, slots, (unsigned long long)g_iter, EPOCHS,
+                  (unsigned long long)g_seed);
     figures_t before = figures();
     g_workers = calloc(T, sizeof(worker_t));
     assert_non_null(g_workers);
@@ -478,9 +477,10 @@ static void stress(void **state)
             fail_msg("leak: spans %llu -> %llu, large blocks %llu -> %llu (%llu -> %llu bytes), "
                      "live thread caches %llu -> %llu",
                      (unsigned long long)before.spans, (unsigned long long)after.spans,
-                     (unsigned long long)before.large_blocks, (unsigned long long)after.large_blocks,
-                     (unsigned long long)before.large_bytes, (unsigned long long)after.large_bytes,
-                     (unsigned long long)before.caches_live, (unsigned long long)after.caches_live);
+                     (unsigned long long)before.large_blocks,
+                     (unsigned long long)after.large_blocks, (unsigned long long)before.large_bytes,
+                     (unsigned long long)after.large_bytes, (unsigned long long)before.caches_live,
+                     (unsigned long long)after.caches_live);
     }
 }
 

@@ -21,14 +21,6 @@ static unsigned scale(void)
     return v ? v : 1;
 }
 
-static uint64_t rng_next(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* A size mix that crosses small, medium and (rarely) large blocks. */
 static size_t random_size(uint64_t *rng)
 {

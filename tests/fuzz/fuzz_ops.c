@@ -32,30 +32,31 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "rand.h" /* bench/rand.h */
 #include "vtmalloc.h"
 
-#define SLOTS 64
+#define SLOTS  64
 #define BUDGET ((size_t)192 << 20) /* live bytes at most: the fuzzer's RSS stays small */
 
-#define CHECK(cond, ...)                                                                         \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "fuzz_ops: check failed: %s: ", #cond);                             \
-            fprintf(stderr, __VA_ARGS__);                                                        \
-            fputc('\n', stderr);                                                                 \
-            abort();                                                                             \
-        }                                                                                        \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_ops: check failed: %s: ", #cond);                                \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* ---- The shadow model --------------------------------------------------------------------- */
 
 typedef struct shadow {
-    uint8_t *p;      /* NULL: the slot is empty */
-    size_t size;     /* requested */
-    size_t usable;   /* what vt_malloc_usable_size said at allocation */
-    size_t align;    /* asked alignment (0: none) */
-    uint64_t seed;   /* the pattern */
-    bool big_align;  /* allocated with an alignment above 64 KiB */
+    uint8_t *p;     /* NULL: the slot is empty */
+    size_t size;    /* requested */
+    size_t usable;  /* what vt_malloc_usable_size said at allocation */
+    size_t align;   /* asked alignment (0: none) */
+    uint64_t seed;  /* the pattern */
+    bool big_align; /* allocated with an alignment above 64 KiB */
 } shadow_t;
 
 static shadow_t slots[SLOTS];
@@ -64,8 +65,7 @@ static uint64_t next_seed = 1;
 
 static inline uint8_t pat(uint64_t seed, size_t i)
 {
-    uint64_t x = seed * 0x9e3779b97f4a7c15ull + (uint64_t)i * 0xbf58476d1ce4e5b9ull;
-    return (uint8_t)(x >> 56) ^ (uint8_t)i;
+    return (uint8_t)(rng_pattern(seed, i) >> 56) ^ (uint8_t)i;
 }
 
 /* Patterned regions: all of a block up to 16 KiB, else its first and last 4 KiB. */
@@ -88,13 +88,16 @@ static void verify(const shadow_t *s, size_t n, const char *when)
     const uint8_t *p = s->p;
     size_t head = s->size <= 16384 ? n : (n < 4096 ? n : 4096);
     for (size_t i = 0; i < head; i++)
-        CHECK(p[i] == pat(s->seed, i), "%s: block %p (%zu bytes) byte %zu", when, (void *)p, s->size, i);
+        CHECK(p[i] == pat(s->seed, i), "%s: block %p (%zu bytes) byte %zu", when, (void *)p,
+              s->size, i);
     if (s->size > 16384 && n == s->size)
         for (size_t i = n - 4096; i < n; i++)
-            CHECK(p[i] == pat(s->seed, i), "%s: block %p (%zu bytes) byte %zu", when, (void *)p, s->size, i);
+            CHECK(p[i] == pat(s->seed, i), "%s: block %p (%zu bytes) byte %zu", when, (void *)p,
+                  s->size, i);
 }
 
-/* ---- Input decoding --------------------------------------------------------------------------- */
+/* ---- Input decoding ---------------------------------------------------------------------------
+ */
 
 typedef struct input {
     const uint8_t *d;
@@ -116,10 +119,30 @@ static size_t edge_size(uint8_t k)
 {
     static size_t table[24];
     if (table[0] == 0) {
-        size_t t[] = {0, 1, 15, 16, 17, 128, 129, 4096, 4097, 8192, 8193, 65536, 65537,
-                      VT_SMALL_MAX - 1, VT_SMALL_MAX, VT_SMALL_MAX + 1, (size_t)4 << 20,
-                      ((size_t)4 << 20) + 1, SIZE_MAX, SIZE_MAX - 4095, (size_t)PTRDIFF_MAX,
-                      (size_t)PTRDIFF_MAX + 1, (size_t)1 << 47, SIZE_MAX / 2};
+        size_t t[] = {0,
+                      1,
+                      15,
+                      16,
+                      17,
+                      128,
+                      129,
+                      4096,
+                      4097,
+                      8192,
+                      8193,
+                      65536,
+                      65537,
+                      VT_SMALL_MAX - 1,
+                      VT_SMALL_MAX,
+                      VT_SMALL_MAX + 1,
+                      (size_t)4 << 20,
+                      ((size_t)4 << 20) + 1,
+                      SIZE_MAX,
+                      SIZE_MAX - 4095,
+                      (size_t)PTRDIFF_MAX,
+                      (size_t)PTRDIFF_MAX + 1,
+                      (size_t)1 << 47,
+                      SIZE_MAX / 2};
         memcpy(table, t, sizeof(t));
         table[0] = 0;
     }
@@ -130,7 +153,7 @@ static size_t draw_size(input_t *in)
 {
     uint8_t kind = byte(in);
     if (kind < 150)
-        return u16(in) % 1025;                         /* small */
+        return u16(in) % 1025; /* small */
     if (kind < 210)
         return 1025 + (u16(in) * 4u + byte(in)) % (VT_SMALL_MAX - 1024); /* medium */
     if (kind < 225)
@@ -149,7 +172,7 @@ static size_t draw_alignment(input_t *in)
         return (size_t)1 << (a % 24); /* 1 B .. 8 MiB */
     if (a < 230)
         return (size_t)(a - 199) * 24; /* not powers of two */
-    return edge_size(byte(in)); /* 0, huge, ... */
+    return edge_size(byte(in));        /* 0, huge, ... */
 }
 
 static bool impossible(size_t n)
@@ -157,7 +180,8 @@ static bool impossible(size_t n)
     return n > (size_t)PTRDIFF_MAX || n > ((size_t)1 << 40);
 }
 
-/* ---- The failure hook ---------------------------------------------------------------------------- */
+/* ---- The failure hook
+ * ---------------------------------------------------------------------------- */
 
 static bool hook_armed(void)
 {
@@ -168,12 +192,13 @@ static bool hook_armed(void)
 static void expect_failure_ok(bool was_armed, size_t n, int err, const char *what)
 {
     bool fired = was_armed && !hook_armed();
-    CHECK(impossible(n) || fired || n > BUDGET, "%s(%zu) failed (errno %d) with nothing to explain it",
-          what, n, err);
+    CHECK(impossible(n) || fired || n > BUDGET,
+          "%s(%zu) failed (errno %d) with nothing to explain it", what, n, err);
     CHECK(err == ENOMEM, "%s(%zu) failed with errno %d, not ENOMEM", what, n, err);
 }
 
-/* ---- The second thread ------------------------------------------------------------------------- */
+/* ---- The second thread -------------------------------------------------------------------------
+ */
 
 enum { CMD_NONE, CMD_FREE, CMD_REALLOC, CMD_MALLOC, CMD_EXIT };
 
@@ -201,10 +226,17 @@ static void *peer_main(void *arg)
         shadow_t *s = peer.slot >= 0 ? &slots[peer.slot] : NULL;
         errno = 0;
         switch (cmd) {
-        case CMD_FREE: vt_free(s->p); break;
-        case CMD_REALLOC: peer.result = vt_realloc(s->p, peer.size); break;
-        case CMD_MALLOC: peer.result = vt_malloc(peer.size); break;
-        default: break;
+        case CMD_FREE:
+            vt_free(s->p);
+            break;
+        case CMD_REALLOC:
+            peer.result = vt_realloc(s->p, peer.size);
+            break;
+        case CMD_MALLOC:
+            peer.result = vt_malloc(peer.size);
+            break;
+        default:
+            break;
         }
         peer.err = errno;
         peer.cmd = CMD_NONE;
@@ -238,7 +270,8 @@ static void peer_run(int cmd, int slot, size_t size)
     }
 }
 
-/* ---- Operations ------------------------------------------------------------------------------------ */
+/* ---- Operations
+ * ------------------------------------------------------------------------------------ */
 
 static void take(shadow_t *s, void *p, size_t size, size_t align, bool big_align)
 {
@@ -287,7 +320,9 @@ static void op_alloc(shadow_t *s, input_t *in, int kind)
     int rc = 0;
     errno = 0;
     switch (kind) {
-    case 0: p = vt_malloc(n); break;
+    case 0:
+        p = vt_malloc(n);
+        break;
     case 1: {
         size_t count = byte(in) % 4 + 1;
         size_t each = n / count;
@@ -302,11 +337,14 @@ static void op_alloc(shadow_t *s, input_t *in, int kind)
             return;
         p = vt_calloc(count, each);
         if (p != NULL)
-            for (size_t i = 0; i < n; i += n > 65536 ? 4093 : 1)
-                CHECK(((uint8_t *)p)[i] == 0, "calloc(%zu, %zu): byte %zu not zero", count, each, i);
+            for (size_t i = 0; i<n; i += n> 65536 ? 4093 : 1)
+                CHECK(((uint8_t *)p)[i] == 0, "calloc(%zu, %zu): byte %zu not zero", count, each,
+                      i);
         break;
     }
-    case 2: p = vt_reallocarray(NULL, 1, n); break;
+    case 2:
+        p = vt_reallocarray(NULL, 1, n);
+        break;
     case 3:
     case 4:
     case 5: {
@@ -343,8 +381,14 @@ static void op_alloc(shadow_t *s, input_t *in, int kind)
         }
         break;
     }
-    case 6: p = vt_valloc(n); align = (size_t)sysconf(_SC_PAGESIZE); break;
-    default: p = vt_pvalloc(n); align = (size_t)sysconf(_SC_PAGESIZE); break;
+    case 6:
+        p = vt_valloc(n);
+        align = (size_t)sysconf(_SC_PAGESIZE);
+        break;
+    default:
+        p = vt_pvalloc(n);
+        align = (size_t)sysconf(_SC_PAGESIZE);
+        break;
     }
     if (p == NULL) {
         if (kind >= 3 && kind <= 5 && align >= ((size_t)1 << 62)) { /* a huge alignment */
@@ -430,7 +474,8 @@ static void finish_input(void)
     vt_stats_get(&st);
     CHECK(st.large_blocks == 0 && st.large_bytes == 0, "%llu large blocks (%llu bytes) leaked",
           (unsigned long long)st.large_blocks, (unsigned long long)st.large_bytes);
-    CHECK(st.thread_caches_live <= 3, "%llu live thread caches", (unsigned long long)st.thread_caches_live);
+    CHECK(st.thread_caches_live <= 3, "%llu live thread caches",
+          (unsigned long long)st.thread_caches_live);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -447,16 +492,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t op = byte(&in);
         shadow_t *s = &slots[byte(&in) % SLOTS];
         switch (op % 20) {
-        case 0: case 1: case 2: op_alloc(s, &in, 0); break;           /* malloc */
-        case 3: op_alloc(s, &in, 1); break;                           /* calloc */
-        case 4: op_alloc(s, &in, 2); break;                           /* reallocarray(NULL) */
-        case 5: op_alloc(s, &in, 3 + byte(&in) % 3); break;           /* aligned */
-        case 6: op_alloc(s, &in, 6 + byte(&in) % 2); break;           /* valloc, pvalloc */
-        case 7: case 8: op_realloc(s, &in, op & 1, false); break;     /* realloc, reallocarray */
-        case 9: case 10: op_free(s, 0); break;
-        case 11: op_free(s, 1 + byte(&in) % 2); break;                /* sized frees */
-        case 12: op_usable(s); break;
-        case 13: vt_malloc_trim(0); break;
+        case 0:
+        case 1:
+        case 2:
+            op_alloc(s, &in, 0);
+            break; /* malloc */
+        case 3:
+            op_alloc(s, &in, 1);
+            break; /* calloc */
+        case 4:
+            op_alloc(s, &in, 2);
+            break; /* reallocarray(NULL) */
+        case 5:
+            op_alloc(s, &in, 3 + byte(&in) % 3);
+            break; /* aligned */
+        case 6:
+            op_alloc(s, &in, 6 + byte(&in) % 2);
+            break; /* valloc, pvalloc */
+        case 7:
+        case 8:
+            op_realloc(s, &in, op & 1, false);
+            break; /* realloc, reallocarray */
+        case 9:
+        case 10:
+            op_free(s, 0);
+            break;
+        case 11:
+            op_free(s, 1 + byte(&in) % 2);
+            break; /* sized frees */
+        case 12:
+            op_usable(s);
+            break;
+        case 13:
+            vt_malloc_trim(0);
+            break;
         case 14: /* freed by the other thread */
             if (s->p != NULL) {
                 verify(s, s->size, "before a remote free");
@@ -464,7 +533,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 release(s);
             }
             break;
-        case 15: op_realloc(s, &in, false, true); break;              /* realloc'ed there */
+        case 15:
+            op_realloc(s, &in, false, true);
+            break; /* realloc'ed there */
         case 16: { /* allocated there, used and freed here */
             size_t n = draw_size(&in);
             if (n > BUDGET || live_bytes + n > BUDGET)

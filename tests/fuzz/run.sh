@@ -41,8 +41,8 @@ sources=()
 for f in "$root"/src/*.c; do
   [[ $(basename "$f") == override.c ]] || sources+=("$f")
 done
-flags=(-g -O1 -std=gnu11 -I"$root/src" -I"$root/include" -fno-builtin-malloc -fno-builtin-free
-       -fno-builtin-calloc -fno-builtin-realloc -pthread)
+flags=(-g -O1 -std=gnu11 -I"$root/src" -I"$root/include" -I"$root/bench" -fno-builtin-malloc
+       -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc -pthread)
 build() { # NAME SANITIZERS
   "$cc" "${flags[@]}" -fsanitize="$2" -fno-sanitize-recover=all "${sources[@]}" \
     "$here/fuzz_ops.c" -o "$work/$1"
