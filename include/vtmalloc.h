@@ -106,6 +106,17 @@ typedef struct vt_stats {
 void vt_stats_get(vt_stats_t *out);
 /* Prints the counters to stderr (with write(2); never allocates). */
 void vt_stats_print(void);
+/* Writes the statistics table (as vt_stats_print) and the malloc_info XML to the file `path`
+ * (created or truncated). 0, or -1 with errno set (EINVAL: path is NULL; else open's). */
+int vt_stats_dump(const char *path);
+
+/* Heap profiling, on when VTMALLOC_PROF_SAMPLE is set (mean bytes between samples). Writes the
+ * live sampled allocations, by call stack, to `path` in the gperftools heap-profile format that
+ * google-pprof reads. 0, or -1 with errno set: ENOTSUP when profiling is off, EINVAL for a NULL
+ * path, else open's or write's. */
+int vt_prof_dump(const char *path);
+/* The mean bytes between samples: 0 when profiling is off. */
+size_t vt_prof_sample_bytes(void);
 
 /* The library's version string, e.g. "0.1.0". */
 const char *vt_version(void);
