@@ -2,7 +2,7 @@
  * memtest.c: a multi-threaded malloc/free benchmark for vtmalloc and its peers.
  *
  * Why it exists. The 2007 review of the VT allocator against Tcl's zippy allocator
- * (shared/seed/zippy-vs-vt-review.txt) found that the benchmark of the day drew sizes uniformly up
+ * (docs/history.md) found that the benchmark of the day drew sizes uniformly up
  * to 16 KiB (so it partly measured the system allocator behind zippy, point a), that such sizes are
  * far from what Tcl and NaviServer allocate (points b, c), and that memory read after the threads
  * had joined says nothing about growth under load (point h). This program keeps that original

@@ -3,7 +3,7 @@
  * bounded, and does it fall back when the load stops?
  *
  * Why it exists. Point (h) of the 2007 review of VT against Tcl's zippy allocator
- * (shared/seed/zippy-vs-vt-review.txt) is that servers on zippy grew until they were restarted,
+ * (docs/history.md) is that servers on zippy grew until they were restarted,
  * and that reading memory once after the threads have joined cannot show it. What shows it is a
  * load that runs for a long time with a bounded, roughly constant amount of live data while the
  * size mix shifts and comes back: an allocator that never reuses memory across size classes (or

@@ -2,7 +2,7 @@
  * alloc.c - the entry points beyond malloc and free, with glibc's documented semantics, and
  * the exported vt_* names.
  *
- * Layer: 14 API
+ * Layer: 13 API
  * Calls: os.c, report.c, sizeclass.c, spanmap.c, page.c, large.c, largespan.c, tcache.c,
  *        purge.c, init.c
  *
@@ -27,7 +27,7 @@
 /* The class's current page is empty, or the thread has no cache yet. A thread's first
  * allocation initialises the process if need be and starts the thread's cache; when that is
  * not possible (no memory, or a vfork child) the orphan cache serves it. Every
- * VT_HOUSEKEEPING_CALLS calls, housekeeping (purge.c). A success keeps errno as it was. */
+ * few dozen slow calls, housekeeping (purge.c). A success keeps errno as it was. */
 void *vt_api_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
 {
     if (vt_unlikely(tc->state == VT_TCACHE_UNSTARTED)) {
@@ -40,13 +40,6 @@ void *vt_api_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
         vt_purge_housekeeping(tc);
     }
     return vt_tcache_alloc_slow(tc, class_idx, size);
-}
-
-/* The free fast path emptied one of the thread's pages. */
-void vt_api_page_emptied(vt_tcache_t *tc, vt_page_t *page)
-{
-    if (vt_tcache_page_emptied(tc, page))
-        vt_purge_tick(); /* units went to the global cache: the schedule's turn */
 }
 
 /* ---- Sizes above the classes, and frees that are not in a span --------------------------- */
@@ -87,15 +80,13 @@ void vt_api_free_nonspan(void *p)
  * threads' pages (tcache.c). */
 void vt_api_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
 {
-    bool gave;
     if (vt_unlikely(vt_page_owner(page) == VT_OWNER_LARGE)) {
         vt_page_t *run = vt_large_free_in_span(page, p, "free");
-        gave = run != NULL && vt_tcache_keep_run(tc, run);
-    } else {
-        gave = vt_tcache_free_other(tc, page, p);
+        if (run != NULL)
+            vt_tcache_keep_run(tc, run);
+        return;
     }
-    if (vt_unlikely(gave))
-        vt_purge_tick();
+    vt_tcache_free_other(tc, page, p);
 }
 
 /* ---- calloc, realloc -------------------------------------------------------------------- */
@@ -183,8 +174,9 @@ void *vt_api_reallocarray(void *p, size_t count, size_t size)
  * multiple of the alignment; the class of that size has a block size that is a multiple of
  * the alignment (sizeclass.c), and pages start on a unit boundary, so every block of the page
  * is aligned. No padding, no interior pointers, free() stays the fast path. Larger
- * alignments, or sizes beyond the classes, are large blocks (large.c): runs of units that
- * start at a multiple of the alignment, or above 2 MiB and 1 MiB, mappings of their own.
+ * alignments, or sizes beyond the classes, are large blocks (largespan.c): runs of units that
+ * start at a multiple of the alignment, or above 2 MiB and 1 MiB, mappings of their own
+ * (large.c).
  */
 static void *aligned_pow2(size_t alignment, size_t size)
 {

@@ -2,7 +2,7 @@
  * alloc.h - the C allocation API as inline functions, instantiated twice: under the vt_* names
  * (alloc.c) and under the standard names (override.c), so neither pays an extra call.
  *
- * Layer: 14 API (with alloc.c)
+ * Layer: 13 API (with alloc.c)
  *
  * Owns: the fast paths of malloc and free, the only copy of each; their slow paths and the
  * other entry points are in alloc.c. Everything else they use is an inline helper of
@@ -18,7 +18,6 @@
 
 /* The slow paths the fast paths branch to (alloc.c). */
 void *vt_api_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size) VT_HIDDEN;
-void vt_api_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
 void vt_api_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
 void *vt_api_malloc_large(size_t size) VT_HIDDEN;
 void vt_api_free_nonspan(void *p) VT_HIDDEN;
@@ -88,7 +87,7 @@ VT_INLINE void vt_api_free(void *p)
         }
         vt_page_push(page, block);
         if (vt_unlikely(--page->used == 0))
-            vt_api_page_emptied(tc, page);
+            vt_tcache_page_emptied(tc, page);
         return;
     }
     vt_api_free_other(tc, page, p);

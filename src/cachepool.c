@@ -2,10 +2,10 @@
  * cachepool.c - the records of thread caches: the live ones, the pool of handed-back ones
  * waiting for the next thread, and the memory they are carved from.
  *
- * Layer: 7 global cache
+ * Layer: 6 global cache
  * Calls: os.c, page.c
  *
- * Owns: the live list and the pool (under pool_lock, a lock of its own: threads starting and
+ * Owns: the live list and the pool (under the pool lock, one of its own: threads starting and
  * exiting do not queue behind the spans' lock), each cache's pool links, `state` while no
  * thread uses it and `tid`; the counters of exited threads; vt_process_id.
  *
@@ -16,11 +16,6 @@
 
 int32_t vt_process_id;
 
-/* A list of thread caches, linked through vt_tcache_t.pool_prev/pool_next. */
-typedef struct cache_list {
-    vt_tcache_t *head, *tail;
-} cache_list_t;
-
 /* Metadata memory is mapped in chunks of this size, each holding a few dozen caches. */
 #define META_CHUNK ((size_t)64 << 10)
 
@@ -30,8 +25,8 @@ typedef struct cache_list {
 
 static struct cachepool {
     pthread_mutex_t lock;
-    cache_list_t live;             /* caches in use, oldest visit first */
-    cache_list_t pool;             /* caches waiting for a thread */
+    vt_list_t live;                /* caches in use, oldest visit first */
+    vt_list_t pool;                /* caches waiting for a thread */
     uint8_t *meta_next, *meta_end; /* where the next cache is carved */
     uint64_t live_count, total;
     vt_tcache_counters_t exited;  /* counters of caches handed back */
@@ -39,34 +34,10 @@ static struct cachepool {
     _Atomic uint64_t live_now;    /* live_count, likewise */
 } c = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static void cache_list_append(cache_list_t *list, vt_tcache_t *tc)
-{
-    tc->pool_next = NULL;
-    tc->pool_prev = list->tail;
-    if (list->tail)
-        list->tail->pool_next = tc;
-    else
-        list->head = tc;
-    list->tail = tc;
-}
-
-static void cache_list_remove(cache_list_t *list, vt_tcache_t *tc)
-{
-    if (tc->pool_prev)
-        tc->pool_prev->pool_next = tc->pool_next;
-    else
-        list->head = tc->pool_next;
-    if (tc->pool_next)
-        tc->pool_next->pool_prev = tc->pool_prev;
-    else
-        list->tail = tc->pool_prev;
-    tc->pool_prev = tc->pool_next = NULL;
-}
-
 /* Takes a live cache off the live list. Lock held. */
 static void leave_live_locked(vt_tcache_t *tc)
 {
-    cache_list_remove(&c.live, tc);
+    vt_list_remove(&c.live, tc, VT_CACHE_LINK);
     c.live_count--;
     atomic_store_explicit(&c.live_now, c.live_count, memory_order_relaxed);
 }
@@ -80,7 +51,7 @@ vt_tcache_t *vt_cachepool_get(void)
     for (;;) {
         vt_tcache_t *tc = c.pool.head;
         if (tc != NULL) {
-            cache_list_remove(&c.pool, tc);
+            vt_list_remove(&c.pool, tc, VT_CACHE_LINK);
         } else if (c.meta_end - c.meta_next >= (ptrdiff_t)sizeof(vt_tcache_t)) {
             tc = (vt_tcache_t *)c.meta_next;
             c.meta_next += (sizeof(vt_tcache_t) + CACHE_LINE - 1) & ~(size_t)(CACHE_LINE - 1);
@@ -90,7 +61,7 @@ vt_tcache_t *vt_cachepool_get(void)
         if (tc != NULL) {
             tc->state = VT_TCACHE_LIVE;
             tc->tid = tid;
-            cache_list_append(&c.live, tc);
+            vt_list_push_back(&c.live, tc, VT_CACHE_LINK);
             c.live_count++;
             atomic_store_explicit(&c.live_now, c.live_count, memory_order_relaxed);
             c.total++;
@@ -130,7 +101,7 @@ void vt_cachepool_put(vt_tcache_t *tc)
         leave_live_locked(tc);
     tc->state = VT_TCACHE_POOLED;
     counters_move(&c.exited, &tc->counters);
-    cache_list_append(&c.pool, tc);
+    vt_list_push_back(&c.pool, tc, VT_CACHE_LINK);
     vt_mutex_unlock(&c.lock);
 }
 
@@ -150,8 +121,8 @@ size_t vt_cachepool_snapshot(vt_tcache_t **caches, int32_t *tids, size_t max, si
         vt_tcache_t *tc = c.live.head;
         caches[n] = tc;
         tids[n++] = tc->tid;
-        cache_list_remove(&c.live, tc);
-        cache_list_append(&c.live, tc);
+        vt_list_remove(&c.live, tc, VT_CACHE_LINK);
+        vt_list_push_back(&c.live, tc, VT_CACHE_LINK);
     }
     vt_mutex_unlock(&c.lock);
     return n;
@@ -204,7 +175,7 @@ void vt_cachepool_stats(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT],
     st->thread_caches_total = c.total;
     counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total, &c.exited);
     counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total, others);
-    for (vt_tcache_t *tc = c.live.head; tc != NULL; tc = tc->pool_next) {
+    for (vt_tcache_t *tc = c.live.head; tc != NULL; tc = tc->pool_link.next) {
         counters_add(puts, &st->remote_frees_total, &st->pages_adopted_total, &tc->counters);
         st->bytes_free_threads +=
             (uint64_t)atomic_load_explicit(&tc->stash_count, memory_order_relaxed) * VT_UNIT_SIZE;
@@ -230,7 +201,7 @@ void vt_cachepool_fork_child(vt_tcache_t *self)
 {
     vt_tcache_t *tc = c.live.head;
     while (tc != NULL) {
-        vt_tcache_t *next = tc->pool_next;
+        vt_tcache_t *next = tc->pool_link.next;
         if (tc != self) {
             leave_live_locked(tc);
             tc->state = VT_TCACHE_EXITED;

@@ -2,8 +2,8 @@
  * global.c - the global cache: pages that no thread owns (given back by exited threads, or
  * revoked from detached owners), and the runs of units threads take for their pages.
  *
- * Layer: 7 global cache
- * Calls: os.c, retain.c, page.c, span.c, spanpurge.c
+ * Layer: 6 global cache
+ * Calls: os.c, report.c, retain.c, page.c, span.c, spanpurge.c
  *
  * Owns: the partial lists (under the global lock, span.c) and their hint mask; the count of
  * frees by threads without a cache. Threads come here only on slow paths: when a class has no
@@ -15,7 +15,7 @@
 #include "internal.h"
 
 static struct global {
-    vt_page_list_t partial[VT_CLASS_COUNT]; /* global lock: pages owned by nobody */
+    vt_list_t partial[VT_CLASS_COUNT]; /* global lock: pages owned by nobody */
     /* Hint for vt_global_take_partial: bit c set iff partial[c] is not empty. Written under
      * the lock, read without it; a stale bit only costs a lock or skips a page until the
      * next refill, both harmless. */
@@ -43,7 +43,7 @@ static void partial_mask_update(unsigned c)
 static void put_partial_locked(vt_page_t *page)
 {
     VT_ASSERT(vt_page_owner(page) == VT_OWNER_GLOBAL);
-    vt_list_push_back(&g.partial[page->class_idx], page);
+    vt_list_push_back(&g.partial[page->class_idx], page, VT_PAGE_LINK);
     partial_mask_update(page->class_idx);
 }
 
@@ -61,10 +61,10 @@ static uint32_t collect_partial_locked(void)
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
         vt_page_t *page = g.partial[c].head;
         while (page != NULL) {
-            vt_page_t *next = page->next;
+            vt_page_t *next = page->link.next;
             vt_page_collect_remote(page);
             if (page->used == 0) {
-                vt_list_remove(&g.partial[c], page);
+                vt_list_remove(&g.partial[c], page, VT_PAGE_LINK);
                 vt_page_unassign(page);
                 vt_span_give_back_locked(page, g.last_pass_ms);
                 freed++;
@@ -94,7 +94,7 @@ vt_page_t *vt_global_take_partial(unsigned class_idx)
     vt_span_lock_for(class_idx);
     vt_page_t *page = g.partial[class_idx].head;
     if (page != NULL)
-        vt_list_remove(&g.partial[class_idx], page);
+        vt_list_remove(&g.partial[class_idx], page, VT_PAGE_LINK);
     partial_mask_update(class_idx);
     vt_span_unlock();
     return page;
@@ -110,17 +110,17 @@ void vt_global_put_partial(vt_page_t *page)
 /* Pages a thread hands back: those with blocks in use to the partial lists, empty ones to
  * their spans. `idle`: the empty ones lay unused in the thread's stash for a while, so they
  * leave the retention policy's record of demand too. */
-void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty, bool idle)
+void vt_global_put_pages(vt_list_t *partial, vt_list_t *empty, bool idle)
 {
     vt_page_t *page;
     vt_span_lock();
     while (partial != NULL && (page = partial->head) != NULL) {
-        vt_list_remove(partial, page);
+        vt_list_remove(partial, page, VT_PAGE_LINK);
         put_partial_locked(page);
         g.pages_abandoned++;
     }
     while (empty != NULL && (page = empty->head) != NULL) {
-        vt_list_remove(empty, page);
+        vt_list_remove(empty, page, VT_PAGE_LINK);
         uint32_t now = vt_os_now_ms();
         vt_span_give_back_locked(page, now);
         if (idle)
@@ -205,7 +205,7 @@ void vt_global_stats_locked(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT])
     st->pages_abandoned_total = g.pages_abandoned;
     for (unsigned k = 0; k < VT_CLASS_COUNT; k++) {
         puts[k] += atomic_load_explicit(&g.shared_puts[k], memory_order_relaxed);
-        for (vt_page_t *page = g.partial[k].head; page != NULL; page = page->next)
+        for (vt_page_t *page = g.partial[k].head; page != NULL; page = page->link.next)
             st->classes[k].free_in_global += page->capacity - page->used;
     }
 }

@@ -1,7 +1,7 @@
 /*
  * init.c - process start, thread start and exit, fork.
  *
- * Layer: 13 start and fork
+ * Layer: 12 start and fork
  * Calls: os.c, sysalloc.c, report.c, options.c, page.c, span.c, spanpurge.c, global.c, cachepool.c,
  *        largetable.c, large.c, tcache.c, purge.c, stats.c
  *
@@ -100,6 +100,8 @@ void vt_init(void)
         vt_process_id = vt_os_process_id();
         /* A span that cannot be mapped may take the place of cached large mappings. */
         vt_global_set_release_reserves_hook(vt_large_release_cache);
+        /* A free that hands units to the global cache is the purge schedule's cue. */
+        vt_tcache_set_gave_back_hook(vt_purge_tick);
         if (vt_options.stats)
             vt_report_keep_stderr();
         exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;

@@ -5,24 +5,25 @@
  * Calls go one way, down the layers (each file's opening comment names its layer and the
  * files it calls; tests/layering.py checks both against the symbol tables):
  *
- *   15 override.c                 the standard C names
- *   14 alloc.c, alloc.h           the C API; alloc.h holds the malloc and free fast paths
- *   13 init.c                     process start, thread start, thread exit, fork
- *   12 stats.c                    statistics, malloc_info, mallinfo
- *   11 purge.c                    when free memory goes back; the purge thread
- *   10 reclaim.c                  other threads' caches: quiet, gone, trimmed
- *    9 tcache.c                   the thread cache
- *    8 stash.c, remote.c,         a cache's empty runs; frees into other threads' pages;
+ *   14 override.c                 the standard C names
+ *   13 alloc.c, alloc.h           the C API; alloc.h holds the malloc and free fast paths
+ *   12 init.c                     process start, thread start, thread exit, fork
+ *   11 stats.c                    statistics, malloc_info, mallinfo
+ *   10 purge.c                    when free memory goes back; the purge thread
+ *    9 reclaim.c                  other threads' caches: quiet, gone, trimmed
+ *    8 tcache.c                   the thread cache
+ *    7 stash.c, remote.c,         a cache's empty runs; frees into other threads' pages;
  *      large.c, largespan.c       blocks above the classes (own mappings, runs in spans)
- *    7 global.c, cachepool.c      pages nobody owns; the records of thread caches
- *    6 spanpurge.c                free units and empty spans back to the OS
- *    5 span.c                     spans, their index of free runs, the global lock
- *    4 page.c                     blocks of one class in a run of units
- *    3 sizeclass.c, spanmap.c,    size classes; the map of our spans; recent demand and
+ *    6 global.c, cachepool.c,     pages nobody owns; the records of thread caches; the table
+ *      largetable.c               of mapped large blocks
+ *    5 spanpurge.c                free units and empty spans back to the OS
+ *    4 span.c                     spans, their index of free runs, the global lock
+ *    3 page.c                     blocks of one class in a run of units
+ *    2 sizeclass.c, spanmap.c,    size classes; the map of our spans; recent demand and
  *      retain.c                   what free memory to keep
- *    2 options.c                  VTMALLOC_* options, mallopt
- *    1 report.c                   messages, misuse reports
- *    0 os.c, sysalloc.c, lock.h   system calls; the system allocator as backing
+ *    1 options.c                  VTMALLOC_* options, mallopt
+ *    0 os.c, sysalloc.c,          system calls; the system allocator as backing; messages
+ *      report.c, lock.h           and misuse reports (written with os.c's write)
  *
  * Every function declared here has hidden visibility: only include/vtmalloc.h and the
  * override layer export symbols.

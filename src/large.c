@@ -4,8 +4,8 @@
  * grown and shrunk with mremap; a freed one is kept for reuse while the recent peak of live
  * mapped blocks accounts for it (retain.c's window), up to VTMALLOC_LARGE_CACHE MiB.
  *
- * Layer: 8 large blocks
- * Calls: os.c, options.c, retain.c, global.c, largetable.c, largespan.c
+ * Layer: 7 large blocks
+ * Calls: os.c, report.c, options.c, retain.c, global.c, largetable.c, largespan.c
  *
  * Owns: the cache of freed mappings (under the table's lock, largetable.c). The lock is never
  * held across a system call; a mapped block is in the table exactly while it is mapped and

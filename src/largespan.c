@@ -3,7 +3,7 @@
  * from the global cache like a page's and given back to it on free, where their units wait,
  * resident, for the next block or page of any size, and are purged on the pages' schedule.
  *
- * Layer: 8 large blocks
+ * Layer: 7 large blocks
  * Calls: os.c, report.c, retain.c, page.c, span.c, global.c
  *
  * Owns: the counters of these blocks. Why runs of units up to 1 MiB: a server that builds

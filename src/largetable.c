@@ -2,8 +2,8 @@
  * largetable.c - the table of mapped large blocks (large.c): from a block's address to its
  * mapping, so that free() can check a pointer without reading memory that may not be ours.
  *
- * Layer: 7 large-block table
- * Calls: os.c
+ * Layer: 6 large-block table
+ * Calls: os.c, report.c
  *
  * Owns: the table and the lock that large.c's cache shares. Open addressing with linear
  * probing, kept at most half full; grown by mapping a table twice the size with the lock

@@ -1,7 +1,7 @@
 /*
  * options.c - the VTMALLOC_* environment variables, read once at start-up.
  *
- * Layer: 2 options
+ * Layer: 1 options
  * Calls: report.c
  *
  * Owns: vt_options and the table that documents every option (the README's list is this

@@ -2,7 +2,7 @@
  * os.c - the only file that maps memory or talks to the kernel.
  *
  * Layer: 0 OS
- * Calls: sysalloc.c
+ * Calls: sysalloc.c, report.c
  *
  * Owns: mmap/munmap/mremap, the backing choice (mmap or the system allocator), write(2) for
  * messages, abort, the start-up randomness, and the fork holder of lock.h. Never called with

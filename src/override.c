@@ -3,7 +3,7 @@
  * it replaces the C library's allocator (with sysalloc.c built with VT_OVERRIDE, which finds
  * the replaced one for VTMALLOC_BACKING=malloc).
  *
- * Layer: 15 override
+ * Layer: 14 override
  * Calls: report.c, options.c, sizeclass.c, spanmap.c, page.c, tcache.c, stats.c, alloc.c
  *
  * Owns: the exported standard symbols. Each function only forwards (to alloc.h); malloc

@@ -2,7 +2,7 @@
  * page.c - pages: assigning a run of units to a class, carving blocks, the free lists, and the
  * ownership protocol that lets any thread free any block without a global lock.
  *
- * Layer: 4 pages
+ * Layer: 3 pages
  * Calls: report.c, sizeclass.c
  *
  * Owns: the fields of vt_page_t, the page lists and the block secrets. The callers decide where
@@ -18,7 +18,7 @@
  *   T         -> T|DET    T finds the page exhausted and detaches it (vt_page_try_detach)
  *   T|DET     -> T        T takes its detached page back (vt_page_try_reattach)
  *   T|DET     -> GLOBAL   the thread whose remote free woke the detached page hands it to the
- *                         global cache (tcache.c, after vt_page_push_remote returns true)
+ *                         global cache (remote.c, after vt_page_push_remote returns true)
  *   T         -> FREE     T finds the page empty and unassigns it (vt_page_unassign)
  *   FREE      -> LARGE    a thread makes a run it took a large block (vt_page_assign_large)
  *   LARGE     -> FREE     the block's free, by a compare-and-swap (vt_page_release_large)
@@ -90,47 +90,6 @@ void vt_page_publish(vt_page_t *page)
     page->pops = page->pushes = page->requested = 0;
 }
 
-/* ---- Lists ------------------------------------------------------------------------------ */
-
-void vt_list_push_front(vt_page_list_t *list, vt_page_t *page)
-{
-    page->prev = NULL;
-    page->next = list->head;
-    if (list->head)
-        list->head->prev = page;
-    else
-        list->tail = page;
-    list->head = page;
-    list->count++;
-}
-
-void vt_list_push_back(vt_page_list_t *list, vt_page_t *page)
-{
-    page->next = NULL;
-    page->prev = list->tail;
-    if (list->tail)
-        list->tail->next = page;
-    else
-        list->head = page;
-    list->tail = page;
-    list->count++;
-}
-
-void vt_list_remove(vt_page_list_t *list, vt_page_t *page)
-{
-    VT_ASSERT(list->count > 0);
-    if (page->prev)
-        page->prev->next = page->next;
-    else
-        list->head = page->next;
-    if (page->next)
-        page->next->prev = page->prev;
-    else
-        list->tail = page->prev;
-    page->prev = page->next = NULL;
-    list->count--;
-}
-
 /* ---- Life cycle ------------------------------------------------------------------------- */
 
 /* Describes a run of free units as a (not yet assigned) page. Caller holds the global lock,
@@ -140,7 +99,7 @@ void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units)
     vt_page_t *page = &span->pages[first_unit];
     page->first_unit = (uint8_t)first_unit;
     page->units = (uint8_t)units;
-    page->prev = page->next = NULL;
+    page->link.prev = page->link.next = NULL;
     atomic_store_explicit(&page->owner, VT_OWNER_FREE, memory_order_relaxed);
 }
 

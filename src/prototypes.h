@@ -81,7 +81,7 @@ void vt_window_change(vt_window_t *w, int64_t delta, uint32_t now) VT_HIDDEN;
 void vt_window_forget(vt_window_t *w, uint64_t amount, uint32_t now) VT_HIDDEN;
 uint64_t vt_window_peak(vt_window_t *w, uint32_t now) VT_HIDDEN;
 
-/* Spans' units, with the global lock held (global.c). */
+/* Spans' units, with the global lock held (span.c, spanpurge.c, global.c). */
 void vt_retain_demand_changed(int32_t delta_units, uint32_t now) VT_HIDDEN;
 void vt_retain_demand_forgotten(uint32_t units, uint32_t now) VT_HIDDEN;
 uint32_t vt_retain_free_allowed(uint32_t now) VT_HIDDEN;
@@ -109,10 +109,6 @@ bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last,
 bool vt_page_is_block_start(const vt_page_t *page, const void *p) VT_HIDDEN;
 bool vt_page_link_in_page(const vt_page_t *page, const vt_block_t *next) VT_HIDDEN;
 bool vt_page_check_block(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
-
-void vt_list_push_front(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
-void vt_list_push_back(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
-void vt_list_remove(vt_page_list_t *list, vt_page_t *page) VT_HIDDEN;
 
 /* ---- span.c: spans, their index, the global lock ---------------------------------------- */
 
@@ -159,7 +155,7 @@ void vt_spanpurge_fork_child(void) VT_HIDDEN;
 
 vt_page_t *vt_global_take_partial(unsigned class_idx) VT_HIDDEN;
 void vt_global_put_partial(vt_page_t *page) VT_HIDDEN;
-void vt_global_put_pages(vt_page_list_t *partial, vt_page_list_t *empty, bool idle) VT_HIDDEN;
+void vt_global_put_pages(vt_list_t *partial, vt_list_t *empty, bool idle) VT_HIDDEN;
 void vt_global_collect(uint32_t now) VT_HIDDEN;
 uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned class_idx) VT_HIDDEN;
 vt_page_t *vt_global_take_run(unsigned units, unsigned align, unsigned class_idx) VT_HIDDEN;
@@ -193,7 +189,7 @@ vt_page_t *vt_stash_pop(vt_tcache_t *tc, unsigned units) VT_HIDDEN;
 void vt_stash_shrink(vt_tcache_t *tc, uint32_t keep) VT_HIDDEN;
 void vt_stash_give_back(vt_tcache_t *tc) VT_HIDDEN;
 void vt_stash_take_from(vt_tcache_t *tc) VT_HIDDEN;
-void vt_stash_empty_into(vt_tcache_t *tc, vt_page_list_t *empty) VT_HIDDEN;
+void vt_stash_empty_into(vt_tcache_t *tc, vt_list_t *empty) VT_HIDDEN;
 
 void vt_remote_push(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32_t n) VT_HIDDEN;
 void vt_remote_flush(vt_tcache_t *tc) VT_HIDDEN;
@@ -245,13 +241,13 @@ void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size) VT_
 void *vt_tcache_alloc_corrupt(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx,
                               size_t size) VT_COLD VT_HIDDEN;
 bool vt_tcache_housekeeping(vt_tcache_t *tc) VT_HIDDEN;
-/* The free slow paths return true when units went to the global cache (a turn for the purge
- * schedule). */
-bool vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
-bool vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
+void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
+void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
+/* Hook (registered once by init.c): a free handed units to the global cache. */
+void vt_tcache_set_gave_back_hook(void (*hook)(void)) VT_HIDDEN;
 /* Free runs of units (large blocks in spans) kept in the thread's stash and taken from it. */
 vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units) VT_HIDDEN;
-bool vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
+void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
 void vt_tcache_trim_own(void) VT_HIDDEN;
 void vt_tcache_abandon(vt_tcache_t *tc) VT_HIDDEN;
 void vt_tcache_thread_exit(vt_tcache_t *tc) VT_HIDDEN;

@@ -3,7 +3,7 @@
  * VTMALLOC_PURGE_MS, the housekeeping of a thread's slow paths, malloc_trim, and the optional
  * purge thread.
  *
- * Layer: 11 purge schedule
+ * Layer: 10 purge schedule
  * Calls: os.c, report.c, options.c, span.c, spanpurge.c, global.c, cachepool.c, large.c,
  *        tcache.c, reclaim.c
  *
@@ -57,7 +57,7 @@ void vt_purge_tick(void)
     vt_large_purge(false);
 }
 
-/* A thread's allocation slow path: every VT_HOUSEKEEPING_CALLS calls, and at most once per
+/* A thread's allocation slow path: every few dozen calls, and at most once per
  * VTMALLOC_PURGE_MS, the thread tidies its own cache (tcache.c), looks for caches of threads
  * that are gone, and the schedule gets its turn. */
 void vt_purge_housekeeping(vt_tcache_t *tc)

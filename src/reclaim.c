@@ -2,7 +2,7 @@
  * reclaim.c - other threads' caches: what a quiet thread holds back, the caches of threads
  * that are gone without handing them back, and what malloc_trim takes from every thread.
  *
- * Layer: 10 other threads' caches
+ * Layer: 9 other threads' caches
  * Calls: os.c, options.c, cachepool.c, stash.c, remote.c, tcache.c
  *
  * Owns nothing: it walks the live caches a batch at a time (cachepool.c) and takes from each

@@ -2,7 +2,7 @@
  * remote.c - frees into other threads' pages: gathered per page in a few chains, pushed to the
  * page with one compare-and-swap, and taken from a thread that went quiet by another.
  *
- * Layer: 8 remote frees
+ * Layer: 7 remote frees
  * Calls: page.c, global.c
  *
  * Remote frees are gathered per page in chains (VT_REMOTE_SLOTS, direct-mapped by page), and

@@ -2,7 +2,7 @@
  * report.c - messages to stderr without allocating: a small formatter, misuse reports and
  * assertion failures.
  *
- * Layer: 1 messages
+ * Layer: 0 messages
  * Calls: os.c
  *
  * Owns: the message format, and what a misuse does (VTMALLOC_ON_ERROR, set by options.c).

@@ -3,7 +3,7 @@
  * mapped and which freed large mappings are kept, decided by the demand the process has
  * recently shown, not by events.
  *
- * Layer: 3 retention policy
+ * Layer: 2 retention policy
  * Calls: options.c
  *
  * Owns: the windows of recent demand (vt_window_t) and the one of spans' units. span.c feeds
@@ -32,7 +32,7 @@
  */
 #include "internal.h"
 
-/* The demand of spans' units, under the global lock (global.c). */
+/* The demand of spans' units, under the global lock (span.c). */
 static vt_window_t units;
 
 /* The slot width: the window over the slots, at least a millisecond. */
@@ -89,7 +89,7 @@ uint64_t vt_window_peak(vt_window_t *w, uint32_t now)
     return peak;
 }
 
-/* ---- Spans' units (global.c, under its lock) -------------------------------------------- */
+/* ---- Spans' units (span.c, under its lock) ---------------------------------------------- */
 
 /* Free units that are always allowed to stay resident (1 MiB): a small process would
  * otherwise purge, and fault back in, at every pass. */

@@ -1,7 +1,7 @@
 /*
  * sizeclass.c - the size classes: block size, page length and blocks per page of each.
  *
- * Layer: 3 size classes
+ * Layer: 2 size classes
  * Calls: nothing
  *
  * Owns: the class table. Pure data; vt_size_class() in internal.h maps a size to its class in

@@ -3,8 +3,8 @@
  * longest run of free units, taking runs out of spans and giving them back, and the lock that
  * protects all of it (the global lock).
  *
- * Layer: 5 spans
- * Calls: os.c, options.c, retain.c, spanmap.c, page.c
+ * Layer: 4 spans
+ * Calls: os.c, report.c, options.c, retain.c, spanmap.c, page.c
  *
  * Owns: the span headers' free_units, dirty_units, unpurgeable, freed_ms, lists and on_list
  * fields; the global lock and its counters. Every critical section is short and makes no
@@ -21,12 +21,6 @@
  * taken out of the lists while their units are purged). */
 #define NOT_LISTED 0
 
-/* A list of spans, linked through vt_span_t.prev/next. */
-typedef struct span_list {
-    vt_span_t *head;
-    uint32_t count;
-} span_list_t;
-
 /* The spans. Every field is protected by `lock`, except the atomics, which are read without
  * it. */
 static struct spans {
@@ -34,7 +28,7 @@ static struct spans {
     /* Spans with free units, by the length of their longest run of free units (1..63): the
      * index that finds a span for a run without looking at every span. by_run[VT_EMPTY_RUN]
      * holds the spans all of whose units are free. Bit r of run_mask: by_run[r] not empty. */
-    span_list_t by_run[VT_SPAN_UNITS];
+    vt_list_t by_run[VT_SPAN_UNITS];
     uint64_t run_mask;
     uint64_t total, maps, unmaps;
     uint64_t lock_total, lock_waits;
@@ -106,28 +100,6 @@ uint32_t vt_span_dirty_budget(void)
 
 /* ---- The index -------------------------------------------------------------------------- */
 
-static void span_list_push(span_list_t *list, vt_span_t *span)
-{
-    span->prev = NULL;
-    span->next = list->head;
-    if (list->head)
-        list->head->prev = span;
-    list->head = span;
-    list->count++;
-}
-
-static void span_list_remove(span_list_t *list, vt_span_t *span)
-{
-    if (span->prev)
-        span->prev->next = span->next;
-    else
-        list->head = span->next;
-    if (span->next)
-        span->next->prev = span->prev;
-    span->prev = span->next = NULL;
-    list->count--;
-}
-
 /* The length of the longest run of set bits: each step shortens every run by one. */
 static unsigned longest_run(uint64_t m)
 {
@@ -140,7 +112,7 @@ static unsigned longest_run(uint64_t m)
 static void by_run_remove(vt_span_t *span)
 {
     unsigned r = span->on_list;
-    span_list_remove(&s.by_run[r], span);
+    vt_list_remove(&s.by_run[r], span, VT_SPAN_LINK);
     if (s.by_run[r].head == NULL)
         s.run_mask &= ~((uint64_t)1 << r);
     span->on_list = NOT_LISTED;
@@ -157,14 +129,14 @@ void vt_span_relist(vt_span_t *span)
     if (span->on_list != NOT_LISTED)
         by_run_remove(span);
     if (want != NOT_LISTED) {
-        span_list_push(&s.by_run[want], span);
+        vt_list_push_front(&s.by_run[want], span, VT_SPAN_LINK);
         s.run_mask |= (uint64_t)1 << want;
         span->on_list = (uint8_t)want;
     }
 }
 
 /* The first span listed under a longest run of `run` units (VT_EMPTY_RUN: the empty spans),
- * for walks under the lock that follow span->next. */
+ * for walks under the lock that follow span->link.next. */
 vt_span_t *vt_span_listed(unsigned run)
 {
     return s.by_run[run].head;
@@ -182,7 +154,7 @@ void vt_span_leave_locked(vt_span_t *span, vt_span_t **release)
     s.unmaps++;
     vt_span_set_dirty(span, 0);
     spans_changed();
-    span->next = *release;
+    span->link.next = *release;
     *release = span;
 }
 
@@ -190,7 +162,7 @@ void vt_span_leave_locked(vt_span_t *span, vt_span_t **release)
 void vt_span_release(vt_span_t *list)
 {
     while (list != NULL) {
-        vt_span_t *next = list->next;
+        vt_span_t *next = list->link.next;
         vt_spanmap_remove(list);
         vt_os_backing_free(list->base, list->map_size, (vt_backing_t)list->backing);
         list = next;
@@ -299,7 +271,7 @@ static vt_span_t *best_span_locked(unsigned units, unsigned align)
         unsigned looks = 0;
         for (uint64_t m = fits; m != 0 && looks < ALIGNED_LOOKS; m &= m - 1)
             for (vt_span_t *span = s.by_run[__builtin_ctzll(m)].head;
-                 span != NULL && looks < ALIGNED_LOOKS; span = span->next, looks++)
+                 span != NULL && looks < ALIGNED_LOOKS; span = span->link.next, looks++)
                 if (run_starts(span->free_units, units) & starts)
                     return span;
         return NULL;
@@ -311,7 +283,7 @@ static vt_span_t *best_span_locked(unsigned units, unsigned align)
         unsigned r = 63u - (unsigned)__builtin_clzll(m);
         m &= ~((uint64_t)1 << r);
         for (vt_span_t *span = s.by_run[r].head; span != NULL && looks < RESIDENT_LOOKS;
-             span = span->next, looks++)
+             span = span->link.next, looks++)
             if (run_starts(span->free_units & span->dirty_units, units) != 0)
                 return span;
     }
@@ -402,7 +374,7 @@ void vt_span_stats_locked(vt_stats_t *st)
     st->bytes_free_resident =
         (uint64_t)atomic_load_explicit(&s.dirty_count, memory_order_relaxed) * VT_UNIT_SIZE;
     for (unsigned r = VT_EMPTY_RUN; r >= 1; r--)
-        for (vt_span_t *span = s.by_run[r].head; span != NULL; span = span->next)
+        for (vt_span_t *span = s.by_run[r].head; span != NULL; span = span->link.next)
             st->bytes_free_units += (uint64_t)__builtin_popcountll(span->free_units) * VT_UNIT_SIZE;
     for (unsigned k = 0; k < VT_CLASS_COUNT; k++) {
         st->classes[k].lock_acquisitions = s.class_locks[k];

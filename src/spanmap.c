@@ -7,8 +7,8 @@
  * would take 8 MiB or more of address space from the start, which counts against
  * `ulimit -v`: small programs would fail to start under a limit that glibc's malloc fits in.
  *
- * Layer: 3 span map
- * Calls: os.c
+ * Layer: 2 span map
+ * Calls: os.c, report.c
  *
  * Why: free() must recognise a pointer it did not hand out (glibc's, the stack, a static
  * array) instead of trusting whatever lies at the span-aligned address below it, which may

@@ -2,7 +2,7 @@
  * spanpurge.c - giving spans' free memory back to the OS: free units by madvise (the spans stay
  * mapped), empty spans by munmap, in the amounts the retention policy (retain.c) allows.
  *
- * Layer: 6 returning memory
+ * Layer: 5 returning memory
  * Calls: os.c, options.c, retain.c, span.c
  *
  * Owns: the purge lock and the purge counters. Decides how, not when: purge.c runs these on
@@ -35,17 +35,20 @@ typedef struct purge_item {
 static size_t collect_aged_locked(purge_item_t *items, uint32_t age_ms, uint32_t *budget)
 {
     size_t n = 0;
+    uint32_t left = *budget;
     uint32_t now = vt_os_now_ms();
-    for (unsigned r = VT_EMPTY_RUN; r >= 1 && n<PURGE_BATCH && * budget> 0; r--) {
-        for (vt_span_t *span = vt_span_listed(r), *next;
-             span != NULL && n<PURGE_BATCH && * budget> 0 && (next = span->next, 1); span = next) {
+    for (unsigned r = VT_EMPTY_RUN; r >= 1 && n < PURGE_BATCH && left > 0; r--) {
+        vt_span_t *next;
+        for (vt_span_t *span = vt_span_listed(r); span != NULL && n < PURGE_BATCH && left > 0;
+             span = next) {
+            next = span->link.next; /* read first: the span moves to another list below */
             uint64_t aged = 0;
             uint64_t candidates = span->dirty_units & span->free_units & ~span->unpurgeable;
-            for (uint64_t m = candidates; m != 0 && *budget > 0; m &= m - 1) {
+            for (uint64_t m = candidates; m != 0 && left > 0; m &= m - 1) {
                 unsigned u = (unsigned)__builtin_ctzll(m);
                 if ((uint32_t)(now - span->freed_ms[u]) >= age_ms) {
                     aged |= (uint64_t)1 << u;
-                    (*budget)--;
+                    left--;
                 }
             }
             if (aged == 0)
@@ -56,6 +59,7 @@ static size_t collect_aged_locked(purge_item_t *items, uint32_t age_ms, uint32_t
             items[n++] = (purge_item_t){span, aged, 0};
         }
     }
+    *budget = left;
     return n;
 }
 
@@ -153,7 +157,7 @@ bool vt_spanpurge_unmap_empty(bool by_demand)
     uint32_t keep = by_demand ? vt_retain_spans_needed(vt_os_now_ms()) : 0;
     for (vt_span_t *span = vt_span_listed(VT_EMPTY_RUN), *next;
          span != NULL && vt_span_count_locked() > keep; span = next) {
-        next = span->next;
+        next = span->link.next;
         vt_span_leave_locked(span, &release);
     }
     vt_span_unlock();

@@ -3,8 +3,8 @@
  * that a thread keeps for its next page, so that a class that empties a page and another that
  * needs one trade units without a lock.
  *
- * Layer: 8 stash
- * Calls: page.c, global.c
+ * Layer: 7 stash
+ * Calls: global.c
  *
  * The stash is an atomic list so that another thread can take it whole from a cache whose
  * thread has gone quiet (reclaim.c). Only the owner adds pages, so its pop (take the list,
@@ -46,7 +46,7 @@ void vt_stash_push(vt_tcache_t *tc, vt_page_t *page)
     uint32_t units = page->units;
     vt_page_t *head = atomic_load_explicit(&tc->stash, memory_order_relaxed);
     do {
-        page->next = head; /* fails only when a reclaimer took the list: then head is NULL */
+        page->link.next = head; /* fails only when a reclaimer took the list: then head is NULL */
     } while (!atomic_compare_exchange_weak_explicit(&tc->stash, &head, page, memory_order_release,
                                                     memory_order_relaxed));
     stash_count_set(tc, vt_stash_count(tc) + units);
@@ -59,17 +59,20 @@ void vt_stash_push(vt_tcache_t *tc, vt_page_t *page)
 vt_page_t *vt_stash_pop(vt_tcache_t *tc, unsigned units)
 {
     stash_touch(tc);
-    vt_page_t *list = stash_take_all(tc), *found = NULL;
+    vt_page_t *list = stash_take_all(tc), *found = NULL, *prev = NULL, *next;
     uint32_t count = 0;
-    for (vt_page_t **at = &list; *at != NULL;) {
-        vt_page_t *p = *at;
+    for (vt_page_t *p = list; p != NULL; p = next) {
+        next = p->link.next;
         if (found == NULL && p->units == units) {
-            found = p;
-            *at = p->next; /* unlink; the rest goes back below */
+            found = p; /* unlinked; the rest goes back below */
+            if (prev != NULL)
+                prev->link.next = next;
+            else
+                list = next;
             continue;
         }
         count += p->units;
-        at = &p->next;
+        prev = p;
     }
     atomic_store_explicit(&tc->stash, list, memory_order_release);
     stash_count_set(tc, count);
@@ -82,21 +85,24 @@ vt_page_t *vt_stash_pop(vt_tcache_t *tc, unsigned units)
  * any thread for a list it took with stash_take_all (keep 0). */
 static void give_back(vt_tcache_t *tc, vt_page_t *list, uint32_t keep, bool idle)
 {
-    vt_page_list_t surplus = {0};
-    vt_page_t *kept = NULL, **tail = &kept;
+    vt_list_t surplus = {0};
+    vt_page_t *kept = NULL, *kept_last = NULL;
     uint32_t kept_units = 0;
     while (list != NULL) {
         vt_page_t *p = list;
-        list = p->next;
+        list = p->link.next;
         if (kept_units + p->units <= keep) {
             kept_units += p->units;
-            *tail = p;
-            tail = &p->next;
+            p->link.next = NULL;
+            if (kept_last != NULL)
+                kept_last->link.next = p;
+            else
+                kept = p;
+            kept_last = p;
         } else {
-            vt_list_push_back(&surplus, p);
+            vt_list_push_back(&surplus, p, VT_PAGE_LINK);
         }
     }
-    *tail = NULL;
     if (keep > 0) { /* the owner: nothing can have arrived since it took the list */
         atomic_store_explicit(&tc->stash, kept, memory_order_release);
         stash_count_set(tc, kept_units);
@@ -131,11 +137,11 @@ void vt_stash_take_from(vt_tcache_t *tc)
 }
 
 /* Moves every stashed page onto `empty` (a thread's exit). */
-void vt_stash_empty_into(vt_tcache_t *tc, vt_page_list_t *empty)
+void vt_stash_empty_into(vt_tcache_t *tc, vt_list_t *empty)
 {
     for (vt_page_t *page = stash_take_all(tc); page != NULL;) {
-        vt_page_t *next = page->next;
-        vt_list_push_back(empty, page);
+        vt_page_t *next = page->link.next;
+        vt_list_push_back(empty, page, VT_PAGE_LINK);
         page = next;
     }
     stash_count_set(tc, 0);

@@ -2,7 +2,7 @@
  * stats.c - the counters behind vt_stats_get() and the table vt_stats_print() writes, and
  * glibc's shapes of them (mallinfo, mallinfo2, malloc_info).
  *
- * Layer: 12 statistics
+ * Layer: 11 statistics
  * Calls: report.c, sizeclass.c, page.c, span.c, spanpurge.c, global.c, cachepool.c, large.c,
  * largespan.c, tcache.c
  *

@@ -2,7 +2,7 @@
  * tcache.c - the per-thread cache: refilling a class, frees that are not the fast path, empty
  * pages, and handing everything back when the thread exits.
  *
- * Layer: 9 thread cache
+ * Layer: 8 thread cache
  * Calls: os.c, report.c, options.c, sizeclass.c, page.c, span.c, global.c, cachepool.c,
  *        stash.c, remote.c
  *
@@ -40,6 +40,22 @@ static vt_tcache_t orphan = {.alloc_page = VT_EMPTY_BINS, .state = VT_TCACHE_LIV
 static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 
 __thread vt_tcache_t *vt_tls_tcache __attribute__((tls_model("initial-exec"))) = &unstarted;
+
+/* Hook: called after a free handed units to the global cache, which is the purge schedule's
+ * cue (purge.c, a layer above; registered by init.c at start-up). Called on that rare path
+ * only, so the free fast path pays nothing for it. */
+static void (*gave_back_hook)(void);
+
+void vt_tcache_set_gave_back_hook(void (*hook)(void))
+{
+    gave_back_hook = hook;
+}
+
+static void gave_back(void)
+{
+    if (gave_back_hook != NULL)
+        gave_back_hook();
+}
 
 /* Units taken from the global cache per lock, at most (the batch lives on the stack). */
 #define BATCH_MAX 64
@@ -93,13 +109,14 @@ static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units, unsigned clas
 
 /* The part of vt_tcache_page_emptied that gives the page back: out of line, so that the
  * common early return of a thread freeing its only block in a loop costs no stack frame. */
-static VT_NOINLINE bool page_emptied_release(vt_tcache_t *tc, vt_page_t *page)
+static VT_NOINLINE void page_emptied_release(vt_tcache_t *tc, vt_page_t *page)
 {
     unsigned class_idx = page->class_idx;
-    vt_list_remove(&tc->bins[class_idx], page);
+    vt_list_remove(&tc->bins[class_idx], page, VT_PAGE_LINK);
     bool gave = release_empty_page(tc, page);
     bin_sync(tc, class_idx);
-    return gave;
+    if (gave)
+        gave_back();
 }
 
 /* The empty current pages of the classes whose pages are longer than a unit (up to 512 KiB
@@ -140,15 +157,16 @@ bool vt_tcache_housekeeping(vt_tcache_t *tc)
  * then a fresh run. Returns NULL only when memory is exhausted. */
 static vt_page_t *bin_refill(vt_tcache_t *tc, unsigned class_idx)
 {
-    vt_page_list_t *bin = &tc->bins[class_idx];
+    vt_list_t *bin = &tc->bins[class_idx];
     for (;;) {
         vt_page_t *page;
         while ((page = bin->head) != NULL) {
             if (page->free != NULL || vt_page_refill(page))
                 return page;
-            vt_list_remove(bin, page);
+            vt_list_remove(bin, page, VT_PAGE_LINK);
             if (!vt_page_try_detach(page, tc))
-                vt_list_push_front(bin, page); /* remote frees arrived: the next turn collects */
+                vt_list_push_front(bin, page,
+                                   VT_PAGE_LINK); /* remote frees arrived: the next turn collects */
         }
         page = vt_global_take_partial(class_idx);
         if (page == NULL)
@@ -157,14 +175,14 @@ static vt_page_t *bin_refill(vt_tcache_t *tc, unsigned class_idx)
          * this thread take the local path. The loop above refills it or detaches it. */
         atomic_store_explicit(&page->owner, (uintptr_t)tc, memory_order_relaxed);
         vt_count(&tc->counters.pages_adopted);
-        vt_list_push_front(bin, page);
+        vt_list_push_front(bin, page, VT_PAGE_LINK);
     }
     vt_page_t *page = take_empty_page(tc, vt_classes[class_idx].units, class_idx);
     if (page == NULL)
         return NULL;
     vt_page_assign(page, class_idx, (uintptr_t)tc);
     vt_page_refill(page);
-    vt_list_push_front(bin, page);
+    vt_list_push_front(bin, page, VT_PAGE_LINK);
     return page;
 }
 
@@ -242,20 +260,20 @@ vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units)
 
 /* The run of a large block this thread freed goes to its stash, first in line, where the next
  * large block of that length takes it without a lock. Over VTMALLOC_STASH_UNITS, the stash
- * gives back its older pages, keeping this run (at most a large block's 16 units). True when
- * units went to the global cache. */
-bool vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page)
+ * gives back its older pages, keeping this run (at most a large block's 16 units). */
+void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page)
 {
     if (tc->state != VT_TCACHE_LIVE || vt_options.stash_units == 0) {
         vt_span_put_run(page);
-        return true;
+        gave_back();
+        return;
     }
     vt_stash_push(tc, page);
     if (vt_stash_count(tc) <= vt_options.stash_units)
-        return false;
+        return;
     uint32_t keep = vt_options.stash_units / 2;
     vt_stash_shrink(tc, keep > page->units ? keep : page->units);
-    return true;
+    gave_back();
 }
 
 /* Units of empty current pages of the long classes a thread keeps, others' included. */
@@ -276,45 +294,42 @@ static unsigned kept_long_units(vt_tcache_t *tc)
  * each time. For the long pages (classes above 32 KiB, up to 512 KiB a page) only while the
  * empty ones kept add up to VT_KEPT_LONG_UNITS (measured on the soak benchmark's quick mode:
  * keeping all of them, 124 MiB peak RSS; none, 98; up to 8 units, 102-106); the others go to
- * the stash, and the kept ones too at the thread's next housekeeping. True when units went to
- * the global cache. */
-bool vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
+ * the stash, and the kept ones too at the thread's next housekeeping. */
+void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 {
     if (tc->alloc_page[page->class_idx] == page &&
         (page->units == 1 || kept_long_units(tc) <= VT_KEPT_LONG_UNITS))
-        return false;
-    return page_emptied_release(tc, page);
+        return;
+    page_emptied_release(tc, page);
 }
 
 /* A free whose page the caller does not own (or not as an attached page): checks the block,
- * then either takes its own detached page back or hands the block to the page's owner. True
- * when units went to the global cache. */
-bool vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
+ * then either takes its own detached page back or hands the block to the page's owner. */
+void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
 {
     if (!vt_page_check_block(page, p, "free"))
-        return false;
+        return;
     vt_block_t *block = p;
     uintptr_t self = (uintptr_t)tc;
     unsigned class_idx = page->class_idx;
     if (vt_page_owner(page) == (self | VT_OWNER_DETACHED) &&
         tc->bins[class_idx].count < vt_options.class_pages && vt_page_try_reattach(page, tc)) {
         vt_page_push(page, block);
-        vt_list_push_back(&tc->bins[class_idx], page);
+        vt_list_push_back(&tc->bins[class_idx], page, VT_PAGE_LINK);
         bin_sync(tc, class_idx);
         if (--page->used == 0)
-            return vt_tcache_page_emptied(tc, page);
-        return false;
+            vt_tcache_page_emptied(tc, page);
+        return;
     }
     block->key = vt_block_key(block);
     if (vt_unlikely(tc->state != VT_TCACHE_LIVE)) { /* a shared static cache: no batching */
         vt_global_count_shared_put(class_idx);
         vt_remote_push(page, block, block, 1);
-        return false;
+        return;
     }
     vt_count(&tc->counters.remote_puts[class_idx]);
     vt_count(&tc->counters.remote_frees);
     vt_remote_gather(tc, page, block);
-    return false;
 }
 
 /* ---- Trim, thread exit ------------------------------------------------------------------ */
@@ -327,10 +342,10 @@ static void trim_cache(vt_tcache_t *tc)
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
         vt_page_t *page = tc->bins[c].head;
         while (page != NULL) {
-            vt_page_t *next = page->next;
+            vt_page_t *next = page->link.next;
             vt_page_collect_remote(page);
             if (page->used == 0) {
-                vt_list_remove(&tc->bins[c], page);
+                vt_list_remove(&tc->bins[c], page, VT_PAGE_LINK);
                 release_empty_page(tc, page);
             }
             page = next;
@@ -358,21 +373,22 @@ void vt_tcache_trim_own(void)
 void vt_tcache_abandon(vt_tcache_t *tc)
 {
     vt_remote_flush(tc);
-    vt_page_list_t partial = {0}, empty = {0};
+    vt_list_t partial = {0}, empty = {0};
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
         vt_page_t *page;
         while ((page = tc->bins[c].head) != NULL) {
-            vt_list_remove(&tc->bins[c], page);
+            vt_list_remove(&tc->bins[c], page, VT_PAGE_LINK);
             vt_page_collect_remote(page);
             if (page->used == 0) {
                 vt_page_unassign(page);
-                vt_list_push_back(&empty, page);
+                vt_list_push_back(&empty, page, VT_PAGE_LINK);
             } else {
                 vt_page_publish(page);
-                /* From here on every free into it is remote; the lock in put_pages publishes
-                 * the page's fields to the thread that adopts it. */
+                /* From here on every free into it is remote; the global lock taken by
+                 * vt_global_put_pages publishes the page's fields to the thread that adopts
+                 * it. */
                 atomic_store_explicit(&page->owner, VT_OWNER_GLOBAL, memory_order_relaxed);
-                vt_list_push_back(&partial, page);
+                vt_list_push_back(&partial, page, VT_PAGE_LINK);
             }
         }
         tc->alloc_page[c] = &vt_page_none;
@@ -400,7 +416,7 @@ void vt_tcache_publish(void)
     if (tc->state != VT_TCACHE_LIVE)
         return;
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++)
-        for (vt_page_t *page = tc->bins[c].head; page != NULL; page = page->next)
+        for (vt_page_t *page = tc->bins[c].head; page != NULL; page = page->link.next)
             vt_page_publish(page);
 }
 

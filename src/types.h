@@ -4,7 +4,8 @@
  * Glossary (the words the code uses):
  *   block   what malloc hands out; every block of a page has the same size (bsize).
  *   class   a block size; class_idx 0..VT_CLASS_COUNT-1 (sizeclass.c). Sizes above the largest
- *           class are "large" blocks, mapped one by one (large.c).
+ *           class are "large" blocks: runs of units in spans up to 1 MiB (largespan.c),
+ *           mappings of their own above (large.c).
  *   unit    64 KiB of a span, the grain in which spans are divided among pages.
  *   page    a run of 1..VT_PAGE_MAX_UNITS units of one span holding blocks of one class.
  *           Its descriptor (vt_page_t) lives in the span header, not in the page itself.
@@ -13,7 +14,8 @@
  *   owner   the thread cache a page belongs to (VT's page tag). Only the owner touches the
  *           page's free lists without atomics; every other thread frees through `remote`.
  *   tcache  one thread's cache: its pages per class and a few empty units (tcache.c).
- *   global  the cache behind the mutex: pages nobody owns, spans and their free units (global.c).
+ *   global  the cache behind the global lock: pages nobody owns (global.c), spans and their free
+ *           units (span.c).
  *
  * Depends on nothing but the C library headers. Nothing here allocates.
  */
@@ -25,6 +27,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "list.h"
 
 /* ---- Geometry --------------------------------------------------------------------------- */
 
@@ -64,13 +68,13 @@
  * (1 MiB): a small process would otherwise purge, and fault back in, at almost every free. */
 #define VT_DIRTY_MIN_UNITS 16
 
-/* How many other threads' caches one pass looks at (tcache.c: reaping the caches of threads
+/* How many other threads' caches one pass looks at (reclaim.c: reaping the caches of threads
  * that are gone, reclaiming those of quiet threads). Each pass goes on where the last one
  * stopped, so every cache is visited however many threads there are, at a bounded cost. */
 #define VT_CACHES_PER_PASS 256
 
 /* Runs of at most this many units are "short" (pages of blocks up to 128 KiB) and are packed
- * into the fullest spans; longer ones go to the emptiest (global.c). */
+ * into the fullest spans; longer ones go to the emptiest (span.c). */
 #define VT_SHORT_RUN_UNITS 4
 
 /* Large blocks up to a quarter of a span are runs of units in spans: a freed one leaves its
@@ -146,15 +150,15 @@ typedef struct vt_block {
 typedef struct vt_page {
     /* -- cache line 1: read by every free, from any thread; written only when the page
      *    changes hands or lists, so other cores keep it cached -- */
-    _Atomic uintptr_t owner;     /* tcache*, tcache*|DETACHED, or VT_OWNER_*: see page.c */
-    uint32_t bsize;              /* constant while assigned: block size in bytes (*) */
-    uint32_t capacity;           /* constant while assigned: blocks that fit in the page */
-    struct vt_page *prev, *next; /* owner or global lock: links in a bin or global list */
-    uint8_t class_idx;           /* constant while assigned */
-    uint8_t units;               /* constant while assigned: length of the run (*) */
-    uint8_t first_unit;          /* constant: index of the page's first unit in its span */
-    uint8_t stale;               /* global lock, when the run is taken: some unit may hold old
-                                    data (not known to be zero) */
+    _Atomic uintptr_t owner; /* tcache*, tcache*|DETACHED, or VT_OWNER_*: see page.c */
+    uint32_t bsize;          /* constant while assigned: block size in bytes (*) */
+    uint32_t capacity;       /* constant while assigned: blocks that fit in the page */
+    vt_link_t link;          /* owner or global lock: in a bin, a global list or a stash */
+    uint8_t class_idx;       /* constant while assigned */
+    uint8_t units;           /* constant while assigned: length of the run (*) */
+    uint8_t first_unit;      /* constant: index of the page's first unit in its span */
+    uint8_t stale;           /* global lock, when the run is taken: some unit may hold old
+                                data (not known to be zero) */
     uint8_t pad1_[28];
     /* (*) except for a large block (VT_OWNER_LARGE), whose realloc may resize its run in
      * place; it writes both under the global lock, and only the block's user reads them. */
@@ -172,12 +176,7 @@ typedef struct vt_page {
     uint8_t pad3_[56];
 } vt_page_t;
 
-/* A doubly linked list of pages. Owned by whoever owns the list's container. */
-typedef struct vt_page_list {
-    vt_page_t *head;
-    vt_page_t *tail;
-    uint32_t count;
-} vt_page_list_t;
+#define VT_PAGE_LINK offsetof(vt_page_t, link)
 
 /* ---- Spans ------------------------------------------------------------------------------ */
 
@@ -199,14 +198,15 @@ typedef struct vt_span {
     uint64_t unpurgeable; /* global lock: dirty free units whose purge failed (locked memory):
                              not tried again until they have been used and freed again */
     uint32_t freed_ms[VT_SPAN_UNITS]; /* global lock: when each dirty unit was freed */
-    struct vt_span *prev, *next;      /* global lock: on the partial or empty span list */
-    uint8_t on_list; /* global lock: the longest run of free units it is listed under (global.c) */
+    vt_link_t link;                   /* global lock: on a list of the index (span.c) */
+    uint8_t on_list; /* global lock: the longest run of free units it is listed under (span.c) */
     /* any thread reads (free), page setup writes: the page each unit belongs to */
     _Atomic(vt_page_t *) unit_page[VT_SPAN_UNITS];
     vt_page_t pages[VT_SPAN_UNITS]; /* descriptor of the page whose first unit is u */
 } vt_span_t;
 
 #define VT_SPAN_MAGIC 0x76747370616e2121ull /* "vtspan!!" */
+#define VT_SPAN_LINK  offsetof(vt_span_t, link)
 
 /* ---- Thread caches ---------------------------------------------------------------------- */
 
@@ -219,7 +219,7 @@ typedef enum vt_tcache_state {
 } vt_tcache_state_t;
 
 /* Counters a thread keeps for itself: one writer (the owner, with vt_count), any reader
- * (global.c's statistics, relaxed loads); added to the global cache's when the thread exits.
+ * (stats.c, relaxed loads); added to the pool's (cachepool.c) when the thread exits.
  * remote_puts: its frees into other threads' pages, per class (its own frees and all mallocs
  * are counted per page, page.c). */
 typedef struct vt_tcache_counters {
@@ -242,15 +242,16 @@ typedef struct vt_remote_chain {
 
 /*
  * One thread's cache. Written only by the thread it is assigned to (its TLS pointer names it),
- * except: the pool links and `state`, which change under the global lock while no thread uses
- * the cache; and the orphan cache (tcache.c), which is used only under its own mutex.
+ * except: the pool links and `state`, which change under the pool lock (cachepool.c) while no
+ * thread uses the cache; and the orphan cache (tcache.c), which is used only under its own
+ * mutex.
  * Invariant: alloc_page[c] == bins[c].head, or &vt_page_none when the bin is empty.
  */
 typedef struct vt_tcache {
     _Alignas(64) vt_page_t *alloc_page[VT_CLASS_COUNT + 1]; /* owner: malloc pops from these */
-    vt_page_list_t bins[VT_CLASS_COUNT];                    /* owner: attached pages per class */
+    vt_list_t bins[VT_CLASS_COUNT];                         /* owner: attached pages per class */
     /* Empty pages of any length and class: a list that the owner pushes to and pops from, and that
-     * another thread may take whole when the owner has left it alone for a while (tcache.c:
+     * another thread may take whole when the owner has left it alone for a while (reclaim.c:
      * "Idle caches"). Only the owner ever adds, so the exchange-and-put-back pop has no ABA. */
     _Atomic(vt_page_t *) stash;
     _Atomic uint32_t stash_count;   /* owner writes (an estimate after a take), anyone reads */
@@ -262,14 +263,16 @@ typedef struct vt_tcache {
     uint32_t slow_calls;            /* owner: allocation slow paths, to pace housekeeping */
     uint32_t next_housekeeping_ms;  /* owner: vt_os_now_ms() when housekeeping is next due */
     /* owner: blocks this thread freed into other threads' pages, not yet pushed: remote frees
-     * into one page gather in a chain that is pushed with one CAS (tcache.c) */
+     * into one page gather in a chain that is pushed with one CAS (remote.c) */
     vt_remote_chain_t pending[VT_REMOTE_SLOTS];
     uint32_t pending_chains; /* owner: slots it filled since it last emptied them all */
     uint32_t state;          /* vt_tcache_state_t */
-    int32_t tid; /* global lock: the kernel's id of the thread using it (vt_tcache_reap) */
-    vt_tcache_counters_t counters;           /* owner writes, anyone reads */
-    struct vt_tcache *pool_prev, *pool_next; /* global lock: live list or free pool */
+    int32_t tid;             /* pool lock: the kernel's id of the thread using it (reclaim.c) */
+    vt_tcache_counters_t counters; /* owner writes, anyone reads */
+    vt_link_t pool_link;           /* pool lock: on the live list or in the pool (cachepool.c) */
 } vt_tcache_t;
+
+#define VT_CACHE_LINK offsetof(vt_tcache_t, pool_link)
 
 /* ---- Options ---------------------------------------------------------------------------- */
 

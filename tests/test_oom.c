@@ -664,9 +664,9 @@ static void drain_partial(unsigned class_idx)
 
 static void undrain_all(void)
 {
-    vt_page_list_t units = {0};
+    vt_list_t units = {0};
     while (held_unit_count > 0)
-        vt_list_push_back(&units, held_units[--held_unit_count]);
+        vt_list_push_back(&units, held_units[--held_unit_count], VT_PAGE_LINK);
     vt_global_put_pages(NULL, &units, false);
     while (held_partial_count > 0)
         vt_global_put_partial(held_partial[--held_partial_count]);

@@ -333,7 +333,7 @@ static void first_allocation_of_a_thread_in_a_destructor(void **state)
 /* A thread whose first allocation happens in the last destructor round glibc runs
  * (PTHREAD_DESTRUCTOR_ITERATIONS): vtmalloc starts a cache for it and arms its exit key, but
  * glibc runs no further round, so its destructor never hands the cache back. This test found
- * that leak; vtmalloc now reclaims such caches once their thread is gone (vt_tcache_reap, run
+ * that leak; vtmalloc now reclaims such caches once their thread is gone (vt_reclaim_reap, run
  * by malloc_trim, which figures() calls, and by housekeeping). */
 static void first_allocation_in_the_last_destructor_round(void **state)
 {
