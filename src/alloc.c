@@ -3,7 +3,7 @@
  * the exported vt_* names.
  *
  * Layer: 13 API
- * Calls: os.c, report.c, sizeclass.c, spanmap.c, page.c, large.c, largespan.c, tcache.c,
+ * Calls: os.c, report.c, sizeclass.c, spanmap.c, page.c, prof.c, large.c, largespan.c, tcache.c,
  *        purge.c, init.c
  *
  * Owns: argument checking, errno, overflow, the realloc and alignment policies, and the slow
@@ -39,6 +39,9 @@ void *vt_api_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
     } else if (vt_likely(tc->state == VT_TCACHE_LIVE)) {
         vt_purge_housekeeping(tc);
     }
+    /* Relaxed: a request seen one slow path late is served then. */
+    if (vt_unlikely(atomic_load_explicit(&vt_dumps_pending, memory_order_relaxed)))
+        vt_init_serve_dumps();
     return vt_tcache_alloc_slow(tc, class_idx, size);
 }
 
@@ -47,6 +50,14 @@ void *vt_api_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
 /* A block up to VT_LARGE_SPAN_MAX is a run of units: first from the thread's stash, where its
  * own frees of such blocks leave them (no lock: a server that builds a 300 KiB reply per
  * request takes and gives back the same run), else from the global cache (largespan.c). */
+/* A large block, sampled by the heap profiler when its countdown says so. */
+static void *large_sampled(void *p, size_t size)
+{
+    if (vt_unlikely(p != NULL && vt_prof_large_due(size)))
+        vt_prof_record_large(p, size);
+    return p;
+}
+
 static void *large_alloc(size_t size, bool zero)
 {
     vt_tcache_t *tc = vt_tls_tcache;
@@ -55,9 +66,9 @@ static void *large_alloc(size_t size, bool zero)
         vt_page_t *run =
             vt_tcache_take_run(tc, (unsigned)((size + VT_UNIT_SIZE - 1) >> VT_UNIT_SHIFT));
         if (run != NULL)
-            return vt_large_start_in_span(run, size, zero, true);
+            return large_sampled(vt_large_start_in_span(run, size, zero, true), size);
     }
-    return vt_large_alloc(size, 0, zero);
+    return large_sampled(vt_large_alloc(size, 0, zero), size);
 }
 
 void *vt_api_malloc_large(size_t size)
@@ -70,9 +81,12 @@ void vt_api_free_nonspan(void *p)
 {
     if (p == NULL)
         return;
-    if (vt_in_span(p)) /* a misaligned pointer into a span */
+    if (vt_in_span(p)) { /* a misaligned pointer into a span */
         vt_page_check_block(vt_span_page(vt_span_base(p), p), p, "free");
-    else if (!vt_large_free(p))
+        return;
+    }
+    vt_prof_forget_large(p);
+    if (!vt_large_free(p))
         vt_report_misuse("free", "invalid or double free (not a live vtmalloc block)", p);
 }
 
@@ -80,7 +94,13 @@ void vt_api_free_nonspan(void *p)
  * threads' pages (tcache.c). */
 void vt_api_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
 {
-    if (vt_unlikely(vt_page_owner(page) == VT_OWNER_LARGE)) {
+    uintptr_t owner = vt_page_owner(page);
+    if (vt_unlikely(owner == VT_OWNER_PROF)) {
+        vt_prof_free_small(page, p);
+        return;
+    }
+    if (vt_unlikely(owner == VT_OWNER_LARGE)) {
+        vt_prof_forget_large(p);
         vt_page_t *run = vt_large_free_in_span(page, p, "free");
         if (run != NULL)
             vt_tcache_keep_run(tc, run);
@@ -135,8 +155,10 @@ void *vt_api_realloc(void *p, size_t size)
         return NULL;
     }
     if (!vt_in_span(p)) { /* a mapped block, whatever its size (aligned ones can be small) */
-        if (size > VT_SMALL_MAX)
-            return vt_large_realloc(p, size); /* mremap: no copy */
+        if (size > VT_SMALL_MAX) {
+            vt_prof_forget_large(p);
+            return large_sampled(vt_large_realloc(p, size), size); /* mremap: no copy */
+        }
     } else if (vt_page_owner(vt_span_page(vt_span_base(p), p)) == VT_OWNER_LARGE) {
         if (size > VT_SMALL_MAX && size <= VT_LARGE_SPAN_MAX &&
             vt_large_resize_in_span(vt_span_page(vt_span_base(p), p), size))
@@ -195,7 +217,7 @@ static void *aligned_pow2(size_t alignment, size_t size)
         }
     }
     vt_init();
-    return vt_large_alloc(size, alignment, false);
+    return large_sampled(vt_large_alloc(size, alignment, false), size);
 }
 
 void *vt_api_memalign(size_t alignment, size_t size)

@@ -33,15 +33,18 @@ void vt_api_free_sized(void *p, size_t size) VT_HIDDEN;
 void vt_api_free_aligned_sized(void *p, size_t alignment, size_t size) VT_HIDDEN;
 int vt_api_malloc_trim(size_t pad) VT_HIDDEN;
 
-/* The pop from the class's current page. No lock, no system call, two branches: an empty
+/* The pop from the class's current page. No lock, no system call, three branches: an empty
  * list (including the static empty page of a bin, or of a thread that has no cache yet) goes
- * to the slow path, a damaged link to the report. */
+ * to the slow path, an allocation the heap profiler samples (never when it is off) to
+ * prof.c, a damaged link to the report. */
 VT_INLINE void *vt_api_alloc_class(vt_tcache_t *tc, unsigned class_idx, size_t size)
 {
     vt_page_t *page = tc->alloc_page[class_idx];
     if (vt_unlikely(page->free == NULL))
         return vt_api_alloc_slow(tc, class_idx, size);
-    vt_block_t *block = vt_page_pop(page, size);
+    if (vt_page_count_down(page, size))
+        return vt_tcache_alloc_sampled(tc, page, class_idx, size);
+    vt_block_t *block = vt_page_pop(page);
     if (vt_unlikely(block == NULL))
         return vt_tcache_alloc_corrupt(tc, page, class_idx, size);
     return block;

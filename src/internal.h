@@ -13,7 +13,8 @@
  *    9 reclaim.c                  other threads' caches: quiet, gone, trimmed
  *    8 tcache.c                   the thread cache
  *    7 stash.c, remote.c,         a cache's empty runs; frees into other threads' pages;
- *      large.c, largespan.c       blocks above the classes (own mappings, runs in spans)
+ *      large.c, largespan.c,      blocks above the classes (own mappings, runs in spans);
+ *      prof.c                     the heap profiler's samples
  *    6 global.c, cachepool.c,     pages nobody owns; the records of thread caches; the table
  *      largetable.c               of mapped large blocks
  *    5 spanpurge.c                free units and empty spans back to the OS
@@ -37,6 +38,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -233,18 +235,31 @@ VT_INLINE uintptr_t vt_page_owner(vt_page_t *page)
     return atomic_load_explicit(&page->owner, memory_order_relaxed);
 }
 
-/* The statistics' counters on the fast paths (three plain adds on the page's hot line, see
- * page.c). A build with -DVT_FAST_COUNTERS=0 leaves them out: statistics per class are then
- * wrong; it exists only to measure what the counters cost (bench/RESULTS.md). */
+/* The statistics' counter of the free fast path (a plain add on the page's hot line, see
+ * page.c). A build with -DVT_FAST_COUNTERS=0 leaves it out: statistics per class are then
+ * wrong; it exists only to measure what the counter costs (bench/RESULTS.md). */
 #ifndef VT_FAST_COUNTERS
 #define VT_FAST_COUNTERS 1
 #endif
 
+/* A page's sampling countdown when heap profiling is off: no page allocates this much. */
+#define VT_SAMPLE_NEVER (INT64_MAX / 2)
+
+/* Counts `size` bytes down on the page's sampling countdown (and so in its statistics of bytes
+ * asked for): true when this allocation is to be sampled (heap profiling, prof.c). A subtract
+ * and a branch on its sign: when profiling is off the countdown starts at VT_SAMPLE_NEVER and
+ * the branch is never taken. Owner only. */
+VT_INLINE bool vt_page_count_down(vt_page_t *page, size_t size)
+{
+    return vt_unlikely((page->sample_left -= (int64_t)size) < 0);
+}
+
 /* Pops the first block of a page whose free list is not empty (the malloc fast path, alloc.h,
  * and the slow path after a refill); NULL when its link was damaged (left for the caller to
- * report). Clearing the key is what makes a later double free recognisable (vt_block_key). The
- * counters are plain adds on the line the pop writes anyway. Owner only. */
-VT_INLINE vt_block_t *vt_page_pop(vt_page_t *page, size_t size)
+ * report). Clearing the key is what makes a later double free recognisable (vt_block_key). No
+ * counter: the mallocs of a page are counted from `used` when it publishes (page.c). Owner
+ * only. */
+VT_INLINE vt_block_t *vt_page_pop(vt_page_t *page)
 {
     vt_block_t *block = page->free;
     vt_block_t *next = vt_block_next(block);
@@ -253,10 +268,6 @@ VT_INLINE vt_block_t *vt_page_pop(vt_page_t *page, size_t size)
     page->free = next;
     page->used++;
     block->key = 0;
-    if (VT_FAST_COUNTERS) {
-        page->pops++;
-        page->requested += size;
-    }
     return block;
 }
 

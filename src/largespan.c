@@ -23,7 +23,7 @@ static _Atomic uint64_t span_blocks, span_bytes, span_allocs, span_requested;
 void *vt_large_start_in_span(vt_page_t *page, size_t size, bool zero, bool stale)
 {
     vt_page_assign_large(page);
-    page->requested = size;
+    page->large_requested = size;
     atomic_fetch_add_explicit(&span_requested, size, memory_order_relaxed);
     atomic_fetch_add_explicit(&span_blocks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&span_bytes, page->bsize, memory_order_relaxed);
@@ -62,7 +62,7 @@ vt_page_t *vt_large_free_in_span(vt_page_t *page, void *p, const char *fn)
         vt_report_misuse(fn, "invalid pointer (inside a block, not at its start)", p);
         return NULL;
     }
-    size_t bytes = page->bsize, requested = page->requested;
+    size_t bytes = page->bsize, requested = page->large_requested;
     if (vt_unlikely(!vt_page_release_large(page))) {
         vt_report_misuse(fn, "double free (block is already free)", p);
         return NULL;
@@ -126,8 +126,8 @@ bool vt_large_resize_in_span(vt_page_t *page, size_t size)
     if (!resize_run(page, units))
         return false;
     atomic_fetch_add_explicit(&span_requested, size, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&span_requested, page->requested, memory_order_relaxed);
-    page->requested = size;
+    atomic_fetch_sub_explicit(&span_requested, page->large_requested, memory_order_relaxed);
+    page->large_requested = size;
     if (page->bsize > before)
         atomic_fetch_add_explicit(&span_bytes, page->bsize - before, memory_order_relaxed);
     else

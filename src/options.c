@@ -11,6 +11,8 @@
  */
 #include "internal.h"
 
+#include <signal.h>
+
 extern char **environ;
 
 /* Defaults: see the table below for why each is what it is. */
@@ -26,7 +28,16 @@ vt_options_t vt_options = {
     .backing = VT_BACKING_MMAP,
     .stats = 0,
     .on_error = VT_ON_ERROR_ABORT,
+    .prof_sample = 0,
+    .prof_signal = 0,
+    .stats_signal = 0,
 };
+
+/* The options whose values are text (file names): copied here from the environment, so that a
+ * program that changes its environment later changes nothing. Empty: not set. */
+char vt_options_prof_dump_at_exit[VT_OPTION_TEXT_MAX];
+char vt_options_prof_prefix[VT_OPTION_TEXT_MAX] = "vtmalloc";
+char vt_options_stats_prefix[VT_OPTION_TEXT_MAX] = "vtmalloc";
 
 typedef struct option {
     const char *name; /* after the VTMALLOC_ prefix */
@@ -67,6 +78,30 @@ static const option_t table[] = {
     {"STATS", &vt_options.stats, 0, 1, NULL, "1: print statistics to stderr at exit"},
     {"ON_ERROR", &vt_options.on_error, 0, 0, "abort,warn",
      "on a detected double or invalid free: abort, or warn and leak the block"},
+    {"PROF_SAMPLE", &vt_options.prof_sample, 0, 1073741824, NULL,
+     "heap profiling: mean bytes allocated between two sampled allocations; 0: off"},
+    {"PROF_SIGNAL", &vt_options.prof_signal, 0, 64, NULL,
+     "a signal (a number, or USR1 or USR2) on which a heap profile is written to "
+     "PREFIX.PID.N.heap; 0: none"},
+    {"STATS_SIGNAL", &vt_options.stats_signal, 0, 64, NULL,
+     "a signal (a number, or USR1 or USR2) on which the statistics are written to "
+     "PREFIX.PID.N.stats; 0: none"},
+};
+
+/* Options whose value is text. */
+typedef struct text_option {
+    const char *name;
+    char *text; /* VT_OPTION_TEXT_MAX bytes */
+    const char *meaning;
+} text_option_t;
+
+static const text_option_t texts[] = {
+    {"PROF_DUMP_AT_EXIT", vt_options_prof_dump_at_exit,
+     "file the heap profile of what is still allocated is written to at exit (%p: the pid)"},
+    {"PROF_PREFIX", vt_options_prof_prefix,
+     "the start of the names of heap profiles written on PROF_SIGNAL (default vtmalloc)"},
+    {"STATS_PREFIX", vt_options_stats_prefix,
+     "the start of the names of statistics written on STATS_SIGNAL (default vtmalloc)"},
 };
 
 static bool starts_with(const char *s, const char *prefix, const char **rest)
@@ -119,9 +154,28 @@ static int parse_choice(const char *value, const char *choices)
     return -1;
 }
 
+/* The signal options also take USR1 and USR2, with or without SIG. */
+static bool parse_signal_name(const char *name, const char *value, uint32_t *out)
+{
+    const char *rest;
+    if (!starts_with(name, "PROF_SIGNAL", &rest) && !starts_with(name, "STATS_SIGNAL", &rest))
+        return false;
+    if (starts_with(value, "SIG", &rest))
+        value = rest;
+    if (starts_with(value, "USR", &rest) && (rest[0] == '1' || rest[0] == '2') && !rest[1]) {
+        *out = rest[0] == '1' ? SIGUSR1 : SIGUSR2;
+        return true;
+    }
+    return false;
+}
+
 static void apply(const option_t *opt, const char *value)
 {
     uint32_t parsed;
+    if (parse_signal_name(opt->name, value, &parsed)) {
+        *opt->field = parsed;
+        return;
+    }
     if (opt->choices != NULL) {
         int index = parse_choice(value, opt->choices);
         if (index >= 0) {
@@ -142,6 +196,19 @@ static void apply(const option_t *opt, const char *value)
                opt->name, value, opt->min, opt->max, *opt->field);
 }
 
+/* Copies a text value; one too long to keep is reported and ignored. True: the name matched. */
+static bool apply_text(const text_option_t *opt, const char *value)
+{
+    size_t len = strlen(value);
+    if (len >= VT_OPTION_TEXT_MAX) {
+        vt_message("vtmalloc: VTMALLOC_%s is longer than %u characters; ignored\n", opt->name,
+                   (unsigned)VT_OPTION_TEXT_MAX - 1);
+        return true;
+    }
+    memcpy(opt->text, value, len + 1);
+    return true;
+}
+
 void vt_options_load(void)
 {
     if (environ == NULL)
@@ -158,6 +225,11 @@ void vt_options_load(void)
                 known = true;
                 break;
             }
+        }
+        for (size_t i = 0; !known && i < sizeof(texts) / sizeof(texts[0]); i++) {
+            const char *value;
+            if (starts_with(rest, texts[i].name, &value) && *value == '=')
+                known = apply_text(&texts[i], value + 1);
         }
         if (!known)
             vt_message("vtmalloc: unknown variable %s ignored\n", *env);

@@ -12,7 +12,10 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include <execinfo.h>
 #include <fcntl.h>
+#include <link.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -132,19 +135,128 @@ void vt_os_backing_free(void *p, size_t size, vt_backing_t backing)
     errno = saved;
 }
 
-void vt_os_write(int fd, const char *text, size_t len)
+/* Writes all of text; false (errno set) when the descriptor refused some of it. */
+bool vt_os_write_all(int fd, const char *text, size_t len)
 {
-    int saved = errno;
     while (len > 0) {
         ssize_t n = write(fd, text, len);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            break;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return false;
+        }
         text += n;
         len -= (size_t)n;
     }
+    return true;
+}
+
+/* For messages: errno as it was, whatever happened. */
+void vt_os_write(int fd, const char *text, size_t len)
+{
+    int saved = errno;
+    vt_os_write_all(fd, text, len);
     errno = saved;
+}
+
+/* A file for a dump, created or truncated: its descriptor, or -1 with errno set. */
+int vt_os_create(const char *path)
+{
+    int fd;
+    do
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+/* False (errno set) when the last writes could not be completed. */
+bool vt_os_close(int fd)
+{
+    return close(fd) == 0 || errno == EINTR;
+}
+
+/* Copies a file (/proc/self/maps) to fd, through a stack buffer. */
+bool vt_os_copy_file(const char *path, int fd)
+{
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return false;
+    char buf[4096];
+    bool ok = true;
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            ok = n == 0;
+            break;
+        }
+        if (!vt_os_write_all(fd, buf, (size_t)n)) {
+            ok = false;
+            break;
+        }
+    }
+    int saved = errno;
+    close(in);
+    errno = saved;
+    return ok;
+}
+
+/* The return addresses of the calling thread's stack, innermost first (glibc's backtrace,
+ * which unwinds by the DWARF tables: programs built without frame pointers too). Its first call
+ * loads libgcc_s and may allocate: the caller must be ready to be called back. */
+int vt_os_backtrace(void **frames, int max)
+{
+    return backtrace(frames, max);
+}
+
+typedef struct object_search {
+    uintptr_t addr, lo, hi;
+    bool found;
+} object_search_t;
+
+static int find_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    object_search_t *s = arg;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (s->addr >= lo && s->addr < hi) {
+            s->lo = lo;
+            s->hi = hi;
+            s->found = true;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The executable segment of the loaded object that holds addr (our own code: the profiler
+ * leaves its frames out of the stacks it records). */
+bool vt_os_code_range(const void *addr, uintptr_t *lo, uintptr_t *hi)
+{
+    object_search_t s = {.addr = (uintptr_t)addr};
+    dl_iterate_phdr(find_object, &s);
+    *lo = s.lo;
+    *hi = s.hi;
+    return s.found;
+}
+
+/* Installs a handler for sig (SA_RESTART, so the program's system calls are not cut short).
+ * False when the signal cannot be caught. */
+bool vt_os_catch_signal(int sig, void (*handler)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = handler;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL) == 0;
 }
 
 bool vt_os_purge(void *p, size_t size)

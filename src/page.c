@@ -3,7 +3,7 @@
  * ownership protocol that lets any thread free any block without a global lock.
  *
  * Layer: 3 pages
- * Calls: report.c, sizeclass.c
+ * Calls: report.c, options.c, sizeclass.c
  *
  * Owns: the fields of vt_page_t, the page lists and the block secrets. The callers decide where
  * a page goes when it changes hands. Never locks, never maps.
@@ -78,16 +78,66 @@ _Atomic uint64_t vt_page_class_requested[VT_CLASS_COUNT];
  * owners did since. Owner only. */
 void vt_page_publish(vt_page_t *page)
 {
-    if (page->pops != 0)
-        atomic_fetch_add_explicit(&vt_page_class_gets[page->class_idx], page->pops,
-                                  memory_order_relaxed);
+    /* The mallocs are not counted one by one: `used` went up by one for each, down by one for
+     * each of the owner's frees (pushes) and each block other threads freed (collected). */
+    uint64_t pops =
+        (uint64_t)((int64_t)page->used - (int64_t)page->used_base) + page->pushes + page->collected;
+    uint64_t requested = (uint64_t)(page->sample_base - page->sample_left);
+    if (pops != 0)
+        atomic_fetch_add_explicit(&vt_page_class_gets[page->class_idx], pops, memory_order_relaxed);
     if (page->pushes != 0)
         atomic_fetch_add_explicit(&vt_page_class_puts[page->class_idx], page->pushes,
                                   memory_order_relaxed);
-    if (page->requested != 0)
-        atomic_fetch_add_explicit(&vt_page_class_requested[page->class_idx], page->requested,
+    if (requested != 0)
+        atomic_fetch_add_explicit(&vt_page_class_requested[page->class_idx], requested,
                                   memory_order_relaxed);
-    page->pops = page->pushes = page->requested = 0;
+    page->used_base = page->used;
+    page->pushes = 0;
+    page->collected = 0;
+    page->sample_base = page->sample_left;
+}
+
+/* ---- Sampling (heap profiling) ---------------------------------------------------------- */
+
+/* The state of the calling thread's draws: a splitmix64 sequence, seeded on first use. */
+static __thread uint64_t sample_rng __attribute__((tls_model("initial-exec")));
+
+/* -ln(u) for u uniform in (0, 1], u from the top 53 bits of r: ln of the mantissa by its
+ * atanh series (|t| <= 1/3, so five terms leave an error below 1e-6), plus the exponent. The
+ * library does not link libm for one logarithm. */
+static double neg_log_uniform(uint64_t r)
+{
+    const double ln2 = 0.69314718055994530942;
+    uint64_t m = (r >> 11) + 1; /* 1 .. 2^53 */
+    int e = 63 - __builtin_clzll(m);
+    double f = (double)m / (double)((uint64_t)1 << e); /* [1, 2) */
+    double t = (f - 1.0) / (f + 1.0), t2 = t * t;
+    double ln_f = 2.0 * t * (1.0 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 / 9))));
+    return (53 - e) * ln2 - ln_f;
+}
+
+/* Bytes until the next sampled allocation: an exponential draw with the mean
+ * VTMALLOC_PROF_SAMPLE, so that every byte allocated is a sampling point with the same
+ * probability and a block of n bytes is sampled with probability 1 - exp(-n / mean), which is
+ * what google-pprof assumes when it scales the samples back up. Profiling off: never. */
+int64_t vt_page_sample_draw(void)
+{
+    if (vt_likely(vt_options.prof_sample == 0))
+        return VT_SAMPLE_NEVER;
+    if (sample_rng == 0)
+        sample_rng = vt_secret ^ (uintptr_t)&sample_rng;
+    uint64_t z = (sample_rng += VT_FIBONACCI_HASH);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (int64_t)(neg_log_uniform(z) * (double)vt_options.prof_sample) + 1;
+}
+
+/* A page's countdown starts afresh (the exponential draw is memoryless, so restarting it at
+ * any time keeps every byte's chance the same). */
+void vt_page_sample_restart(vt_page_t *page)
+{
+    page->sample_left = page->sample_base = vt_page_sample_draw();
 }
 
 /* ---- Life cycle ------------------------------------------------------------------------- */
@@ -111,9 +161,10 @@ void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner)
     const vt_class_info_t *info = &vt_classes[class_idx];
     VT_ASSERT(page->units == info->units);
     page->free = NULL;
-    page->used = 0;
+    page->used = page->used_base = page->collected = 0;
     page->carved = 0;
-    page->pops = page->pushes = page->requested = 0;
+    page->pushes = 0;
+    vt_page_sample_restart(page);
     page->bsize = info->bsize;
     page->capacity = info->capacity;
     page->class_idx = (uint8_t)class_idx;
@@ -146,7 +197,8 @@ void vt_page_assign_large(vt_page_t *page)
     page->free = NULL;
     page->used = 1;
     page->carved = 1;
-    page->pops = page->pushes = page->requested = 0;
+    page->pushes = 0;
+    page->large_requested = 0;
     page->bsize = (uint32_t)page->units << VT_UNIT_SHIFT;
     page->capacity = 1;
     page->class_idx = VT_CLASS_LARGE;
@@ -199,6 +251,7 @@ uint32_t vt_page_collect_remote(vt_page_t *page)
     page->free = first;
     VT_ASSERT(count > 0 && page->used >= count);
     page->used -= count;
+    page->collected += count;
     return count;
 }
 

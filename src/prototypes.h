@@ -14,6 +14,13 @@ void *vt_os_remap(void *p, size_t old_size, size_t new_size) VT_HIDDEN;
 void *vt_os_backing_alloc(size_t size, size_t alignment, vt_backing_t backing) VT_HIDDEN;
 void vt_os_backing_free(void *p, size_t size, vt_backing_t backing) VT_HIDDEN;
 void vt_os_write(int fd, const char *text, size_t len) VT_HIDDEN;
+bool vt_os_write_all(int fd, const char *text, size_t len) VT_HIDDEN;
+int vt_os_create(const char *path) VT_HIDDEN;
+bool vt_os_close(int fd) VT_HIDDEN;
+bool vt_os_copy_file(const char *path, int fd) VT_HIDDEN;
+int vt_os_backtrace(void **frames, int max) VT_HIDDEN;
+bool vt_os_code_range(const void *addr, uintptr_t *lo, uintptr_t *hi) VT_HIDDEN;
+bool vt_os_catch_signal(int sig, void (*handler)(int)) VT_HIDDEN;
 bool vt_os_purge(void *p, size_t size) VT_HIDDEN;
 /* Milliseconds of a monotonic clock; wraps after 49 days, so compare differences only. */
 uint32_t vt_os_now_ms(void) VT_HIDDEN;
@@ -43,6 +50,9 @@ void vt_sysalloc_free(void *p) VT_HIDDEN;
 /* ---- report.c --------------------------------------------------------------------------- */
 
 void vt_message(const char *fmt, ...) VT_HIDDEN;
+bool vt_message_fd(int fd, const char *fmt, ...) VT_HIDDEN;
+bool vt_vmessage_fd(int fd, const char *fmt, va_list ap) VT_HIDDEN;
+size_t vt_format(char *buf, size_t cap, const char *fmt, ...) VT_HIDDEN;
 /* What a misuse does: abort (the default) or warn and go on (VTMALLOC_ON_ERROR, options.c). */
 void vt_report_set_on_error(vt_on_error_t action) VT_HIDDEN;
 /* Keeps a private copy of stderr for the statistics printed at exit: programs such as the
@@ -50,7 +60,7 @@ void vt_report_set_on_error(vt_on_error_t action) VT_HIDDEN;
  * close every descriptor at start) and open a file of its own under its number: the message
  * is written only to a descriptor that still refers to the stderr that was kept. */
 void vt_report_keep_stderr(void) VT_HIDDEN;
-void vt_message_to_kept_stderr(const char *fmt, ...) VT_HIDDEN;
+int vt_report_stderr_fd(void) VT_HIDDEN;
 /* A misuse of the API by the program: prints one line naming the pointer and the error, then
  * aborts, or returns when VTMALLOC_ON_ERROR=warn (the caller then leaks the block). */
 void vt_report_misuse(const char *fn, const char *what, const void *p) VT_COLD VT_HIDDEN;
@@ -62,6 +72,10 @@ VT_NORETURN void vt_assert_fail(const char *file, int line, const char *expr) VT
 /* ---- options.c -------------------------------------------------------------------------- */
 
 void vt_options_load(void) VT_HIDDEN;
+/* The text options (empty: not set). */
+extern char vt_options_prof_dump_at_exit[VT_OPTION_TEXT_MAX] VT_HIDDEN;
+extern char vt_options_prof_prefix[VT_OPTION_TEXT_MAX] VT_HIDDEN;
+extern char vt_options_stats_prefix[VT_OPTION_TEXT_MAX] VT_HIDDEN;
 int vt_api_mallopt(int param, int value) VT_HIDDEN;
 
 /* ---- retain.c: the retention policy ------------------------------------------------------ */
@@ -94,6 +108,8 @@ extern _Atomic uint64_t vt_page_class_gets[VT_CLASS_COUNT] VT_HIDDEN;
 extern _Atomic uint64_t vt_page_class_puts[VT_CLASS_COUNT] VT_HIDDEN;
 extern _Atomic uint64_t vt_page_class_requested[VT_CLASS_COUNT] VT_HIDDEN;
 void vt_page_publish(vt_page_t *page) VT_HIDDEN;
+int64_t vt_page_sample_draw(void) VT_HIDDEN;
+void vt_page_sample_restart(vt_page_t *page) VT_HIDDEN;
 
 void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units) VT_HIDDEN;
 void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner) VT_HIDDEN;
@@ -217,6 +233,17 @@ void vt_largetable_fork_prepare(void) VT_HIDDEN;
 void vt_largetable_fork_parent(void) VT_HIDDEN;
 void vt_largetable_fork_child(void) VT_HIDDEN;
 
+/* ---- prof.c: the heap profiler ---------------------------------------------------------- */
+
+void *vt_prof_alloc_small(unsigned class_idx, size_t size) VT_HIDDEN;
+void vt_prof_free_small(vt_page_t *page, void *p) VT_HIDDEN;
+bool vt_prof_large_due(size_t size) VT_HIDDEN;
+void vt_prof_record_large(void *p, size_t size) VT_HIDDEN;
+void vt_prof_forget_large(void *p) VT_HIDDEN;
+void vt_prof_fork_prepare(void) VT_HIDDEN;
+void vt_prof_fork_parent(void) VT_HIDDEN;
+void vt_prof_fork_child(void) VT_HIDDEN;
+
 /* ---- large.c, largespan.c: blocks above the classes ------------------------------------- */
 
 void *vt_large_alloc(size_t size, size_t alignment, bool zero) VT_HIDDEN;
@@ -238,6 +265,8 @@ void vt_largespan_stats(vt_stats_t *st) VT_HIDDEN;
 
 vt_tcache_t *vt_tcache_start(void) VT_HIDDEN;
 void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size) VT_HIDDEN;
+void *vt_tcache_alloc_sampled(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx,
+                              size_t size) VT_HIDDEN;
 void *vt_tcache_alloc_corrupt(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx,
                               size_t size) VT_COLD VT_HIDDEN;
 bool vt_tcache_housekeeping(vt_tcache_t *tc) VT_HIDDEN;
@@ -251,7 +280,6 @@ void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
 void vt_tcache_trim_own(void) VT_HIDDEN;
 void vt_tcache_abandon(vt_tcache_t *tc) VT_HIDDEN;
 void vt_tcache_thread_exit(vt_tcache_t *tc) VT_HIDDEN;
-void vt_tcache_publish(void) VT_HIDDEN;
 vt_tcache_t *vt_tcache_orphan(void) VT_HIDDEN;
 void vt_tcache_fork_prepare(void) VT_HIDDEN;
 void vt_tcache_fork_parent(void) VT_HIDDEN;
@@ -268,6 +296,8 @@ void vt_purge_housekeeping(vt_tcache_t *tc) VT_HIDDEN;
 int vt_purge_trim(void) VT_HIDDEN;
 void vt_purge_thread_maybe_start(void) VT_HIDDEN;
 void vt_purge_fork_child(void) VT_HIDDEN;
+/* Hook (registered once by init.c): run by the purge thread at each of its passes. */
+void vt_purge_set_thread_hook(void (*hook)(void)) VT_HIDDEN;
 
 /* ---- stats.c: glibc's introspection calls, answered with vtmalloc's figures ------------- */
 
@@ -279,5 +309,8 @@ int vt_api_malloc_info(int options, FILE *stream) VT_HIDDEN;
 
 void vt_init(void) VT_HIDDEN;
 vt_tcache_t *vt_init_thread(void) VT_HIDDEN;
+/* Set by a dump signal's handler; the slow paths then call vt_init_serve_dumps. */
+extern _Atomic bool vt_dumps_pending VT_HIDDEN;
+void vt_init_serve_dumps(void) VT_HIDDEN;
 
 #endif /* VT_PROTOTYPES_H */

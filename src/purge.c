@@ -19,7 +19,15 @@ static struct schedule {
      * compare-and-swap, so that one thread, not all, runs a due pass. */
     _Atomic uint32_t next_pass_ms;
     _Atomic bool thread_started; /* the purge thread runs (or is being started) */
+    void (*thread_hook)(void);   /* registered once at start-up (init.c): see below */
 } sch;
+
+/* Hook: what the purge thread does besides the passes at each of its wake-ups (init.c: the
+ * dumps a signal asked for, which a process that no longer allocates would not serve). */
+void vt_purge_set_thread_hook(void (*hook)(void))
+{
+    sch.thread_hook = hook;
+}
 
 /* Passes run at most once per this part of VTMALLOC_PURGE_MS. */
 #define PASSES_PER_WINDOW 4
@@ -133,6 +141,8 @@ static void *purge_thread_main(void *arg)
                 return NULL;
         }
         vt_purge_tick();
+        if (sch.thread_hook != NULL)
+            sch.thread_hook();
     }
 }
 

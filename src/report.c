@@ -148,20 +148,41 @@ static void write_message(int fd, const char *fmt, va_list ap)
     vt_os_write(fd, buf, n);
 }
 
-/* The kept copy if it is still stderr's, else fd 2 if that is; otherwise the message is
- * dropped: writing it would corrupt a file of the program's. */
-void vt_message_to_kept_stderr(const char *fmt, ...)
+/* For files (dumps): the same, but false with errno set when the write failed. */
+bool vt_vmessage_fd(int fd, const char *fmt, va_list ap)
 {
-    int fd = kept_stderr < 0               ? 2
-             : is_kept_stderr(kept_stderr) ? kept_stderr
-             : is_kept_stderr(2)           ? 2
-                                           : -1;
-    if (fd < 0)
-        return;
+    char buf[512];
+    size_t n = vformat(buf, sizeof(buf), fmt, ap);
+    return vt_os_write_all(fd, buf, n);
+}
+
+bool vt_message_fd(int fd, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    write_message(fd, fmt, ap);
+    bool ok = vt_vmessage_fd(fd, fmt, ap);
     va_end(ap);
+    return ok;
+}
+
+/* Formats into a caller's buffer (truncating to cap - 1); the length written. */
+size_t vt_format(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = vformat(buf, cap, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+/* Where the statistics printed at exit go: the kept copy if it is still stderr's, else fd 2
+ * if that is; otherwise -1 (nowhere): writing would corrupt a file of the program's. */
+int vt_report_stderr_fd(void)
+{
+    return kept_stderr < 0               ? 2
+           : is_kept_stderr(kept_stderr) ? kept_stderr
+           : is_kept_stderr(2)           ? 2
+                                         : -1;
 }
 
 void vt_message(const char *fmt, ...)

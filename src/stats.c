@@ -3,7 +3,7 @@
  * glibc's shapes of them (mallinfo, mallinfo2, malloc_info).
  *
  * Layer: 11 statistics
- * Calls: report.c, sizeclass.c, page.c, span.c, spanpurge.c, global.c, cachepool.c, large.c,
+ * Calls: os.c, report.c, sizeclass.c, page.c, span.c, spanpurge.c, global.c, cachepool.c, large.c,
  * largespan.c, tcache.c
  *
  * Owns: the presentation. The counters themselves live where they are counted (span.c and
@@ -15,6 +15,18 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <unistd.h>
+
+/* Publishes the counts of the calling thread's own pages, so that its statistics are exact
+ * (vt_stats_get). */
+static void publish_own_pages(void)
+{
+    vt_tcache_t *tc = vt_tls_tcache;
+    if (tc->state != VT_TCACHE_LIVE)
+        return;
+    for (unsigned c = 0; c < VT_CLASS_COUNT; c++)
+        for (vt_page_t *page = tc->bins[c].head; page != NULL; page = page->link.next)
+            vt_page_publish(page);
+}
 
 /* The per-class figures, from the pages' published counts, the frees into other threads'
  * pages (`puts`) and the free blocks of the global cache's pages. Per class, gets and puts
@@ -50,7 +62,7 @@ VT_EXPORT void vt_stats_get(vt_stats_t *out)
     vt_stats_t st;
     uint64_t puts[VT_CLASS_COUNT] = {0};
     memset(&st, 0, sizeof(st));
-    vt_tcache_publish();
+    publish_own_pages();
     vt_cachepool_stats(&st, puts, &vt_tcache_orphan()->counters);
     vt_span_lock(); /* the spans, the purge counters and the partial lists, exact together */
     vt_span_stats_locked(&st);
@@ -66,52 +78,80 @@ VT_EXPORT void vt_stats_get(vt_stats_t *out)
     *out = st;
 }
 
-/* Prints with write(2) through a small stack buffer: safe at exit and inside a program's
- * signal-free but allocation-hostile moments. Sizes in KiB. */
-VT_EXPORT void vt_stats_print(void)
+/* The table's writer: once a write failed, the rest is skipped. */
+typedef struct table_out {
+    int fd;
+    bool ok;
+} table_out_t;
+
+static void out(table_out_t *o, const char *fmt, ...)
+{
+    if (!o->ok)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    o->ok = vt_vmessage_fd(o->fd, fmt, ap);
+    va_end(ap);
+}
+
+/* Writes the table to fd with write(2) through a small stack buffer: safe at exit and inside a
+ * program's signal-free but allocation-hostile moments. Sizes in KiB. False (errno set) when
+ * a write failed. */
+static bool print_table(int fd)
 {
     vt_stats_t st;
     vt_stats_get(&st);
-    void (*out)(const char *, ...) = vt_message_to_kept_stderr;
-    out("vtmalloc %s statistics (pid %d)\n", VTMALLOC_VERSION, (int)getpid());
-    out("  %-9s %8s %6s %10s %10s %10s %12s %12s %9s %7s\n", "class", "bytes", "pages", "in use",
-        "free thr", "free glob", "gets", "puts", "locks", "waits");
+    table_out_t o = {fd, true};
+    out(&o, "vtmalloc %s statistics (pid %d)\n", VTMALLOC_VERSION, (int)getpid());
+    out(&o, "  %-9s %8s %6s %10s %10s %10s %12s %12s %9s %7s\n", "class", "bytes", "pages",
+        "in use", "free thr", "free glob", "gets", "puts", "locks", "waits");
     for (unsigned k = 0; k < st.class_count; k++) {
         const vt_class_stats_t *c = &st.classes[k];
         if (c->gets == 0 && c->pages == 0 && c->lock_acquisitions == 0)
             continue;
-        out("  %-9u %8zu %6zu %10zu %10zu %10zu %12zu %12zu %9zu %7zu\n", k, c->block_size,
+        out(&o, "  %-9u %8zu %6zu %10zu %10zu %10zu %12zu %12zu %9zu %7zu\n", k, c->block_size,
             c->pages, c->in_use, c->free_in_threads, c->free_in_global, c->gets, c->puts,
             c->lock_acquisitions, c->lock_waits);
     }
-    out("  in use            %12zu KiB  (blocks at their class size, large blocks included)\n",
+    out(&o, "  in use            %12zu KiB  (blocks at their class size, large blocks included)\n",
         st.bytes_in_use >> 10);
-    out("  requested live    %12zu KiB  (estimated: live blocks times their class's mean "
+    out(&o,
+        "  requested live    %12zu KiB  (estimated: live blocks times their class's mean "
         "request)\n",
         st.bytes_requested_live >> 10);
-    out("  free in threads   %12zu KiB   free in global cache %zu KiB\n",
+    out(&o, "  free in threads   %12zu KiB   free in global cache %zu KiB\n",
         st.bytes_free_threads >> 10, st.bytes_free_global >> 10);
-    out("  free units        %12zu KiB   (%zu KiB resident); empty spans in reserve %zu (%zu "
+    out(&o,
+        "  free units        %12zu KiB   (%zu KiB resident); empty spans in reserve %zu (%zu "
         "KiB)\n",
         st.bytes_free_units >> 10, st.bytes_free_resident >> 10, st.spans_reserved,
         st.bytes_reserve >> 10);
-    out("  mapped            %12zu KiB   (spans %zu; large blocks %zu in %zu KiB, in spans or "
+    out(&o,
+        "  mapped            %12zu KiB   (spans %zu; large blocks %zu in %zu KiB, in spans or "
         "mapped; cached %zu KiB)\n",
         st.bytes_mapped >> 10, st.spans_mapped, st.large_blocks, st.large_bytes >> 10,
         st.large_cached_bytes >> 10);
-    out("  large blocks      %12zu  allocated since start, %zu from the cache\n",
+    out(&o, "  large blocks      %12zu  allocated since start, %zu from the cache\n",
         st.large_allocs_total, st.large_cache_hits_total);
-    out("  returned to OS    %12zu KiB   (purged %zu KiB in %zu passes; spans unmapped %zu)\n",
+    out(&o, "  returned to OS    %12zu KiB   (purged %zu KiB in %zu passes; spans unmapped %zu)\n",
         st.bytes_returned_total >> 10, st.purged_bytes_total >> 10, st.purges_total,
         st.span_unmaps_total);
-    out("  spans mapped/unmapped since start %zu / %zu\n", st.span_maps_total,
+    out(&o, "  spans mapped/unmapped since start %zu / %zu\n", st.span_maps_total,
         st.span_unmaps_total);
-    out("  thread caches     %12zu  live (%zu started since start)\n", st.thread_caches_live,
+    out(&o, "  thread caches     %12zu  live (%zu started since start)\n", st.thread_caches_live,
         st.thread_caches_total);
-    out("  pages adopted     %12zu  abandoned %zu; remote frees %zu\n", st.pages_adopted_total,
+    out(&o, "  pages adopted     %12zu  abandoned %zu; remote frees %zu\n", st.pages_adopted_total,
         st.pages_abandoned_total, st.remote_frees_total);
-    out("  global lock       %12zu  acquisitions, %zu waited\n", st.global_lock_total,
+    out(&o, "  global lock       %12zu  acquisitions, %zu waited\n", st.global_lock_total,
         st.global_lock_waits);
+    return o.ok;
+}
+
+VT_EXPORT void vt_stats_print(void)
+{
+    int fd = vt_report_stderr_fd();
+    if (fd >= 0)
+        print_table(fd);
 }
 
 /* ---- glibc's shapes --------------------------------------------------------------------- */
@@ -157,21 +197,53 @@ struct mallinfo vt_api_mallinfo(void)
 
 /* Called by the program, outside the allocator: stdio may allocate here. As glibc's, an
  * options value other than 0 is answered with EINVAL as the return value (errno untouched). */
+/* The malloc_info XML, formatted into buf (glibc's element names where they apply). */
+static size_t format_xml(char *buf, size_t cap, const vt_stats_t *st)
+{
+    return vt_format(buf, cap,
+                     "<malloc version=\"vtmalloc-%s\">\n"
+                     "<spans count=\"%zu\" bytes=\"%zu\" reserved=\"%zu\"/>\n"
+                     "<large count=\"%zu\" bytes=\"%zu\"/>\n"
+                     "<threads live=\"%zu\" started=\"%zu\"/>\n"
+                     "</malloc>\n",
+                     VTMALLOC_VERSION, (size_t)st->spans_mapped, (size_t)st->span_bytes,
+                     (size_t)st->spans_reserved, (size_t)st->large_blocks, (size_t)st->large_bytes,
+                     (size_t)st->thread_caches_live, (size_t)st->thread_caches_total);
+}
+
 int vt_api_malloc_info(int options, FILE *stream)
 {
     if (options != 0)
         return EINVAL;
     vt_stats_t st;
+    char buf[512];
     vt_stats_get(&st);
-    fprintf(stream,
-            "<malloc version=\"vtmalloc-%s\">\n"
-            "<spans count=\"%llu\" bytes=\"%llu\" reserved=\"%llu\"/>\n"
-            "<large count=\"%llu\" bytes=\"%llu\"/>\n"
-            "<threads live=\"%llu\" started=\"%llu\"/>\n"
-            "</malloc>\n",
-            VTMALLOC_VERSION, (unsigned long long)st.spans_mapped,
-            (unsigned long long)st.span_bytes, (unsigned long long)st.spans_reserved,
-            (unsigned long long)st.large_blocks, (unsigned long long)st.large_bytes,
-            (unsigned long long)st.thread_caches_live, (unsigned long long)st.thread_caches_total);
+    format_xml(buf, sizeof(buf), &st);
+    fputs(buf, stream);
     return 0;
+}
+
+/* The table and the XML in one file, for an operator looking at a running process. */
+VT_EXPORT int vt_stats_dump(const char *path)
+{
+    if (path == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = vt_os_create(path);
+    if (fd < 0)
+        return -1;
+    vt_stats_t st;
+    char buf[512];
+    bool ok = print_table(fd);
+    vt_stats_get(&st);
+    size_t n = format_xml(buf, sizeof(buf), &st);
+    ok = ok && vt_os_write_all(fd, buf, n);
+    int saved = errno;
+    if (!vt_os_close(fd) && ok) {
+        saved = errno;
+        ok = false;
+    }
+    errno = saved;
+    return ok ? 0 : -1;
 }

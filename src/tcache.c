@@ -4,7 +4,7 @@
  *
  * Layer: 8 thread cache
  * Calls: os.c, report.c, options.c, sizeclass.c, page.c, span.c, global.c, cachepool.c,
- *        stash.c, remote.c
+ *        stash.c, remote.c, prof.c
  *
  * Owns: every vt_tcache_t while a thread uses it; the TLS pointer; the static caches of threads
  * that have none; the orphan cache and its mutex.
@@ -14,14 +14,8 @@
  * layer starts a real cache (init.c, vt_tcache_start). After the thread's exit destructor it is
  * &exited: a thread that still allocates then (a destructor of the program running after ours)
  * is served by the orphan cache under orphan_lock, and its frees take the remote path, so
- * nothing is leaked.
- *
- * Limits (the trade between lock traffic and memory kept per thread):
- *   VTMALLOC_CLASS_PAGES  pages a thread keeps attached per class; a page beyond it that
- *                         gets a free block goes to the global cache instead.
- *   VTMALLOC_STASH_UNITS  units of empty pages (of any length) a thread keeps for the next
- *                         page of that length, whatever its class (stash.c).
- *   VTMALLOC_BATCH_UNITS  units taken from the global cache per lock.
+ * nothing is leaked. What a thread keeps (the trade between lock traffic and memory) is set by
+ * VTMALLOC_CLASS_PAGES, VTMALLOC_STASH_UNITS and VTMALLOC_BATCH_UNITS (options.c).
  */
 #include "internal.h"
 
@@ -41,9 +35,9 @@ static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 
 __thread vt_tcache_t *vt_tls_tcache __attribute__((tls_model("initial-exec"))) = &unstarted;
 
-/* Hook: called after a free handed units to the global cache, which is the purge schedule's
- * cue (purge.c, a layer above; registered by init.c at start-up). Called on that rare path
- * only, so the free fast path pays nothing for it. */
+/* Hook: called after a free handed units to the global cache, the purge schedule's cue
+ * (purge.c, a layer above; registered by init.c at start-up). Only on that rare path, so the
+ * free fast path pays nothing for it. */
 static void (*gave_back_hook)(void);
 
 void vt_tcache_set_gave_back_hook(void (*hook)(void))
@@ -195,7 +189,26 @@ static void *alloc_from(vt_tcache_t *tc, unsigned class_idx, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    return vt_page_pop(page, size); /* the page has free blocks */
+    if (vt_page_count_down(page, size)) /* the page has free blocks */
+        return vt_tcache_alloc_sampled(tc, page, class_idx, size);
+    vt_block_t *block = vt_page_pop(page);
+    return block != NULL ? block : vt_tcache_alloc_corrupt(tc, page, class_idx, size);
+}
+
+/* The page's countdown ran out: this allocation is sampled (heap profiling). The page's count
+ * of bytes asked for is published before the countdown restarts; the block comes from the
+ * profiler's own pages (prof.c), whose frees it sees whichever thread makes them. Should the
+ * profiler have none to give (no memory, or it is itself allocating), the page serves the
+ * call as usual. */
+void *vt_tcache_alloc_sampled(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx, size_t size)
+{
+    vt_page_publish(page);
+    vt_page_sample_restart(page);
+    void *p = vt_prof_alloc_small(class_idx, size);
+    if (p != NULL)
+        return p;
+    vt_block_t *block = vt_page_pop(page);
+    return block != NULL ? block : vt_tcache_alloc_corrupt(tc, page, class_idx, size);
 }
 
 /* A cache for the calling thread, from the pool (cachepool.c), its idle clock started, and
@@ -406,18 +419,6 @@ void vt_tcache_thread_exit(vt_tcache_t *tc)
     vt_tls_tcache = &exited;
     vt_tcache_abandon(tc);
     vt_cachepool_put(tc);
-}
-
-/* Publishes the counts of the calling thread's own pages, so that its statistics are exact
- * (vt_stats_get). */
-void vt_tcache_publish(void)
-{
-    vt_tcache_t *tc = vt_tls_tcache;
-    if (tc->state != VT_TCACHE_LIVE)
-        return;
-    for (unsigned c = 0; c < VT_CLASS_COUNT; c++)
-        for (vt_page_t *page = tc->bins[c].head; page != NULL; page = page->link.next)
-            vt_page_publish(page);
 }
 
 /* The orphan cache, which no thread's TLS names: its stash and chains are reclaimed like an

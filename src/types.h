@@ -126,6 +126,7 @@ typedef struct vt_block {
 #define VT_OWNER_DETACHED ((uintptr_t)1) /* or-ed with a tcache: full, and off its bin list */
 #define VT_OWNER_FREE     ((uintptr_t)2) /* not a page now: the units are free or stashed */
 #define VT_OWNER_LARGE    ((uintptr_t)4) /* a large block in a span: every free is a slow path */
+#define VT_OWNER_PROF     ((uintptr_t)8) /* sampled blocks (prof.c): every free is a slow path */
 
 /* vt_page_t.remote packs three things into one word, so one atomic operation changes them
  * together: the head of the list of blocks freed by other threads (bits 4..47: blocks are
@@ -159,18 +160,23 @@ typedef struct vt_page {
     uint8_t first_unit;      /* constant: index of the page's first unit in its span */
     uint8_t stale;           /* global lock, when the run is taken: some unit may hold old
                                 data (not known to be zero) */
-    uint8_t pad1_[28];
+    uint8_t pad1_[4];
+    uint64_t large_requested; /* a large block's user: what its malloc or realloc asked for */
+    uint8_t pad1b_[16];
     /* (*) except for a large block (VT_OWNER_LARGE), whose realloc may resize its run in
      * place; it writes both under the global lock, and only the block's user reads them. */
     /* -- cache line 2: the owner's fast paths write these all the time -- */
     _Alignas(64) vt_block_t *free; /* owner: blocks malloc pops and the owner's free pushes */
     uint32_t used;                 /* owner: blocks handed out and not yet back on a list */
     uint32_t carved;               /* owner: blocks carved from the area so far */
-    uint64_t pops;                 /* owner: mallocs from this page not yet added to the class's */
-    uint64_t pushes;               /* owner: its own frees into it, likewise (page.c: publish) */
-    uint64_t requested;            /* owner: bytes those mallocs asked for, likewise; for a
-                                      large block, what its malloc or realloc asked for */
-    uint8_t pad2_[24];
+    /* owner: bytes the page may still hand out before its next sampled allocation (heap
+     * profiling; page.c: vt_page_sample_draw), and what it was at the last publish: their
+     * difference is the bytes mallocs asked for since (statistics) */
+    int64_t sample_left, sample_base;
+    uint64_t pushes;    /* owner: its own frees into it, not yet added to the class's (publish) */
+    uint32_t used_base; /* owner: `used` at the last publish */
+    uint32_t collected; /* owner: blocks freed by other threads collected since the publish */
+    uint8_t pad2_[16];
     /* -- cache line 3: written by other threads' frees -- */
     _Alignas(64) _Atomic uintptr_t remote; /* any thread: count | list head | REMOTE_FULL */
     uint8_t pad3_[56];
@@ -289,7 +295,13 @@ typedef struct vt_options {
     uint32_t backing;        /* VTMALLOC_BACKING: vt_backing_t */
     uint32_t stats;          /* VTMALLOC_STATS: print statistics at exit */
     uint32_t on_error;       /* VTMALLOC_ON_ERROR: vt_on_error_t */
+    uint32_t prof_sample;    /* VTMALLOC_PROF_SAMPLE: mean bytes between samples; 0: off */
+    uint32_t prof_signal;    /* VTMALLOC_PROF_SIGNAL: signal that writes a profile; 0: none */
+    uint32_t stats_signal;   /* VTMALLOC_STATS_SIGNAL: signal that writes the statistics */
 } vt_options_t;
+
+/* Room for a text option's value (a file name or its start), its NUL included. */
+#define VT_OPTION_TEXT_MAX 1024
 
 typedef enum vt_on_error { VT_ON_ERROR_ABORT = 0, VT_ON_ERROR_WARN = 1 } vt_on_error_t;
 

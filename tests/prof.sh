@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# prof.sh - the heap profiler end to end: programs with known allocation sites
+# (prof_programs.c) run with VTMALLOC_PROF_SAMPLE on, and their profiles are read back with
+# google-pprof (Debian's google-perftools, which tests/run-all installs).
+#
+#   tests/prof.sh PROF_PROGRAMS
+#
+# Every check prints "ok: ..." or "FAIL: ...". Exits 77 (ctest: skipped) without google-pprof.
+set -uo pipefail
+bin=$1
+if ! command -v google-pprof >/dev/null; then
+    echo "SKIP: google-pprof is missing (apt-get install google-perftools)"
+    exit 77
+fi
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+failures=0
+check() { # check CONDITION-STATUS TEXT
+    if [ "$1" = 0 ]; then echo "ok: $2"; else echo "FAIL: $2"; failures=$((failures + 1)); fi
+}
+# The flat figure (MiB) google-pprof gives a function, or 0 when it does not list it.
+flat() { # flat REPORT FUNCTION
+    awk -v f="$2" '$6 == f { print $1; found = 1; exit } END { if (!found) print 0 }' "$1"
+}
+# True when value lies within pct percent of want.
+near() { # near VALUE WANT PCT
+    awk -v v="$1" -v w="$2" -v p="$3" 'BEGIN { exit !(v >= w * (1 - p / 100) && v <= w * (1 + p / 100)) }'
+}
+mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
+
+# Sampling at 64 KiB: a site that keeps 20 MB has about 300 samples, so its estimate lies
+# within 6 % of the truth at one standard deviation; the checks allow 20 %.
+export VTMALLOC_PROF_SAMPLE=65536
+
+# ---- A leak: leaking_site keeps 20,000 x 1000 bytes; freeing_site frees all it took --------
+VTMALLOC_PROF_DUMP_AT_EXIT=$dir/leak.heap "$bin" leak
+check $? "leak: the program runs with profiling on"
+google-pprof --text "$bin" "$dir/leak.heap" >"$dir/leak.txt" 2>"$dir/leak.err"
+check $? "leak: google-pprof reads the profile written at exit"
+live=$(flat "$dir/leak.txt" leaking_site)
+near "$live" "$(mib 20000000)" 20
+check $? "leak: leaking_site holds $live MiB live (truth $(mib 20000000) MiB)"
+freed=$(flat "$dir/leak.txt" freeing_site)
+awk -v v="$freed" 'BEGIN { exit !(v == 0) }'
+check $? "leak: freeing_site holds nothing live ($freed MiB)"
+google-pprof --text --alloc_space "$bin" "$dir/leak.heap" >"$dir/alloc.txt" 2>/dev/null
+total=$(flat "$dir/alloc.txt" freeing_site)
+near "$total" "$(mib 40000000)" 20
+check $? "leak: freeing_site allocated $total MiB since the start (truth $(mib 40000000))"
+
+# ---- Threads: four threads allocate 40 MB and exit; other threads free half of it -----------
+VTMALLOC_PROF_DUMP_AT_EXIT=$dir/threads.heap "$bin" threads
+check $? "threads: the program runs"
+google-pprof --text "$bin" "$dir/threads.heap" >"$dir/threads.txt" 2>/dev/null
+check $? "threads: google-pprof reads the profile"
+live=$(flat "$dir/threads.txt" thread_site)
+near "$live" "$(mib 20000000)" 20
+check $? "threads: thread_site holds $live MiB after other threads freed half (truth $(mib 20000000))"
+
+# ---- Signals: three SIGUSR2 while two threads allocate: three profiles, three tables -----------
+VTMALLOC_PROF_SIGNAL=USR2 VTMALLOC_PROF_PREFIX=$dir/sig VTMALLOC_STATS_SIGNAL=USR2 \
+    VTMALLOC_STATS_PREFIX=$dir/st "$bin" signal
+check $? "signal: the program runs and is not killed by its signals"
+for n in 1 2 3; do
+    heap=$(ls "$dir"/sig.*."$n".heap 2>/dev/null | head -1)
+    [ -n "$heap" ] && head -1 "$heap" | grep -q "^heap profile:.*@ heap_v2/65536$"
+    check $? "signal: dump $n is a heap profile (${heap:-none})"
+    [ -n "$heap" ] && google-pprof --text "$bin" "$heap" 2>/dev/null | grep -q "churn_site"
+    check $? "signal: google-pprof reads dump $n and finds churn_site"
+    stats=$(ls "$dir"/st.*."$n".stats 2>/dev/null | head -1)
+    [ -n "$stats" ] && grep -q "statistics (pid" "$stats" && grep -q "<malloc version=" "$stats"
+    check $? "signal: statistics $n hold the table and the XML (${stats:-none})"
+done
+
+# ---- fork: the child's profile starts clean ----------------------------------------------------
+VTMALLOC_PROF_DUMP_AT_EXIT=$dir/fork.%p.heap "$bin" fork &
+parent=$!
+wait $parent
+check $? "fork: parent and child run"
+child=$(ls "$dir"/fork.*.heap 2>/dev/null | grep -v "fork.$parent.heap" | head -1)
+[ -f "$dir/fork.$parent.heap" ] && [ -n "$child" ]
+check $? "fork: the parent and the child each wrote a profile"
+google-pprof --text "$bin" "$dir/fork.$parent.heap" >"$dir/parent.txt" 2>/dev/null
+google-pprof --text "$bin" "$child" >"$dir/child.txt" 2>/dev/null
+live=$(flat "$dir/parent.txt" parent_site)
+near "$live" "$(mib 10000000)" 20
+check $? "fork: the parent's parent_site holds $live MiB (truth $(mib 10000000))"
+live=$(flat "$dir/child.txt" child_site)
+near "$live" "$(mib 10000000)" 20
+check $? "fork: the child's child_site holds $live MiB (truth $(mib 10000000))"
+inherited=$(flat "$dir/child.txt" parent_site)
+awk -v v="$inherited" 'BEGIN { exit !(v == 0) }'
+check $? "fork: the child's profile has nothing of parent_site ($inherited MiB)"
+
+# ---- The C API, profiling on and off -----------------------------------------------------------
+"$bin" api "$dir"
+check $? "api: vt_prof_dump and vt_stats_dump with profiling on"
+env -u VTMALLOC_PROF_SAMPLE "$bin" api "$dir"
+check $? "api: with profiling off"
+
+[ "$failures" = 0 ] || { echo "prof.sh: $failures failure(s)"; exit 1; }
+echo "prof.sh: all checks passed"

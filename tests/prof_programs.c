@@ -1,0 +1,224 @@
+/*
+ * prof_programs.c - programs with known allocation sites for the heap profiler's tests
+ * (tests/prof.sh reads their profiles with google-pprof). Linked with libvtmalloc, built
+ * without optimisation and without the compiler's malloc builtins, so that every call site
+ * below stays a call site in the profile.
+ *
+ *   prof_programs leak      leaking_site keeps LEAK_BLOCKS blocks; freeing_site frees all
+ *   prof_programs threads   threads allocate, exit, and other threads free half of it later
+ *   prof_programs signal    threads allocate while the program signals itself three times
+ *   prof_programs fork      the parent and the child each keep blocks of their own site
+ *   prof_programs api       vt_prof_dump and vt_stats_dump, their results and errno
+ */
+#include "vtmalloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define LEAK_BLOCKS 20000
+#define LEAK_SIZE   1000 /* bytes: 20,000,000 live at exit from leaking_site */
+#define THREADS     4
+#define PER_THREAD  5000
+#define THREAD_SIZE 2000 /* bytes: 40,000,000 from thread_site, half freed */
+
+static void *kept[LEAK_BLOCKS];
+static void *handed[THREADS][PER_THREAD];
+
+static void touch(void *p, size_t size)
+{
+    memset(p, 0x5a, size < 64 ? size : 64);
+}
+
+__attribute__((noinline)) static void leaking_site(void)
+{
+    for (int i = 0; i < LEAK_BLOCKS; i++) {
+        kept[i] = malloc(LEAK_SIZE);
+        touch(kept[i], LEAK_SIZE);
+    }
+}
+
+__attribute__((noinline)) static void freeing_site(void)
+{
+    for (int i = 0; i < 2 * LEAK_BLOCKS; i++) {
+        void *p = malloc(LEAK_SIZE);
+        touch(p, LEAK_SIZE);
+        free(p);
+    }
+}
+
+__attribute__((noinline)) static void *thread_site(void *arg)
+{
+    void **mine = arg;
+    for (int i = 0; i < PER_THREAD; i++) {
+        mine[i] = malloc(THREAD_SIZE);
+        touch(mine[i], THREAD_SIZE);
+    }
+    return NULL;
+}
+
+static void *free_half(void *arg)
+{
+    void **blocks = arg;
+    for (int i = 0; i < PER_THREAD; i += 2)
+        free(blocks[i]);
+    return NULL;
+}
+
+/* Allocating threads exit first; then other threads free every second block they made. */
+static int run_threads(void)
+{
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, thread_site, handed[i]);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&t[i], NULL, free_half, handed[i]);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    return 0;
+}
+
+static volatile int stop;
+
+__attribute__((noinline)) static void *churn_site(void *arg)
+{
+    (void)arg;
+    void *ring[64] = {0};
+    for (unsigned i = 0; !stop; i++) {
+        free(ring[i % 64]);
+        ring[i % 64] = malloc(100 + (i % 4000));
+        touch(ring[i % 64], 100);
+    }
+    for (int i = 0; i < 64; i++)
+        free(ring[i]);
+    return NULL;
+}
+
+/* Three signals while two threads allocate; each is answered by a dump (PROF_SIGNAL). */
+static int run_signal(void)
+{
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, churn_site, NULL);
+    for (int k = 0; k < 3; k++) {
+        usleep(150 * 1000);
+        raise(SIGUSR2);
+    }
+    usleep(150 * 1000);
+    stop = 1;
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    return 0;
+}
+
+__attribute__((noinline)) static void parent_site(void)
+{
+    for (int i = 0; i < LEAK_BLOCKS / 2; i++)
+        kept[i] = malloc(LEAK_SIZE);
+}
+
+__attribute__((noinline)) static void child_site(void)
+{
+    for (int i = LEAK_BLOCKS / 2; i < LEAK_BLOCKS; i++)
+        kept[i] = malloc(LEAK_SIZE);
+}
+
+/* Each process writes its own profile at exit (%p in the name): the child's starts clean. */
+static int run_fork(void)
+{
+    parent_site();
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        child_site();
+        exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
+static int check(int ok, const char *what)
+{
+    printf("%s: %s\n", ok ? "ok" : "FAIL", what);
+    return ok ? 0 : 1;
+}
+
+/* argv[2]: a directory to write into. Profiling on or off as the environment says. */
+static int run_api(const char *dir)
+{
+    char path[4096];
+    int failures = 0;
+    void *p = malloc(12345);
+    snprintf(path, sizeof(path), "%s/api.stats", dir);
+    failures += check(vt_stats_dump(path) == 0, "vt_stats_dump writes a file");
+    FILE *f = fopen(path, "r");
+    char text[65536] = "";
+    if (f != NULL) {
+        text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
+        fclose(f);
+    }
+    failures += check(strstr(text, "statistics (pid") != NULL, "the file has the table");
+    failures += check(strstr(text, "<malloc version=\"vtmalloc-") != NULL, "and the XML");
+    errno = 0;
+    failures += check(vt_stats_dump(NULL) == -1 && errno == EINVAL, "vt_stats_dump(NULL): EINVAL");
+    snprintf(path, sizeof(path), "%s/no/such/dir/api.heap", dir);
+    errno = 0;
+    failures += check(vt_stats_dump(path) == -1 && errno == ENOENT,
+                      "vt_stats_dump into a missing directory: ENOENT");
+    snprintf(path, sizeof(path), "%s/api.heap", dir);
+    errno = 0;
+    if (vt_prof_sample_bytes() == 0) {
+        failures += check(vt_prof_dump(path) == -1 && errno == ENOTSUP,
+                          "profiling off: vt_prof_dump fails with ENOTSUP");
+    } else {
+        failures += check(vt_prof_dump(path) == 0, "profiling on: vt_prof_dump writes a file");
+        f = fopen(path, "r");
+        text[0] = '\0';
+        if (f != NULL) {
+            text[fread(text, 1, sizeof(text) - 1, f)] = '\0';
+            fclose(f);
+        }
+        char want[64];
+        snprintf(want, sizeof(want), "@ heap_v2/%zu\n", vt_prof_sample_bytes());
+        failures += check(strncmp(text, "heap profile:", 13) == 0 && strstr(text, want) != NULL,
+                          "the profile's header names the sampling rate");
+        failures += check(strstr(text, "\nMAPPED_LIBRARIES:\n") != NULL, "and the memory map");
+        errno = 0;
+        failures += check(vt_prof_dump(NULL) == -1 && errno == EINVAL, "vt_prof_dump(NULL)");
+        snprintf(path, sizeof(path), "%s/no/such/dir/api.heap", dir);
+        errno = 0;
+        failures += check(vt_prof_dump(path) == -1 && errno == ENOENT,
+                          "vt_prof_dump into a missing directory: ENOENT");
+    }
+    free(p);
+    return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "";
+    if (strcmp(mode, "leak") == 0) {
+        leaking_site();
+        freeing_site();
+        return 0;
+    }
+    if (strcmp(mode, "threads") == 0)
+        return run_threads();
+    if (strcmp(mode, "signal") == 0)
+        return run_signal();
+    if (strcmp(mode, "fork") == 0)
+        return run_fork();
+    if (strcmp(mode, "api") == 0 && argc > 2)
+        return run_api(argv[2]);
+    fprintf(stderr, "usage: prof_programs leak|threads|signal|fork|api DIR\n");
+    return 2;
+}
