@@ -288,8 +288,9 @@ void *vt_prof_alloc_small(unsigned class_idx, size_t size)
 
 /* free() of a block in one of the profiler's pages, by any thread: checked (double and invalid
  * frees are reported as for any block), forgotten, and put back on its page. A page that
- * empties goes back to its span at once, its class's current one too: sampled blocks are few
- * and far between, and a kept empty page would pin its span. */
+ * empties goes back to its span, unless it is its class's current page: a program that
+ * allocates and frees one block in a loop would otherwise take a fresh run, and fault it in,
+ * at every sample. malloc_trim gives the empty current pages back too (vt_prof_trim). */
 void vt_prof_free_small(vt_page_t *page, void *p)
 {
     vt_mutex_lock(&pf.lock);
@@ -299,11 +300,24 @@ void vt_prof_free_small(vt_page_t *page, void *p)
     }
     forget_locked((uintptr_t)p);
     vt_page_push(page, p);
-    if (--page->used == 0) {
-        if (pf.current[page->class_idx] == page)
-            pf.current[page->class_idx] = NULL;
+    if (--page->used == 0 && pf.current[page->class_idx] != page) {
         vt_page_unassign(page);
         vt_span_put_run(page);
+    }
+    vt_mutex_unlock(&pf.lock);
+}
+
+/* malloc_trim: the empty current pages go back to their spans. */
+void vt_prof_trim(void)
+{
+    vt_mutex_lock(&pf.lock);
+    for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
+        vt_page_t *page = pf.current[c];
+        if (page != NULL && page->used == 0) {
+            pf.current[c] = NULL;
+            vt_page_unassign(page);
+            vt_span_put_run(page);
+        }
     }
     vt_mutex_unlock(&pf.lock);
 }

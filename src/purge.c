@@ -5,7 +5,7 @@
  *
  * Layer: 10 purge schedule
  * Calls: os.c, report.c, options.c, span.c, spanpurge.c, global.c, cachepool.c, large.c,
- *        tcache.c, reclaim.c
+ *        prof.c, tcache.c, reclaim.c
  *
  * Owns: the time of the next pass, the purge thread. How much is returned is the retention
  * policy's measure (retain.c); how, spanpurge.c's and large.c's. This file only decides when,
@@ -83,6 +83,7 @@ int vt_purge_trim(void)
 {
     vt_reclaim_trim();
     vt_reclaim_reap(true);
+    vt_prof_trim();
     vt_global_collect(vt_os_now_ms());
     bool released = vt_spanpurge_unmap_empty(false);
     size_t purged = vt_spanpurge_all() + vt_large_purge(true);
