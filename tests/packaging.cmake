@@ -38,7 +38,7 @@ add_test(NAME packaging_install
   COMMAND ${VT_PKG_DIR}/install.sh ${PROJECT_BINARY_DIR} ${VT_PKG_WORK}/install
           ${PROJECT_VERSION} ${CMAKE_INSTALL_LIBDIR} ${CMAKE_INSTALL_INCLUDEDIR}
           ${CMAKE_INSTALL_BINDIR} ${CMAKE_INSTALL_MANDIR} ${CMAKE_INSTALL_DOCDIR}
-          $<TARGET_FILE:vt_pkg_probe>)
+          $<TARGET_FILE:vt_pkg_probe> $<$<BOOL:${VT_TCL_BUILT}>:${VT_TCL_INSTALL_DIR_USED}>)
 set_tests_properties(packaging_install PROPERTIES FIXTURES_SETUP vt_pkg_prefix)
 add_test(NAME packaging_consumers
   COMMAND ${VT_PKG_DIR}/consumers.sh ${VT_PKG_WORK}/install/prefix

@@ -3,17 +3,18 @@
 #   1. the working tree (uncommitted work included, ignored files and build directories
 #      left out) is copied and `dpkg-buildpackage -b -us -uc` is run in the copy;
 #   2. the .debs' contents and control fields are checked (SONAME link, header, .pc, CMake
-#      package, manual pages, launcher, dependencies, symbols file);
+#      package, manual pages, launcher, Tcl package, dependencies, symbols file);
 #   3. lintian must report no error and no warning;
 #   4. the packages are installed into a throwaway dpkg root (dpkg --root), used from there
 #      (the library preloaded into the probe, programs built against libvtmalloc-dev with
-#      find_package and pkg-config, the launcher, the manual pages), then purged, and the
-#      root must be empty of them again. The machine's own dpkg database is not touched.
+#      find_package and pkg-config, the launcher, the manual pages, the Tcl package in
+#      tclsh8.6), then purged, and the root must be empty of them again. The machine's own
+#      dpkg database is not touched.
 #
-# Needs dpkg-dev, debhelper, lintian, cmake, a C compiler, pkg-config, man-db. When one is
-# missing it is installed with apt-get if running as root; if that fails the test fails.
-# Without root and with something missing, the test is skipped (status 77), saying what to
-# install.
+# Needs dpkg-dev, debhelper, lintian, cmake, a C compiler, pkg-config, man-db and tcl8.6-dev
+# (a build dependency, which brings tclsh8.6). When one is missing it is installed with
+# apt-get if running as root; if that fails the test fails. Without root and with something
+# missing, the test is skipped (status 77), saying what to install.
 #
 # Usage: debian.sh SOURCE_DIR BUILD_DIR WORK_DIR VERSION PROBE
 set -uo pipefail
@@ -43,6 +44,8 @@ find_missing() {
     done
     # debhelper's cmake build system, which debian/rules uses.
     [[ -f /usr/share/perl5/Debian/Debhelper/Buildsystem/cmake.pm ]] || missing+=(debhelper)
+    # The Tcl package's build dependency (tcl.h, libtclstub8.6.a, and tclsh8.6 with it).
+    [[ -f /usr/include/tcl8.6/tcl.h ]] && command -v tclsh8.6 >/dev/null || missing+=(tcl8.6-dev)
 }
 find_missing
 if ((${#missing[@]})); then
@@ -114,7 +117,7 @@ grep -q "dpkg-gensymbols: warning" "$work/build.log" &&
     fail "dpkg-gensymbols warns: the symbols file is out of date: $(grep -A8 'dpkg-gensymbols: warning' "$work/build.log" | head -n 20)"
 
 deb() { echo "$work/${1}_${debver}_$arch.deb"; }
-for p in libvtmalloc0 libvtmalloc-dev vtmalloc; do
+for p in libvtmalloc0 libvtmalloc-dev vtmalloc tcl-vtmalloc; do
     [[ -f $(deb $p) ]] || die "no $(basename "$(deb $p)")"
 done
 changes=$work/vtmalloc_${debver}_$arch.changes
@@ -142,7 +145,8 @@ expect_no_entry() { # DEB REGEX
     [[ -z $hits ]] && pass "$(basename "$1"): nothing matching $2" || fail "$(basename "$1") has $hits"
 }
 
-rt=$(deb libvtmalloc0) dev=$(deb libvtmalloc-dev) tools=$(deb vtmalloc)
+rt=$(deb libvtmalloc0) dev=$(deb libvtmalloc-dev) tools=$(deb vtmalloc) tcl=$(deb tcl-vtmalloc)
+tcldir=usr/lib/tcltk/$multiarch/vtmalloc$version
 expect_entry "$rt" - "$libdir/libvtmalloc.so.$version"
 expect_entry "$rt" l "$libdir/libvtmalloc.so.0" "libvtmalloc.so.$version"
 expect_entry "$rt" - usr/share/doc/libvtmalloc0/copyright
@@ -158,6 +162,12 @@ expect_entry "$dev" - usr/share/man/man3/vtmalloc.3.gz
 expect_no_entry "$dev" "libvtmalloc\.so\.$version\$"
 expect_entry "$tools" x usr/bin/vtmalloc
 expect_entry "$tools" - usr/share/man/man1/vtmalloc.1.gz
+# The Tcl package, where Debian's tclsh looks (auto_path has /usr/lib/tcltk/<multiarch>).
+expect_entry "$tcl" - "$tcldir/pkgIndex.tcl"
+expect_entry "$tcl" - "$tcldir/vtmalloc_tcl.so"
+expect_entry "$tcl" - usr/share/doc/tcl-vtmalloc/copyright
+expect_no_entry "$tcl" '(libvtmalloc\.so.*|/bin/.*|\.h)$'
+expect_no_entry "$tools" '/tcltk/'
 tools_files=$(dpkg-deb -c "$tools" | awk '{ print $6 }')
 for g in preloading statistics tcl-naviserver valgrind; do
     if grep -Eq "^\./usr/share/doc/vtmalloc/$g\.md(\.gz)?\$" <<<"$tools_files"; then
@@ -173,6 +183,18 @@ field() { dpkg-deb -f "$1" "$2"; }
 [[ $(field "$rt" Depends) == *libc6* ]] && pass "libvtmalloc0 depends on libc6 (shlibs)" || fail "libvtmalloc0: Depends is '$(field "$rt" Depends)'"
 [[ $(field "$dev" Depends) == *"libvtmalloc0 (= $debver)"* ]] && pass "libvtmalloc-dev depends on libvtmalloc0 (= $debver)" || fail "libvtmalloc-dev: Depends is '$(field "$dev" Depends)'"
 [[ $(field "$tools" Depends) == *"libvtmalloc0 (= $debver)"* ]] && pass "vtmalloc depends on libvtmalloc0 (= $debver)" || fail "vtmalloc: Depends is '$(field "$tools" Depends)'"
+tcl_depends=$(field "$tcl" Depends)
+[[ $tcl_depends == *"libvtmalloc0 (= $debver)"* && $tcl_depends == *libtcl8.6* ]] &&
+    pass "tcl-vtmalloc depends on libvtmalloc0 (= $debver) and libtcl8.6" || fail "tcl-vtmalloc: Depends is '$tcl_depends'"
+[[ $(field "$tcl" Multi-Arch) == same ]] && pass "tcl-vtmalloc: Multi-Arch: same" || fail "tcl-vtmalloc: Multi-Arch is '$(field "$tcl" Multi-Arch)'"
+# The extension must not link libvtmalloc (docs/tcl-naviserver.md, "The Tcl package").
+mkdir -p "$work/tcl-deb"
+dpkg-deb -x "$tcl" "$work/tcl-deb"
+if objdump -p "$work/tcl-deb/$tcldir/vtmalloc_tcl.so" | grep -Eq 'NEEDED +(libvtmalloc|libtcl)'; then
+    fail "tcl-vtmalloc: the extension links libvtmalloc or libtcl: $(objdump -p "$work/tcl-deb/$tcldir/vtmalloc_tcl.so" | grep NEEDED)"
+else
+    pass "tcl-vtmalloc: the extension links neither libvtmalloc nor libtcl"
+fi
 mkdir -p "$work/control"
 dpkg-deb -e "$rt" "$work/control"
 if grep -q "^libvtmalloc.so.0 libvtmalloc0 " "$work/control/symbols" 2>/dev/null &&
@@ -207,13 +229,13 @@ mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates" "$root/var/lib/d
 touch "$root/var/lib/dpkg/status" "$root/var/lib/dpkg/available"
 dpkg_root=(dpkg --root="$root" --force-depends --log=/dev/null)
 [[ $(id -u) == 0 ]] || dpkg_root+=(--force-not-root)
-if "${dpkg_root[@]}" -i "$rt" "$dev" "$tools" >"$work/dpkg-install.log" 2>&1; then
-    pass "dpkg --root -i libvtmalloc0 libvtmalloc-dev vtmalloc"
+if "${dpkg_root[@]}" -i "$rt" "$dev" "$tools" "$tcl" >"$work/dpkg-install.log" 2>&1; then
+    pass "dpkg --root -i libvtmalloc0 libvtmalloc-dev vtmalloc tcl-vtmalloc"
 else
     cat "$work/dpkg-install.log" >&2
     fail "dpkg --root -i failed"
 fi
-for p in libvtmalloc0 libvtmalloc-dev vtmalloc; do
+for p in libvtmalloc0 libvtmalloc-dev vtmalloc tcl-vtmalloc; do
     status=$(dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Status}' "$p" 2>/dev/null)
     [[ $status == "install ok installed" ]] && pass "$p: $status" || fail "$p: status '$status'"
 done
@@ -253,13 +275,24 @@ else
     fail "consumers of the packaged libvtmalloc-dev"
 fi
 
+# The packaged Tcl package in tclsh8.6, with the packaged library preloaded; the root's
+# /usr/lib/tcltk/<multiarch> stands for the one on Debian's auto_path.
+out=$(echo 'puts "[package require vtmalloc] [vtmalloc active] [vtmalloc version]"' |
+    LD_PRELOAD=$root/$libdir/libvtmalloc.so.0 TCLLIBPATH=$root/usr/lib/tcltk/$multiarch tclsh8.6 2>&1)
+[[ $out == "$version 1 $version" ]] && pass "tclsh8.6 loads the packaged Tcl package: $out" ||
+    fail "tclsh8.6 with the packaged Tcl package says '$out' (want '$version 1 $version')"
+out=$(echo 'package require vtmalloc; puts [vtmalloc active]' |
+    env -u LD_PRELOAD TCLLIBPATH=$root/usr/lib/tcltk/$multiarch tclsh8.6 2>&1)
+[[ $out == 0 ]] && pass "without vtmalloc preloaded, the packaged Tcl package loads and is inactive" ||
+    fail "tclsh8.6 without vtmalloc and the packaged Tcl package says '$out' (want 0)"
+
 # The manual pages, compressed as installed.
 for page in usr/share/man/man1/vtmalloc.1.gz usr/share/man/man3/vtmalloc.3.gz; do
     if [[ $(man -l "$root/$page" 2>/dev/null) == *NAME* ]]; then pass "man -l $page"; else fail "man -l $page does not render"; fi
 done
 
 # Purge, and nothing may be left.
-if "${dpkg_root[@]}" --purge vtmalloc libvtmalloc-dev libvtmalloc0 >"$work/dpkg-purge.log" 2>&1; then
+if "${dpkg_root[@]}" --purge tcl-vtmalloc vtmalloc libvtmalloc-dev libvtmalloc0 >"$work/dpkg-purge.log" 2>&1; then
     pass "dpkg --root --purge"
 else
     cat "$work/dpkg-purge.log" >&2
@@ -267,7 +300,7 @@ else
 fi
 left=$(cd "$root" && find . -path ./var -prune -o \( -type f -o -type l \) -print)
 [[ -z $left ]] && pass "nothing left in the root after the purge" || fail "left after the purge: $left"
-for p in libvtmalloc0 libvtmalloc-dev vtmalloc; do
+for p in libvtmalloc0 libvtmalloc-dev vtmalloc tcl-vtmalloc; do
     status=$(dpkg-query --admindir="$root/var/lib/dpkg" -W -f='${Status}' "$p" 2>/dev/null || true)
     [[ $status != *installed* || $status == *not-installed* ]] && pass "$p: purged" || fail "$p: still '$status'"
 done

@@ -5,12 +5,17 @@
 # the installation really used, the launcher preloading the installed library, the manual
 # pages and the guides. Then runs the installed launcher.
 #
-# Usage: install.sh BUILD_DIR WORK_DIR VERSION LIBDIR INCLUDEDIR BINDIR MANDIR DOCDIR PROBE
-# (the *DIR arguments are CMake's GNUInstallDirs values, relative to the prefix).
+# With TCLDIR, the Tcl package too: its extension and package index, loaded from there by
+# tclsh (when there is one) with the installed library preloaded.
+#
+# Usage: install.sh BUILD_DIR WORK_DIR VERSION LIBDIR INCLUDEDIR BINDIR MANDIR DOCDIR PROBE [TCLDIR]
+# (the *DIR arguments are CMake's GNUInstallDirs values, relative to the prefix; TCLDIR is the
+# Tcl package's directory, relative to the prefix too, given when the build has the package).
 # Leaves the installation in WORK_DIR/prefix for the consumer test.
 set -euo pipefail
 
 build=$1 work=$2 version=$3 libdir=$4 includedir=$5 bindir=$6 mandir=$7 docdir=$8 probe=$9
+tcldir=${10:-}
 prefix=$work/prefix
 fails=0
 
@@ -123,8 +128,26 @@ else
     fail "man -l cannot render the installed vtmalloc(1)"
 fi
 
+# The Tcl package: where tclsh looks (see tcl/CMakeLists.txt), and working from there.
+tcl_files=
+if [[ -n $tcldir ]]; then
+    check_file "$prefix/$tcldir/pkgIndex.tcl" "Tcl package index"
+    check_file "$prefix/$tcldir/vtmalloc_tcl.so" "Tcl extension"
+    grep -q "package ifneeded vtmalloc $version " "$prefix/$tcldir/pkgIndex.tcl" 2>/dev/null ||
+        fail "the installed pkgIndex.tcl does not provide vtmalloc $version"
+    if command -v tclsh8.6 >/dev/null; then
+        out=$(echo 'puts "[package require vtmalloc] [vtmalloc active] [vtmalloc version]"' |
+            LD_PRELOAD=$lib/$soname TCLLIBPATH=$prefix/$tcldir tclsh8.6 2>&1)
+        [[ $out == "$version 1 $version" ]] && pass "tclsh loads the installed Tcl package: $out" ||
+            fail "tclsh with the installed Tcl package says '$out' (want '$version 1 $version')"
+    else
+        echo "note: no tclsh8.6, the installed Tcl package is not loaded"
+    fi
+    tcl_files="|${tcldir//./\\.}/(pkgIndex\.tcl|vtmalloc_tcl\.so)"
+fi
+
 # Nothing of the build's internals: the core library and test programs are not installed.
-extra=$(cd "$prefix" && find . -type f -o -type l | grep -Ev "^\./($libdir/(libvtmalloc\.(so|so\.0|so\.$version|a)|pkgconfig/vtmalloc\.pc|cmake/vtmalloc/vtmalloc[A-Za-z-]*\.cmake)|$includedir/vtmalloc\.h|$bindir/vtmalloc|$mandir/man[13]/vtmalloc\.[13]|$docdir/[a-z-]+\.md|$docdir/README\.md)\$" || true)
+extra=$(cd "$prefix" && find . -type f -o -type l | grep -Ev "^\./($libdir/(libvtmalloc\.(so|so\.0|so\.$version|a)|pkgconfig/vtmalloc\.pc|cmake/vtmalloc/vtmalloc[A-Za-z-]*\.cmake)|$includedir/vtmalloc\.h|$bindir/vtmalloc|$mandir/man[13]/vtmalloc\.[13]|$docdir/[a-z-]+\.md|$docdir/README\.md$tcl_files)\$" || true)
 [[ -z $extra ]] && pass "nothing else is installed" || fail "unexpected files installed: $extra"
 
 # DESTDIR staging, as distributions install: the files go under DESTDIR, the paths written
