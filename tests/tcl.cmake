@@ -1,9 +1,6 @@
 # The Tcl package (tcl/, label tcl; also programs: a real tclsh runs them). tests/tcl/
 # vtmalloc.test runs in tclsh8.6 with the build's package on TCLLIBPATH:
 #   tcl_preloaded, tcl_preloaded_prof  libvtmalloc.so preloaded, VTMALLOC_PROF_SAMPLE unset / set
-#   tcl_stand_in, tcl_stand_in_prof    the same with vt_tcl_stand_in, a copy of the library with
-#                                      tests/tcl/stand_in.c, so that the dump commands are
-#                                      checked for real before src/ implements them
 #   tcl_not_preloaded                  glibc's malloc: the package loads and says it is inactive
 #   tcl_threads                        under the launcher, with threads of the Thread package
 # By hand: ctest --test-dir build -L tcl --output-on-failure (vtmalloc.test says how to run
@@ -22,17 +19,9 @@ if(NOT VT_TCLSH)
 endif()
 
 # Functions of vtmalloc.h that the library must define: the tests of the commands that need
-# them fail if it does not. A function not listed is checked for real when the library defines
-# it, and must give "this vtmalloc has no NAME" when it does not. Add vt_stats_dump,
-# vt_prof_dump and vt_prof_sample_bytes here once src/ implements them.
-set(VT_TCL_REQUIRE "")
-
-# A copy of libvtmalloc.so with weak stand-ins for the functions src/ does not have yet (the
-# real ones take precedence as soon as they exist).
-add_library(vt_tcl_stand_in SHARED $<TARGET_OBJECTS:vtmalloc_objects>
-  $<TARGET_OBJECTS:vtmalloc_override> ${CMAKE_CURRENT_SOURCE_DIR}/tcl/stand_in.c)
-target_include_directories(vt_tcl_stand_in PRIVATE ${PROJECT_SOURCE_DIR}/include)
-target_link_libraries(vt_tcl_stand_in PRIVATE Threads::Threads)
+# them fail if it does not. (A library without one, an older vtmalloc, gives "this vtmalloc
+# has no NAME" for that command: vtmalloc.test checks that too when it meets one.)
+set(VT_TCL_REQUIRE vt_stats_dump vt_prof_dump vt_prof_sample_bytes)
 
 list(JOIN VT_TCL_REQUIRE "," vt_tcl_require)
 set(vt_tcl_script ${CMAKE_CURRENT_SOURCE_DIR}/tcl/vtmalloc.test)
@@ -40,14 +29,9 @@ set(vt_tcl_pkgdir $<TARGET_FILE_DIR:vtmalloc_tcl>)
 set(vt_tcl_args -module $<TARGET_FILE:vtmalloc_tcl> -header ${PROJECT_SOURCE_DIR}/include/vtmalloc.h
     -version ${PROJECT_VERSION})
 set(vt_tcl_tests)
-foreach(lib vtmalloc vt_tcl_stand_in)
-  if(lib STREQUAL "vtmalloc")
-    set(name tcl_preloaded)
-    set(require -require=${vt_tcl_require})
-  else()
-    set(name tcl_stand_in)
-    set(require -require=vt_stats_dump,vt_prof_dump,vt_prof_sample_bytes)
-  endif()
+foreach(lib vtmalloc)
+  set(name tcl_preloaded)
+  set(require -require=${vt_tcl_require})
   add_test(NAME ${name}
     COMMAND ${CMAKE_COMMAND} -E env --unset=VTMALLOC_PROF_SAMPLE LD_PRELOAD=$<TARGET_FILE:${lib}>
             TCLLIBPATH=${vt_tcl_pkgdir} ${VT_TCLSH} ${vt_tcl_script} preloaded
