@@ -61,12 +61,22 @@ static void *large_sampled(void *p, size_t size)
 static void *large_alloc(size_t size, bool zero)
 {
     vt_tcache_t *tc = vt_tls_tcache;
+    if (vt_unlikely(tc->state == VT_TCACHE_UNSTARTED) && size <= VT_LARGE_SPAN_MAX) {
+        /* A thread whose first allocations are large ones gets its cache (and its stash)
+         * too: else each of its frees gives the run back under the global lock. */
+        int saved = errno;
+        vt_tcache_t *mine = vt_init_thread();
+        errno = saved;
+        if (mine != NULL)
+            tc = mine;
+    }
     if (size <= VT_LARGE_SPAN_MAX && tc->state == VT_TCACHE_LIVE) {
         vt_purge_housekeeping(tc); /* a slow path like any other */
         vt_page_t *run =
             vt_tcache_take_run(tc, (unsigned)((size + VT_UNIT_SIZE - 1) >> VT_UNIT_SHIFT));
         if (run != NULL)
-            return large_sampled(vt_large_start_in_span(run, size, zero, true), size);
+            return large_sampled(vt_large_start_in_span(run, size, zero, true, &tc->counters),
+                                 size);
     }
     return large_sampled(vt_large_alloc(size, 0, zero), size);
 }
@@ -101,7 +111,8 @@ void vt_api_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
     }
     if (vt_unlikely(owner == VT_OWNER_LARGE)) {
         vt_prof_forget_large(p);
-        vt_page_t *run = vt_large_free_in_span(page, p, "free");
+        vt_tcache_counters_t *mine = tc->state == VT_TCACHE_LIVE ? &tc->counters : NULL;
+        vt_page_t *run = vt_large_free_in_span(page, p, "free", mine);
         if (run != NULL)
             vt_tcache_keep_run(tc, run);
         return;

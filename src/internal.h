@@ -107,6 +107,13 @@ VT_INLINE void vt_count(_Atomic uint64_t *counter)
                           memory_order_relaxed);
 }
 
+/* The same for any amount (unsigned arithmetic: subtracting is adding its complement). */
+VT_INLINE void vt_count_add(_Atomic uint64_t *counter, uint64_t amount)
+{
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + amount,
+                          memory_order_relaxed);
+}
+
 /* ---- sizeclass.c ------------------------------------------------------------------------ */
 
 extern const vt_class_info_t vt_classes[VT_CLASS_COUNT] VT_HIDDEN;

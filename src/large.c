@@ -329,7 +329,7 @@ void vt_large_stats(vt_stats_t *st)
 {
     vt_largetable_lock();
     vt_largetable_stats_locked(st);
-    st->large_allocs_total = t.allocs;
+    st->large_allocs_total += t.allocs;
     st->large_cached_bytes = t.cached_bytes;
     st->large_cache_hits_total = t.cache_hits;
     st->bytes_mapped += t.cached_bytes;

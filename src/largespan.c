@@ -14,20 +14,39 @@
  */
 #include "internal.h"
 
-/* Large blocks in spans, for statistics: relaxed atomics, changed by whoever allocates, frees
- * or resizes one (nothing is ordered by them). */
-static _Atomic uint64_t span_blocks, span_bytes, span_allocs, span_requested;
+/* Large blocks in spans, for statistics, counted where the thread has no cache of its own to
+ * count them in (the counters of vt_tcache_counters_t): relaxed atomics, nothing is ordered by
+ * them. A thread with a cache counts in its own counters with plain stores: the lock-prefixed
+ * adds cost more than the rest of a malloc+free of such a block from the thread's stash. */
+static vt_tcache_counters_t shared;
+
+/* Adds to a counter of `mine` (owner only) or, without one, of `shared`. */
+static void count(vt_tcache_counters_t *mine, size_t offset, uint64_t amount)
+{
+    if (mine != NULL)
+        vt_count_add((_Atomic uint64_t *)((char *)mine + offset), amount);
+    else
+        atomic_fetch_add_explicit((_Atomic uint64_t *)((char *)&shared + offset), amount,
+                                  memory_order_relaxed);
+}
+
+#define BLOCKS    offsetof(vt_tcache_counters_t, large_blocks)
+#define BYTES     offsetof(vt_tcache_counters_t, large_bytes)
+#define ALLOCS    offsetof(vt_tcache_counters_t, large_allocs)
+#define REQUESTED offsetof(vt_tcache_counters_t, large_requested)
 
 /* Makes a free run (taken by the caller, not yet in the unit map) a large block of `size`
- * bytes. `stale`: its units may hold old bytes (a run from a thread's stash always may). */
-void *vt_large_start_in_span(vt_page_t *page, size_t size, bool zero, bool stale)
+ * bytes. `stale`: its units may hold old bytes (a run from a thread's stash always may).
+ * `mine`: the calling thread's counters, or NULL. */
+void *vt_large_start_in_span(vt_page_t *page, size_t size, bool zero, bool stale,
+                             vt_tcache_counters_t *mine)
 {
     vt_page_assign_large(page);
     page->large_requested = size;
-    atomic_fetch_add_explicit(&span_requested, size, memory_order_relaxed);
-    atomic_fetch_add_explicit(&span_blocks, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&span_bytes, page->bsize, memory_order_relaxed);
-    atomic_fetch_add_explicit(&span_allocs, 1, memory_order_relaxed);
+    count(mine, REQUESTED, size);
+    count(mine, BLOCKS, 1);
+    count(mine, BYTES, page->bsize);
+    count(mine, ALLOCS, 1);
     vt_block_t *p = (vt_block_t *)vt_page_area(page);
     /* Units that may hold old bytes may hold a free block's key too, which must not pass for
      * a double free; fresh or purged ones are zero, and are not touched here (a block the
@@ -50,13 +69,14 @@ void *vt_largespan_alloc(size_t size, size_t alignment, bool zero)
         errno = ENOMEM;
         return NULL;
     }
-    return vt_large_start_in_span(page, size, zero, page->stale);
+    return vt_large_start_in_span(page, size, zero, page->stale, NULL);
 }
 
 /* free() (or realloc's free) of a large block in a span: the page is VT_OWNER_LARGE, or was
  * when the caller looked. Returns the run, free now, for the caller to keep or give back
  * (vt_span_put_run); NULL after reporting a misuse. */
-vt_page_t *vt_large_free_in_span(vt_page_t *page, void *p, const char *fn)
+vt_page_t *vt_large_free_in_span(vt_page_t *page, void *p, const char *fn,
+                                 vt_tcache_counters_t *mine)
 {
     if (vt_unlikely((uint8_t *)p != vt_page_area(page))) {
         vt_report_misuse(fn, "invalid pointer (inside a block, not at its start)", p);
@@ -67,9 +87,9 @@ vt_page_t *vt_large_free_in_span(vt_page_t *page, void *p, const char *fn)
         vt_report_misuse(fn, "double free (block is already free)", p);
         return NULL;
     }
-    atomic_fetch_sub_explicit(&span_requested, requested, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&span_blocks, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&span_bytes, bytes, memory_order_relaxed);
+    count(mine, REQUESTED, -(uint64_t)requested);
+    count(mine, BLOCKS, -(uint64_t)1);
+    count(mine, BYTES, -(uint64_t)bytes);
     return page;
 }
 
@@ -125,21 +145,15 @@ bool vt_large_resize_in_span(vt_page_t *page, size_t size)
     size_t before = page->bsize;
     if (!resize_run(page, units))
         return false;
-    atomic_fetch_add_explicit(&span_requested, size, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&span_requested, page->large_requested, memory_order_relaxed);
+    count(NULL, REQUESTED, (uint64_t)size - page->large_requested);
     page->large_requested = size;
-    if (page->bsize > before)
-        atomic_fetch_add_explicit(&span_bytes, page->bsize - before, memory_order_relaxed);
-    else
-        atomic_fetch_sub_explicit(&span_bytes, before - page->bsize, memory_order_relaxed);
+    count(NULL, BYTES, (uint64_t)page->bsize - before);
     return true;
 }
 
-/* The statistics of large blocks in spans (added to large.c's). */
-void vt_largespan_stats(vt_stats_t *st)
+/* The counters of threads without a cache, for the statistics (cachepool.c sums them with
+ * every thread's). */
+const vt_tcache_counters_t *vt_largespan_counters(void)
 {
-    st->bytes_requested_live += atomic_load_explicit(&span_requested, memory_order_relaxed);
-    st->large_blocks += atomic_load_explicit(&span_blocks, memory_order_relaxed);
-    st->large_bytes += atomic_load_explicit(&span_bytes, memory_order_relaxed);
-    st->large_allocs_total += atomic_load_explicit(&span_allocs, memory_order_relaxed);
+    return &shared;
 }

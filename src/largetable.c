@@ -143,8 +143,8 @@ void vt_largetable_set_requested_locked(vt_large_entry_t *slot, size_t requested
 /* Lock held. */
 void vt_largetable_stats_locked(vt_stats_t *st)
 {
-    st->large_blocks = t.count;
-    st->large_bytes = t.bytes;
+    st->large_blocks += t.count;
+    st->large_bytes += t.bytes;
     st->bytes_mapped += t.bytes; /* blocks in spans are in span_bytes */
     st->bytes_requested_live += t.requested;
 }

@@ -192,7 +192,8 @@ bool vt_cachepool_claim(vt_tcache_t *tc, int32_t tid) VT_HIDDEN;
 uint64_t vt_cachepool_started(void) VT_HIDDEN;
 uint64_t vt_cachepool_live(void) VT_HIDDEN;
 void vt_cachepool_stats(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT],
-                        const vt_tcache_counters_t *others) VT_HIDDEN;
+                        const vt_tcache_counters_t *orphan,
+                        const vt_tcache_counters_t *shared) VT_HIDDEN;
 void vt_cachepool_fork_prepare(void) VT_HIDDEN;
 void vt_cachepool_fork_parent(void) VT_HIDDEN;
 void vt_cachepool_fork_child(vt_tcache_t *self) VT_HIDDEN;
@@ -257,10 +258,12 @@ void vt_large_stats(vt_stats_t *st) VT_HIDDEN;
 size_t vt_large_cached_bytes(void) VT_HIDDEN;
 
 void *vt_largespan_alloc(size_t size, size_t alignment, bool zero) VT_HIDDEN;
-vt_page_t *vt_large_free_in_span(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
-void *vt_large_start_in_span(vt_page_t *page, size_t size, bool zero, bool stale) VT_HIDDEN;
+vt_page_t *vt_large_free_in_span(vt_page_t *page, void *p, const char *fn,
+                                 vt_tcache_counters_t *mine) VT_HIDDEN;
+void *vt_large_start_in_span(vt_page_t *page, size_t size, bool zero, bool stale,
+                             vt_tcache_counters_t *mine) VT_HIDDEN;
 bool vt_large_resize_in_span(vt_page_t *page, size_t size) VT_HIDDEN;
-void vt_largespan_stats(vt_stats_t *st) VT_HIDDEN;
+const vt_tcache_counters_t *vt_largespan_counters(void) VT_HIDDEN;
 
 /* ---- tcache.c: the thread cache --------------------------------------------------------- */
 

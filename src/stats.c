@@ -63,7 +63,7 @@ VT_EXPORT void vt_stats_get(vt_stats_t *out)
     uint64_t puts[VT_CLASS_COUNT] = {0};
     memset(&st, 0, sizeof(st));
     publish_own_pages();
-    vt_cachepool_stats(&st, puts, &vt_tcache_orphan()->counters);
+    vt_cachepool_stats(&st, puts, &vt_tcache_orphan()->counters, vt_largespan_counters());
     vt_span_lock(); /* the spans, the purge counters and the partial lists, exact together */
     vt_span_stats_locked(&st);
     vt_spanpurge_stats_locked(&st);
@@ -72,7 +72,6 @@ VT_EXPORT void vt_stats_get(vt_stats_t *out)
     class_stats(&st, puts);
     st.bytes_returned_total = st.purged_bytes_total + st.span_unmaps_total * VT_SPAN_SIZE;
     vt_large_stats(&st);
-    vt_largespan_stats(&st);
     st.bytes_in_use += st.large_bytes;
     st.bytes_mapped += st.span_bytes; /* vt_large_stats added the mapped large blocks */
     *out = st;

@@ -232,6 +232,9 @@ typedef struct vt_tcache_counters {
     _Atomic uint64_t remote_puts[VT_CLASS_COUNT];
     _Atomic uint64_t remote_frees;
     _Atomic uint64_t pages_adopted;
+    /* Large blocks in spans this thread allocated (+) and freed (-), whoever allocated them:
+     * one thread's figures may wrap below zero; their sum over all threads is exact. */
+    _Atomic uint64_t large_blocks, large_bytes, large_allocs, large_requested;
 } vt_tcache_counters_t;
 
 /* Blocks freed by one thread into one page of another, waiting to be pushed together. `head`
