@@ -4,7 +4,7 @@
  *
  * Layer: 13 API
  * Calls: os.c, report.c, sizeclass.c, spanmap.c, page.c, prof.c, large.c, largespan.c, tcache.c,
- *        purge.c, init.c
+ *        purge.c, init.c, dumps.c
  *
  * Owns: argument checking, errno, overflow, the realloc and alignment policies, and the slow
  * paths of malloc and free: where a thread's first allocation starts its cache (init.c) and
@@ -41,7 +41,7 @@ void *vt_api_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
     }
     /* Relaxed: a request seen one slow path late is served then. */
     if (vt_unlikely(atomic_load_explicit(&vt_dumps_pending, memory_order_relaxed)))
-        vt_init_serve_dumps();
+        vt_dumps_serve();
     return vt_tcache_alloc_slow(tc, class_idx, size);
 }
 

@@ -3,12 +3,10 @@
  *
  * Layer: 12 start and fork
  * Calls: os.c, sysalloc.c, report.c, options.c, page.c, span.c, spanpurge.c, global.c, cachepool.c,
- *        largetable.c, large.c, prof.c, tcache.c, purge.c, stats.c
+ *        largetable.c, large.c, prof.c, tcache.c, purge.c, stats.c, dumps.c
  *
  * Owns: the one-time initialisation, the pthread key whose destructor hands a thread's cache
- * back, the fork handlers, the statistics printed and the heap profile written at exit, and
- * the signals that ask for a profile or the statistics (VTMALLOC_PROF_SIGNAL,
- * VTMALLOC_STATS_SIGNAL).
+ * back, the fork handlers, and what happens at exit (the statistics, dumps.c's profile).
  *
  * Initialisation is lazy: the first malloc of the first thread runs it from the slow path
  * (alloc.c), which may be during the dynamic loader's start or inside another library's
@@ -80,79 +78,6 @@ static void fork_child(void)
     vt_purge_fork_child();
 }
 
-/* ---- Dumps on a signal, and at exit ------------------------------------------------------ */
-
-_Atomic bool vt_dumps_pending;
-static _Atomic bool prof_requested, stats_requested;
-static _Atomic uint32_t prof_dumps, stats_dumps; /* numbers in the files' names */
-
-/* The handler only notes the request (atomic stores are async-signal-safe); the dump is written
- * on the next allocation slow path, or by the purge thread, where taking locks is safe.
- * Relaxed: the flags carry no data. */
-static void on_dump_signal(int sig)
-{
-    if ((uint32_t)sig == vt_options.prof_signal)
-        atomic_store_explicit(&prof_requested, true, memory_order_relaxed);
-    if ((uint32_t)sig == vt_options.stats_signal)
-        atomic_store_explicit(&stats_requested, true, memory_order_relaxed);
-    atomic_store_explicit(&vt_dumps_pending, true, memory_order_relaxed);
-}
-
-static void catch_dump_signal(uint32_t sig, const char *option)
-{
-    if (sig != 0 && !vt_os_catch_signal((int)sig, on_dump_signal))
-        vt_message("vtmalloc: VTMALLOC_%s=%u: the signal cannot be caught; ignored\n", option, sig);
-}
-
-/* Writes PREFIX.PID.N.SUFFIX with `dump`, or says why not. */
-static void dump_to_file(int (*dump)(const char *), const char *prefix, _Atomic uint32_t *serial,
-                         const char *suffix)
-{
-    char path[VT_OPTION_TEXT_MAX + 64];
-    uint32_t n = atomic_fetch_add_explicit(serial, 1, memory_order_relaxed) + 1;
-    vt_format(path, sizeof(path), "%s.%d.%u.%s", prefix, (int)vt_os_process_id(), n, suffix);
-    int saved = errno;
-    if (dump(path) != 0)
-        vt_message("vtmalloc: %s could not be written (errno %d)\n", path, errno);
-    errno = saved;
-}
-
-/* Serves what the signals asked for; one thread at a time takes each request. */
-void vt_init_serve_dumps(void)
-{
-    atomic_store_explicit(&vt_dumps_pending, false, memory_order_relaxed);
-    if (atomic_exchange_explicit(&prof_requested, false, memory_order_relaxed))
-        dump_to_file(vt_prof_dump, vt_options_prof_prefix, &prof_dumps, "heap");
-    if (atomic_exchange_explicit(&stats_requested, false, memory_order_relaxed))
-        dump_to_file(vt_stats_dump, vt_options_stats_prefix, &stats_dumps, "stats");
-}
-
-static void serve_dumps_if_pending(void)
-{
-    if (atomic_load_explicit(&vt_dumps_pending, memory_order_relaxed))
-        vt_init_serve_dumps();
-}
-
-/* VTMALLOC_PROF_DUMP_AT_EXIT: what is still allocated at exit (a leak report), with %p in the
- * name replaced by the process id. */
-static void dump_profile_at_exit(void)
-{
-    char path[VT_OPTION_TEXT_MAX + 16];
-    size_t n = 0;
-    for (const char *t = vt_options_prof_dump_at_exit; *t != '\0' && n + 16 < sizeof(path); t++) {
-        if (t[0] == '%' && t[1] == 'p') {
-            n += vt_format(path + n, sizeof(path) - n, "%d", (int)vt_os_process_id());
-            t++;
-        } else {
-            path[n++] = *t;
-        }
-    }
-    path[n] = '\0';
-    if (vt_prof_dump(path) != 0)
-        vt_message("vtmalloc: VTMALLOC_PROF_DUMP_AT_EXIT: %s could not be written (errno %d)\n",
-                   path, errno);
-}
-
 /* ---- Process start ---------------------------------------------------------------------- */
 
 void vt_init(void)
@@ -180,9 +105,8 @@ void vt_init(void)
         vt_global_set_release_reserves_hook(vt_large_release_cache);
         /* A free that hands units to the global cache is the purge schedule's cue. */
         vt_tcache_set_gave_back_hook(vt_purge_tick);
-        vt_purge_set_thread_hook(serve_dumps_if_pending);
-        catch_dump_signal(vt_options.prof_signal, "PROF_SIGNAL");
-        catch_dump_signal(vt_options.stats_signal, "STATS_SIGNAL");
+        vt_purge_set_thread_hook(vt_dumps_serve_if_pending);
+        vt_dumps_catch_signals();
         if (vt_options.stats)
             vt_report_keep_stderr();
         exit_key_ok = pthread_key_create(&exit_key, on_thread_exit) == 0;
@@ -237,8 +161,7 @@ __attribute__((constructor(101))) static void at_load(void)
 
 __attribute__((destructor)) static void at_exit(void)
 {
-    if (vt_options.prof_sample != 0 && vt_options_prof_dump_at_exit[0] != '\0')
-        dump_profile_at_exit();
+    vt_dumps_at_exit();
     if (vt_options.stats)
         vt_stats_print();
 }

@@ -7,7 +7,8 @@
  *
  *   14 override.c                 the standard C names
  *   13 alloc.c, alloc.h           the C API; alloc.h holds the malloc and free fast paths
- *   12 init.c                     process start, thread start, thread exit, fork
+ *   12 init.c, dumps.c            process start, thread start and exit, fork; files written
+ *                                 on a signal or at exit (profiles, statistics)
  *   11 stats.c                    statistics, malloc_info, mallinfo
  *   10 purge.c                    when free memory goes back; the purge thread
  *    9 reclaim.c                  other threads' caches: quiet, gone, trimmed

@@ -313,8 +313,14 @@ int vt_api_malloc_info(int options, FILE *stream) VT_HIDDEN;
 
 void vt_init(void) VT_HIDDEN;
 vt_tcache_t *vt_init_thread(void) VT_HIDDEN;
-/* Set by a dump signal's handler; the slow paths then call vt_init_serve_dumps. */
+
+/* ---- dumps.c ---------------------------------------------------------------------------- */
+
+/* Set by a dump signal's handler; the slow paths then call vt_dumps_serve. */
 extern _Atomic bool vt_dumps_pending VT_HIDDEN;
-void vt_init_serve_dumps(void) VT_HIDDEN;
+void vt_dumps_serve(void) VT_HIDDEN;
+void vt_dumps_serve_if_pending(void) VT_HIDDEN;
+void vt_dumps_catch_signals(void) VT_HIDDEN;
+void vt_dumps_at_exit(void) VT_HIDDEN;
 
 #endif /* VT_PROTOTYPES_H */
