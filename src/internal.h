@@ -99,6 +99,15 @@ extern int32_t vt_process_id VT_HIDDEN;
  * (remote.c, large.c) and seeds the mixing of random words (os.c, init.c). */
 #define VT_FIBONACCI_HASH 0x9e3779b97f4a7c15ull
 
+/* Backward-shift deletion from a table with linear probing (largetable.c, prof.c): the entry
+ * in slot i, whose home slot is `home`, stays where it is when its home lies cyclically in
+ * (hole, i]; otherwise it moves into the hole, which keeps probe chains whole without
+ * tombstones. */
+VT_INLINE bool vt_probe_stays(size_t hole, size_t i, size_t home)
+{
+    return hole < i ? (home > hole && home <= i) : (home > hole || home <= i);
+}
+
 /* Adds one to a counter that only the calling thread writes: a relaxed load and a relaxed
  * store, not a locked add, so it costs what a plain increment costs; readers on other threads
  * (stats.c) see some recent value, never a torn one. */

@@ -84,10 +84,7 @@ void vt_largetable_remove_locked(vt_large_entry_t *slot)
     size_t hole = (size_t)(slot - t.slots);
     for (size_t i = (hole + 1) & (t.capacity - 1); t.slots[i].addr != 0;
          i = (i + 1) & (t.capacity - 1)) {
-        size_t home = slot_of(t.slots[i].addr, t.capacity);
-        /* Move slot i into the hole unless its home lies cyclically in (hole, i]. */
-        bool stays = hole < i ? (home > hole && home <= i) : (home > hole || home <= i);
-        if (!stays) {
+        if (!vt_probe_stays(hole, i, slot_of(t.slots[i].addr, t.capacity))) {
             t.slots[hole] = t.slots[i];
             hole = i;
         }

@@ -172,9 +172,30 @@ int vt_os_create(const char *path)
 }
 
 /* False (errno set) when the last writes could not be completed. */
-bool vt_os_close(int fd)
+static bool close_written(int fd)
 {
     return close(fd) == 0 || errno == EINTR;
+}
+
+/* Creates (or truncates) the file `path` and has `write` fill it: 0, or -1 with errno set by
+ * the first step that failed (EINVAL: path is NULL). For the dumps an operator asks for. */
+int vt_os_write_file(const char *path, bool (*write_to)(int fd, void *arg), void *arg)
+{
+    if (path == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = vt_os_create(path);
+    if (fd < 0)
+        return -1;
+    bool ok = write_to(fd, arg);
+    int saved = errno;
+    if (!close_written(fd) && ok) {
+        saved = errno;
+        ok = false;
+    }
+    errno = saved;
+    return ok ? 0 : -1;
 }
 
 /* Copies a file (/proc/self/maps) to fd, through a stack buffer. */

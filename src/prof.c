@@ -138,9 +138,7 @@ static prof_sample_t sample_remove_locked(uintptr_t addr)
     found = pf.samples[hole];
     pf.sample_count--;
     for (size_t i = (hole + 1) & mask; pf.samples[i].addr != 0; i = (i + 1) & mask) {
-        size_t home = slot_of(pf.samples[i].addr, pf.sample_cap);
-        bool stays = hole < i ? (home > hole && home <= i) : (home > hole || home <= i);
-        if (!stays) {
+        if (!vt_probe_stays(hole, i, slot_of(pf.samples[i].addr, pf.sample_cap))) {
             pf.samples[hole] = pf.samples[i];
             hole = i;
         }
@@ -392,29 +390,24 @@ static bool write_profile_locked(int fd)
     return vt_message_fd(fd, "\nMAPPED_LIBRARIES:\n") && vt_os_copy_file("/proc/self/maps", fd);
 }
 
+static bool write_profile(int fd, void *arg)
+{
+    (void)arg;
+    vt_mutex_lock(&pf.lock);
+    bool ok = write_profile_locked(fd);
+    int saved = errno;
+    vt_mutex_unlock(&pf.lock);
+    errno = saved;
+    return ok;
+}
+
 VT_EXPORT int vt_prof_dump(const char *path)
 {
     if (vt_options.prof_sample == 0) {
         errno = ENOTSUP;
         return -1;
     }
-    if (path == NULL) {
-        errno = EINVAL;
-        return -1;
-    }
-    int fd = vt_os_create(path);
-    if (fd < 0)
-        return -1;
-    vt_mutex_lock(&pf.lock);
-    bool ok = write_profile_locked(fd);
-    vt_mutex_unlock(&pf.lock);
-    int saved = errno;
-    if (!vt_os_close(fd) && ok) {
-        saved = errno;
-        ok = false;
-    }
-    errno = saved;
-    return ok ? 0 : -1;
+    return vt_os_write_file(path, write_profile, NULL);
 }
 
 /* ---- fork ------------------------------------------------------------------------------- */

@@ -16,7 +16,7 @@ void vt_os_backing_free(void *p, size_t size, vt_backing_t backing) VT_HIDDEN;
 void vt_os_write(int fd, const char *text, size_t len) VT_HIDDEN;
 bool vt_os_write_all(int fd, const char *text, size_t len) VT_HIDDEN;
 int vt_os_create(const char *path) VT_HIDDEN;
-bool vt_os_close(int fd) VT_HIDDEN;
+int vt_os_write_file(const char *path, bool (*write_to)(int fd, void *arg), void *arg) VT_HIDDEN;
 bool vt_os_copy_file(const char *path, int fd) VT_HIDDEN;
 int vt_os_backtrace(void **frames, int max) VT_HIDDEN;
 bool vt_os_code_range(const void *addr, uintptr_t *lo, uintptr_t *hi) VT_HIDDEN;

@@ -222,27 +222,20 @@ int vt_api_malloc_info(int options, FILE *stream)
     return 0;
 }
 
+static bool write_stats(int fd, void *arg)
+{
+    (void)arg;
+    vt_stats_t st;
+    char buf[512];
+    if (!print_table(fd))
+        return false;
+    vt_stats_get(&st);
+    size_t n = format_xml(buf, sizeof(buf), &st);
+    return vt_os_write_all(fd, buf, n);
+}
+
 /* The table and the XML in one file, for an operator looking at a running process. */
 VT_EXPORT int vt_stats_dump(const char *path)
 {
-    if (path == NULL) {
-        errno = EINVAL;
-        return -1;
-    }
-    int fd = vt_os_create(path);
-    if (fd < 0)
-        return -1;
-    vt_stats_t st;
-    char buf[512];
-    bool ok = print_table(fd);
-    vt_stats_get(&st);
-    size_t n = format_xml(buf, sizeof(buf), &st);
-    ok = ok && vt_os_write_all(fd, buf, n);
-    int saved = errno;
-    if (!vt_os_close(fd) && ok) {
-        saved = errno;
-        ok = false;
-    }
-    errno = saved;
-    return ok ? 0 : -1;
+    return vt_os_write_file(path, write_stats, NULL);
 }

@@ -27,6 +27,20 @@ near() { # near VALUE WANT PCT
     awk -v v="$1" -v w="$2" -v p="$3" 'BEGIN { exit !(v >= w * (1 - p / 100) && v <= w * (1 + p / 100)) }'
 }
 mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
+# A function's figure in a report is the truth (bytes) within 20 %.
+holds() { # holds REPORT FUNCTION BYTES TEXT
+    local v
+    v=$(flat "$1" "$2")
+    near "$v" "$(mib "$3")" 20
+    check $? "$4: $2 $v MiB (truth $(mib "$3"))"
+}
+# A function has nothing in a report.
+holds_nothing() { # holds_nothing REPORT FUNCTION TEXT
+    local v
+    v=$(flat "$1" "$2")
+    awk -v v="$v" 'BEGIN { exit !(v == 0) }'
+    check $? "$3: $2 $v MiB"
+}
 
 # Sampling at 64 KiB: a site that keeps 20 MB has about 300 samples, so its estimate lies
 # within 6 % of the truth at one standard deviation; the checks allow 20 %.
@@ -37,25 +51,17 @@ VTMALLOC_PROF_DUMP_AT_EXIT=$dir/leak.heap "$bin" leak
 check $? "leak: the program runs with profiling on"
 google-pprof --text "$bin" "$dir/leak.heap" >"$dir/leak.txt" 2>"$dir/leak.err"
 check $? "leak: google-pprof reads the profile written at exit"
-live=$(flat "$dir/leak.txt" leaking_site)
-near "$live" "$(mib 20000000)" 20
-check $? "leak: leaking_site holds $live MiB live (truth $(mib 20000000) MiB)"
-freed=$(flat "$dir/leak.txt" freeing_site)
-awk -v v="$freed" 'BEGIN { exit !(v == 0) }'
-check $? "leak: freeing_site holds nothing live ($freed MiB)"
+holds "$dir/leak.txt" leaking_site 20000000 "leak: live"
+holds_nothing "$dir/leak.txt" freeing_site "leak: live"
 google-pprof --text --alloc_space "$bin" "$dir/leak.heap" >"$dir/alloc.txt" 2>/dev/null
-total=$(flat "$dir/alloc.txt" freeing_site)
-near "$total" "$(mib 40000000)" 20
-check $? "leak: freeing_site allocated $total MiB since the start (truth $(mib 40000000))"
+holds "$dir/alloc.txt" freeing_site 40000000 "leak: allocated since the start"
 
 # ---- Threads: four threads allocate 40 MB and exit; other threads free half of it -----------
 VTMALLOC_PROF_DUMP_AT_EXIT=$dir/threads.heap "$bin" threads
 check $? "threads: the program runs"
 google-pprof --text "$bin" "$dir/threads.heap" >"$dir/threads.txt" 2>/dev/null
 check $? "threads: google-pprof reads the profile"
-live=$(flat "$dir/threads.txt" thread_site)
-near "$live" "$(mib 20000000)" 20
-check $? "threads: thread_site holds $live MiB after other threads freed half (truth $(mib 20000000))"
+holds "$dir/threads.txt" thread_site 20000000 "threads: live after other threads freed half"
 
 # ---- Signals: three SIGUSR2 while two threads allocate: three profiles, three tables -----------
 VTMALLOC_PROF_SIGNAL=USR2 VTMALLOC_PROF_PREFIX=$dir/sig VTMALLOC_STATS_SIGNAL=USR2 \
@@ -82,15 +88,9 @@ child=$(ls "$dir"/fork.*.heap 2>/dev/null | grep -v "fork.$parent.heap" | head -
 check $? "fork: the parent and the child each wrote a profile"
 google-pprof --text "$bin" "$dir/fork.$parent.heap" >"$dir/parent.txt" 2>/dev/null
 google-pprof --text "$bin" "$child" >"$dir/child.txt" 2>/dev/null
-live=$(flat "$dir/parent.txt" parent_site)
-near "$live" "$(mib 10000000)" 20
-check $? "fork: the parent's parent_site holds $live MiB (truth $(mib 10000000))"
-live=$(flat "$dir/child.txt" child_site)
-near "$live" "$(mib 10000000)" 20
-check $? "fork: the child's child_site holds $live MiB (truth $(mib 10000000))"
-inherited=$(flat "$dir/child.txt" parent_site)
-awk -v v="$inherited" 'BEGIN { exit !(v == 0) }'
-check $? "fork: the child's profile has nothing of parent_site ($inherited MiB)"
+holds "$dir/parent.txt" parent_site 10000000 "fork: the parent's profile"
+holds "$dir/child.txt" child_site 10000000 "fork: the child's profile"
+holds_nothing "$dir/child.txt" parent_site "fork: the child's profile, which starts clean"
 
 # ---- The C API, profiling on and off -----------------------------------------------------------
 "$bin" api "$dir"
