@@ -48,7 +48,7 @@ set_tests_properties(packaging_consumers PROPERTIES FIXTURES_REQUIRED vt_pkg_pre
 list(APPEND vt_pkg_tests packaging_install packaging_consumers)
 
 # ---- The launcher: the build directory's copy, which preloads the library built here -----
-foreach(case preload status environment options help)
+foreach(case preload status environment options profile help)
   add_test(NAME packaging_launcher_${case}
     COMMAND ${VT_PKG_DIR}/launcher.sh ${case} ${VT_LAUNCHER} $<TARGET_SONAME_FILE:vtmalloc>
             $<TARGET_FILE:vt_pkg_probe> ${PROJECT_VERSION})

@@ -5,7 +5,7 @@
 # too, which must agree.
 #
 # Usage: launcher.sh CASE LAUNCHER LIBRARY PROBE VERSION
-#   CASE: preload | status | environment | options | help
+#   CASE: preload | status | environment | options | profile | help
 set -uo pipefail
 
 case=$1 launcher=$2 lib=$3 probe=$4 version=$5
@@ -176,10 +176,219 @@ options)
     expect_status 0 "the program's own options" "$launcher" sh -c 'test "$1" = --bogus' sh --bogus
     ;;
 
+profile)
+    # --profile, --profile-on-signal, --stats-on-signal and the profiler's names. What the
+    # profiler writes is the library's business (its own tests); here: the variables, the
+    # checks, the exit status, and what the launcher says afterwards. Files land in $work/run.
+    mkdir -p "$work/run"
+    cd "$work/run" || exit 1
+    run=$(pwd)
+    # expect_env NAME=VALUE...: each is in $work/out (the output of env) as is.
+    expect_env() {
+        local v
+        for v in "$@"; do
+            if grep -qxF -- "$v" "$work/out"; then pass "$v"; else fail "$v not in the environment: $(grep VTMALLOC_ "$work/out" | tr '\n' ' ')"; fi
+        done
+    }
+    expect_no_env() { # NAME...
+        local v
+        for v in "$@"; do
+            if grep -q "^$v=" "$work/out"; then fail "$v set: $(grep "^$v=" "$work/out")"; else pass "$v not set"; fi
+        done
+    }
+
+    # The variables each flag sets.
+    expect_status 0 "--profile env" "$launcher" --profile env
+    expect_env VTMALLOC_PROF_SAMPLE=524288 "VTMALLOC_PROF_DUMP_AT_EXIT=$run/vtmalloc.%p.heap"
+    expect_no_env VTMALLOC_PROF_SIGNAL VTMALLOC_STATS_SIGNAL
+    expect_status 0 "--profile=app.heap: made absolute" "$launcher" --profile=app.heap env
+    expect_env "VTMALLOC_PROF_DUMP_AT_EXIT=$run/app.heap"
+    expect_status 0 "--profile=/abs/x.%p.heap" "$launcher" --profile="$work/x.%p.heap" env
+    expect_env "VTMALLOC_PROF_DUMP_AT_EXIT=$work/x.%p.heap"
+    # The user's rate wins, from the environment or from -o, before or after --profile.
+    VTMALLOC_PROF_SAMPLE=4096 expect_status 0 "VTMALLOC_PROF_SAMPLE=4096 --profile" "$launcher" --profile env
+    expect_env VTMALLOC_PROF_SAMPLE=4096
+    expect_status 0 "--profile -o prof_sample=65536" "$launcher" --profile -o prof_sample=65536 env
+    expect_env VTMALLOC_PROF_SAMPLE=65536
+    expect_status 0 "-o VTMALLOC_PROF_SAMPLE=1 --profile" "$launcher" -o VTMALLOC_PROF_SAMPLE=1 --profile env
+    expect_env VTMALLOC_PROF_SAMPLE=1
+    # The file: --profile without FILE keeps one already named; the last of -o and =FILE wins.
+    VTMALLOC_PROF_DUMP_AT_EXIT=mine.heap expect_status 0 "VTMALLOC_PROF_DUMP_AT_EXIT set, --profile" "$launcher" --profile env
+    expect_env VTMALLOC_PROF_DUMP_AT_EXIT=mine.heap
+    expect_status 0 "--profile=a.heap -o PROF_DUMP_AT_EXIT=b.heap" "$launcher" --profile=a.heap -o PROF_DUMP_AT_EXIT=b.heap env
+    expect_env VTMALLOC_PROF_DUMP_AT_EXIT=b.heap
+    expect_status 0 "-o PROF_DUMP_AT_EXIT=b.heap --profile=a.heap" "$launcher" -o PROF_DUMP_AT_EXIT=b.heap --profile=a.heap env
+    expect_env "VTMALLOC_PROF_DUMP_AT_EXIT=$run/a.heap"
+    # Sampling switched off contradicts --profile: an error, the program not run.
+    for zero in 0 000; do
+        VTMALLOC_PROF_SAMPLE=$zero expect_status 2 "VTMALLOC_PROF_SAMPLE=$zero --profile" "$launcher" --profile sh -c 'echo RAN'
+        expect_in "$work/err" "VTMALLOC_PROF_SAMPLE=$zero turns heap profiling off" "the message says why"
+        expect_not_in "$work/out" RAN "the program does not run"
+    done
+    expect_status 2 "-o PROF_SAMPLE=0 --profile-on-signal=USR1" "$launcher" -o PROF_SAMPLE=0 --profile-on-signal=USR1 true
+    expect_status 2 "--profile= (no file name)" "$launcher" --profile= true
+    expect_in "$work/err" "needs a file name" "the message says what is missing"
+
+    expect_status 0 "--profile-on-signal=USR1" "$launcher" --profile-on-signal=USR1 env
+    expect_env VTMALLOC_PROF_SIGNAL=USR1 VTMALLOC_PROF_SAMPLE=524288
+    expect_no_env VTMALLOC_PROF_DUMP_AT_EXIT VTMALLOC_STATS_SIGNAL
+    expect_status 0 "--stats-on-signal SIGUSR2" "$launcher" --stats-on-signal SIGUSR2 env
+    expect_env VTMALLOC_STATS_SIGNAL=SIGUSR2
+    expect_no_env VTMALLOC_PROF_SAMPLE VTMALLOC_PROF_SIGNAL VTMALLOC_PROF_DUMP_AT_EXIT
+    expect_status 0 "--stats-on-signal=64 --profile-on-signal 12 --profile" \
+        "$launcher" --stats-on-signal=64 --profile-on-signal 12 --profile env
+    expect_env VTMALLOC_STATS_SIGNAL=64 VTMALLOC_PROF_SIGNAL=12 VTMALLOC_PROF_SAMPLE=524288 \
+        "VTMALLOC_PROF_DUMP_AT_EXIT=$run/vtmalloc.%p.heap"
+    # Signals that are not: status 2, a message that names the option, the program not run.
+    for flag in --stats-on-signal --profile-on-signal; do
+        for sig in usr1 Usr2 USR3 SIGUSR SIGTERM TERM KILL 0 00 65 -1 +5 '' ' 10' 10x 99999999999; do
+            expect_status 2 "$flag='$sig'" "$launcher" "$flag=$sig" sh -c 'echo RAN'
+            expect_in "$work/err" "vtmalloc: $flag: '$sig' is not a signal" "the message names $flag and '$sig'"
+            expect_in "$work/err" "USR1, USR2, SIGUSR1, SIGUSR2 or a number from 1 to 64" "the message says what is accepted"
+            expect_not_in "$work/out" RAN "the program does not run"
+        done
+        expect_status 2 "$flag without its value" "$launcher" "$flag"
+    done
+    for sig in USR1 USR2 SIGUSR1 SIGUSR2 1 10 012 64; do
+        expect_status 0 "--stats-on-signal=$sig" "$launcher" --stats-on-signal="$sig" true
+    done
+
+    # The profiler's names with -o: accepted and rejected as the library does. Until the
+    # library knows a name (it says "unknown variable"), only the launcher is checked.
+    lib_knows() { ! env "LD_PRELOAD=$lib" "VTMALLOC_$1=1" "$probe" vtmalloc 2>&1 >/dev/null | grep -q "unknown variable"; }
+    for nv in PROF_SAMPLE=0 PROF_SAMPLE=1 PROF_SAMPLE=524288 PROF_SAMPLE=1073741824 PROF_SIGNAL=0 \
+        PROF_SIGNAL=64 PROF_SIGNAL=USR1 PROF_SIGNAL=SIGUSR2 STATS_SIGNAL=0 STATS_SIGNAL=USR2 \
+        STATS_SIGNAL=SIGUSR1 PROF_DUMP_AT_EXIT=/tmp/x.%p.heap PROF_PREFIX=/tmp/p STATS_PREFIX=s; do
+        expect_status 0 "vtmalloc -o $nv" "$launcher" -o "$nv" true
+        if lib_knows "${nv%%=*}"; then
+            env "LD_PRELOAD=$lib" "VTMALLOC_$nv" "$probe" vtmalloc >/dev/null 2>"$work/err"
+            expect_not_in "$work/err" "not valid" "VTMALLOC_$nv given directly"
+        fi
+    done
+    for nv in PROF_SAMPLE=1073741825 PROF_SAMPLE=-1 PROF_SAMPLE=1k PROF_SAMPLE= PROF_SIGNAL=65 \
+        PROF_SIGNAL=usr1 PROF_SIGNAL=TERM STATS_SIGNAL=-1 STATS_SIGNAL= PROF_DUMP_AT_EXIT= \
+        PROF_PREFIX= STATS_PREFIX=; do
+        expect_status 2 "vtmalloc -o '$nv'" "$launcher" -o "$nv" sh -c 'echo RAN'
+        expect_in "$work/err" "VTMALLOC_$nv is not valid" "the message names VTMALLOC_$nv"
+        expect_not_in "$work/out" RAN "the program does not run"
+        if [[ $nv != *= ]] && lib_knows "${nv%%=*}"; then
+            env "LD_PRELOAD=$lib" "VTMALLOC_$nv" "$probe" vtmalloc >/dev/null 2>"$work/err"
+            expect_in "$work/err" "VTMALLOC_$nv is not valid" "the library rejects VTMALLOC_$nv too"
+        fi
+    done
+
+    # Exit status through --profile, where the program is a child.
+    expect_status 0 "--profile true" "$launcher" --profile true
+    expect_status 1 "--profile false" "$launcher" --profile false
+    expect_status 7 "--profile sh -c 'exit 7'" "$launcher" --profile sh -c 'exit 7'
+    expect_status 143 "--profile: a program killed by SIGTERM" "$launcher" --profile sh -c 'kill -TERM $$'
+    expect_in "$work/err" "ended with status 143 (killed by signal 15?)" "--profile says the program was killed"
+    expect_status 127 "--profile: a program that does not exist" "$launcher" --profile /nonexistent/program
+    expect_not_in "$work/err" "heap profile" "no word about a profile when the program did not start"
+    printf '#!/bin/sh\necho RAN\n' >"$work/not-executable"
+    expect_status 126 "--profile: a program that cannot be run" "$launcher" --profile "$work/not-executable"
+    if [[ $(printf 'b\na\n' | "$launcher" --profile sort 2>/dev/null | tr '\n' ' ') == "a b " ]]; then
+        pass "--profile: standard input and output pass through"
+    else
+        fail "sort under --profile did not sort its input"
+    fi
+    # Without --profile the program still replaces the launcher, which names its pid.
+    "$launcher" --stats-on-signal=USR2 --profile-on-signal=USR1 sh -c 'echo $$ >"$1"' sh "$work/pid" 2>"$work/err" &
+    launched=$!
+    wait "$launched"
+    if [[ $(cat "$work/pid") == "$launched" ]]; then
+        pass "--*-on-signal: the program runs in the launcher's process ($launched)"
+    else
+        fail "the program ran as pid $(cat "$work/pid"), the launcher was $launched"
+    fi
+    expect_in "$work/err" "vtmalloc: kill -USR1 $launched writes a heap profile to vtmalloc.$launched.N.heap" "the hint for --profile-on-signal"
+    expect_in "$work/err" "vtmalloc: kill -USR2 $launched writes the statistics to vtmalloc.$launched.N.stats" "the hint for --stats-on-signal"
+    VTMALLOC_STATS_PREFIX=/var/tmp/s expect_status 0 "the same signal for both" \
+        "$launcher" --stats-on-signal=SIGUSR1 --profile-on-signal=10 -o PROF_SIGNAL=USR1 sh -c 'echo $$'
+    expect_in "$work/err" "vtmalloc: kill -USR1 $(cat "$work/out") writes a heap profile to vtmalloc.$(cat "$work/out").N.heap and the statistics to /var/tmp/s.$(cat "$work/out").N.stats" "one hint for both"
+
+    # What --profile says afterwards: the file with the program's pid, and the command.
+    # The program makes the file itself (the library, if it profiles, writes over it).
+    expect_status 0 "--profile: a profile written" "$launcher" --profile sh -c 'echo $$; : >"vtmalloc.$$.heap"'
+    pid=$(cat "$work/out")
+    expect_in "$work/err" "vtmalloc: heap profile in vtmalloc.$pid.heap; read it with: google-pprof --text /" "the file, with the program's pid, and the command"
+    if grep -qE "google-pprof --text /[^ ]*(sh|dash) vtmalloc\.$pid\.heap\$" "$work/err"; then pass "the command names the shell's executable"; else fail "the command: $(grep pprof "$work/err")"; fi
+    [[ $pid != "$$" && -f vtmalloc.$pid.heap ]] && pass "the program's pid ($pid) is not the test's" || fail "pid $pid"
+    # The executable comes from the profile's MAPPED_LIBRARIES when it has them (a script's
+    # profile is its interpreter's); a file name that needs quoting is quoted.
+    dash=$(readlink -f /bin/sh)
+    expect_status 0 "--profile='my app.heap' with MAPPED_LIBRARIES" "$launcher" --profile='my app.heap' \
+        sh -c 'printf "heap profile: 0: 0 [0: 0] @ heap_v2/524288\n\nMAPPED_LIBRARIES:\n55d0c0000000-55d0c0004000 r--p 00000000 08:01 42    %s\n" "$1" >"my app.heap"' sh "$dash"
+    expect_in "$work/err" "vtmalloc: heap profile in my app.heap; read it with: google-pprof --text $dash 'my app.heap'" "the executable from the maps, the file quoted"
+    # Children with %p in the name write files of their own: those of this run are named too
+    # (a child's file without MAPPED_LIBRARIES: EXECUTABLE stands for its program), not older ones.
+    : >vtmalloc.1.heap
+    touch -d '2 hours ago' vtmalloc.1.heap
+    expect_status 0 "--profile: a child's profile" "$launcher" --profile \
+        sh -c 'sh -c "echo \$\$ >child; : >vtmalloc.\$\$.heap"; exit 0'
+    child=$(cat child)
+    expect_in "$work/err" "vtmalloc: heap profile in vtmalloc.$child.heap; read it with: google-pprof --text EXECUTABLE vtmalloc.$child.heap" "the child's profile is named"
+    expect_not_in "$work/err" "vtmalloc.1.heap" "an older file is not"
+    # None written (killed): said, and an old file of the same name is not taken for it.
+    : >"$run/old.heap"
+    touch -d '2 hours ago' "$run/old.heap"
+    expect_status 137 "--profile=old.heap, killed" "$launcher" --profile=old.heap sh -c 'kill -KILL $$'
+    expect_in "$work/err" "vtmalloc: no heap profile in old.heap: sh ended with status 137 (killed by signal 9?)" "no profile, and why"
+    expect_not_in "$work/err" "google-pprof" "no command for a profile that is not there"
+
+    # ^C: the terminal signals the whole process group. The launcher outlives it, so a program
+    # that handles it and exits is reported on, with its status; one that it kills kills the
+    # launcher the same way (a calling shell then stops too). Python starts them, each in a
+    # group of its own, with SIGINT not ignored (bash's background jobs ignore it).
+    if python3 - "$launcher" "$work/ready" >"$work/out" 2>&1 <<'PY'; then
+import os, signal, subprocess, sys, time
+launcher, ready = sys.argv[1], sys.argv[2]
+
+def interrupted(script):
+    """Runs launcher --profile sh -c SCRIPT in a new group, sends the group SIGINT once the
+    program is ready; returns (returncode, stderr)."""
+    if os.path.exists(ready):
+        os.unlink(ready)
+    p = subprocess.Popen([launcher, "--profile", "sh", "-c", script, "sh", ready],
+                         start_new_session=True, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(400):
+            if os.path.exists(ready):
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+        return p.returncode, err
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+fails = 0
+rc, err = interrupted('trap "exit 5" INT; : >"$1"; while :; do sleep 0.05; done')
+print(f"program that handles ^C: launcher status {rc}; stderr: {err.strip()}")
+if rc != 5 or "heap profile in" not in err:
+    fails += 1
+    print("FAIL: expected status 5 and a word about the profile")
+rc, err = interrupted(': >"$1"; exec sleep 30')
+print(f"program killed by ^C: launcher status {rc}; stderr: {err.strip()}")
+if rc != -signal.SIGINT or "killed by signal 2?" not in err:
+    fails += 1
+    print("FAIL: expected the launcher to end by SIGINT, after a word about the profile")
+sys.exit(1 if fails else 0)
+PY
+        pass "^C: the launcher waits, reports, and ends as the program did"
+    else
+        fail "^C: $(cat "$work/out")"
+    fi
+    ;;
+
 help)
     expect_status 0 "vtmalloc --help" "$launcher" --help
     expect_in "$work/out" "Usage: vtmalloc [OPTION]... [--] PROGRAM [ARGUMENT]..." "--help has the usage line"
-    for o in --stats --backing=WHERE "-o, --option NAME=VALUE" -h --help --version; do
+    for o in --stats --backing=WHERE "--profile[=FILE]" --profile-on-signal=SIG --stats-on-signal=SIG \
+        "-o, --option NAME=VALUE" -h --help --version PROF_DUMP_AT_EXIT=FILE; do
         expect_in "$work/out" "$o" "--help describes $o"
     done
     cp "$work/out" "$work/help"
