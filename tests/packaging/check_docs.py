@@ -67,6 +67,9 @@ for name, field, lo, hi, choices in table:
         check(word in words, f"{name}: the default {default} is one of {words}")
         options[name] = {"values": "|".join(words), "words": words, "default": word}
     check(default is not None, f"{name}: a default in vt_options")
+# The options whose value is text (file names), in a table of their own.
+texts = re.findall(r'\{"([A-Z_]+)",\s*vt_options_\w+,', options_c)
+check(len(texts) >= 3, f"src/options.c: {len(texts)} text options parsed")
 
 # ---- The man pages render cleanly and carry the project's version ------------------------
 for page in ("man/vtmalloc.1", "man/vtmalloc.3"):
@@ -123,7 +126,13 @@ for name, o in options.items():
         ok = ("one of the words " + " or ".join(o["words"]) in body
               and f"default {o['default']}" in body)
     check(ok, f"vtmalloc(3) ENVIRONMENT VTMALLOC_{name}: range and default as options.c")
-for extra in set(re.findall(r"^\s*VTMALLOC_([A-Z_]+)\s*$", env3, re.M)) - set(options):
+text_help = helptext.split("Names whose value is text")[-1] if "Names whose value is text" in helptext else ""
+for name in texts:
+    check(re.search(r"^  " + name + r"=", text_help, re.M) is not None,
+          f"--help lists the text option {name}")
+    check(re.search(r"^\s*VTMALLOC_" + name + r"\s*$", env3, re.M) is not None,
+          f"vtmalloc(3) ENVIRONMENT documents VTMALLOC_{name}")
+for extra in set(re.findall(r"^\s*VTMALLOC_([A-Z_]+)\s*$", env3, re.M)) - set(options) - set(texts):
     check(False, f"vtmalloc(3) documents VTMALLOC_{extra}, which src/options.c does not know")
 
 # ---- vtmalloc(3) against include/vtmalloc.h -----------------------------------------------
