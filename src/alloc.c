@@ -24,18 +24,23 @@
 
 /* ---- Slow paths of malloc and free ------------------------------------------------------ */
 
-/* The class's current page is empty, or the thread has no cache yet. A thread's first
- * allocation initialises the process if need be and starts the thread's cache; when that is
- * not possible (no memory, or a vfork child) the orphan cache serves it. Every
- * few dozen slow calls, housekeeping (purge.c). A success keeps errno as it was. */
+/* A thread's first allocation: the process is initialised if need be and the thread's cache
+ * started (init.c). When that is not possible (no memory, or a vfork child) the caller goes
+ * on with `tc`, and the orphan cache serves it. errno stays as it was. */
+static vt_tcache_t *start_thread(vt_tcache_t *tc)
+{
+    int saved = errno;
+    vt_tcache_t *mine = vt_init_thread();
+    errno = saved;
+    return mine != NULL ? mine : tc;
+}
+
+/* The class's current page is empty, or the thread has no cache yet. Every few dozen slow
+ * calls, housekeeping (purge.c). A success keeps errno as it was. */
 void *vt_api_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
 {
     if (vt_unlikely(tc->state == VT_TCACHE_UNSTARTED)) {
-        int saved = errno;
-        vt_tcache_t *mine = vt_init_thread();
-        errno = saved;
-        if (mine != NULL)
-            tc = mine;
+        tc = start_thread(tc);
     } else if (vt_likely(tc->state == VT_TCACHE_LIVE)) {
         vt_purge_housekeeping(tc);
     }
@@ -47,9 +52,6 @@ void *vt_api_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
 
 /* ---- Sizes above the classes, and frees that are not in a span --------------------------- */
 
-/* A block up to VT_LARGE_SPAN_MAX is a run of units: first from the thread's stash, where its
- * own frees of such blocks leave them (no lock: a server that builds a 300 KiB reply per
- * request takes and gives back the same run), else from the global cache (largespan.c). */
 /* A large block, sampled by the heap profiler when its countdown says so. */
 static void *large_sampled(void *p, size_t size)
 {
@@ -58,18 +60,16 @@ static void *large_sampled(void *p, size_t size)
     return p;
 }
 
+/* A block up to VT_LARGE_SPAN_MAX is a run of units: first from the thread's stash, where its
+ * own frees of such blocks leave them (no lock: a server that builds a 300 KiB reply per
+ * request takes and gives back the same run), else from the global cache (largespan.c). A
+ * thread whose first allocations are large ones starts its cache (and stash) here: else each
+ * of its frees would give the run back under the global lock. */
 static void *large_alloc(size_t size, bool zero)
 {
     vt_tcache_t *tc = vt_tls_tcache;
-    if (vt_unlikely(tc->state == VT_TCACHE_UNSTARTED) && size <= VT_LARGE_SPAN_MAX) {
-        /* A thread whose first allocations are large ones gets its cache (and its stash)
-         * too: else each of its frees gives the run back under the global lock. */
-        int saved = errno;
-        vt_tcache_t *mine = vt_init_thread();
-        errno = saved;
-        if (mine != NULL)
-            tc = mine;
-    }
+    if (vt_unlikely(tc->state == VT_TCACHE_UNSTARTED) && size <= VT_LARGE_SPAN_MAX)
+        tc = start_thread(tc);
     if (size <= VT_LARGE_SPAN_MAX && tc->state == VT_TCACHE_LIVE) {
         vt_purge_housekeeping(tc); /* a slow path like any other */
         vt_page_t *run =

@@ -106,6 +106,7 @@ static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units, unsigned clas
 static VT_NOINLINE void page_emptied_release(vt_tcache_t *tc, vt_page_t *page)
 {
     unsigned class_idx = page->class_idx;
+    tc->kept_long &= ~((uint64_t)1 << class_idx);
     vt_list_remove(&tc->bins[class_idx], page, VT_PAGE_LINK);
     bool gave = release_empty_page(tc, page);
     bin_sync(tc, class_idx);
@@ -289,14 +290,18 @@ void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page)
     gave_back();
 }
 
-/* Units of empty current pages of the long classes a thread keeps, others' included. */
-static unsigned kept_long_units(vt_tcache_t *tc)
+/* Units of the kept empty current pages of long classes, class `now` (just emptied) included. */
+static unsigned kept_long_units(vt_tcache_t *tc, unsigned now)
 {
     unsigned units = 0;
-    for (unsigned c = VT_FIRST_LONG_CLASS; c < VT_CLASS_COUNT; c++) {
+    tc->kept_long |= (uint64_t)1 << now;
+    for (uint64_t m = tc->kept_long; m != 0; m &= m - 1) {
+        unsigned c = (unsigned)__builtin_ctzll(m);
         vt_page_t *page = tc->bins[c].head;
         if (page != NULL && page->used == 0)
             units += page->units;
+        else
+            tc->kept_long &= ~((uint64_t)1 << c); /* in use again, or gone */
     }
     return units;
 }
@@ -310,8 +315,9 @@ static unsigned kept_long_units(vt_tcache_t *tc)
  * the stash, and the kept ones too at the thread's next housekeeping. */
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 {
-    if (tc->alloc_page[page->class_idx] == page &&
-        (page->units == 1 || kept_long_units(tc) <= VT_KEPT_LONG_UNITS))
+    unsigned c = page->class_idx;
+    if (tc->alloc_page[c] == page &&
+        (page->units == 1 || kept_long_units(tc, c) <= VT_KEPT_LONG_UNITS))
         return;
     page_emptied_release(tc, page);
 }

@@ -270,7 +270,10 @@ typedef struct vt_tcache {
     _Atomic uint32_t idle_epoch;    /* purge pass: stash_epoch when a pass last saw it change */
     _Atomic uint32_t idle_since_ms; /* purge pass: when that was (vt_os_now_ms) */
     uint32_t slow_calls;            /* owner: allocation slow paths, to pace housekeeping */
-    uint32_t next_housekeeping_ms;  /* owner: vt_os_now_ms() when housekeeping is next due */
+    /* owner: long classes (bit c) whose current page was kept when it emptied; a hint that
+     * spares the free path a walk over every long class (tcache.c: kept_long_units) */
+    uint64_t kept_long;
+    uint32_t next_housekeeping_ms; /* owner: vt_os_now_ms() when housekeeping is next due */
     /* owner: blocks this thread freed into other threads' pages, not yet pushed: remote frees
      * into one page gather in a chain that is pushed with one CAS (remote.c) */
     vt_remote_chain_t pending[VT_REMOTE_SLOTS];

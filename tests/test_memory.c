@@ -399,9 +399,10 @@ static void the_next_wave_of_threads_reuses_what_the_last_freed(void **state)
     vt_stats_get(&second);
     vt_options.purge_ms = saved;
     /* A wave touches 96 MiB (24 spans); where its pages land varies with the timing (a slow
-     * sanitized build under load mapped 2 more), but without reuse it would map 24 more. */
+     * sanitized build on a loaded machine mapped 6 more), but without reuse it would map 24
+     * more. */
     if (second.purged_bytes_total != first.purged_bytes_total ||
-        second.span_maps_total > first.span_maps_total + 4)
+        second.span_maps_total > first.span_maps_total + 8)
         fail_msg("between two waves: %zu KiB purged, %zu spans mapped",
                  (size_t)((second.purged_bytes_total - first.purged_bytes_total) >> 10),
                  (size_t)(second.span_maps_total - first.span_maps_total));
