@@ -4,8 +4,9 @@
  * Layer: 1 options
  * Calls: report.c
  *
- * Owns: vt_options and the table that documents every option (the README's list is this
- * table); mallopt. Scans `environ` directly: getenv is not guaranteed to be usable
+ * Owns: vt_options and the tables that document every option (tests/packaging/check_docs.py
+ * holds the launcher's --help and the manual pages to them); mallopt. Scans `environ`
+ * directly: getenv is not guaranteed to be usable
  * this early, and nothing here may allocate. A bad value is reported on stderr and the
  * default kept; an unknown VTMALLOC_ variable is reported too, since it is most likely a typo.
  */
