@@ -35,9 +35,8 @@ static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 
 __thread vt_tcache_t *vt_tls_tcache __attribute__((tls_model("initial-exec"))) = &unstarted;
 
-/* Hook: called after a free handed units to the global cache, the purge schedule's cue
- * (purge.c, a layer above; registered by init.c at start-up). Only on that rare path, so the
- * free fast path pays nothing for it. */
+/* Hook (registered by init.c): a free handed units to the global cache, the cue of the purge
+ * schedule (purge.c, a layer above). Only on that rare path: the fast path pays nothing. */
 static void (*gave_back_hook)(void);
 
 void vt_tcache_set_gave_back_hook(void (*hook)(void))
@@ -53,7 +52,6 @@ static void gave_back(void)
 
 /* Units taken from the global cache per lock, at most (the batch lives on the stack). */
 #define BATCH_MAX 64
-
 /* Housekeeping is considered once per this many allocation slow paths (a clock read). */
 #define HOUSEKEEPING_CALLS 64
 
@@ -290,20 +288,24 @@ void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page)
     gave_back();
 }
 
-/* Units of the kept empty current pages of long classes, class `now` (just emptied) included. */
-static unsigned kept_long_units(vt_tcache_t *tc, unsigned now)
+/* The rest of vt_tcache_page_emptied; the mask of kept classes spares a walk over them all. */
+static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 {
-    unsigned units = 0;
-    tc->kept_long |= (uint64_t)1 << now;
-    for (uint64_t m = tc->kept_long; m != 0; m &= m - 1) {
-        unsigned c = (unsigned)__builtin_ctzll(m);
-        vt_page_t *page = tc->bins[c].head;
-        if (page != NULL && page->used == 0)
-            units += page->units;
-        else
-            tc->kept_long &= ~((uint64_t)1 << c); /* in use again, or gone */
+    if (tc->alloc_page[page->class_idx] == page) {
+        unsigned units = 0;
+        tc->kept_long |= (uint64_t)1 << page->class_idx;
+        for (uint64_t m = tc->kept_long; m != 0; m &= m - 1) {
+            unsigned c = (unsigned)__builtin_ctzll(m);
+            vt_page_t *kept = tc->bins[c].head;
+            if (kept != NULL && kept->used == 0)
+                units += kept->units;
+            else
+                tc->kept_long &= ~((uint64_t)1 << c); /* in use again, or gone */
+        }
+        if (units <= VT_KEPT_LONG_UNITS)
+            return;
     }
-    return units;
+    page_emptied_release(tc, page);
 }
 
 /* Called by the free fast path when a page it owns has no block in use any more. The page
@@ -315,11 +317,9 @@ static unsigned kept_long_units(vt_tcache_t *tc, unsigned now)
  * the stash, and the kept ones too at the thread's next housekeeping. */
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 {
-    unsigned c = page->class_idx;
-    if (tc->alloc_page[c] == page &&
-        (page->units == 1 || kept_long_units(tc, c) <= VT_KEPT_LONG_UNITS))
-        return;
-    page_emptied_release(tc, page);
+    if (vt_likely(tc->alloc_page[page->class_idx] == page && page->units == 1))
+        return; /* the common case in a few instructions; the rest out of line */
+    long_page_emptied(tc, page);
 }
 
 /* A free whose page the caller does not own (or not as an attached page): checks the block,

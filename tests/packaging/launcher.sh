@@ -30,6 +30,20 @@ expect_status() {
         fail "$what: status $got, expected $want; stdout: $(head -c 400 "$work/out"); stderr: $(head -c 400 "$work/err")"
     fi
 }
+# expect_exec DESCRIPTION LAUNCHER-ARGS...: the program (a shell that writes its pid) runs
+# in the launcher's own process; the launcher's stderr goes to $work/err, its pid to $launched.
+expect_exec() {
+    local what=$1
+    shift
+    "$launcher" "$@" sh -c 'echo $$ >"$1"' sh "$work/pid" 2>"$work/err" &
+    launched=$!
+    wait "$launched"
+    if [[ $(cat "$work/pid") == "$launched" ]]; then
+        pass "$what: the program runs in the launcher's process ($launched)"
+    else
+        fail "$what: the program ran as pid $(cat "$work/pid"), the launcher was $launched"
+    fi
+}
 expect_in() { # FILE TEXT DESCRIPTION
     if grep -qF -- "$2" "$1"; then pass "$3"; else fail "$3: '$2' not in: $(head -c 400 "$1")"; fi
 }
@@ -85,14 +99,7 @@ status)
     printf '#!/bin/sh\necho RAN\n' >"$work/not-executable"
     expect_status 126 "a program that cannot be run" "$launcher" "$work/not-executable"
     # exec: the program replaces the launcher, same process id.
-    "$launcher" sh -c 'echo $$ >"$1"' sh "$work/pid" &
-    launched=$!
-    wait "$launched"
-    if [[ $(cat "$work/pid") == "$launched" ]]; then
-        pass "the program runs in the launcher's process ($launched)"
-    else
-        fail "the program ran as pid $(cat "$work/pid"), the launcher was $launched"
-    fi
+    expect_exec "exec"
     # Standard input and output go through.
     if [[ $(printf 'b\na\n' | "$launcher" sort | tr '\n' ' ') == "a b " ]]; then
         pass "standard input and output pass through"
@@ -293,14 +300,7 @@ profile)
         fail "sort under --profile did not sort its input"
     fi
     # Without --profile the program still replaces the launcher, which names its pid.
-    "$launcher" --stats-on-signal=USR2 --profile-on-signal=USR1 sh -c 'echo $$ >"$1"' sh "$work/pid" 2>"$work/err" &
-    launched=$!
-    wait "$launched"
-    if [[ $(cat "$work/pid") == "$launched" ]]; then
-        pass "--*-on-signal: the program runs in the launcher's process ($launched)"
-    else
-        fail "the program ran as pid $(cat "$work/pid"), the launcher was $launched"
-    fi
+    expect_exec "--*-on-signal" --stats-on-signal=USR2 --profile-on-signal=USR1
     expect_in "$work/err" "vtmalloc: kill -USR1 $launched writes a heap profile to vtmalloc.$launched.N.heap" "the hint for --profile-on-signal"
     expect_in "$work/err" "vtmalloc: kill -USR2 $launched writes the statistics to vtmalloc.$launched.N.stats" "the hint for --stats-on-signal"
     VTMALLOC_STATS_PREFIX=/var/tmp/s expect_status 0 "the same signal for both" \
