@@ -2,8 +2,8 @@
  * init.c - process start, thread start and exit, fork.
  *
  * Layer: 12 start and fork
- * Calls: os.c, sysalloc.c, report.c, options.c, page.c, span.c, spanpurge.c, global.c, cachepool.c,
- *        largetable.c, large.c, prof.c, tcache.c, purge.c, stats.c, dumps.c
+ * Calls: os.c, sysalloc.c, report.c, options.c, unwind.c, page.c, span.c, spanpurge.c, global.c,
+ * cachepool.c, largetable.c, large.c, prof.c, tcache.c, purge.c, stats.c, dumps.c
  *
  * Owns: the one-time initialisation, the pthread key whose destructor hands a thread's cache
  * back, the fork handlers, and what happens at exit (the statistics, dumps.c's profile).
@@ -49,12 +49,14 @@ static void fork_prepare(void)
     vt_span_fork_prepare();
     vt_cachepool_fork_prepare();
     vt_largetable_fork_prepare();
+    vt_unwind_fork_prepare();
     vt_fork_holder = true;
 }
 
 static void fork_parent(void)
 {
     vt_fork_holder = false;
+    vt_unwind_fork_parent();
     vt_largetable_fork_parent();
     vt_cachepool_fork_parent();
     vt_span_fork_parent();
@@ -69,6 +71,7 @@ static void fork_child(void)
 {
     vt_fork_holder = false;
     vt_process_id = vt_os_process_id();
+    vt_unwind_fork_child();
     vt_largetable_fork_child();
     vt_cachepool_fork_child(vt_tls_tcache);
     vt_span_fork_child();

@@ -22,8 +22,9 @@
  *    4 span.c                     spans, their index of free runs, the global lock
  *    3 page.c                     blocks of one class in a run of units
  *    2 sizeclass.c, spanmap.c,    size classes; the map of our spans; recent demand and
- *      retain.c                   what free memory to keep
- *    1 options.c                  VTMALLOC_* options, mallopt
+ *      retain.c, proftable.c      what free memory to keep; the heap profiler's tables
+ *    1 options.c, cfi.c,          VTMALLOC_* options, mallopt; call stacks for the
+ *      unwind.c                   profiler (unwind rules read from the CFI, cached)
  *    0 os.c, sysalloc.c,          system calls; the system allocator as backing; messages
  *      report.c, lock.h           and misuse reports (written with os.c's write)
  *

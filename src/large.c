@@ -23,7 +23,8 @@ static struct large_cache {
     size_t cached_count;
     size_t cached_bytes;
     uint64_t cache_hits;
-    uint64_t allocs; /* mapped blocks handed out, ever */
+    uint64_t allocs;   /* mapped blocks handed out, ever */
+    uint64_t mappings; /* mmaps and moving mremaps made, ever: the last vt_large_entry_t.mapping */
     /* Bytes of live mapped blocks (mmap backing), and their recent peak: the cache keeps what
      * that peak accounts for (retain.c). */
     vt_window_t live;
@@ -79,37 +80,71 @@ static size_t cache_oldest_locked(void)
     return oldest;
 }
 
-/* A cached mapping for `bytes`, resized with mremap when its size differs: the one closest in
- * size, bigger or at least half as big. Its pages that stay are resident already: no page
- * fault, no zeroing by the kernel. NULL when none fits. */
+/* Caches the tail of a mapping split off a block (at the block's freeing time, so it ages as
+ * the block did). False when the cache is full. Lock held. */
+static bool cache_tail_locked(uintptr_t addr, size_t size, uint64_t mapping, uint32_t freed_ms)
+{
+    if (t.cached_count == CACHE_SLOTS)
+        return false;
+    t.cached[t.cached_count] = (vt_large_entry_t){
+        .addr = addr, .size = size, .backing = VT_BACKING_MMAP, .mapping = mapping};
+    t.cached_ms[t.cached_count] = freed_ms;
+    t.cached_count++;
+    t.cached_bytes += size;
+    atomic_store_explicit(&cached_bytes_hint, t.cached_bytes, memory_order_relaxed);
+    return true;
+}
+
+/* A cached mapping for `bytes`: the smallest one that holds it, else the biggest one at least
+ * half as big, grown with mremap. Its pages that stay are resident already: no page fault, no
+ * zeroing by the kernel. A mapping much bigger than asked for is split: the block takes its
+ * head and the tail stays in the cache, still resident, to serve the next request or to
+ * join the block again when it is freed (cache_put_locked), so that a program whose arrays
+ * change size from one request to the next keeps reusing the same pages. NULL when none
+ * fits. */
 static void *take_cached(size_t bytes, size_t size, bool zero)
 {
     if (!vt_largetable_lock_with_room())
         return NULL;
-    size_t best = CACHE_SLOTS, best_gap = SIZE_MAX;
+    size_t best = CACHE_SLOTS;
     for (size_t i = 0; i < t.cached_count; i++) {
         size_t have = t.cached[i].size;
-        size_t gap = have >= bytes ? have - bytes : bytes - have;
-        if ((have >= bytes || have >= bytes / 2) && gap < best_gap) {
+        if (have < bytes / 2)
+            continue;
+        if (best == CACHE_SLOTS) {
             best = i;
-            best_gap = gap;
+            continue;
         }
+        size_t best_have = t.cached[best].size;
+        bool fits = have >= bytes, best_fits = best_have >= bytes;
+        if (fits ? (!best_fits || have < best_have) : (!best_fits && have > best_have))
+            best = i;
     }
     if (best == CACHE_SLOTS) {
         vt_largetable_unlock();
         return NULL;
     }
+    uint32_t freed_ms = t.cached_ms[best];
     vt_large_entry_t e = cache_take_locked(best);
+    /* A block at most a quarter too big is kept whole (the tail is the block's usable size,
+     * and stays resident for the next owner); a bigger one leaves its tail in the cache. */
+    if (e.size > bytes && e.size - bytes > e.size / 4 &&
+        cache_tail_locked(e.addr + bytes, e.size - bytes, e.mapping, freed_ms))
+        e.size = bytes;
     vt_largetable_unlock();
     size_t reused = e.size < bytes ? e.size : bytes;
-    /* A block at most a quarter too big is kept whole (the tail is the block's usable size,
-     * and stays resident for the next owner); a bigger one gives its tail back. */
-    if (e.size != bytes && !(e.size > bytes && e.size - bytes <= e.size / 4)) {
+    bool moved = false;
+    if (e.size < bytes || e.size - bytes > e.size / 4) {
+        /* Grown (the new tail is fresh), or shrunk when the cache had no slot for the tail.
+         * mremap refuses a range that the kernel keeps as two (joined pieces of mappings it
+         * did not merge, or one the program split with mlock or mprotect): then the old one
+         * goes back, nothing half-done, and the caller maps afresh. */
         void *q = vt_os_remap((void *)e.addr, e.size, bytes);
-        if (q == NULL) { /* keep nothing half-done: give the old one back, map afresh */
+        if (q == NULL) {
             vt_os_backing_free((void *)e.addr, e.size, VT_BACKING_MMAP);
             return NULL;
         }
+        moved = (uintptr_t)q != e.addr;
         e.addr = (uintptr_t)q;
         e.size = bytes;
     }
@@ -122,6 +157,8 @@ static void *take_cached(size_t bytes, size_t size, bool zero)
     }
     t.cache_hits++;
     t.allocs++;
+    if (moved)
+        e.mapping = ++t.mappings;
     vt_largetable_insert_locked(e);
     vt_window_change(&t.live, (int64_t)e.size, vt_os_now_ms());
     vt_largetable_unlock();
@@ -145,9 +182,27 @@ static size_t cache_put_locked(vt_large_entry_t e, vt_large_entry_t *evict)
         evict[n++] = e;
         return n;
     }
+    /* A tail split off this block (or a block split off the same mapping before it) that is
+     * still cached joins it again, so the mapping serves the next request whole. Pieces of
+     * different mappings never join, even when they touch: the kernel may keep them as two
+     * ranges, and mremap refuses a range that is not one. */
+    for (size_t i = 0; i < t.cached_count;) {
+        vt_large_entry_t c = t.cached[i];
+        if (c.mapping == e.mapping && (c.addr == e.addr + e.size || c.addr + c.size == e.addr)) {
+            cache_take_locked(i);
+            e.addr = c.addr < e.addr ? c.addr : e.addr;
+            e.size += c.size;
+        } else {
+            i++;
+        }
+    }
     while (t.cached_count > 0 &&
            (t.cached_count == CACHE_SLOTS || t.cached_bytes + e.size > allowed))
         evict[n++] = cache_take_locked(cache_oldest_locked());
+    if (e.size > allowed) { /* joined, it is more than the peak accounts for */
+        evict[n++] = e;
+        return n;
+    }
     t.cached[t.cached_count] = e;
     t.cached_ms[t.cached_count] = now;
     t.cached_count++;
@@ -162,19 +217,28 @@ static void unmap_entries(const vt_large_entry_t *list, size_t n)
         vt_os_backing_free((void *)list[i].addr, list[i].size, (vt_backing_t)list[i].backing);
 }
 
+/* Takes cached blocks out, oldest first, until at most `allowed` bytes stay; returns how many
+ * went into evict (at most CACHE_SLOTS), for the caller to unmap without the lock. Lock
+ * held. */
+static size_t evict_beyond_locked(size_t allowed, vt_large_entry_t *evict)
+{
+    size_t n = 0;
+    while (t.cached_count > 0 && t.cached_bytes > allowed)
+        evict[n++] = cache_take_locked(cache_oldest_locked());
+    return n;
+}
+
 /* Unmaps cached blocks beyond what the recent peak of live blocks accounts for, oldest
  * first (`all`: every cached block, for malloc_trim). Returns the bytes. */
 size_t vt_large_purge(bool all)
 {
     vt_large_entry_t evict[CACHE_SLOTS];
-    size_t n = 0, bytes = 0;
     vt_largetable_lock();
-    size_t allowed = all ? 0 : cache_allowed_locked(vt_os_now_ms());
-    while (t.cached_count > 0 && t.cached_bytes > allowed) {
-        evict[n] = cache_take_locked(cache_oldest_locked());
-        bytes += evict[n++].size;
-    }
+    size_t n = evict_beyond_locked(all ? 0 : cache_allowed_locked(vt_os_now_ms()), evict);
     vt_largetable_unlock();
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += evict[i].size;
     unmap_entries(evict, n);
     return bytes;
 }
@@ -232,12 +296,24 @@ static void *large_alloc(size_t size, size_t alignment, bool zero)
         errno = ENOMEM;
         return NULL;
     }
-    vt_largetable_insert_locked((vt_large_entry_t){
-        .addr = (uintptr_t)p, .size = bytes, .requested = size, .backing = (uint8_t)backing});
+    vt_largetable_insert_locked((vt_large_entry_t){.addr = (uintptr_t)p,
+                                                   .size = bytes,
+                                                   .requested = size,
+                                                   .backing = (uint8_t)backing,
+                                                   .mapping = ++t.mappings});
     t.allocs++;
-    if (backing == VT_BACKING_MMAP)
-        vt_window_change(&t.live, (int64_t)bytes, vt_os_now_ms());
+    /* No cached block served this one, so the cached blocks the recent peak no longer accounts
+     * for go now, before the new block's pages are touched: not kept beside it until the next
+     * free. */
+    vt_large_entry_t evict[CACHE_SLOTS];
+    size_t n = 0;
+    if (backing == VT_BACKING_MMAP) {
+        uint32_t now = vt_os_now_ms();
+        vt_window_change(&t.live, (int64_t)bytes, now);
+        n = evict_beyond_locked(cache_allowed_locked(now), evict);
+    }
     vt_largetable_unlock();
+    unmap_entries(evict, n);
     if (zero && backing != VT_BACKING_MMAP)
         memset(p, 0, size); /* fresh anonymous mappings are zero already */
     return p;
@@ -306,17 +382,32 @@ void *vt_large_realloc(void *p, size_t size)
     VT_ASSERT(slot != NULL);
     vt_largetable_remove_locked(slot);
     vt_largetable_unlock();
+    int saved = errno;
     void *q = vt_os_remap(p, old.size, bytes);
     vt_large_entry_t now = {.addr = (uintptr_t)(q ? q : p),
                             .size = q ? bytes : old.size,
                             .requested = q ? size : old.requested,
-                            .backing = old.backing};
+                            .backing = old.backing,
+                            .mapping = old.mapping};
     /* Putting back one entry after taking one out never needs room. */
     vt_largetable_lock();
+    if (q != NULL && q != p)
+        now.mapping = ++t.mappings;
     vt_largetable_insert_locked(now);
     vt_window_change(&t.live, (int64_t)now.size - (int64_t)old.size, vt_os_now_ms());
     vt_largetable_unlock();
-    return q; /* NULL (errno ENOMEM): p is intact and still ours */
+    if (q != NULL)
+        return q;
+    /* mremap refused: no memory for a move, or a range the kernel keeps as two (the program
+     * split it with mlock or mprotect). p is intact and still ours; a copy may still be made.
+     * The copy's failure is ENOMEM, with p as it was. */
+    q = vt_large_alloc(size, VT_MIN_ALIGN, false);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, old.size < bytes ? old.size : bytes);
+    vt_large_free(p);
+    errno = saved; /* a success leaves errno as it was */
+    return q;
 }
 
 /* Bytes of freed mappings kept, for the purge thread's backoff (purge.c). */

@@ -12,9 +12,11 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <execinfo.h>
 #include <fcntl.h>
 #include <link.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
@@ -233,39 +235,26 @@ int vt_os_backtrace(void **frames, int max)
     return backtrace(frames, max);
 }
 
-typedef struct object_search {
-    uintptr_t addr, lo, hi;
-    bool found;
-} object_search_t;
-
-static int find_object(struct dl_phdr_info *info, size_t size, void *arg)
+/* The loaded object (program or library) whose mapping holds pc: false when none does, or
+ * on a C library without _dl_find_object (glibc before 2.35). Lock-free and never allocates,
+ * unlike dl_iterate_phdr, which takes a loader lock that a child of a threaded parent can
+ * inherit held. */
+bool vt_os_code_object(uintptr_t pc, vt_code_object_t *object)
 {
-    (void)size;
-    object_search_t *s = arg;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X))
-            continue;
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-        if (s->addr >= lo && s->addr < hi) {
-            s->lo = lo;
-            s->hi = hi;
-            s->found = true;
-            return 1;
-        }
+#if defined(DLFO_STRUCT_HAS_EH_DBASE)
+    struct dl_find_object found;
+    if (_dl_find_object((void *)pc, &found) == 0) {
+        object->start = (uintptr_t)found.dlfo_map_start;
+        object->end = (uintptr_t)found.dlfo_map_end;
+        object->id = (uintptr_t)found.dlfo_link_map;
+        object->eh_frame_hdr = found.dlfo_eh_frame;
+        return true;
     }
-    return 0;
-}
-
-/* The executable segment of the loaded object that holds addr (our own code: the profiler
- * leaves its frames out of the stacks it records). */
-bool vt_os_code_range(const void *addr, uintptr_t *lo, uintptr_t *hi)
-{
-    object_search_t s = {.addr = (uintptr_t)addr};
-    dl_iterate_phdr(find_object, &s);
-    *lo = s.lo;
-    *hi = s.hi;
-    return s.found;
+#else
+    (void)pc;
+    (void)object;
+#endif
+    return false;
 }
 
 /* Installs a handler for sig (SA_RESTART, so the program's system calls are not cut short).
@@ -307,6 +296,14 @@ uint32_t vt_os_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+/* The CPU the calling thread runs on (it may move at any time: a hint), or 0 when the kernel
+ * will not say. glibc reads it from the thread's rseq area, without a system call. */
+unsigned vt_os_cpu(void)
+{
+    int cpu = sched_getcpu();
+    return cpu > 0 ? (unsigned)cpu : 0;
 }
 
 int32_t vt_os_thread_id(void)

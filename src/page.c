@@ -82,7 +82,7 @@ void vt_page_publish(vt_page_t *page)
      * each of the owner's frees (pushes) and each block other threads freed (collected). */
     uint64_t pops =
         (uint64_t)((int64_t)page->used - (int64_t)page->used_base) + page->pushes + page->collected;
-    uint64_t requested = (uint64_t)(page->sample_base - page->sample_left);
+    uint64_t requested = page->requested + (uint64_t)(page->sample_base - page->sample_left);
     if (pops != 0)
         atomic_fetch_add_explicit(&vt_page_class_gets[page->class_idx], pops, memory_order_relaxed);
     if (page->pushes != 0)
@@ -94,6 +94,7 @@ void vt_page_publish(vt_page_t *page)
     page->used_base = page->used;
     page->pushes = 0;
     page->collected = 0;
+    page->requested = 0;
     page->sample_base = page->sample_left;
 }
 
@@ -137,6 +138,7 @@ int64_t vt_page_sample_draw(void)
  * any time keeps every byte's chance the same). */
 void vt_page_sample_restart(vt_page_t *page)
 {
+    page->requested += (uint64_t)(page->sample_base - page->sample_left);
     page->sample_left = page->sample_base = vt_page_sample_draw();
 }
 
@@ -164,7 +166,14 @@ void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner)
     page->used = page->used_base = page->collected = 0;
     page->carved = 0;
     page->pushes = 0;
-    vt_page_sample_restart(page);
+    /* A countdown left from the descriptor's last assignment goes on: the draw is memoryless,
+     * so what remains of it is as good as a fresh one, and a page assigned again and again (a
+     * program that allocates and frees one block of a size) does not pay for a draw each time.
+     * A descriptor that never counted (0, from a fresh span) draws. */
+    if (page->sample_left <= 0)
+        page->sample_left = vt_page_sample_draw();
+    page->sample_base = page->sample_left;
+    page->requested = 0;
     page->bsize = info->bsize;
     page->capacity = info->capacity;
     page->class_idx = (uint8_t)class_idx;

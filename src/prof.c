@@ -3,11 +3,12 @@
  * memory, written in the heap-profile format of gperftools that google-pprof reads.
  *
  * Layer: 7 heap profiler
- * Calls: os.c, report.c, options.c, sizeclass.c, page.c, span.c, global.c
+ * Calls: os.c, unwind.c, report.c, proftable.c, options.c, sizeclass.c, page.c, span.c, global.c
  *
- * Owns: the table of call stacks, the table of live sampled blocks, the profiler's pages, and
- * the mutex that protects all three. Nothing here runs unless profiling is on, and then only
- * for the sampled allocations (one in VTMALLOC_PROF_SAMPLE bytes on average) and their frees.
+ * Owns: the shards (below), each with its tables of call stacks and live sampled blocks
+ * (proftable.c), its pages, and the mutex that protects them. Nothing here runs unless profiling is
+ * on, and then only for the sampled allocations (one in VTMALLOC_PROF_SAMPLE bytes on average) and
+ * their frees.
  *
  * Which allocations: every byte allocated is a sampling point with probability 1/mean (page.c
  * counts each page's bytes down to an exponential draw; large blocks count down per thread,
@@ -22,46 +23,40 @@
  * takes the slow path (alloc.c), which brings it here. A large block's free is a slow path
  * anyway; it looks the address up here while profiling is on.
  *
- * Never calls malloc: the tables are mapped (os.c) and grow by doubling. The stack is taken
- * with the profiler's mutex not held; glibc's backtrace may allocate the first time (it loads
- * libgcc_s), and a thread that is inside the profiler is not sampled again (in_prof), so that
- * allocation is served as any other.
+ * Never calls malloc: the tables are mapped (proftable.c) and grow by doubling. The stack is taken
+ * (unwind.c) with the profiler's mutex not held: for the frames it cannot step through itself
+ * it calls glibc's backtrace, which may allocate the first time (it loads libgcc_s), and a
+ * thread that is inside the profiler is not sampled again (in_prof), so that allocation is
+ * served as any other.
  */
 #include "internal.h"
 
 /* Frames kept per stack, and frames looked at (ours come first and are left out). */
-#define PROF_DEPTH 32
+#define PROF_DEPTH VT_PROF_DEPTH
 #define PROF_SKIP  8
 
-/* The tables start this big (entries) and double when half full. */
-#define FIRST_STACKS  1024
-#define FIRST_SAMPLES 1024
+/* The profiler's state is split into shards, each with its own lock, so that threads that
+ * sample at once on different CPUs do not queue on one mutex. A small block is recorded in
+ * the shard of the CPU the thread runs on, and taken from that shard's pages, which name the
+ * shard for its free. Shards by CPU rather than by thread, so that a server that starts
+ * thousands of threads keeps pages in no more shards than it has CPUs. A large block is
+ * recorded in the shard its address hashes to, which its free finds again. A stack that
+ * several shards saw appears once per shard in a profile; google-pprof adds such lines up. */
+#define PROF_SHARDS 8
 
-typedef struct prof_stack {
-    uint64_t hash;   /* 0: an empty slot */
-    uint32_t depth;  /* frames in pcs */
-    uint64_t live_n; /* sampled blocks live now, and their bytes (as asked for) */
-    uint64_t live_bytes;
-    uint64_t alloc_n; /* sampled blocks allocated since the start (or the fork), and bytes */
-    uint64_t alloc_bytes;
-    uintptr_t pcs[PROF_DEPTH]; /* call sites, innermost first */
-} prof_stack_t;
-
-typedef struct prof_sample {
-    uintptr_t addr; /* 0: an empty slot */
-    size_t size;    /* bytes asked for */
-    uint32_t stack; /* index in the stack table */
-} prof_sample_t;
-
-static struct prof {
+typedef struct prof_shard {
     pthread_mutex_t lock;
-    prof_stack_t *stacks; /* open addressing by hash, linear probing */
-    size_t stack_cap, stack_count;
-    prof_sample_t *samples; /* open addressing by address, backward-shift deletion */
-    size_t sample_cap, sample_count;
-    vt_page_t *current[VT_CLASS_COUNT]; /* the profiler's page of each class, or NULL */
-    uintptr_t self_lo, self_hi;         /* our own code: frames there are left out */
-} pf = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    vt_prof_tables_t t;                 /* its stacks and live samples (proftable.c) */
+    vt_page_t *current[VT_CLASS_COUNT]; /* the shard's page of each class, or NULL */
+    vt_page_t *spare[VT_CLASS_COUNT];   /* a page of the class with room, next in line, or NULL */
+} __attribute__((aligned(64))) prof_shard_t; /* a cache line of its own */
+
+/* Every field of a shard belongs to its lock. */
+static prof_shard_t shards[PROF_SHARDS] = {
+    [0 ... PROF_SHARDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER}};
+/* Our own code, whose frames are left out of stacks: set once, by the first sample; hi is
+ * stored last (release), so a reader that sees it sees lo. Every writer stores the same. */
+static _Atomic uintptr_t self_lo, self_hi;
 
 /* The calling thread is inside the profiler: it is not sampled again. */
 static __thread bool in_prof __attribute__((tls_model("initial-exec")));
@@ -73,196 +68,88 @@ VT_EXPORT size_t vt_prof_sample_bytes(void)
     return vt_options.prof_sample;
 }
 
-/* ---- The tables ------------------------------------------------------------------------- */
-
-static size_t slot_of(uint64_t key, size_t cap)
-{
-    return (size_t)((key * VT_FIBONACCI_HASH) >> 32) & (cap - 1);
-}
-
-/* Maps a table of cap entries of `size` bytes; NULL when there is no memory. */
-static void *table_map(size_t cap, size_t size)
-{
-    return vt_os_map((cap * size + vt_os_page_size() - 1) & ~(vt_os_page_size() - 1),
-                     vt_os_page_size());
-}
-
-static void table_unmap(void *table, size_t cap, size_t size)
-{
-    if (table != NULL)
-        vt_os_unmap(table, (cap * size + vt_os_page_size() - 1) & ~(vt_os_page_size() - 1));
-}
-
-static void sample_insert_locked(prof_sample_t s)
-{
-    size_t i = slot_of(s.addr, pf.sample_cap);
-    while (pf.samples[i].addr != 0)
-        i = (i + 1) & (pf.sample_cap - 1);
-    pf.samples[i] = s;
-    pf.sample_count++;
-}
-
-/* Room for one more sample, or false. Lock held. */
-static bool sample_room_locked(void)
-{
-    if (2 * (pf.sample_count + 1) <= pf.sample_cap)
-        return true;
-    size_t cap = pf.sample_cap ? 2 * pf.sample_cap : FIRST_SAMPLES;
-    prof_sample_t *fresh = table_map(cap, sizeof(prof_sample_t));
-    if (fresh == NULL)
-        return false;
-    prof_sample_t *old = pf.samples;
-    size_t old_cap = pf.sample_cap;
-    pf.samples = fresh;
-    pf.sample_cap = cap;
-    pf.sample_count = 0;
-    for (size_t i = 0; i < old_cap; i++)
-        if (old[i].addr != 0)
-            sample_insert_locked(old[i]);
-    table_unmap(old, old_cap, sizeof(prof_sample_t));
-    return true;
-}
-
-/* Takes the sample of addr out of the table: its entry, or one with addr 0. Lock held. */
-static prof_sample_t sample_remove_locked(uintptr_t addr)
-{
-    prof_sample_t found = {0};
-    if (pf.sample_cap == 0)
-        return found;
-    size_t mask = pf.sample_cap - 1, hole = slot_of(addr, pf.sample_cap);
-    while (pf.samples[hole].addr != addr) {
-        if (pf.samples[hole].addr == 0)
-            return found;
-        hole = (hole + 1) & mask;
-    }
-    found = pf.samples[hole];
-    pf.sample_count--;
-    for (size_t i = (hole + 1) & mask; pf.samples[i].addr != 0; i = (i + 1) & mask) {
-        if (!vt_probe_stays(hole, i, slot_of(pf.samples[i].addr, pf.sample_cap))) {
-            pf.samples[hole] = pf.samples[i];
-            hole = i;
-        }
-    }
-    pf.samples[hole].addr = 0;
-    return found;
-}
-
-static uint64_t stack_hash(const uintptr_t *pcs, uint32_t depth)
-{
-    uint64_t h = depth;
-    for (uint32_t i = 0; i < depth; i++)
-        h = (h ^ pcs[i]) * VT_FIBONACCI_HASH;
-    return h | 1; /* never 0, the empty slot */
-}
-
-/* The index of the stack's entry, added if new; UINT32_MAX when there is no memory. Lock
- * held. */
-static uint32_t stack_find_locked(const uintptr_t *pcs, uint32_t depth)
-{
-    if (2 * (pf.stack_count + 1) > pf.stack_cap) {
-        size_t cap = pf.stack_cap ? 2 * pf.stack_cap : FIRST_STACKS;
-        prof_stack_t *fresh = table_map(cap, sizeof(prof_stack_t));
-        if (fresh == NULL)
-            return UINT32_MAX;
-        /* Indices change: the samples name their stacks by index, so they are renamed. */
-        uint32_t *moved = table_map(pf.stack_cap ? pf.stack_cap : 1, sizeof(uint32_t));
-        if (moved == NULL) {
-            table_unmap(fresh, cap, sizeof(prof_stack_t));
-            return UINT32_MAX;
-        }
-        for (size_t i = 0; i < pf.stack_cap; i++) {
-            if (pf.stacks[i].hash == 0)
-                continue;
-            size_t j = slot_of(pf.stacks[i].hash, cap);
-            while (fresh[j].hash != 0)
-                j = (j + 1) & (cap - 1);
-            fresh[j] = pf.stacks[i];
-            moved[i] = (uint32_t)j;
-        }
-        for (size_t i = 0; i < pf.sample_cap; i++)
-            if (pf.samples[i].addr != 0)
-                pf.samples[i].stack = moved[pf.samples[i].stack];
-        table_unmap(moved, pf.stack_cap ? pf.stack_cap : 1, sizeof(uint32_t));
-        table_unmap(pf.stacks, pf.stack_cap, sizeof(prof_stack_t));
-        pf.stacks = fresh;
-        pf.stack_cap = cap;
-    }
-    uint64_t hash = stack_hash(pcs, depth);
-    size_t i = slot_of(hash, pf.stack_cap);
-    for (;; i = (i + 1) & (pf.stack_cap - 1)) {
-        prof_stack_t *s = &pf.stacks[i];
-        if (s->hash == 0) {
-            s->hash = hash;
-            s->depth = depth;
-            memcpy(s->pcs, pcs, depth * sizeof(uintptr_t));
-            pf.stack_count++;
-            return (uint32_t)i;
-        }
-        if (s->hash == hash && s->depth == depth &&
-            memcmp(s->pcs, pcs, depth * sizeof(uintptr_t)) == 0)
-            return (uint32_t)i;
-    }
-}
-
 /* ---- Recording -------------------------------------------------------------------------- */
 
 /* The caller's stack, our own frames left out; each address moved back into its call
  * instruction (a return address may already be the next function's first byte). */
 static uint32_t take_stack(uintptr_t *pcs)
 {
-    void *frames[PROF_DEPTH + PROF_SKIP];
-    int n = vt_os_backtrace(frames, PROF_DEPTH + PROF_SKIP);
-    if (pf.self_hi == 0)
-        vt_os_code_range((const void *)take_stack, &pf.self_lo, &pf.self_hi);
+    uintptr_t frames[PROF_DEPTH + PROF_SKIP];
+    int n = vt_unwind(frames, PROF_DEPTH + PROF_SKIP);
+    uintptr_t hi = atomic_load_explicit(&self_hi, memory_order_acquire), lo;
+    if (hi != 0) {
+        lo = atomic_load_explicit(&self_lo, memory_order_relaxed);
+    } else {
+        vt_code_object_t self = {0};
+        vt_os_code_object((uintptr_t)take_stack, &self);
+        lo = self.start;
+        hi = self.end;
+        atomic_store_explicit(&self_lo, lo, memory_order_relaxed);
+        atomic_store_explicit(&self_hi, hi, memory_order_release);
+    }
     int first = 0;
-    while (first < n && (uintptr_t)frames[first] >= pf.self_lo &&
-           (uintptr_t)frames[first] < pf.self_hi)
+    while (first < n && frames[first] >= lo && frames[first] < hi)
         first++;
     uint32_t depth = 0;
     for (int i = first; i < n && depth < PROF_DEPTH; i++)
-        pcs[depth++] = (uintptr_t)frames[i] - 1;
+        pcs[depth++] = frames[i] - 1;
     return depth;
 }
 
 /* Records a sampled block, its stack taken by the caller. Lock held. */
-static void record_locked(uintptr_t addr, size_t size, const uintptr_t *pcs, uint32_t depth)
+static void record_locked(prof_shard_t *sh, uintptr_t addr, size_t size, const uintptr_t *pcs,
+                          uint32_t depth)
 {
-    uint32_t stack = stack_find_locked(pcs, depth);
-    if (stack == UINT32_MAX || !sample_room_locked())
+    uint32_t stack = vt_proftable_stack(&sh->t, pcs, depth);
+    if (stack == UINT32_MAX ||
+        !vt_proftable_sample_add(&sh->t,
+                                 (vt_prof_sample_t){.addr = addr, .size = size, .stack = stack}))
         return; /* no memory for the record: the block simply goes unrecorded */
-    prof_stack_t *s = &pf.stacks[stack];
+    vt_prof_stack_t *s = &sh->t.stacks[stack];
     s->live_n++;
     s->live_bytes += size;
     s->alloc_n++;
     s->alloc_bytes += size;
-    sample_insert_locked((prof_sample_t){.addr = addr, .size = size, .stack = stack});
 }
 
-static void forget_locked(uintptr_t addr)
+static void forget_locked(prof_shard_t *sh, uintptr_t addr)
 {
-    prof_sample_t s = sample_remove_locked(addr);
+    vt_prof_sample_t s = vt_proftable_sample_take(&sh->t, addr);
     if (s.addr == 0)
         return; /* recorded before a fork, or not recorded for lack of memory */
-    pf.stacks[s.stack].live_n--;
-    pf.stacks[s.stack].live_bytes -= s.size;
+    sh->t.stacks[s.stack].live_n--;
+    sh->t.stacks[s.stack].live_bytes -= s.size;
 }
 
-/* A block of the class from the profiler's page, taking a fresh run when it has none left.
- * Lock held. */
-static void *prof_pop_locked(unsigned class_idx)
+/* A block of the class from the profiler's page. When the current page has none left, the
+ * spare takes its place, or else a fresh run. Lock held. */
+static void *prof_pop_locked(prof_shard_t *sh, unsigned class_idx)
 {
-    vt_page_t *page = pf.current[class_idx];
+    vt_page_t *page = sh->current[class_idx];
     if (page == NULL || (page->free == NULL && !vt_page_refill(page))) {
         /* A full page stays the profiler's (its blocks come back through vt_prof_free_small);
-         * the class gets a new one. */
-        page = vt_global_take_run(vt_classes[class_idx].units, 1, class_idx);
-        if (page == NULL)
-            return NULL;
-        vt_page_assign(page, class_idx, VT_OWNER_PROF);
-        vt_page_refill(page);
-        pf.current[class_idx] = page;
+         * the class gets another. */
+        page = sh->spare[class_idx];
+        if (page != NULL) {
+            sh->spare[class_idx] = NULL;
+        } else {
+            page = vt_global_take_run(vt_classes[class_idx].units, 1, class_idx);
+            if (page == NULL)
+                return NULL;
+            vt_page_assign(page, class_idx, VT_OWNER_PROF);
+            page->prof_shard = (uint8_t)(sh - shards);
+            vt_page_refill(page);
+        }
+        sh->current[class_idx] = page;
     }
     return vt_page_pop(page);
+}
+
+/* Gives an empty page back to its span. Lock held. */
+static void release_locked(vt_page_t *page)
+{
+    vt_page_unassign(page);
+    vt_span_put_run(page);
 }
 
 /* A sampled allocation of the class (tcache.c): NULL when the profiler cannot serve it (the
@@ -275,49 +162,67 @@ void *vt_prof_alloc_small(unsigned class_idx, size_t size)
     in_prof = true;
     uintptr_t pcs[PROF_DEPTH];
     uint32_t depth = take_stack(pcs);
-    vt_mutex_lock(&pf.lock);
-    void *p = prof_pop_locked(class_idx);
+    prof_shard_t *sh = &shards[vt_os_cpu() % PROF_SHARDS];
+    vt_mutex_lock(&sh->lock);
+    void *p = prof_pop_locked(sh, class_idx);
     if (p != NULL)
-        record_locked((uintptr_t)p, size, pcs, depth);
-    vt_mutex_unlock(&pf.lock);
+        record_locked(sh, (uintptr_t)p, size, pcs, depth);
+    vt_mutex_unlock(&sh->lock);
     in_prof = false;
     return p;
 }
 
 /* free() of a block in one of the profiler's pages, by any thread: checked (double and invalid
- * frees are reported as for any block), forgotten, and put back on its page. A page that
- * empties goes back to its span, unless it is its class's current page: a program that
- * allocates and frees one block in a loop would otherwise take a fresh run, and fault it in,
- * at every sample. malloc_trim gives the empty current pages back too (vt_prof_trim). */
+ * frees are reported as for any block), forgotten, and put back on its page. A page other than
+ * the current one that now has room becomes the class's spare if there is none; one that
+ * empties goes back to its span unless it is the current page or the spare. So the profiler
+ * keeps at most two pages of a class per shard that live samples do not pin: a program that
+ * samples blocks which outlive the page they came from would otherwise take a fresh run, and
+ * fault it in, every few samples. malloc_trim gives the empty ones back too (vt_prof_trim). */
 void vt_prof_free_small(vt_page_t *page, void *p)
 {
-    vt_mutex_lock(&pf.lock);
+    prof_shard_t *sh = &shards[page->prof_shard];
+    vt_mutex_lock(&sh->lock);
     if (!vt_page_check_block(page, p, "free")) {
-        vt_mutex_unlock(&pf.lock);
+        vt_mutex_unlock(&sh->lock);
         return;
     }
-    forget_locked((uintptr_t)p);
+    forget_locked(sh, (uintptr_t)p);
     vt_page_push(page, p);
-    if (--page->used == 0 && pf.current[page->class_idx] != page) {
-        vt_page_unassign(page);
-        vt_span_put_run(page);
+    page->used--;
+    unsigned c = page->class_idx;
+    if (page != sh->current[c] && page != sh->spare[c]) {
+        if (sh->spare[c] == NULL)
+            sh->spare[c] = page;
+        else if (page->used == 0)
+            release_locked(page);
     }
-    vt_mutex_unlock(&pf.lock);
+    vt_mutex_unlock(&sh->lock);
 }
 
-/* malloc_trim: the empty current pages go back to their spans. */
+/* malloc_trim: the empty current and spare pages go back to their spans. */
 void vt_prof_trim(void)
 {
-    vt_mutex_lock(&pf.lock);
-    for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
-        vt_page_t *page = pf.current[c];
-        if (page != NULL && page->used == 0) {
-            pf.current[c] = NULL;
-            vt_page_unassign(page);
-            vt_span_put_run(page);
+    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++) {
+        vt_mutex_lock(&sh->lock);
+        for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
+            if (sh->current[c] != NULL && sh->current[c]->used == 0) {
+                release_locked(sh->current[c]);
+                sh->current[c] = NULL;
+            }
+            if (sh->spare[c] != NULL && sh->spare[c]->used == 0) {
+                release_locked(sh->spare[c]);
+                sh->spare[c] = NULL;
+            }
         }
+        vt_mutex_unlock(&sh->lock);
     }
-    vt_mutex_unlock(&pf.lock);
+}
+
+/* The shard that records a large block: by its address, which its free knows. */
+static prof_shard_t *large_shard(const void *p)
+{
+    return &shards[((uintptr_t)p * VT_FIBONACCI_HASH) >> 61];
 }
 
 /* Counts a large allocation down on the calling thread's countdown: true when it is to be
@@ -340,9 +245,10 @@ void vt_prof_record_large(void *p, size_t size)
     in_prof = true;
     uintptr_t pcs[PROF_DEPTH];
     uint32_t depth = take_stack(pcs);
-    vt_mutex_lock(&pf.lock);
-    record_locked((uintptr_t)p, size, pcs, depth);
-    vt_mutex_unlock(&pf.lock);
+    prof_shard_t *sh = large_shard(p);
+    vt_mutex_lock(&sh->lock);
+    record_locked(sh, (uintptr_t)p, size, pcs, depth);
+    vt_mutex_unlock(&sh->lock);
     in_prof = false;
 }
 
@@ -351,31 +257,19 @@ void vt_prof_forget_large(void *p)
 {
     if (vt_likely(vt_options.prof_sample == 0))
         return;
-    vt_mutex_lock(&pf.lock);
-    forget_locked((uintptr_t)p);
-    vt_mutex_unlock(&pf.lock);
+    prof_shard_t *sh = large_shard(p);
+    vt_mutex_lock(&sh->lock);
+    forget_locked(sh, (uintptr_t)p);
+    vt_mutex_unlock(&sh->lock);
 }
 
 /* ---- The profile ------------------------------------------------------------------------ */
 
-/* One line per stack: "live_n: live_bytes [alloc_n: alloc_bytes] @ pc pc ...", after a
- * header with the totals, then the process's memory map, which google-pprof needs to find the
- * code each address belongs to. Lock held. */
-static bool write_profile_locked(int fd)
+/* The lines of one shard's stacks. Its lock held. */
+static bool write_stacks_locked(const prof_shard_t *sh, int fd)
 {
-    uint64_t live_n = 0, live_bytes = 0, alloc_n = 0, alloc_bytes = 0;
-    for (size_t i = 0; i < pf.stack_cap; i++) {
-        live_n += pf.stacks[i].live_n;
-        live_bytes += pf.stacks[i].live_bytes;
-        alloc_n += pf.stacks[i].alloc_n;
-        alloc_bytes += pf.stacks[i].alloc_bytes;
-    }
-    if (!vt_message_fd(fd, "heap profile: %zu: %zu [%zu: %zu] @ heap_v2/%u\n", (size_t)live_n,
-                       (size_t)live_bytes, (size_t)alloc_n, (size_t)alloc_bytes,
-                       vt_options.prof_sample))
-        return false;
-    for (size_t i = 0; i < pf.stack_cap; i++) {
-        const prof_stack_t *s = &pf.stacks[i];
+    for (size_t i = 0; i < sh->t.stack_cap; i++) {
+        const vt_prof_stack_t *s = &sh->t.stacks[i];
         if (s->hash == 0 || s->alloc_n == 0)
             continue;
         if (!vt_message_fd(fd, "%zu: %zu [%zu: %zu] @", (size_t)s->live_n, (size_t)s->live_bytes,
@@ -387,16 +281,53 @@ static bool write_profile_locked(int fd)
         if (!vt_message_fd(fd, "\n"))
             return false;
     }
+    return true;
+}
+
+/* One line per stack: "live_n: live_bytes [alloc_n: alloc_bytes] @ pc pc ...", after a
+ * header with the totals, then the process's memory map, which google-pprof needs to find the
+ * code each address belongs to. Every shard's lock held, so the lines add up to the totals. */
+static bool write_profile_locked(int fd)
+{
+    uint64_t live_n = 0, live_bytes = 0, alloc_n = 0, alloc_bytes = 0;
+    for (const prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++) {
+        for (size_t i = 0; i < sh->t.stack_cap; i++) {
+            live_n += sh->t.stacks[i].live_n;
+            live_bytes += sh->t.stacks[i].live_bytes;
+            alloc_n += sh->t.stacks[i].alloc_n;
+            alloc_bytes += sh->t.stacks[i].alloc_bytes;
+        }
+    }
+    if (!vt_message_fd(fd, "heap profile: %zu: %zu [%zu: %zu] @ heap_v2/%u\n", (size_t)live_n,
+                       (size_t)live_bytes, (size_t)alloc_n, (size_t)alloc_bytes,
+                       vt_options.prof_sample))
+        return false;
+    for (const prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++)
+        if (!write_stacks_locked(sh, fd))
+            return false;
     return vt_message_fd(fd, "\nMAPPED_LIBRARIES:\n") && vt_os_copy_file("/proc/self/maps", fd);
+}
+
+/* Every shard's lock, in the order of the array (the only place that holds two, with fork). */
+static void lock_all(void)
+{
+    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++)
+        vt_mutex_lock(&sh->lock);
+}
+
+static void unlock_all(void)
+{
+    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++)
+        vt_mutex_unlock(&sh->lock);
 }
 
 static bool write_profile(int fd, void *arg)
 {
     (void)arg;
-    vt_mutex_lock(&pf.lock);
+    lock_all();
     bool ok = write_profile_locked(fd);
     int saved = errno;
-    vt_mutex_unlock(&pf.lock);
+    unlock_all();
     errno = saved;
     return ok;
 }
@@ -414,23 +345,23 @@ VT_EXPORT int vt_prof_dump(const char *path)
 
 void vt_prof_fork_prepare(void)
 {
-    pthread_mutex_lock(&pf.lock);
+    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++)
+        pthread_mutex_lock(&sh->lock);
 }
 
 void vt_prof_fork_parent(void)
 {
-    pthread_mutex_unlock(&pf.lock);
+    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++)
+        pthread_mutex_unlock(&sh->lock);
 }
 
 /* The child starts a clean profile: its parent's samples and stacks are not its own. The
  * blocks stay valid; a free of one finds no sample and is served as usual. */
 void vt_prof_fork_child(void)
 {
-    if (pf.stack_cap > 0)
-        memset(pf.stacks, 0, pf.stack_cap * sizeof(prof_stack_t));
-    if (pf.sample_cap > 0)
-        memset(pf.samples, 0, pf.sample_cap * sizeof(prof_sample_t));
-    pf.stack_count = pf.sample_count = 0;
+    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++) {
+        vt_proftable_clear(&sh->t);
+        pthread_mutex_unlock(&sh->lock); /* held by this thread's parent copy: see span.c */
+    }
     in_prof = false;
-    pthread_mutex_unlock(&pf.lock); /* held by this thread's parent copy: see span.c */
 }

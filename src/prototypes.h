@@ -19,7 +19,12 @@ int vt_os_create(const char *path) VT_HIDDEN;
 int vt_os_write_file(const char *path, bool (*write_to)(int fd, void *arg), void *arg) VT_HIDDEN;
 bool vt_os_copy_file(const char *path, int fd) VT_HIDDEN;
 int vt_os_backtrace(void **frames, int max) VT_HIDDEN;
-bool vt_os_code_range(const void *addr, uintptr_t *lo, uintptr_t *hi) VT_HIDDEN;
+/* A loaded object: its mapping, its identity while loaded, and its unwind tables (or NULL). */
+typedef struct vt_code_object {
+    uintptr_t start, end, id;
+    const void *eh_frame_hdr;
+} vt_code_object_t;
+bool vt_os_code_object(uintptr_t pc, vt_code_object_t *object) VT_HIDDEN;
 bool vt_os_catch_signal(int sig, void (*handler)(int)) VT_HIDDEN;
 bool vt_os_purge(void *p, size_t size) VT_HIDDEN;
 /* Milliseconds of a monotonic clock; wraps after 49 days, so compare differences only. */
@@ -31,6 +36,7 @@ typedef struct vt_fd_identity {
     uint64_t dev, ino, rdev;
 } vt_fd_identity_t;
 bool vt_os_fd_identity(int fd, vt_fd_identity_t *id) VT_HIDDEN; /* false: fd is not open */
+unsigned vt_os_cpu(void) VT_HIDDEN;
 int32_t vt_os_thread_id(void) VT_HIDDEN;
 int32_t vt_os_process_id(void) VT_HIDDEN;
 bool vt_os_thread_gone(int32_t pid, int32_t tid) VT_HIDDEN;
@@ -78,6 +84,31 @@ extern char vt_options_prof_prefix[VT_OPTION_TEXT_MAX] VT_HIDDEN;
 extern char vt_options_stats_prefix[VT_OPTION_TEXT_MAX] VT_HIDDEN;
 int vt_api_mallopt(int param, int value) VT_HIDDEN;
 
+/* ---- cfi.c ------------------------------------------------------------------------------ */
+
+enum vt_cfi_kind { VT_CFI_STEP = 1, VT_CFI_END, VT_CFI_UNKNOWN };
+/* CFA offsets from this up are not expressed (unwind.c packs them into 24 bits). */
+#define VT_CFI_CFA_MAX (1 << 23)
+/* How to step from a frame at a code address to its caller's (x86-64). */
+typedef struct vt_cfi_rule {
+    int32_t cfa_off;      /* the CFA (the caller's rsp) is rsp or rbp + cfa_off, below CFA_MAX */
+    int16_t ra_off;       /* the return address is at CFA + ra_off */
+    int16_t rbp_off;      /* the caller's rbp is at CFA + rbp_off; 0: this frame keeps rbp */
+    uint8_t cfa_from_rbp; /* the CFA is rbp + cfa_off (else rsp + cfa_off) */
+    uint8_t kind;         /* VT_CFI_STEP: the above holds; END: the outermost frame, or no
+                             code we know; UNKNOWN: the rule cannot be expressed so */
+} vt_cfi_rule_t;
+vt_cfi_rule_t vt_cfi_rule(uintptr_t pc, const void *eh_frame_hdr) VT_HIDDEN;
+
+/* ---- unwind.c --------------------------------------------------------------------------- */
+
+/* The most return addresses vt_unwind stores. */
+#define VT_UNWIND_MAX 64
+int vt_unwind(uintptr_t *pcs, int max) VT_HIDDEN;
+void vt_unwind_fork_prepare(void) VT_HIDDEN;
+void vt_unwind_fork_parent(void) VT_HIDDEN;
+void vt_unwind_fork_child(void) VT_HIDDEN;
+
 /* ---- retain.c: the retention policy ------------------------------------------------------ */
 
 /* The highest level of something (units out of spans, bytes of large mappings) over the last
@@ -100,6 +131,41 @@ void vt_retain_demand_changed(int32_t delta_units, uint32_t now) VT_HIDDEN;
 void vt_retain_demand_forgotten(uint32_t units, uint32_t now) VT_HIDDEN;
 uint32_t vt_retain_free_allowed(uint32_t now) VT_HIDDEN;
 uint32_t vt_retain_spans_needed(uint32_t now) VT_HIDDEN;
+
+/* ---- proftable.c ------------------------------------------------------------------------ */
+
+/* Frames kept per stack. */
+#define VT_PROF_DEPTH 32
+
+typedef struct vt_prof_stack {
+    uint64_t hash;   /* 0: an empty slot */
+    uint32_t depth;  /* frames in pcs */
+    uint64_t live_n; /* sampled blocks live now, and their bytes (as asked for) */
+    uint64_t live_bytes;
+    uint64_t alloc_n; /* sampled blocks allocated since the start (or the fork), and bytes */
+    uint64_t alloc_bytes;
+    uintptr_t pcs[VT_PROF_DEPTH]; /* call sites, innermost first */
+} vt_prof_stack_t;
+
+typedef struct vt_prof_sample {
+    uintptr_t addr; /* 0: an empty slot */
+    size_t size;    /* bytes asked for */
+    uint32_t stack; /* index in the stack table */
+} vt_prof_sample_t;
+
+/* The stacks (open addressing by hash, linear probing) and the live samples (by address).
+ * Every field belongs to the user's lock. */
+typedef struct vt_prof_tables {
+    vt_prof_stack_t *stacks;
+    size_t stack_cap, stack_count;
+    vt_prof_sample_t *samples;
+    size_t sample_cap, sample_count;
+} vt_prof_tables_t;
+
+uint32_t vt_proftable_stack(vt_prof_tables_t *t, const uintptr_t *pcs, uint32_t depth) VT_HIDDEN;
+bool vt_proftable_sample_add(vt_prof_tables_t *t, vt_prof_sample_t s) VT_HIDDEN;
+vt_prof_sample_t vt_proftable_sample_take(vt_prof_tables_t *t, uintptr_t addr) VT_HIDDEN;
+void vt_proftable_clear(vt_prof_tables_t *t) VT_HIDDEN;
 
 /* ---- page.c ----------------------------------------------------------------------------- */
 
@@ -220,6 +286,9 @@ typedef struct vt_large_entry {
     size_t size;      /* bytes mapped (mmap) or requested rounded to 16 (malloc backing) */
     size_t requested; /* what malloc or realloc asked for (statistics) */
     uint8_t backing;  /* vt_backing_t */
+    /* Which mmap, or moving mremap, made its pages (large.c numbers them): only pieces of one
+     * mapping, still where it put them, are one range to the kernel and may join again. */
+    uint64_t mapping;
 } vt_large_entry_t;
 
 void vt_largetable_lock(void) VT_HIDDEN;

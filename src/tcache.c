@@ -194,14 +194,13 @@ static void *alloc_from(vt_tcache_t *tc, unsigned class_idx, size_t size)
     return block != NULL ? block : vt_tcache_alloc_corrupt(tc, page, class_idx, size);
 }
 
-/* The page's countdown ran out: this allocation is sampled (heap profiling). The page's count
- * of bytes asked for is published before the countdown restarts; the block comes from the
- * profiler's own pages (prof.c), whose frees it sees whichever thread makes them. Should the
- * profiler have none to give (no memory, or it is itself allocating), the page serves the
- * call as usual. */
+/* The page's countdown ran out: this allocation is sampled (heap profiling). The countdown
+ * restarts (the page keeps the count of bytes asked for, for its next publish); the block comes
+ * from the profiler's own pages (prof.c), whose frees it sees whichever thread makes them. Should
+ * the profiler have none to give (no memory, or it is itself allocating), the page serves the call
+ * as usual. */
 void *vt_tcache_alloc_sampled(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx, size_t size)
 {
-    vt_page_publish(page);
     vt_page_sample_restart(page);
     void *p = vt_prof_alloc_small(class_idx, size);
     if (p != NULL)

@@ -160,7 +160,8 @@ typedef struct vt_page {
     uint8_t first_unit;      /* constant: index of the page's first unit in its span */
     uint8_t stale;           /* global lock, when the run is taken: some unit may hold old
                                 data (not known to be zero) */
-    uint8_t pad1_[4];
+    uint8_t prof_shard;      /* constant while the profiler owns the page: its shard (prof.c) */
+    uint8_t pad1_[3];
     uint64_t large_requested; /* a large block's user: what its malloc or realloc asked for */
     uint8_t pad1b_[16];
     /* (*) except for a large block (VT_OWNER_LARGE), whose realloc may resize its run in
@@ -170,13 +171,15 @@ typedef struct vt_page {
     uint32_t used;                 /* owner: blocks handed out and not yet back on a list */
     uint32_t carved;               /* owner: blocks carved from the area so far */
     /* owner: bytes the page may still hand out before its next sampled allocation (heap
-     * profiling; page.c: vt_page_sample_draw), and what it was at the last publish: their
-     * difference is the bytes mallocs asked for since (statistics) */
+     * profiling; page.c: vt_page_sample_draw), and what it was when the countdown started or
+     * was last published: their difference is the bytes mallocs asked for since
+     * (statistics) */
     int64_t sample_left, sample_base;
     uint64_t pushes;    /* owner: its own frees into it, not yet added to the class's (publish) */
     uint32_t used_base; /* owner: `used` at the last publish */
     uint32_t collected; /* owner: blocks freed by other threads collected since the publish */
-    uint8_t pad2_[16];
+    uint64_t requested; /* owner: bytes asked for in the countdowns ended since the publish */
+    uint8_t pad2_[8];
     /* -- cache line 3: written by other threads' frees -- */
     _Alignas(64) _Atomic uintptr_t remote; /* any thread: count | list head | REMOTE_FULL */
     uint8_t pad3_[56];

@@ -23,6 +23,8 @@
 
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "vtmalloc.h"
@@ -1172,6 +1174,30 @@ static void every_successful_call_preserves_errno(void **state)
     assert_int_equal(errno, 8642);
 }
 
+/* A mapped block that the program split in two for the kernel (mprotect on one page of it)
+ * cannot be resized by mremap, which refuses such a range: realloc copies it instead, and
+ * the data and errno come through. */
+static void realloc_of_a_block_the_program_split(void **state)
+{
+    (void)state;
+    size_t size = (size_t)4 << 20, page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *p = vt_malloc(size);
+    assert_non_null(p);
+    for (size_t i = 0; i < size; i += 4096)
+        p[i] = (unsigned char)(i >> 12);
+    unsigned char *middle = (unsigned char *)(((uintptr_t)p + size / 2) & ~(uintptr_t)(page - 1));
+    assert_int_equal(mprotect(middle, page, PROT_READ), 0);
+    errno = 1234;
+    unsigned char *q = vt_realloc(p, size * 2);
+    assert_non_null(q);
+    assert_int_equal(errno, 1234);
+    for (size_t i = 0; i < size; i += 4096)
+        if (q[i] != (unsigned char)(i >> 12))
+            fail_msg("byte %zu lost in the move", i);
+    memset(q, 0, size * 2); /* all of it writable: the new block is not the old mapping */
+    vt_free(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1191,6 +1217,7 @@ int main(void)
         cmocka_unit_test(usable_size_is_real_and_stable),
         cmocka_unit_test(every_free_preserves_errno),
         cmocka_unit_test(every_successful_call_preserves_errno),
+        cmocka_unit_test(realloc_of_a_block_the_program_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

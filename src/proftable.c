@@ -1,0 +1,168 @@
+/*
+ * proftable.c - the heap profiler's two tables: the call stacks it has seen, with what each
+ * holds and has allocated, and the sampled blocks now live, by address.
+ *
+ * Layer: 2 profiler tables
+ * Calls: os.c
+ *
+ * Owns: nothing of its own; a vt_prof_tables_t belongs to its user (one per shard of prof.c,
+ * under that shard's lock), which serialises every call on it.
+ *
+ * Both are open-addressing hash tables in memory mapped from the OS (never malloc: they are
+ * filled from inside malloc), which start at FIRST_* entries and double when half full. A
+ * sample names its stack by index, so the samples are renamed when the stack table grows;
+ * samples leave by backward-shift deletion, so no tombstones pile up in a server that runs for
+ * months.
+ */
+#include "internal.h"
+
+/* The tables start this big (entries). */
+#define FIRST_STACKS  1024
+#define FIRST_SAMPLES 1024
+
+static size_t slot_of(uint64_t key, size_t cap)
+{
+    return (size_t)((key * VT_FIBONACCI_HASH) >> 32) & (cap - 1);
+}
+
+/* Maps a table of cap entries of `size` bytes; NULL when there is no memory. */
+static void *table_map(size_t cap, size_t size)
+{
+    return vt_os_map((cap * size + vt_os_page_size() - 1) & ~(vt_os_page_size() - 1),
+                     vt_os_page_size());
+}
+
+static void table_unmap(void *table, size_t cap, size_t size)
+{
+    if (table != NULL)
+        vt_os_unmap(table, (cap * size + vt_os_page_size() - 1) & ~(vt_os_page_size() - 1));
+}
+
+static void sample_insert(vt_prof_tables_t *t, vt_prof_sample_t s)
+{
+    size_t i = slot_of(s.addr, t->sample_cap);
+    while (t->samples[i].addr != 0)
+        i = (i + 1) & (t->sample_cap - 1);
+    t->samples[i] = s;
+    t->sample_count++;
+}
+
+/* Room for one more sample, or false. */
+static bool sample_room(vt_prof_tables_t *t)
+{
+    if (2 * (t->sample_count + 1) <= t->sample_cap)
+        return true;
+    size_t cap = t->sample_cap ? 2 * t->sample_cap : FIRST_SAMPLES;
+    vt_prof_sample_t *fresh = table_map(cap, sizeof(vt_prof_sample_t));
+    if (fresh == NULL)
+        return false;
+    vt_prof_sample_t *old = t->samples;
+    size_t old_cap = t->sample_cap;
+    t->samples = fresh;
+    t->sample_cap = cap;
+    t->sample_count = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].addr != 0)
+            sample_insert(t, old[i]);
+    table_unmap(old, old_cap, sizeof(vt_prof_sample_t));
+    return true;
+}
+
+/* Takes the sample of addr out of the table: its entry, or one with addr 0. */
+vt_prof_sample_t vt_proftable_sample_take(vt_prof_tables_t *t, uintptr_t addr)
+{
+    vt_prof_sample_t found = {0};
+    if (t->sample_cap == 0)
+        return found;
+    size_t mask = t->sample_cap - 1, hole = slot_of(addr, t->sample_cap);
+    while (t->samples[hole].addr != addr) {
+        if (t->samples[hole].addr == 0)
+            return found;
+        hole = (hole + 1) & mask;
+    }
+    found = t->samples[hole];
+    t->sample_count--;
+    for (size_t i = (hole + 1) & mask; t->samples[i].addr != 0; i = (i + 1) & mask) {
+        if (!vt_probe_stays(hole, i, slot_of(t->samples[i].addr, t->sample_cap))) {
+            t->samples[hole] = t->samples[i];
+            hole = i;
+        }
+    }
+    t->samples[hole].addr = 0;
+    return found;
+}
+
+static uint64_t stack_hash(const uintptr_t *pcs, uint32_t depth)
+{
+    uint64_t h = depth;
+    for (uint32_t i = 0; i < depth; i++)
+        h = (h ^ pcs[i]) * VT_FIBONACCI_HASH;
+    return h | 1; /* never 0, the empty slot */
+}
+
+/* The index of the stack's entry, added if new; UINT32_MAX when there is no memory. */
+uint32_t vt_proftable_stack(vt_prof_tables_t *t, const uintptr_t *pcs, uint32_t depth)
+{
+    if (2 * (t->stack_count + 1) > t->stack_cap) {
+        size_t cap = t->stack_cap ? 2 * t->stack_cap : FIRST_STACKS;
+        vt_prof_stack_t *fresh = table_map(cap, sizeof(vt_prof_stack_t));
+        if (fresh == NULL)
+            return UINT32_MAX;
+        /* Indices change: the samples name their stacks by index, so they are renamed. */
+        uint32_t *moved = table_map(t->stack_cap ? t->stack_cap : 1, sizeof(uint32_t));
+        if (moved == NULL) {
+            table_unmap(fresh, cap, sizeof(vt_prof_stack_t));
+            return UINT32_MAX;
+        }
+        for (size_t i = 0; i < t->stack_cap; i++) {
+            if (t->stacks[i].hash == 0)
+                continue;
+            size_t j = slot_of(t->stacks[i].hash, cap);
+            while (fresh[j].hash != 0)
+                j = (j + 1) & (cap - 1);
+            fresh[j] = t->stacks[i];
+            moved[i] = (uint32_t)j;
+        }
+        for (size_t i = 0; i < t->sample_cap; i++)
+            if (t->samples[i].addr != 0)
+                t->samples[i].stack = moved[t->samples[i].stack];
+        table_unmap(moved, t->stack_cap ? t->stack_cap : 1, sizeof(uint32_t));
+        table_unmap(t->stacks, t->stack_cap, sizeof(vt_prof_stack_t));
+        t->stacks = fresh;
+        t->stack_cap = cap;
+    }
+    uint64_t hash = stack_hash(pcs, depth);
+    size_t i = slot_of(hash, t->stack_cap);
+    for (;; i = (i + 1) & (t->stack_cap - 1)) {
+        vt_prof_stack_t *s = &t->stacks[i];
+        if (s->hash == 0) {
+            s->hash = hash;
+            s->depth = depth;
+            memcpy(s->pcs, pcs, depth * sizeof(uintptr_t));
+            t->stack_count++;
+            return (uint32_t)i;
+        }
+        if (s->hash == hash && s->depth == depth &&
+            memcmp(s->pcs, pcs, depth * sizeof(uintptr_t)) == 0)
+            return (uint32_t)i;
+    }
+}
+
+/* Adds a sample (its addr not in the table); false when there is no memory for it. */
+bool vt_proftable_sample_add(vt_prof_tables_t *t, vt_prof_sample_t s)
+{
+    if (!sample_room(t))
+        return false;
+    sample_insert(t, s);
+    return true;
+}
+
+/* Forgets every stack and sample (the mappings stay, for the next ones). */
+void vt_proftable_clear(vt_prof_tables_t *t)
+{
+    if (t->stack_cap > 0)
+        memset(t->stacks, 0, t->stack_cap * sizeof(vt_prof_stack_t));
+    if (t->sample_cap > 0)
+        memset(t->samples, 0, t->sample_cap * sizeof(vt_prof_sample_t));
+    t->stack_count = t->sample_count = 0;
+}

@@ -1,0 +1,219 @@
+/*
+ * test_unwind.c - the profiler's unwinder (unwind.c) finds the same callers as glibc's
+ * backtrace(), on stacks that need each kind of rule it caches: frames addressed from rsp and
+ * from rbp (alloca), the C library's own frames (qsort calling back), threads, the cache hit
+ * on a second walk, a stack cut at the depth asked for, and a signal handler (whose trampoline
+ * it hands to backtrace()).
+ */
+#include <execinfo.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "internal.h"
+
+#define MAX_FRAMES 64
+
+typedef struct stacks {
+    uintptr_t ours[MAX_FRAMES];
+    void *theirs[MAX_FRAMES];
+    int n_ours, n_theirs;
+} stacks_t;
+
+/* Both stacks, taken in this one function: each starts with an address in it, and from its
+ * caller on they must name the same frames. */
+static __attribute__((noinline)) void take_both(stacks_t *s)
+{
+    s->n_ours = vt_unwind(s->ours, MAX_FRAMES);
+    s->n_theirs = backtrace(s->theirs, MAX_FRAMES);
+    __asm__ volatile("" ::: "memory"); /* not a tail call: this frame stays on the stack */
+}
+
+/* Where the callers of take_both start in our stack: 1 when vt_unwind stepped through every
+ * frame itself; further on when it handed the stack to backtrace() (then its own frames come
+ * first). -1 when the callers are not there. */
+static int callers_start(const stacks_t *s)
+{
+    for (int i = 1; i < s->n_ours; i++)
+        if (s->ours[i] == (uintptr_t)s->theirs[1])
+            return i;
+    return -1;
+}
+
+static void assert_same_callers(const stacks_t *s)
+{
+    assert_true(s->n_theirs >= 3);
+    int start = callers_start(s);
+    assert_true(start >= 1);
+    assert_int_equal(s->n_ours - start, s->n_theirs - 1);
+    for (int i = 1; i < s->n_theirs; i++)
+        assert_true(s->ours[start + i - 1] == (uintptr_t)s->theirs[i]);
+}
+
+/* ---- Frames of several shapes -------------------------------------------------------------- */
+
+static volatile int sink;
+
+static __attribute__((noinline)) void leaf(stacks_t *s)
+{
+    take_both(s);
+    sink++;
+}
+
+/* A frame sized at run time: addressed from rbp. */
+static __attribute__((noinline)) void with_alloca(stacks_t *s, size_t n)
+{
+    volatile char *buf = __builtin_alloca(n);
+    buf[0] = 1;
+    buf[n - 1] = 2;
+    leaf(s);
+    sink += buf[0];
+}
+
+/* A large frame addressed from rsp. */
+static __attribute__((noinline)) void with_big_frame(stacks_t *s, int depth)
+{
+    volatile char buf[4096];
+    buf[depth] = (char)depth;
+    if (depth > 0)
+        with_big_frame(s, depth - 1);
+    else
+        with_alloca(s, 100 + (size_t)sink % 7);
+    sink += buf[depth];
+}
+
+/* Frames 0-9 are take_both, leaf, with_alloca, six of with_big_frame and this one: the same
+ * addresses at every call. */
+#define SAME_SITE_FRAMES 10
+static __attribute__((noinline)) void from_one_site(stacks_t *s)
+{
+    with_big_frame(s, 5);
+    __asm__ volatile("" ::: "memory");
+}
+
+static void frames_of_every_shape(void **state)
+{
+    (void)state;
+    stacks_t s[2];
+    /* Twice: the second time every rule comes from the cache. */
+    for (int round = 0; round < 2; round++)
+        from_one_site(&s[round]);
+    for (int round = 0; round < 2; round++) {
+        assert_same_callers(&s[round]);
+        assert_int_equal(callers_start(&s[round]), 1); /* all by the cached rules */
+    }
+    assert_int_equal(s[1].n_ours, s[0].n_ours);
+    assert_true(s[0].n_ours > SAME_SITE_FRAMES);
+    for (int i = 0; i < SAME_SITE_FRAMES; i++)
+        assert_true(s[1].ours[i] == s[0].ours[i]);
+}
+
+/* ---- The C library's frames: qsort calls back --------------------------------------------- */
+
+static stacks_t in_compare;
+static int compare_calls;
+
+static int compare_ints(const void *a, const void *b)
+{
+    if (compare_calls++ == 3)
+        take_both(&in_compare);
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static void frames_of_the_c_library(void **state)
+{
+    (void)state;
+    int values[64];
+    for (int i = 0; i < 64; i++)
+        values[i] = (i * 37) % 64;
+    compare_calls = 0;
+    qsort(values, 64, sizeof(int), compare_ints);
+    assert_true(compare_calls > 3);
+    assert_same_callers(&in_compare);
+    assert_int_equal(callers_start(&in_compare), 1);
+}
+
+/* ---- A thread's stack ends where the thread started --------------------------------------- */
+
+static void *thread_body(void *arg)
+{
+    with_alloca(arg, 64);
+    return NULL;
+}
+
+static void a_thread(void **state)
+{
+    (void)state;
+    stacks_t s;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, thread_body, &s), 0);
+    pthread_join(th, NULL);
+    assert_same_callers(&s);
+    assert_int_equal(callers_start(&s), 1);
+}
+
+/* ---- The depth asked for ------------------------------------------------------------------ */
+
+static __attribute__((noinline)) int take_three(uintptr_t *pcs)
+{
+    int n = vt_unwind(pcs, 3);
+    __asm__ volatile("" ::: "memory");
+    return n;
+}
+
+static void stops_at_the_depth_asked_for(void **state)
+{
+    (void)state;
+    stacks_t s;
+    with_big_frame(&s, 2);
+    uintptr_t three[4] = {0, 0, 0, 0};
+    assert_int_equal(take_three(three), 3);
+    assert_true(three[3] == 0);
+    for (int i = 0; i < 3; i++)
+        assert_true(three[i] != 0);
+}
+
+/* ---- A signal handler: the kernel's frame goes to backtrace() ------------------------------ */
+
+static stacks_t in_handler;
+
+static void handler(int sig)
+{
+    (void)sig;
+    take_both(&in_handler);
+}
+
+static void a_signal_handler(void **state)
+{
+    (void)state;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    raise(SIGUSR1);
+    sigaction(SIGUSR1, &old, NULL);
+    assert_same_callers(&in_handler);
+    /* Past the trampoline to this test function, as backtrace() goes. */
+    assert_true(in_handler.n_ours > 4);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(frames_of_every_shape),
+        cmocka_unit_test(frames_of_the_c_library),
+        cmocka_unit_test(a_thread),
+        cmocka_unit_test(stops_at_the_depth_asked_for),
+        cmocka_unit_test(a_signal_handler),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
