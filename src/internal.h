@@ -157,13 +157,16 @@ VT_INLINE unsigned vt_size_class(size_t n)
 
 /* ---- spanmap.c -------------------------------------------------------------------------- */
 
-/* The map has a byte per VT_SPAN_SIZE chunk of the address space, in leaves of 32 KiB (2^15
- * chunks, 128 GiB of addresses) that are mapped when a span first lands in their range; the
- * root of 2,048 leaf pointers is all that is static (16 KiB), and its unused entries point to
- * one shared leaf of zeros, so the lookup needs no test for a missing leaf. Bytes, not bits:
- * one load and a compare, where a bit map needs a shift and a bit test more. */
+/* The map has a byte per VT_SPAN_SIZE chunk of the address space, in leaves of 256 KiB (2^18
+ * chunks, 1 TiB of addresses) that are mapped when a span first lands in their range (only
+ * the leaf's pages that name spans become resident); the root of 256 leaf pointers is all
+ * that is static (2 KiB), and its unused entries point to one shared leaf of zeros, so the
+ * lookup needs no test for a missing leaf. Bytes, not bits: one load and a compare, where a
+ * bit map needs a shift and a bit test more. Few roots, because each is a pointer the dynamic
+ * linker relocates when the library loads: 2,048 of them made 48 KiB of relocations, read
+ * (and resident) in every process. */
 #define VT_SPANMAP_CHUNKS     ((uintptr_t)1 << (VT_ADDRESS_BITS - VT_SPAN_SHIFT))
-#define VT_SPANMAP_LEAF_SHIFT 15
+#define VT_SPANMAP_LEAF_SHIFT 18
 #define VT_SPANMAP_LEAF_BYTES ((size_t)1 << VT_SPANMAP_LEAF_SHIFT)
 #define VT_SPANMAP_ROOTS      (VT_SPANMAP_CHUNKS >> VT_SPANMAP_LEAF_SHIFT)
 extern _Atomic(_Atomic uint8_t *) vt_spanmap_root[VT_SPANMAP_ROOTS] VT_HIDDEN;

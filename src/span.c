@@ -100,20 +100,37 @@ uint32_t vt_span_dirty_budget(void)
 
 /* ---- The index -------------------------------------------------------------------------- */
 
-/* The length of the longest run of set bits: a step per run (a span's free units form a few
- * runs; shortening every run by one bit per step took up to 63 steps for an empty span). */
+/* The units where a run of n free units starts. Each step doubles the run length the mask
+ * guarantees, so this is a handful of shifts, not a scan. */
+static uint64_t run_starts(uint64_t free_units, unsigned n)
+{
+    uint64_t m = free_units;
+    for (unsigned len = 1; len < n && m != 0;) {
+        unsigned step = len < n - len ? len : n - len;
+        m &= m >> step;
+        len += step;
+    }
+    return m;
+}
+
+/* The length of the longest run of set bits: a binary search over the length, each probe
+ * a handful of shifts (run_starts), so about 30 simple steps whatever the pattern. A step per
+ * run took 32 for a span whose units alternate (blocks aligned to two units), and that was
+ * a fifth of the time of a program allocating such blocks; a step per bit of the longest run
+ * took up to 63 for an empty span. */
 static unsigned longest_run(uint64_t m)
 {
-    unsigned best = 0;
-    while (m != 0) {
-        unsigned start = (unsigned)__builtin_ctzll(m);
-        uint64_t rest = ~(m >> start);
-        unsigned len = rest == 0 ? 64 - start : (unsigned)__builtin_ctzll(rest);
-        if (len > best)
-            best = len;
-        m &= len + start >= 64 ? 0 : ~(uint64_t)0 << (start + len);
+    if (m == 0)
+        return 0;
+    unsigned lo = 1, hi = 64; /* a run of lo exists; none longer than hi */
+    while (lo < hi) {
+        unsigned mid = (lo + hi + 1) / 2;
+        if (run_starts(m, mid) != 0)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
-    return best;
+    return lo;
 }
 
 static void by_run_remove(vt_span_t *span)
@@ -225,19 +242,6 @@ uint64_t vt_span_count_locked(void)
 }
 
 /* ---- Runs of units ---------------------------------------------------------------------- */
-
-/* The units where a run of n free units starts. Each step doubles the run length the mask
- * guarantees, so this is a handful of shifts, not a scan. */
-static uint64_t run_starts(uint64_t free_units, unsigned n)
-{
-    uint64_t m = free_units;
-    for (unsigned len = 1; len < n && m != 0;) {
-        unsigned step = len < n - len ? len : n - len;
-        m &= m >> step;
-        len += step;
-    }
-    return m;
-}
 
 /* The units where a run aligned to `align` units (a power of two up to half a span) may start:
  * the span is span-aligned, so a unit index that is a multiple of align gives an address
