@@ -46,9 +46,10 @@
 
 typedef struct prof_shard {
     pthread_mutex_t lock;
-    vt_prof_tables_t t;                 /* its stacks and live samples (proftable.c) */
-    vt_page_t *current[VT_CLASS_COUNT]; /* the shard's page of each class, or NULL */
-    vt_page_t *spare[VT_CLASS_COUNT];   /* a page of the class with room, next in line, or NULL */
+    vt_prof_tables_t t;                  /* its stacks and live samples (proftable.c) */
+    vt_page_t *current[VT_CLASS_COUNT];  /* the shard's page of each class, or NULL */
+    vt_page_t *spare[VT_CLASS_COUNT];    /* a page of the class with room, next in line, or NULL */
+    uint32_t sampled_ms[VT_CLASS_COUNT]; /* when class c last had a block sampled */
 } __attribute__((aligned(64))) prof_shard_t; /* a cache line of its own */
 
 /* Every field of a shard belongs to its lock. */
@@ -125,6 +126,7 @@ static void forget_locked(prof_shard_t *sh, uintptr_t addr)
  * spare takes its place, or else a fresh run. Lock held. */
 static void *prof_pop_locked(prof_shard_t *sh, unsigned class_idx)
 {
+    sh->sampled_ms[class_idx] = vt_os_now_ms();
     vt_page_t *page = sh->current[class_idx];
     if (page == NULL || (page->free == NULL && !vt_page_refill(page))) {
         /* A full page stays the profiler's (its blocks come back through vt_prof_free_small);
@@ -200,21 +202,59 @@ void vt_prof_free_small(vt_page_t *page, void *p)
     vt_mutex_unlock(&sh->lock);
 }
 
-/* malloc_trim: the empty current and spare pages go back to their spans. */
+/* The shard's empty current and spare pages go back to their spans. Lock held. */
+static void release_empty_locked(prof_shard_t *sh)
+{
+    for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
+        if (sh->current[c] != NULL && sh->current[c]->used == 0) {
+            release_locked(sh->current[c]);
+            sh->current[c] = NULL;
+        }
+        if (sh->spare[c] != NULL && sh->spare[c]->used == 0) {
+            release_locked(sh->spare[c]);
+            sh->spare[c] = NULL;
+        }
+    }
+}
+
+/* malloc_trim: every shard's empty pages go back. */
 void vt_prof_trim(void)
 {
     for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++) {
         vt_mutex_lock(&sh->lock);
+        release_empty_locked(sh);
+        vt_mutex_unlock(&sh->lock);
+    }
+}
+
+/* The purge pass (purge.c): the empty pages of a class that had no block sampled for a whole
+ * retention window (VTMALLOC_PURGE_MS) go back, as memory nobody uses (out of the retention
+ * policy's record of recent demand), so that a process whose sampled blocks were freed keeps
+ * none of them and they go back to the OS at this pass; a class still sampled keeps its
+ * pages, and does not fault in fresh ones at every pass. */
+void vt_prof_pass(void)
+{
+    if (vt_likely(vt_options.prof_sample == 0))
+        return;
+    uint32_t now = vt_os_now_ms();
+    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++) {
+        vt_list_t idle = {0};
+        vt_mutex_lock(&sh->lock);
         for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
-            if (sh->current[c] != NULL && sh->current[c]->used == 0) {
-                release_locked(sh->current[c]);
-                sh->current[c] = NULL;
-            }
-            if (sh->spare[c] != NULL && sh->spare[c]->used == 0) {
-                release_locked(sh->spare[c]);
-                sh->spare[c] = NULL;
+            if (now - sh->sampled_ms[c] < vt_options.purge_ms)
+                continue;
+            vt_page_t **kept[2] = {&sh->current[c], &sh->spare[c]};
+            for (int k = 0; k < 2; k++) {
+                vt_page_t *page = *kept[k];
+                if (page != NULL && page->used == 0) {
+                    *kept[k] = NULL;
+                    vt_page_unassign(page);
+                    vt_list_push_back(&idle, page, VT_PAGE_LINK);
+                }
             }
         }
+        if (idle.head != NULL)
+            vt_global_put_pages(NULL, &idle, true);
         vt_mutex_unlock(&sh->lock);
     }
 }

@@ -16,9 +16,11 @@
  */
 #include "internal.h"
 
-/* The tables start this big (entries). */
-#define FIRST_STACKS  1024
-#define FIRST_SAMPLES 1024
+/* The tables start this big (entries): a page or so each (a stack is 296 bytes), since every
+ * shard that samples maps its own, and a process with few call sites should not fault in a
+ * table it hardly uses; each doubling costs one pass over the entries. */
+#define FIRST_STACKS  16
+#define FIRST_SAMPLES 256
 
 static size_t slot_of(uint64_t key, size_t cap)
 {

@@ -307,6 +307,7 @@ void vt_largetable_fork_child(void) VT_HIDDEN;
 
 void *vt_prof_alloc_small(unsigned class_idx, size_t size) VT_HIDDEN;
 void vt_prof_free_small(vt_page_t *page, void *p) VT_HIDDEN;
+void vt_prof_pass(void) VT_HIDDEN;
 void vt_prof_trim(void) VT_HIDDEN;
 bool vt_prof_large_due(size_t size) VT_HIDDEN;
 void vt_prof_record_large(void *p, size_t size) VT_HIDDEN;

@@ -38,8 +38,9 @@ static uint32_t pass_interval(void)
     return interval ? interval : 1;
 }
 
-/* The pass: emptied pages of exited threads back to their spans (so that their units can age
- * and be purged too), the stashes of quiet threads to the global cache (likewise), then what
+/* The pass: the heap profiler's empty pages of shards that went quiet, and emptied pages of
+ * exited threads, back to their spans (so that their units can age and be purged too), the
+ * stashes of quiet threads to the global cache (likewise), then what
  * the recent demand does not account for back to the OS: empty spans, free units, cached large
  * mappings. Whichever thread finds it due runs it; a process that stops calling the allocator
  * keeps what it freed in its last interval until it calls again, calls malloc_trim, or runs
@@ -58,6 +59,7 @@ void vt_purge_tick(void)
     if (!atomic_compare_exchange_strong_explicit(&sch.next_pass_ms, &due, now + interval,
                                                  memory_order_relaxed, memory_order_relaxed))
         return;
+    vt_prof_pass();
     vt_global_collect(now);
     vt_reclaim_idle();
     vt_spanpurge_unmap_empty(true);

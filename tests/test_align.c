@@ -32,8 +32,9 @@ static void every_alignment_with_many_sizes(void **state)
     (void)state;
     for (int entry = 0; entry < ENTRIES; entry++) {
         for (size_t alignment = 1; alignment <= ((size_t)64 << 20); alignment *= 2) {
-            size_t sizes[] = {0, 1, alignment / 2, alignment - 1, alignment, alignment + 1,
-                              3 * alignment, 1000, 70000, 300000};
+            size_t sizes[] = {
+                0,    1,     alignment / 2, alignment - 1, alignment, alignment + 1, 3 * alignment,
+                1000, 70000, 300000};
             enum { N = sizeof(sizes) / sizeof(sizes[0]) };
             void *blocks[N];
             for (size_t i = 0; i < N; i++) {

@@ -56,7 +56,7 @@ static struct mallinfo2 (*glibc_mallinfo2)(void);
 
 static void find_allocators(void)
 {
-    vt_usable = (size_t (*)(void *))dlsym(RTLD_DEFAULT, "vt_malloc_usable_size");
+    vt_usable = (size_t(*)(void *))dlsym(RTLD_DEFAULT, "vt_malloc_usable_size");
     vt_stats = (void (*)(vt_stats_t *))dlsym(RTLD_DEFAULT, "vt_stats_get");
     if (vt_usable == NULL || vt_stats == NULL) {
         fprintf(stderr, "libvtmalloc is not preloaded in this process\n");
@@ -65,7 +65,8 @@ static void find_allocators(void)
     /* glibc's own mallinfo2: a lookup through a handle on libc.so.6 finds libc's definition,
      * not the interposed one. */
     void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
-    if (libc == NULL || (glibc_mallinfo2 = (struct mallinfo2 (*)(void))dlsym(libc, "mallinfo2")) == NULL) {
+    if (libc == NULL ||
+        (glibc_mallinfo2 = (struct mallinfo2(*)(void))dlsym(libc, "mallinfo2")) == NULL) {
         fprintf(stderr, "cannot reach glibc's own mallinfo2\n");
         exit(1);
     }
@@ -93,7 +94,8 @@ static void assert_glibc_heap_untouched(const char *when)
     struct mallinfo2 m = glibc_mallinfo2();
     if (m.arena != 0 || m.hblks != 0 || m.hblkhd != 0 || m.uordblks != 0)
         fail_msg("%s: glibc's own allocator was used (arena %zu, mmapped %zu in %zu chunks, "
-                 "in use %zu)", when, m.arena, m.hblkhd, m.hblks, m.uordblks);
+                 "in use %zu)",
+                 when, m.arena, m.hblkhd, m.hblks, m.uordblks);
 }
 
 static int teardown_check_glibc(void **state)
@@ -115,15 +117,16 @@ static uint64_t vt_allocations(void)
     return n;
 }
 
-#define EXPECT_VT_ALLOCATES(what, ...)                                                           \
-    do {                                                                                         \
-        uint64_t before_ = vt_allocations();                                                     \
-        __VA_ARGS__;                                                                             \
-        uint64_t after_ = vt_allocations();                                                      \
-        if (after_ <= before_)                                                                   \
-            fail_msg("%s: vtmalloc served no allocation (the call allocated elsewhere, or "    \
-                     "not at all)", what);                                                       \
-        assert_glibc_heap_untouched(what);                                                       \
+#define EXPECT_VT_ALLOCATES(what, ...)                                                             \
+    do {                                                                                           \
+        uint64_t before_ = vt_allocations();                                                       \
+        __VA_ARGS__;                                                                               \
+        uint64_t after_ = vt_allocations();                                                        \
+        if (after_ <= before_)                                                                     \
+            fail_msg("%s: vtmalloc served no allocation (the call allocated elsewhere, or "        \
+                     "not at all)",                                                                \
+                     what);                                                                        \
+        assert_glibc_heap_untouched(what);                                                         \
     } while (0)
 
 /* ---- Every entry point, under every name --------------------------------------------------- */
@@ -139,7 +142,8 @@ static void *sym(void *handle, const char *name)
 {
     void *p = dlsym(handle, name);
     if (p == NULL)
-        fail_msg("%s does not resolve (%s)", name, handle == RTLD_NEXT ? "RTLD_NEXT" : "RTLD_DEFAULT");
+        fail_msg("%s does not resolve (%s)", name,
+                 handle == RTLD_NEXT ? "RTLD_NEXT" : "RTLD_DEFAULT");
     return p;
 }
 
@@ -157,7 +161,8 @@ static void names_through_dlsym_and_rtld_next(void **state)
         memalign_fn aa = (memalign_fn)sym(handles[h], "aligned_alloc");
         malloc_fn va = (malloc_fn)sym(handles[h], "valloc");
         malloc_fn pva = (malloc_fn)sym(handles[h], "pvalloc");
-        int (*pm)(void **, size_t, size_t) = (int (*)(void **, size_t, size_t))sym(handles[h], "posix_memalign");
+        int (*pm)(void **, size_t, size_t) =
+            (int (*)(void **, size_t, size_t))sym(handles[h], "posix_memalign");
         free_fn f = (free_fn)sym(handles[h], "free");
 
         void *p = m(100);
@@ -206,7 +211,8 @@ static void libc_names_and_c23_frees(void **state)
     reallocarray_fn lra = (reallocarray_fn)dlsym(RTLD_DEFAULT, "__libc_reallocarray");
     free_fn cf = (free_fn)dlsym(RTLD_DEFAULT, "cfree");
     void (*fs)(void *, size_t) = (void (*)(void *, size_t))sym(RTLD_DEFAULT, "free_sized");
-    void (*fas)(void *, size_t, size_t) = (void (*)(void *, size_t, size_t))sym(RTLD_DEFAULT, "free_aligned_sized");
+    void (*fas)(void *, size_t, size_t) =
+        (void (*)(void *, size_t, size_t))sym(RTLD_DEFAULT, "free_aligned_sized");
 
     /* Blocks cross from one name to another in every direction. */
     uint8_t *p = lm(300);
@@ -352,7 +358,8 @@ static void glibc_returns_vtmalloc_blocks(void **state)
     free(argz);
 }
 
-/* ---- glibc functions that allocate inside ----------------------------------------------------- */
+/* ---- glibc functions that allocate inside -----------------------------------------------------
+ */
 
 static int compare_ints(const void *a, const void *b)
 {
@@ -573,7 +580,8 @@ static void thread_creation_allocates_from_vtmalloc(void **state)
     assert_glibc_heap_untouched("threads");
 }
 
-/* ---- Introspection answers for vtmalloc --------------------------------------------------------- */
+/* ---- Introspection answers for vtmalloc ---------------------------------------------------------
+ */
 
 static void introspection_is_vtmalloc(void **state)
 {
@@ -609,7 +617,8 @@ static void introspection_is_vtmalloc(void **state)
     struct mallinfo mi = mallinfo();
 #pragma GCC diagnostic pop
     assert_true(mi.hblkhd >= (16 << 20) && mi.hblks >= 1);
-    struct mallinfo (*libc_mallinfo)(void) = (struct mallinfo (*)(void))sym(RTLD_DEFAULT, "__libc_mallinfo");
+    struct mallinfo (*libc_mallinfo)(void) =
+        (struct mallinfo(*)(void))sym(RTLD_DEFAULT, "__libc_mallinfo");
     mi = libc_mallinfo();
     assert_true(mi.hblkhd >= (16 << 20));
     free(big);
