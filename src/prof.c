@@ -164,7 +164,9 @@ void *vt_prof_alloc_small(unsigned class_idx, size_t size)
     in_prof = true;
     uintptr_t pcs[PROF_DEPTH];
     uint32_t depth = take_stack(pcs);
-    prof_shard_t *sh = &shards[vt_os_cpu() % PROF_SHARDS];
+    /* Classes of several units per page (a few large blocks each) share shard 0: their pages
+     * are what profiling adds to the peak, one per class and shard; their samples are few. */
+    prof_shard_t *sh = &shards[vt_classes[class_idx].units > 1 ? 0 : vt_os_cpu() % PROF_SHARDS];
     vt_mutex_lock(&sh->lock);
     void *p = prof_pop_locked(sh, class_idx);
     if (p != NULL)
@@ -193,7 +195,14 @@ void vt_prof_free_small(vt_page_t *page, void *p)
     vt_page_push(page, p);
     page->used--;
     unsigned c = page->class_idx;
-    if (page != sh->current[c] && page != sh->spare[c]) {
+    if (page->used == 0 && page->units > 1 && page != sh->current[c]) {
+        /* A page of several units holds a few large blocks: such a class keeps no empty spare
+         * (those were most of what profiling added to the peak); its units stay resident in
+         * the span, for the next sample of any class to take back. */
+        if (page == sh->spare[c])
+            sh->spare[c] = NULL;
+        release_locked(page);
+    } else if (page != sh->current[c] && page != sh->spare[c]) {
         if (sh->spare[c] == NULL)
             sh->spare[c] = page;
         else if (page->used == 0)
