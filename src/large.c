@@ -196,13 +196,13 @@ static size_t cache_put_locked(vt_large_entry_t e, vt_large_entry_t *evict)
             i++;
         }
     }
-    while (t.cached_count > 0 &&
-           (t.cached_count == CACHE_SLOTS || t.cached_bytes + e.size > allowed))
-        evict[n++] = cache_take_locked(cache_oldest_locked());
     if (e.size > allowed) { /* joined, it is more than the peak accounts for */
         evict[n++] = e;
         return n;
     }
+    while (t.cached_count > 0 &&
+           (t.cached_count == CACHE_SLOTS || t.cached_bytes + e.size > allowed))
+        evict[n++] = cache_take_locked(cache_oldest_locked());
     t.cached[t.cached_count] = e;
     t.cached_ms[t.cached_count] = now;
     t.cached_count++;
