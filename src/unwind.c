@@ -176,8 +176,11 @@ static int walk(uintptr_t pc, uintptr_t rsp, uintptr_t rbp, uintptr_t *pcs, int 
         /* A return address follows its call; pc - 1 is inside the call, in the caller's
          * function even when the call was the function's last instruction. */
         if (pc - 1 < object.start || pc - 1 >= object.end) {
-            if (!vt_os_code_object(pc - 1, &object))
-                break; /* no object there: JIT code, or not a return address */
+            if (!vt_os_code_object(pc - 1, &object)) {
+                if (n == 1)
+                    return -1; /* not even our own code: no _dl_find_object (glibc < 2.35) */
+                break;         /* no object there: JIT code, or not a return address */
+            }
         }
         vt_cfi_rule_t rule = rule_for(slots, pc - 1, &object);
         if (rule.kind == VT_CFI_END)
