@@ -196,13 +196,13 @@ static void *alloc_from(vt_tcache_t *tc, unsigned class_idx, size_t size)
 
 /* The page's countdown ran out: this allocation is sampled (heap profiling). The countdown
  * restarts (the page keeps the count of bytes asked for, for its next publish); the block comes
- * from the profiler's own pages (prof.c), whose frees it sees whichever thread makes them. Should
- * the profiler have none to give (no memory, or it is itself allocating), the page serves the call
- * as usual. */
+ * from the profiler's own pages (prof.c), whose frees it sees whichever thread makes them, and
+ * the stack is walked from this frame. Should the profiler have none to give (no memory, or it
+ * is itself allocating), the page serves the call as usual. */
 void *vt_tcache_alloc_sampled(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx, size_t size)
 {
     vt_page_sample_restart(page);
-    void *p = vt_prof_alloc_small(class_idx, size);
+    void *p = vt_prof_alloc_small(class_idx, size, __builtin_frame_address(0));
     if (p != NULL)
         return p;
     vt_block_t *block = vt_page_pop(page);

@@ -206,8 +206,20 @@ static int walk(uintptr_t pc, uintptr_t rsp, uintptr_t rbp, uintptr_t *pcs, int 
  * GCC and clang set one up here, whatever -fomit-frame-pointer says. */
 __attribute__((noinline)) int vt_unwind(uintptr_t *pcs, int max)
 {
-    const uintptr_t *frame = __builtin_frame_address(0); /* [0] = caller's rbp, [1] = return */
-    int n = walk(frame[1], (uintptr_t)(frame + 2), frame[0], pcs, max);
+    int n = vt_unwind_from(__builtin_frame_address(0), pcs, max);
+    __asm__ volatile("" ::: "memory"); /* not a tail call: the frame must outlive the walk */
+    return n;
+}
+
+/* The same from a frame further up: `frame` is a live frame of the calling thread's stack with
+ * a frame pointer (what __builtin_frame_address(0) gave the function that owns it, which has
+ * not returned), and the addresses start with the one into that function's caller. The
+ * profiler starts at the allocator function that decided to sample, so its own frames below
+ * it (a third of a walk) are not stepped through. */
+int vt_unwind_from(const void *frame, uintptr_t *pcs, int max)
+{
+    const uintptr_t *f = frame; /* [0] = caller's rbp, [1] = return address */
+    int n = walk(f[1], (uintptr_t)(f + 2), f[0], pcs, max);
     if (n >= 0)
         return n;
     return unwind_by_backtrace(pcs, max);
@@ -217,6 +229,12 @@ __attribute__((noinline)) int vt_unwind(uintptr_t *pcs, int max)
 
 int vt_unwind(uintptr_t *pcs, int max)
 {
+    return unwind_by_backtrace(pcs, max);
+}
+
+int vt_unwind_from(const void *frame, uintptr_t *pcs, int max)
+{
+    (void)frame;
     return unwind_by_backtrace(pcs, max);
 }
 
