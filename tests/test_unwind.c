@@ -2,8 +2,8 @@
  * test_unwind.c - the profiler's unwinder (unwind.c) finds the same callers as glibc's
  * backtrace(), on stacks that need each kind of rule it caches: frames addressed from rsp and
  * from rbp (alloca), the C library's own frames (qsort calling back), threads, the cache hit
- * on a second walk, a stack cut at the depth asked for, and a signal handler (whose trampoline
- * it hands to backtrace()).
+ * on a second walk, a stack cut at the depth asked for, a walk from a frame further up (as the
+ * profiler starts), and a signal handler (whose trampoline it hands to backtrace()).
  */
 #include <execinfo.h>
 #include <pthread.h>
@@ -181,6 +181,35 @@ static void stops_at_the_depth_asked_for(void **state)
         assert_true(three[i] != 0);
 }
 
+/* ---- From a frame further up (what the profiler does) ---------------------------------------- */
+
+static __attribute__((noinline)) int walk_from(const void *frame, uintptr_t *pcs)
+{
+    int n = vt_unwind_from(frame, pcs, MAX_FRAMES);
+    __asm__ volatile("" ::: "memory");
+    return n;
+}
+
+/* The walk from this function's frame, taken two calls deeper, starts with the address into
+ * this function's caller: backtrace's callers, without the frames in between. */
+static __attribute__((noinline)) void from_this_frame(stacks_t *s)
+{
+    s->n_ours = walk_from(__builtin_frame_address(0), s->ours);
+    s->n_theirs = backtrace(s->theirs, MAX_FRAMES);
+    __asm__ volatile("" ::: "memory");
+}
+
+static void from_a_frame_further_up(void **state)
+{
+    (void)state;
+    stacks_t s;
+    from_this_frame(&s);
+    assert_true(s.n_theirs >= 3);
+    assert_int_equal(s.n_ours, s.n_theirs - 1);
+    for (int i = 0; i < s.n_ours; i++)
+        assert_true(s.ours[i] == (uintptr_t)s.theirs[i + 1]);
+}
+
 /* ---- A signal handler: the kernel's frame goes to backtrace() ------------------------------ */
 
 static stacks_t in_handler;
@@ -213,6 +242,7 @@ int main(void)
         cmocka_unit_test(frames_of_the_c_library),
         cmocka_unit_test(a_thread),
         cmocka_unit_test(stops_at_the_depth_asked_for),
+        cmocka_unit_test(from_a_frame_further_up),
         cmocka_unit_test(a_signal_handler),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
