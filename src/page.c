@@ -111,7 +111,11 @@ static double neg_log_uniform(uint64_t r)
     const double ln2 = 0.69314718055994530942;
     uint64_t m = (r >> 11) + 1; /* 1 .. 2^53 */
     int e = 63 - __builtin_clzll(m);
-    double f = (double)m / (double)((uint64_t)1 << e); /* [1, 2) */
+    /* f = m / 2^e in [1, 2), built from m's bits below its top one (exact, and no division:
+     * a sample's draw is on the path of every sampled allocation). */
+    uint64_t bits = ((uint64_t)1023 << 52) | ((m << (63 - e) << 1) >> 12);
+    double f;
+    memcpy(&f, &bits, sizeof(f));
     double t = (f - 1.0) / (f + 1.0), t2 = t * t;
     double ln_f = 2.0 * t * (1.0 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 / 9))));
     return (53 - e) * ln2 - ln_f;
