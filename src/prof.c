@@ -46,10 +46,11 @@
 
 typedef struct prof_shard {
     pthread_mutex_t lock;
-    vt_prof_tables_t t;                  /* its stacks and live samples (proftable.c) */
-    vt_page_t *current[VT_CLASS_COUNT];  /* the shard's page of each class, or NULL */
-    vt_page_t *spare[VT_CLASS_COUNT];    /* a page of the class with room, next in line, or NULL */
-    uint32_t sampled_ms[VT_CLASS_COUNT]; /* when class c last had a block sampled */
+    vt_prof_tables_t t;                 /* its stacks and live samples (proftable.c) */
+    vt_page_t *current[VT_CLASS_COUNT]; /* the shard's page of each class, or NULL */
+    vt_page_t *spare[VT_CLASS_COUNT];   /* a page of the class with room, next in line, or NULL */
+    bool sampled[VT_CLASS_COUNT];       /* class c had a block sampled since the last pass */
+    uint32_t quiet_ms[VT_CLASS_COUNT];  /* the last pass that found sampled[c] set */
 } __attribute__((aligned(64))) prof_shard_t; /* a cache line of its own */
 
 /* Every field of a shard belongs to its lock. */
@@ -127,7 +128,7 @@ static void forget_locked(prof_shard_t *sh, uintptr_t addr)
  * spare takes its place, or else a fresh run. Lock held. */
 static void *prof_pop_locked(prof_shard_t *sh, unsigned class_idx)
 {
-    sh->sampled_ms[class_idx] = vt_os_now_ms();
+    sh->sampled[class_idx] = true; /* no clock here: the pass reads it (vt_prof_pass) */
     vt_page_t *page = sh->current[class_idx];
     if (page == NULL || (page->free == NULL && !vt_page_refill(page))) {
         /* A full page stays the profiler's (its blocks come back through vt_prof_free_small);
@@ -242,7 +243,8 @@ void vt_prof_trim(void)
  * retention window (VTMALLOC_PURGE_MS) go back, as memory nobody uses (out of the retention
  * policy's record of recent demand), so that a process whose sampled blocks were freed keeps
  * none of them and they go back to the OS at this pass; a class still sampled keeps its
- * pages, and does not fault in fresh ones at every pass. */
+ * pages, and does not fault in fresh ones at every pass. "No sample for a window" is measured
+ * from the last pass that saw one, so a sample reads no clock. */
 void vt_prof_pass(void)
 {
     if (vt_likely(vt_options.prof_sample == 0))
@@ -252,7 +254,11 @@ void vt_prof_pass(void)
         vt_list_t idle = {0};
         vt_mutex_lock(&sh->lock);
         for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
-            if (now - sh->sampled_ms[c] < vt_options.purge_ms)
+            if (sh->sampled[c]) {
+                sh->sampled[c] = false;
+                sh->quiet_ms[c] = now;
+            }
+            if (now - sh->quiet_ms[c] < vt_options.purge_ms)
                 continue;
             vt_page_t **kept[2] = {&sh->current[c], &sh->spare[c]};
             for (int k = 0; k < 2; k++) {
