@@ -208,7 +208,7 @@ void *vt_api_reallocarray(void *p, size_t count, size_t size)
  * the alignment (sizeclass.c), and pages start on a unit boundary, so every block of the page
  * is aligned. No padding, no interior pointers, free() stays the fast path. Larger
  * alignments, or sizes beyond the classes, are large blocks (largespan.c): runs of units that
- * start at a multiple of the alignment, or above 2 MiB and 1 MiB, mappings of their own
+ * start at a multiple of the alignment, or above 2 MiB and 960 KiB, mappings of their own
  * (large.c).
  */
 static void *aligned_pow2(size_t alignment, size_t size)

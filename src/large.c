@@ -1,6 +1,6 @@
 /*
  * large.c - blocks above the largest class (256 KiB) that do not go into spans: those above
- * VT_LARGE_SPAN_MAX (1 MiB) and those aligned above half a span. Each is a mapping of its own,
+ * VT_LARGE_SPAN_MAX (960 KiB) and those aligned above half a span. Each is a mapping of its own,
  * grown and shrunk with mremap; a freed one is kept for reuse while the recent peak of live
  * mapped blocks accounts for it (retain.c's window), up to VTMALLOC_LARGE_CACHE MiB.
  *

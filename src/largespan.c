@@ -1,12 +1,12 @@
 /*
- * largespan.c - large blocks up to VT_LARGE_SPAN_MAX (1 MiB) as runs of units in spans, taken
+ * largespan.c - large blocks up to VT_LARGE_SPAN_MAX (960 KiB) as runs of units in spans, taken
  * from the global cache like a page's and given back to it on free, where their units wait,
  * resident, for the next block or page of any size, and are purged on the pages' schedule.
  *
  * Layer: 7 large blocks
  * Calls: os.c, report.c, retain.c, page.c, span.c, global.c
  *
- * Owns: the counters of these blocks. Why runs of units up to 1 MiB: a server that builds
+ * Owns: the counters of these blocks. Why runs of units up to 960 KiB: a server that builds
  * replies of a few hundred KiB would otherwise pay mmap, munmap and the page faults of fresh
  * memory for each (glibc serves such blocks from its heap once its mmap threshold has risen).
  * A thread's own frees of such blocks go to its stash (alloc.c), where its next block of that

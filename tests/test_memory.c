@@ -287,7 +287,7 @@ static void *big_blocks[BIG_BLOCKS];
 
 static void allocate_big_blocks(void)
 {
-    for (int i = 0; i < BIG_BLOCKS; i++) { /* 24 MiB in large blocks of runs of units */
+    for (int i = 0; i < BIG_BLOCKS; i++) { /* 22.5 MiB in large blocks of runs of units */
         big_blocks[i] = vt_malloc(VT_LARGE_SPAN_MAX);
         assert_true(vt_in_span(big_blocks[i]));
         memset(big_blocks[i], 1, VT_LARGE_SPAN_MAX);
@@ -330,13 +330,13 @@ static void freed_memory_serves_the_next_demand_then_leaves(void **state)
     free_big_blocks();
     vt_stats_t freed, again;
     vt_stats_get(&freed);
-    assert_true(freed.bytes_free_resident >= (uint64_t)(BIG_BLOCKS - 2) << 20);
+    assert_true(freed.bytes_free_resident >= (uint64_t)(BIG_BLOCKS - 2) * VT_LARGE_SPAN_MAX);
     long faults = minor_faults();
     allocate_big_blocks();
     faults = minor_faults() - faults;
     vt_stats_get(&again);
     free_big_blocks();
-    /* 24 MiB is 6,144 pages: refaulting even a tenth of them would show. */
+    /* 22.5 MiB is 5,760 pages: refaulting even a tenth of them would show. */
     if (faults > 600 || again.purged_bytes_total != freed.purged_bytes_total ||
         again.span_maps_total != freed.span_maps_total)
         fail_msg("reuse cost %ld page faults, %zu KiB purged, %zu spans mapped", faults,

@@ -209,7 +209,7 @@ static void double_free_of_a_large_block_is_detected(void **state)
     expect_abort(run_in_child(double_free_large, NULL), "invalid or double free", victim);
 }
 
-/* Large blocks in spans (above 256 KiB, up to 1 MiB) have checks of their own: a pointer
+/* Large blocks in spans (above 256 KiB, up to 960 KiB) have checks of their own: a pointer
  * into the block, and a second free racing or following the first. */
 static void misuse_of_a_large_block_in_a_span_is_detected(void **state)
 {
