@@ -20,6 +20,10 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define VT_HAVE_SINGLE_THREADED 1
+#endif
 
 extern __thread bool vt_fork_holder
     __attribute__((visibility("hidden"), tls_model("initial-exec")));
@@ -40,6 +44,26 @@ static inline __attribute__((always_inline)) void vt_mutex_unlock(pthread_mutex_
 {
     if (!vt_fork_holder)
         pthread_mutex_unlock(m);
+}
+
+/* True while the process has one thread, as glibc keeps it (__libc_single_threaded, as its own
+ * malloc uses it): a word that is atomic only so that other threads can take it over (a
+ * thread's stash, a large block's owner word) can then be changed with a load and a store,
+ * not a locked read-modify-write, which costs more than the rest of a malloc+free of a large
+ * block. Why the answer is never wrong for the caller: glibc clears the flag in
+ * pthread_create before the new thread exists, so every thread but the first sees it false
+ * from its start (its creation happens before it runs), and the first thread sees its own
+ * store; so only a process's one thread can read true, and no other thread exists to race
+ * with until that same thread creates one. It becomes true again only in a fork child, which
+ * has one thread. (Threads made by a raw clone(), behind glibc's back, break glibc's own malloc
+ * the same way.) */
+static inline bool vt_sole_thread(void)
+{
+#ifdef VT_HAVE_SINGLE_THREADED
+    return __libc_single_threaded;
+#else
+    return false;
+#endif
 }
 
 #endif /* VT_LOCK_H */

@@ -225,9 +225,15 @@ void vt_page_assign_large(vt_page_t *page)
 bool vt_page_release_large(vt_page_t *page)
 {
     uintptr_t expected = VT_OWNER_LARGE;
-    if (!atomic_compare_exchange_strong_explicit(&page->owner, &expected, VT_OWNER_FREE,
-                                                 memory_order_relaxed, memory_order_relaxed))
+    if (vt_sole_thread()) { /* no other free can race this one (lock.h) */
+        if (atomic_load_explicit(&page->owner, memory_order_relaxed) != VT_OWNER_LARGE)
+            return false;
+        atomic_store_explicit(&page->owner, VT_OWNER_FREE, memory_order_relaxed);
+    } else if (!atomic_compare_exchange_strong_explicit(&page->owner, &expected, VT_OWNER_FREE,
+                                                        memory_order_relaxed,
+                                                        memory_order_relaxed)) {
         return false;
+    }
     page->used = 0;
     vt_span_set_units(vt_span_base(page), page->first_unit, page->units, &vt_page_none);
     return true;

@@ -45,10 +45,15 @@ void vt_stash_push(vt_tcache_t *tc, vt_page_t *page)
      * and hand the page to a third, which re-describes it. */
     uint32_t units = page->units;
     vt_page_t *head = atomic_load_explicit(&tc->stash, memory_order_relaxed);
-    do {
-        page->link.next = head; /* fails only when a reclaimer took the list: then head is NULL */
-    } while (!atomic_compare_exchange_weak_explicit(&tc->stash, &head, page, memory_order_release,
-                                                    memory_order_relaxed));
+    if (vt_sole_thread()) { /* no reclaimer exists to take the list meanwhile (lock.h) */
+        page->link.next = head;
+        atomic_store_explicit(&tc->stash, page, memory_order_release);
+    } else {
+        do {
+            page->link.next = head; /* fails only when a reclaimer took it: head is NULL */
+        } while (!atomic_compare_exchange_weak_explicit(
+            &tc->stash, &head, page, memory_order_release, memory_order_relaxed));
+    }
     stash_count_set(tc, vt_stash_count(tc) + units);
     stash_touch(tc);
 }
@@ -59,7 +64,10 @@ void vt_stash_push(vt_tcache_t *tc, vt_page_t *page)
 vt_page_t *vt_stash_pop(vt_tcache_t *tc, unsigned units)
 {
     stash_touch(tc);
-    vt_page_t *list = stash_take_all(tc), *found = NULL, *prev = NULL, *next;
+    /* The sole thread takes the list with a load: no reclaimer exists to take it (lock.h). */
+    vt_page_t *list = vt_sole_thread() ? atomic_load_explicit(&tc->stash, memory_order_relaxed)
+                                       : stash_take_all(tc);
+    vt_page_t *found = NULL, *prev = NULL, *next;
     uint32_t count = 0;
     for (vt_page_t *p = list; p != NULL; p = next) {
         next = p->link.next;
