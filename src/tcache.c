@@ -19,18 +19,16 @@
  */
 #include "internal.h"
 
-#define VT_EMPTY_BINS                                                                              \
-    {                                                                                              \
-        [0 ... VT_CLASS_COUNT] = &vt_page_none                                                     \
-    }
-
-static vt_tcache_t unstarted = {.alloc_page = VT_EMPTY_BINS, .state = VT_TCACHE_UNSTARTED};
-static vt_tcache_t exited = {.alloc_page = VT_EMPTY_BINS, .state = VT_TCACHE_EXITED};
+static vt_tcache_t unstarted = {.alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_none},
+                                .state = VT_TCACHE_UNSTARTED};
+static vt_tcache_t exited = {.alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_none},
+                             .state = VT_TCACHE_EXITED};
 
 /* The cache of threads that have none (after their exit destructor, or when a cache could not
  * be started for lack of memory). Used only with orphan_lock held; every free into its pages
  * is a remote free, because no thread's TLS points to it. */
-static vt_tcache_t orphan = {.alloc_page = VT_EMPTY_BINS, .state = VT_TCACHE_LIVE};
+static vt_tcache_t orphan = {.alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_none},
+                             .state = VT_TCACHE_LIVE};
 static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 
 __thread vt_tcache_t *vt_tls_tcache __attribute__((tls_model("initial-exec"))) = &unstarted;
@@ -77,7 +75,7 @@ static bool release_empty_page(vt_tcache_t *tc, vt_page_t *page)
 }
 
 /* A fresh run for a class: from the stash, else from the global cache (which maps a new span
- * when it has none): one-unit runs in a batch, longer ones one at a time. */
+ * when it has none): one-unit runs in a batch (batch_ramp), longer ones one at a time. */
 static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units, unsigned class_idx)
 {
     vt_page_t *page = vt_stash_pop(tc, units);
@@ -85,9 +83,11 @@ static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units, unsigned clas
         return vt_global_take_run(units, 1, class_idx);
     if (page == NULL) {
         vt_page_t *batch[BATCH_MAX];
-        uint32_t want = vt_options.batch_units;
-        if (want > BATCH_MAX)
-            want = BATCH_MAX;
+        uint32_t want = vt_options.batch_units < BATCH_MAX ? vt_options.batch_units : BATCH_MAX;
+        if (tc->batch_ramp < want) { /* 1, 2, 4 ... units */
+            uint32_t next = tc->batch_ramp > 0 ? tc->batch_ramp * 2 : 1;
+            want = tc->batch_ramp = next < want ? next : want;
+        }
         uint32_t got = vt_global_take_units(batch, want ? want : 1, class_idx);
         if (got == 0)
             return NULL;
@@ -221,6 +221,7 @@ vt_tcache_t *vt_tcache_start(void)
                           atomic_load_explicit(&mine->stash_epoch, memory_order_relaxed),
                           memory_order_relaxed);
     atomic_store_explicit(&mine->idle_since_ms, vt_os_now_ms(), memory_order_relaxed);
+    mine->batch_ramp = 0;
     vt_tls_tcache = mine;
     return mine;
 }
@@ -271,7 +272,7 @@ vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units)
 
 /* The run of a large block this thread freed goes to its stash, first in line, where the next
  * large block of that length takes it without a lock. Over VTMALLOC_STASH_UNITS, the stash
- * gives back its older pages, keeping this run (at most a large block's 16 units). */
+ * gives back its older pages, keeping this run (at most a large block's 15 units). */
 void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page)
 {
     if (tc->state != VT_TCACHE_LIVE || vt_options.stash_units == 0) {

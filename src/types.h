@@ -277,6 +277,10 @@ typedef struct vt_tcache {
     _Atomic uint32_t idle_epoch;    /* purge pass: stash_epoch when a pass last saw it change */
     _Atomic uint32_t idle_since_ms; /* purge pass: when that was (vt_os_now_ms) */
     uint32_t slow_calls;            /* owner: allocation slow paths, to pace housekeeping */
+    /* owner: units of the thread's last batch from the global cache while it ramps up (0 at
+     * its start): its first batches take 1, 2, 4 ... units up to VTMALLOC_BATCH_UNITS, so that
+     * a thread that allocates a little holds one unit, not a batch (tcache.c) */
+    uint32_t batch_ramp;
     /* owner: long classes (bit c) whose current page was kept when it emptied; a hint that
      * spares the free path a walk over every long class (tcache.c: kept_long_units) */
     uint64_t kept_long;
