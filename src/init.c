@@ -130,6 +130,7 @@ static void on_thread_exit(void *cache)
 {
     vt_tcache_thread_exit(cache);
     vt_purge_tick(); /* its memory went to the global cache: the schedule's turn */
+    vt_purge_last_exit();
 }
 
 /* A thread's first allocation (alloc.c): initialises the process if need be, then starts the

@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <linux/futex.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -281,13 +282,33 @@ bool vt_os_purge(void *p, size_t size)
     return done;
 }
 
-void vt_os_sleep_ms(uint32_t ms)
+/* Sleeps up to `ms` while *word holds `expected`; returns early once another thread changed it
+ * and called vt_os_wake (or on a signal). A futex, not a condition variable: it holds no lock
+ * that a fork child could inherit held. Linux only: elsewhere a plain sleep. */
+void vt_os_wait(_Atomic uint32_t *word, uint32_t expected, uint32_t ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     int saved = errno;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+#if defined(SYS_futex) && defined(FUTEX_WAIT_PRIVATE)
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expected, &ts, NULL, 0);
+#else
+    (void)word;
+    (void)expected;
+    nanosleep(&ts, NULL);
+#endif
     errno = saved;
+}
+
+/* Wakes the threads in vt_os_wait on `word` (the caller changed it first). */
+void vt_os_wake(_Atomic uint32_t *word)
+{
+#if defined(SYS_futex) && defined(FUTEX_WAKE_PRIVATE)
+    int saved = errno;
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+    errno = saved;
+#else
+    (void)word;
+#endif
 }
 
 uint32_t vt_os_now_ms(void)

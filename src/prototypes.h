@@ -29,7 +29,8 @@ bool vt_os_catch_signal(int sig, void (*handler)(int)) VT_HIDDEN;
 bool vt_os_purge(void *p, size_t size) VT_HIDDEN;
 /* Milliseconds of a monotonic clock; wraps after 49 days, so compare differences only. */
 uint32_t vt_os_now_ms(void) VT_HIDDEN;
-void vt_os_sleep_ms(uint32_t ms) VT_HIDDEN;
+void vt_os_wait(_Atomic uint32_t *word, uint32_t expected, uint32_t ms) VT_HIDDEN;
+void vt_os_wake(_Atomic uint32_t *word) VT_HIDDEN;
 int vt_os_dup_fd(int fd) VT_HIDDEN;
 /* What a descriptor refers to: the same file, device or pipe gives the same identity. */
 typedef struct vt_fd_identity {
@@ -370,6 +371,7 @@ void vt_purge_tick(void) VT_HIDDEN;
 void vt_purge_housekeeping(vt_tcache_t *tc) VT_HIDDEN;
 int vt_purge_trim(void) VT_HIDDEN;
 void vt_purge_thread_maybe_start(void) VT_HIDDEN;
+void vt_purge_last_exit(void) VT_HIDDEN;
 void vt_purge_fork_child(void) VT_HIDDEN;
 /* Hook (registered once by init.c): run by the purge thread at each of its passes. */
 void vt_purge_set_thread_hook(void (*hook)(void)) VT_HIDDEN;

@@ -19,6 +19,7 @@ static struct schedule {
      * compare-and-swap, so that one thread, not all, runs a due pass. */
     _Atomic uint32_t next_pass_ms;
     _Atomic bool thread_started; /* the purge thread runs (or is being started) */
+    _Atomic uint32_t wake;       /* bumped to wake the purge thread early (vt_purge_last_exit) */
     void (*thread_hook)(void);   /* registered once at start-up (init.c): see below */
 } sch;
 
@@ -113,9 +114,9 @@ static bool nothing_to_return(void)
  * place: pthread_create may call malloc, which then finds a working cache. While there is no
  * free memory left to return it sleeps longer, up to PURGE_THREAD_MAX_SLEEP_MS. It ends when
  * no thread cache is live any more: a program whose main thread calls pthread_exit ends when
- * its last thread does, and must not wait for ours (a new cache starts another). Off by
- * default for now: that rule makes such a program wait up to PURGE_THREAD_MAX_SLEEP_MS more
- * before it ends. */
+ * its last thread does, and must not wait for ours (a new cache starts another): the exit of
+ * the last live cache's thread wakes it (vt_purge_last_exit), so that it ends at once, not a
+ * sleep later. 2 is the default. */
 #define PURGE_THREAD_MAX_SLEEP_MS 1000
 
 /* The purge thread's stack: it calls only the allocator's own pass. */
@@ -127,12 +128,17 @@ static void *purge_thread_main(void *arg)
     uint32_t sleep_ms = 0;
     for (;;) {
         uint32_t interval = pass_interval();
-        if (nothing_to_return())
-            sleep_ms = sleep_ms * 2 < PURGE_THREAD_MAX_SLEEP_MS ? sleep_ms * 2 + interval
-                                                                : PURGE_THREAD_MAX_SLEEP_MS;
-        else
-            sleep_ms = interval;
-        vt_os_sleep_ms(sleep_ms);
+        /* Longer sleeps while there is nothing to return; never more than the longest, so
+         * that a window set shorter meanwhile applies soon. */
+        sleep_ms = nothing_to_return() ? sleep_ms * 2 + interval : interval;
+        if (sleep_ms > PURGE_THREAD_MAX_SLEEP_MS)
+            sleep_ms = PURGE_THREAD_MAX_SLEEP_MS;
+        /* Acquire pairs with vt_purge_last_exit's release: a thread that read its bump also
+         * reads the count of live caches that it saw, and does not wait; one that read the
+         * value before the bump waits on it and finds it changed, or is woken. */
+        uint32_t seen = atomic_load_explicit(&sch.wake, memory_order_acquire);
+        if (vt_cachepool_live() != 0)
+            vt_os_wait(&sch.wake, seen, sleep_ms);
         if (vt_cachepool_live() == 0) {
             /* Relaxed: the flag only elects the thread; a cache that starts after the store
              * starts another, and one that started before it is seen by the check below. */
@@ -175,6 +181,19 @@ void vt_purge_thread_maybe_start(void)
         pthread_attr_destroy(&attr);
     }
     errno = saved;
+}
+
+/* A thread's cache went back (init.c, at its exit): when no live cache is left, the purge
+ * thread ends, and must not sleep on first (a program whose main thread called pthread_exit
+ * ends when our thread does). The count is read after the cache left the live list; release
+ * orders that before the bump (purge_thread_main). */
+void vt_purge_last_exit(void)
+{
+    if (!atomic_load_explicit(&sch.thread_started, memory_order_relaxed) ||
+        vt_cachepool_live() != 0)
+        return;
+    atomic_fetch_add_explicit(&sch.wake, 1, memory_order_release);
+    vt_os_wake(&sch.wake);
 }
 
 /* The purge thread did not come along into a forked child: the child's next new thread cache

@@ -21,7 +21,7 @@
  * freed longest ago first, and empty spans beyond the peak's need are unmapped. So RSS never
  * stays above the peak demand of the last window, and when demand falls for a whole window,
  * memory goes back: slow enough to ride out the gaps of a server's load, quick enough that a
- * process that went quiet is lean a window later. Freed large mappings (above 1 MiB) follow
+ * process that went quiet is lean a window later. Freed large mappings (above 960 KiB) follow
  * the same rule with a window of their own (large.c): kept for reuse while the recent peak of
  * live large blocks accounts for them.
  *
