@@ -739,6 +739,10 @@ static void calloc_after_a_refused_purge_is_zero(void **state)
 
 int main(void)
 {
+    /* These tests shorten VTMALLOC_PURGE_MS while they run and count on the passes of the
+     * allocator's slow paths; a purge thread reading the option meanwhile would race with them.
+     * The one test of the purge thread turns it on in a child of its own. */
+    vt_options.purge_thread = 0; /* before any thread: none can start it yet */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(statistics_add_up_per_class_under_threads),
         cmocka_unit_test(requested_bytes_are_counted),
