@@ -617,6 +617,35 @@ static void *short_lived(void *arg)
     return NULL;
 }
 
+/* A thread that allocates a little takes one unit from the global cache, not a whole batch:
+ * its first batches take 1, 2, 4 ... units (tcache.c: batch_ramp), so a server's thousands of
+ * idle threads do not each hold a batch of empty units. Measured from the thread itself,
+ * between its first allocation and the stats just before it. */
+static void *first_block_of_a_thread(void *arg)
+{
+    vt_stats_t before, after;
+    vt_stats_get(&before);
+    void *p = vt_malloc(1000); /* a one-unit page: the first run the thread takes */
+    vt_stats_get(&after);
+    *(uint64_t *)arg = after.bytes_free_threads - before.bytes_free_threads;
+    vt_free(p);
+    return NULL;
+}
+
+static void a_new_thread_takes_one_unit(void **state)
+{
+    (void)state;
+    vt_malloc_trim(0); /* nothing left in stashes or partial pages to adopt instead */
+    uint64_t held = 0;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, first_block_of_a_thread, &held), 0);
+    pthread_join(th, NULL);
+    /* The page's other blocks (under a unit); a batch of eight would add seven empty units. */
+    if (held >= 2 * VT_UNIT_SIZE)
+        fail_msg("a thread's first block left %llu KiB free in its cache",
+                 (unsigned long long)(held >> 10));
+}
+
 /* Lets the purge schedule catch up (what the last threads freed ages past the delay), then
  * gives it the activity it runs on: one more thread of the lane, whose exit returns pages. */
 static void settle(lane_t *lane)
@@ -753,6 +782,7 @@ int main(void)
         cmocka_unit_test(an_idle_thread_gives_up_its_stash),
         cmocka_unit_test(the_next_wave_of_threads_reuses_what_the_last_freed),
         cmocka_unit_test(a_quiet_process_returns_memory_with_the_purge_thread),
+        cmocka_unit_test(a_new_thread_takes_one_unit),
         cmocka_unit_test(thousand_threads_stay_bounded),
         cmocka_unit_test(calloc_after_a_refused_purge_is_zero),
     };
