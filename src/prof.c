@@ -34,6 +34,7 @@
 /* Frames kept per stack, and frames looked at (ours come first and are left out). */
 #define PROF_DEPTH VT_PROF_DEPTH
 #define PROF_SKIP  8
+_Static_assert(PROF_DEPTH + PROF_SKIP <= VT_UNWIND_MEMO_FRAMES, "a sampled stack fits the memo");
 
 /* The profiler's state is split into shards, each with its own lock, so that threads that
  * sample at once on different CPUs do not queue on one mutex. A small block is recorded in
@@ -74,10 +75,10 @@ VT_EXPORT size_t vt_prof_sample_bytes(void)
 
 /* The caller's stack, our own frames left out; each address moved back into its call
  * instruction (a return address may already be the next function's first byte). */
-static uint32_t take_stack(uintptr_t *pcs, const void *frame)
+static uint32_t take_stack(uintptr_t *pcs, const void *frame, vt_unwind_memo_t **memo)
 {
     uintptr_t frames[PROF_DEPTH + PROF_SKIP];
-    int n = frame != NULL ? vt_unwind_from(frame, frames, PROF_DEPTH + PROF_SKIP)
+    int n = frame != NULL ? vt_unwind_from_memo(frame, frames, PROF_DEPTH + PROF_SKIP, memo)
                           : vt_unwind(frames, PROF_DEPTH + PROF_SKIP);
     uintptr_t hi = atomic_load_explicit(&self_hi, memory_order_acquire), lo;
     if (hi != 0) {
@@ -159,14 +160,16 @@ static void release_locked(vt_page_t *page)
 /* A sampled allocation of the class (tcache.c): NULL when the profiler cannot serve it (the
  * thread is inside the profiler already, or there is no memory); the caller then serves it
  * unsampled. `frame` is the caller's own (__builtin_frame_address(0)): the stack is walked from
- * there (vt_unwind_from). */
-void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame)
+ * there, or found in `memo`, the calling thread's cache's memo of its last one
+ * (vt_unwind_from_memo): a loop that samples one call site again and again skips the walk. */
+void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
+                          vt_unwind_memo_t **memo)
 {
     if (in_prof)
         return NULL;
     in_prof = true;
     uintptr_t pcs[PROF_DEPTH];
-    uint32_t depth = take_stack(pcs, frame);
+    uint32_t depth = take_stack(pcs, frame, memo);
     /* Classes of several units per page (a few large blocks each) share shard 0: their pages
      * are what profiling adds to the peak, one per class and shard; their samples are few. */
     prof_shard_t *sh = &shards[vt_classes[class_idx].units > 1 ? 0 : vt_os_cpu() % PROF_SHARDS];
@@ -301,7 +304,7 @@ void vt_prof_record_large(void *p, size_t size)
 {
     in_prof = true;
     uintptr_t pcs[PROF_DEPTH];
-    uint32_t depth = take_stack(pcs, NULL);
+    uint32_t depth = take_stack(pcs, NULL, NULL);
     prof_shard_t *sh = large_shard(p);
     vt_mutex_lock(&sh->lock);
     record_locked(sh, (uintptr_t)p, size, pcs, depth);

@@ -105,8 +105,13 @@ vt_cfi_rule_t vt_cfi_rule(uintptr_t pc, const void *eh_frame_hdr) VT_HIDDEN;
 
 /* The most return addresses vt_unwind stores. */
 #define VT_UNWIND_MAX 64
+/* The deepest walk whose memo vt_unwind_from_memo keeps: the heap profiler's (prof.c). */
+#define VT_UNWIND_MEMO_FRAMES 40
 int vt_unwind(uintptr_t *pcs, int max) VT_HIDDEN;
 int vt_unwind_from(const void *frame, uintptr_t *pcs, int max) VT_HIDDEN;
+int vt_unwind_from_memo(const void *frame, uintptr_t *pcs, int max,
+                        vt_unwind_memo_t **slot) VT_HIDDEN;
+uint64_t vt_unwind_memo_hits(const vt_unwind_memo_t *memo) VT_HIDDEN;
 void vt_unwind_fork_prepare(void) VT_HIDDEN;
 void vt_unwind_fork_parent(void) VT_HIDDEN;
 void vt_unwind_fork_child(void) VT_HIDDEN;
@@ -307,7 +312,8 @@ void vt_largetable_fork_child(void) VT_HIDDEN;
 
 /* ---- prof.c: the heap profiler ---------------------------------------------------------- */
 
-void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame) VT_HIDDEN;
+void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
+                          vt_unwind_memo_t **memo) VT_HIDDEN;
 void vt_prof_free_small(vt_page_t *page, void *p) VT_HIDDEN;
 void vt_prof_pass(void) VT_HIDDEN;
 void vt_prof_trim(void) VT_HIDDEN;

@@ -202,7 +202,7 @@ static void *alloc_from(vt_tcache_t *tc, unsigned class_idx, size_t size)
 void *vt_tcache_alloc_sampled(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx, size_t size)
 {
     vt_page_sample_restart(page);
-    void *p = vt_prof_alloc_small(class_idx, size, __builtin_frame_address(0));
+    void *p = vt_prof_alloc_small(class_idx, size, __builtin_frame_address(0), &tc->prof_memo);
     if (p != NULL)
         return p;
     vt_block_t *block = vt_page_pop(page);

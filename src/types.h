@@ -244,6 +244,9 @@ typedef struct vt_tcache_counters {
     _Atomic uint64_t large_blocks, large_bytes, large_allocs, large_requested;
 } vt_tcache_counters_t;
 
+/* The memo of a thread's last stack walk (unwind.c). */
+typedef struct vt_unwind_memo vt_unwind_memo_t;
+
 /* Blocks freed by one thread into one page of another, waiting to be pushed together. `head`
  * packs the chain's first block and its length as page->remote does (VT_REMOTE_PTR_MASK, count
  * from VT_REMOTE_COUNT_SHIFT); 0 is an empty slot. Only the owner makes it non-zero (a store,
@@ -292,6 +295,7 @@ typedef struct vt_tcache {
     uint32_t state;          /* vt_tcache_state_t */
     int32_t tid;             /* pool lock: the kernel's id of the thread using it (reclaim.c) */
     vt_tcache_counters_t counters; /* owner writes, anyone reads */
+    vt_unwind_memo_t *prof_memo;   /* owner: the heap profiler's last stack (unwind.c), or NULL */
     vt_link_t pool_link;           /* pool lock: on the live list or in the pool (cachepool.c) */
 } vt_tcache_t;
 

@@ -5,7 +5,8 @@
  * Layer: 1 stack unwinding
  * Calls: os.c, cfi.c
  *
- * Owns: a cache of unwind rules by code address, and the mutex of its writers.
+ * Owns: a cache of unwind rules by code address, and the mutex of its writers; the layout of
+ * the memo of a thread's last walk (vt_unwind_memo_t, held by its thread cache).
  *
  * Why not backtrace() alone: libgcc's unwinder finds the DWARF call-frame information (CFI) of
  * every frame afresh, then runs its program, for every frame of every stack: about 1 us per
@@ -91,7 +92,7 @@ static vt_cfi_rule_t unpack_rule(uint64_t v)
                            .rbp_off = (int16_t)(uint16_t)(v >> 48)};
 }
 
-/* ---- Walking the stack ------------------------------------------------------------------ */
+/* ---- Walking the stack: the rules ------------------------------------------------------ */
 
 static size_t slot_of(uintptr_t pc)
 {
@@ -163,13 +164,76 @@ static vt_cfi_rule_t rule_for(rule_slot_t *slots, uintptr_t pc, const vt_code_ob
     return rule;
 }
 
+/* ---- The memo of a thread's last walk ---------------------------------------------------- */
+
+/* The longest walk a memo holds (prototypes.h: the profiler's). */
+#define MEMO_FRAMES VT_UNWIND_MEMO_FRAMES
+/* A step reads the return address, and the caller's rbp when the rule saved it. */
+#define MEMO_READS (2 * MEMO_FRAMES)
+
+/*
+ * A thread's last walk, and every word of the stack it read, in order. Owner only: the thread
+ * whose cache holds it (or whoever holds the lock of a shared cache).
+ *
+ * Why a memo is exact: a walk is a function of where it starts (pc and rsp, and rbp if a rule
+ * addressed the frame from rbp before any rule reloaded it), of the words it reads, and of
+ * the rules, which depend on the code alone. So when a new walk starts from the same place and
+ * each word, read again in order, still holds what it held, every step comes out as before and
+ * the stored addresses are the answer. The check stops at the first word that differs, so it
+ * only reads an address the walk itself would read at that point: it is as safe as the walk.
+ * A profiler that samples a loop then pays a load and a compare per frame, not a rule lookup
+ * and an object lookup (_dl_find_object) each. Its one assumption is the rule cache's: the code
+ * at an address stays the same while the address is on the stack (see the top of this file).
+ */
+struct vt_unwind_memo {
+    uintptr_t pc, rsp, rbp; /* where the walk started */
+    int max, n;             /* the depth asked for, and the count returned (-1: no memo) */
+    bool uses_rbp;          /* a rule addressed a frame from the starting rbp */
+    unsigned reads;         /* words in addr and value */
+    uint64_t hits;          /* walks it answered (the tests' proof that it is used) */
+    uintptr_t addr[MEMO_READS], value[MEMO_READS];
+    uintptr_t pcs[MEMO_FRAMES];
+};
+
+/* Notes a word the walk read. A memo that would overflow is spoiled (it cannot: a step reads
+ * two words at most, and a memo is only kept for MEMO_FRAMES steps). */
+static void memo_read(vt_unwind_memo_t *m, const uintptr_t *at, uintptr_t value)
+{
+    if (m == NULL)
+        return;
+    if (m->reads < MEMO_READS) {
+        m->addr[m->reads] = (uintptr_t)at;
+        m->value[m->reads] = value;
+    }
+    m->reads++;
+}
+
+/* The memo's answer when the walk from (pc, rsp, rbp) would repeat it, else -1. */
+static int memo_answer(vt_unwind_memo_t *m, uintptr_t pc, uintptr_t rsp, uintptr_t rbp,
+                       uintptr_t *pcs, int max)
+{
+    if (m->n < 0 || m->max != max || m->pc != pc || m->rsp != rsp || m->reads > MEMO_READS ||
+        (m->uses_rbp && m->rbp != rbp))
+        return -1;
+    for (unsigned i = 0; i < m->reads; i++)
+        if (*(const uintptr_t *)m->addr[i] != m->value[i])
+            return -1; /* the stack changed below this word: walk */
+    memcpy(pcs, m->pcs, (size_t)m->n * sizeof(*pcs));
+    m->hits++;
+    return m->n;
+}
+
+/* ---- Walking the stack: the steps ------------------------------------------------------- */
+
 /* Walks up from the frame described by (pc, rsp, rbp): the caller's registers as they will be
  * when it resumes. Returns the count of addresses stored, or -1 for a frame that needs
- * backtrace(). */
-static int walk(uintptr_t pc, uintptr_t rsp, uintptr_t rbp, uintptr_t *pcs, int max)
+ * backtrace(). Notes the words it reads in `memo` when there is one. */
+static int walk(uintptr_t pc, uintptr_t rsp, uintptr_t rbp, uintptr_t *pcs, int max,
+                vt_unwind_memo_t *memo)
 {
     rule_slot_t *slots = cache();
     int n = 0;
+    bool rbp_reloaded = false;
     vt_code_object_t object = {0};
     while (n < max && pc != 0) {
         pcs[n++] = pc;
@@ -187,12 +251,20 @@ static int walk(uintptr_t pc, uintptr_t rsp, uintptr_t rbp, uintptr_t *pcs, int 
             break;
         if (vt_unlikely(rule.kind != VT_CFI_STEP))
             return -1;
+        if (rule.cfa_from_rbp && !rbp_reloaded && memo != NULL)
+            memo->uses_rbp = true;
         uintptr_t cfa = (rule.cfa_from_rbp ? rbp : rsp) + (uintptr_t)(intptr_t)rule.cfa_off;
         if (vt_unlikely(cfa <= rsp || cfa - rsp > FRAME_MAX || (cfa & 7) != 0))
             break; /* not a stack any more: bad CFI, or rbp not what the rule expects */
-        pc = *(const uintptr_t *)(cfa + (uintptr_t)(intptr_t)rule.ra_off);
-        if (rule.rbp_off != 0)
-            rbp = *(const uintptr_t *)(cfa + (uintptr_t)(intptr_t)rule.rbp_off);
+        const uintptr_t *ra_at = (const uintptr_t *)(cfa + (uintptr_t)(intptr_t)rule.ra_off);
+        pc = *ra_at;
+        memo_read(memo, ra_at, pc);
+        if (rule.rbp_off != 0) {
+            const uintptr_t *rbp_at = (const uintptr_t *)(cfa + (uintptr_t)(intptr_t)rule.rbp_off);
+            rbp = *rbp_at;
+            memo_read(memo, rbp_at, rbp);
+            rbp_reloaded = true;
+        }
         rsp = cfa;
     }
     return n;
@@ -219,10 +291,44 @@ __attribute__((noinline)) int vt_unwind(uintptr_t *pcs, int max)
 int vt_unwind_from(const void *frame, uintptr_t *pcs, int max)
 {
     const uintptr_t *f = frame; /* [0] = caller's rbp, [1] = return address */
-    int n = walk(f[1], (uintptr_t)(f + 2), f[0], pcs, max);
+    int n = walk(f[1], (uintptr_t)(f + 2), f[0], pcs, max, NULL);
     if (n >= 0)
         return n;
     return unwind_by_backtrace(pcs, max);
+}
+
+/* The same, answered from the memo in *slot when the stack is the one it holds, and the walk
+ * kept there for the next call otherwise. The memo is mapped on the first call (a thread cache
+ * keeps it for every thread that uses the cache later); without memory for it, a plain walk. */
+int vt_unwind_from_memo(const void *frame, uintptr_t *pcs, int max, vt_unwind_memo_t **slot)
+{
+    const uintptr_t *f = frame;
+    uintptr_t pc = f[1], rsp = (uintptr_t)(f + 2), rbp = f[0];
+    vt_unwind_memo_t *m = *slot;
+    if (m == NULL && max <= MEMO_FRAMES)
+        m = *slot = vt_os_map(sizeof(*m), vt_os_page_size()); /* zero: m->max matches no call */
+    if (m == NULL || max > MEMO_FRAMES)
+        return vt_unwind_from(frame, pcs, max);
+    int n = memo_answer(m, pc, rsp, rbp, pcs, max);
+    if (n >= 0)
+        return n;
+    m->reads = 0;
+    m->uses_rbp = false;
+    n = walk(pc, rsp, rbp, pcs, max, m);
+    m->pc = pc;
+    m->rsp = rsp;
+    m->rbp = rbp;
+    m->max = max;
+    m->n = n;
+    if (n < 0)
+        return unwind_by_backtrace(pcs, max);
+    memcpy(m->pcs, pcs, (size_t)n * sizeof(*pcs));
+    return n;
+}
+
+uint64_t vt_unwind_memo_hits(const vt_unwind_memo_t *memo)
+{
+    return memo != NULL ? memo->hits : 0;
 }
 
 #else /* not x86-64: glibc's unwinder for every stack */
@@ -236,6 +342,18 @@ int vt_unwind_from(const void *frame, uintptr_t *pcs, int max)
 {
     (void)frame;
     return unwind_by_backtrace(pcs, max);
+}
+
+int vt_unwind_from_memo(const void *frame, uintptr_t *pcs, int max, vt_unwind_memo_t **slot)
+{
+    (void)slot;
+    return vt_unwind_from(frame, pcs, max);
+}
+
+uint64_t vt_unwind_memo_hits(const vt_unwind_memo_t *memo)
+{
+    (void)memo;
+    return 0;
 }
 
 #endif /* __x86_64__ */

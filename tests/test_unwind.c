@@ -210,6 +210,83 @@ static void from_a_frame_further_up(void **state)
         assert_true(s.ours[i] == (uintptr_t)s.theirs[i + 1]);
 }
 
+/* ---- The memo of the last walk (what the profiler uses) ------------------------------------ */
+
+#define MEMO_DEPTH 40 /* the profiler's: VT_PROF_DEPTH and its own frames */
+
+static vt_unwind_memo_t *memo;
+
+typedef struct walk_pair {
+    uintptr_t memo[MEMO_DEPTH], plain[MEMO_DEPTH];
+    int n_memo, n_plain;
+    const void *frame;
+    uint64_t hits_after;
+} walk_pair_t;
+
+/* The same walk, with the memo and without it, from this function's frame. */
+static __attribute__((noinline)) void take_pair(walk_pair_t *w)
+{
+    w->frame = __builtin_frame_address(0);
+    w->n_plain = vt_unwind_from(w->frame, w->plain, MEMO_DEPTH);
+    w->n_memo = vt_unwind_from_memo(w->frame, w->memo, MEMO_DEPTH, &memo);
+    w->hits_after = vt_unwind_memo_hits(memo);
+    __asm__ volatile("" ::: "memory");
+}
+
+static __attribute__((noinline)) void in_between(walk_pair_t *w)
+{
+    take_pair(w);
+    __asm__ volatile("" ::: "memory");
+}
+
+/* Two callers of the same shape (noipa: not merged into one): in_between's frame, and so the
+ * walk's start, are at the same place under either, and only a word further up the stack (the
+ * return address into one or the other) tells them apart. */
+static __attribute__((noinline, noipa)) void caller_a(walk_pair_t *w)
+{
+    in_between(w);
+    __asm__ volatile("" ::: "memory");
+}
+
+static __attribute__((noinline, noipa)) void caller_b(walk_pair_t *w)
+{
+    in_between(w);
+    __asm__ volatile("nop" ::: "memory");
+}
+
+static void assert_same_walk(const walk_pair_t *w)
+{
+    assert_true(w->n_plain >= 4);
+    assert_int_equal(w->n_memo, w->n_plain);
+    assert_memory_equal(w->memo, w->plain, (size_t)w->n_plain * sizeof(uintptr_t));
+}
+
+static void the_memo_answers_only_the_same_stack(void **state)
+{
+    (void)state;
+    static walk_pair_t first, again, other;
+    /* One call site for the three, so that the words above the callers are the same too. */
+    void (*const callers[3])(walk_pair_t *) = {caller_a, caller_a, caller_b};
+    walk_pair_t *const into[3] = {&first, &again, &other};
+    for (int i = 0; i < 3; i++)
+        callers[i](into[i]);
+    assert_same_walk(&first);
+    assert_same_walk(&again);
+    assert_same_walk(&other);
+#if defined(__x86_64__)
+    /* The second walk from the same stack was the memo's answer. */
+    assert_true(again.hits_after == first.hits_after + 1);
+    /* The third started where the first two did, but under another caller: the memo must not
+     * answer it (a memo that compared only where the walk starts would). */
+    assert_ptr_equal(other.frame, first.frame);
+    assert_true(other.hits_after == again.hits_after);
+    bool differs = false;
+    for (int i = 0; i < first.n_plain; i++)
+        differs |= first.plain[i] != other.plain[i];
+    assert_true(differs);
+#endif
+}
+
 /* ---- A signal handler: the kernel's frame goes to backtrace() ------------------------------ */
 
 static stacks_t in_handler;
@@ -243,6 +320,7 @@ int main(void)
         cmocka_unit_test(a_thread),
         cmocka_unit_test(stops_at_the_depth_asked_for),
         cmocka_unit_test(from_a_frame_further_up),
+        cmocka_unit_test(the_memo_answers_only_the_same_stack),
         cmocka_unit_test(a_signal_handler),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
