@@ -73,19 +73,17 @@ VT_EXPORT size_t vt_prof_sample_bytes(void)
 
 /* ---- Recording -------------------------------------------------------------------------- */
 
-/* The caller's stack, our own frames left out; each address moved back into its call
- * instruction (a return address may already be the next function's first byte). */
-static uint32_t take_stack(uintptr_t *pcs, const void *frame, vt_unwind_memo_t **memo)
+/* The caller's stack from the frames of a walk (unwind.c): our own left out, each address moved
+ * back into its call instruction (a return address may already be the next function's first byte).
+ */
+static uint32_t callers(const uintptr_t *frames, int n, uintptr_t *pcs)
 {
-    uintptr_t frames[PROF_DEPTH + PROF_SKIP];
-    int n = frame != NULL ? vt_unwind_from_memo(frame, frames, PROF_DEPTH + PROF_SKIP, memo)
-                          : vt_unwind(frames, PROF_DEPTH + PROF_SKIP);
     uintptr_t hi = atomic_load_explicit(&self_hi, memory_order_acquire), lo;
     if (hi != 0) {
         lo = atomic_load_explicit(&self_lo, memory_order_relaxed);
     } else {
         vt_code_object_t self = {0};
-        vt_os_code_object((uintptr_t)take_stack, &self);
+        vt_os_code_object((uintptr_t)callers, &self);
         lo = self.start;
         hi = self.end;
         atomic_store_explicit(&self_lo, lo, memory_order_relaxed);
@@ -100,11 +98,26 @@ static uint32_t take_stack(uintptr_t *pcs, const void *frame, vt_unwind_memo_t *
     return depth;
 }
 
-/* Records a sampled block, its stack taken by the caller. Lock held. */
-static void record_locked(prof_shard_t *sh, uintptr_t addr, size_t size, const uintptr_t *pcs,
-                          uint32_t depth)
+/* The index of the stack in the shard's table, UINT32_MAX when there is no memory for it. The
+ * memo's word (`known`, owner only) keeps the index and the table's generation from the last
+ * time this thread sampled this very stack: while the generation is the shard's, the index is
+ * good, and the filtering, hashing and comparing are skipped. Generations are unique over all
+ * shards (proftable.c), so a word noted in another shard never matches. Lock held. */
+static uint32_t stack_locked(prof_shard_t *sh, const uintptr_t *frames, int n, uint64_t *known)
 {
+    if (known != NULL && *known != 0 && (uint32_t)(*known >> 32) == sh->t.generation)
+        return (uint32_t)*known;
+    uintptr_t pcs[PROF_DEPTH];
+    uint32_t depth = callers(frames, n, pcs);
     uint32_t stack = vt_proftable_stack(&sh->t, pcs, depth);
+    if (known != NULL) /* the generation after the lookup: it may have grown the table */
+        *known = stack == UINT32_MAX ? 0 : (uint64_t)sh->t.generation << 32 | stack;
+    return stack;
+}
+
+/* Records a sampled block of the stack at index `stack` (stack_locked). Lock held. */
+static void record_locked(prof_shard_t *sh, uintptr_t addr, size_t size, uint32_t stack)
+{
     if (stack == UINT32_MAX ||
         !vt_proftable_sample_add(&sh->t,
                                  (vt_prof_sample_t){.addr = addr, .size = size, .stack = stack}))
@@ -161,22 +174,24 @@ static void release_locked(vt_page_t *page)
  * thread is inside the profiler already, or there is no memory); the caller then serves it
  * unsampled. `frame` is the caller's own (__builtin_frame_address(0)): the stack is walked from
  * there, or found in `memo`, the calling thread's cache's memo of its last one
- * (vt_unwind_from_memo): a loop that samples one call site again and again skips the walk. */
+ * (vt_unwind_from_memo), with its index in the table: a loop that samples one call site again
+ * and again skips the walk and the table lookup. */
 void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
                           vt_unwind_memo_t **memo)
 {
     if (in_prof)
         return NULL;
     in_prof = true;
-    uintptr_t pcs[PROF_DEPTH];
-    uint32_t depth = take_stack(pcs, frame, memo);
+    uintptr_t frames[PROF_DEPTH + PROF_SKIP];
+    uint64_t *known; /* the memo's word for this stack (stack_locked), or NULL */
+    int n = vt_unwind_from_memo(frame, frames, PROF_DEPTH + PROF_SKIP, memo, &known);
     /* Classes of several units per page (a few large blocks each) share shard 0: their pages
      * are what profiling adds to the peak, one per class and shard; their samples are few. */
     prof_shard_t *sh = &shards[vt_classes[class_idx].units > 1 ? 0 : vt_os_cpu() % PROF_SHARDS];
     vt_mutex_lock(&sh->lock);
     void *p = prof_pop_locked(sh, class_idx);
     if (p != NULL)
-        record_locked(sh, (uintptr_t)p, size, pcs, depth);
+        record_locked(sh, (uintptr_t)p, size, stack_locked(sh, frames, n, known));
     vt_mutex_unlock(&sh->lock);
     in_prof = false;
     return p;
@@ -303,11 +318,11 @@ bool vt_prof_large_due(size_t size)
 void vt_prof_record_large(void *p, size_t size)
 {
     in_prof = true;
-    uintptr_t pcs[PROF_DEPTH];
-    uint32_t depth = take_stack(pcs, NULL, NULL);
+    uintptr_t frames[PROF_DEPTH + PROF_SKIP];
+    int n = vt_unwind(frames, PROF_DEPTH + PROF_SKIP);
     prof_shard_t *sh = large_shard(p);
     vt_mutex_lock(&sh->lock);
-    record_locked(sh, (uintptr_t)p, size, pcs, depth);
+    record_locked(sh, (uintptr_t)p, size, stack_locked(sh, frames, n, NULL));
     vt_mutex_unlock(&sh->lock);
     in_prof = false;
 }

@@ -94,6 +94,16 @@ vt_prof_sample_t vt_proftable_sample_take(vt_prof_tables_t *t, uintptr_t addr)
     return found;
 }
 
+/* The last generation number handed out (vt_prof_tables_t.generation); each table's own is
+ * written under its user's lock, this counter by any of them at once. Relaxed: it orders
+ * nothing, it only has to hand out each number once. */
+static _Atomic uint32_t generations;
+
+static void new_generation(vt_prof_tables_t *t)
+{
+    t->generation = atomic_fetch_add_explicit(&generations, 1, memory_order_relaxed) + 1;
+}
+
 static uint64_t stack_hash(const uintptr_t *pcs, uint32_t depth)
 {
     uint64_t h = depth;
@@ -132,6 +142,7 @@ uint32_t vt_proftable_stack(vt_prof_tables_t *t, const uintptr_t *pcs, uint32_t 
         table_unmap(t->stacks, t->stack_cap, sizeof(vt_prof_stack_t));
         t->stacks = fresh;
         t->stack_cap = cap;
+        new_generation(t);
     }
     uint64_t hash = stack_hash(pcs, depth);
     size_t i = slot_of(hash, t->stack_cap);
@@ -167,4 +178,5 @@ void vt_proftable_clear(vt_prof_tables_t *t)
     if (t->sample_cap > 0)
         memset(t->samples, 0, t->sample_cap * sizeof(vt_prof_sample_t));
     t->stack_count = t->sample_count = 0;
+    new_generation(t);
 }

@@ -109,8 +109,8 @@ vt_cfi_rule_t vt_cfi_rule(uintptr_t pc, const void *eh_frame_hdr) VT_HIDDEN;
 #define VT_UNWIND_MEMO_FRAMES 40
 int vt_unwind(uintptr_t *pcs, int max) VT_HIDDEN;
 int vt_unwind_from(const void *frame, uintptr_t *pcs, int max) VT_HIDDEN;
-int vt_unwind_from_memo(const void *frame, uintptr_t *pcs, int max,
-                        vt_unwind_memo_t **slot) VT_HIDDEN;
+int vt_unwind_from_memo(const void *frame, uintptr_t *pcs, int max, vt_unwind_memo_t **slot,
+                        uint64_t **user) VT_HIDDEN;
 uint64_t vt_unwind_memo_hits(const vt_unwind_memo_t *memo) VT_HIDDEN;
 void vt_unwind_fork_prepare(void) VT_HIDDEN;
 void vt_unwind_fork_parent(void) VT_HIDDEN;
@@ -167,6 +167,9 @@ typedef struct vt_prof_tables {
     size_t stack_cap, stack_count;
     vt_prof_sample_t *samples;
     size_t sample_cap, sample_count;
+    /* Changes, to a number no table had before, whenever stack indices do (the stack table
+     * grows or is cleared): an index noted with the number stays good while it holds. */
+    uint32_t generation;
 } vt_prof_tables_t;
 
 uint32_t vt_proftable_stack(vt_prof_tables_t *t, const uintptr_t *pcs, uint32_t depth) VT_HIDDEN;

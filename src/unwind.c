@@ -191,6 +191,7 @@ struct vt_unwind_memo {
     bool uses_rbp;          /* a rule addressed a frame from the starting rbp */
     unsigned reads;         /* words in addr and value */
     uint64_t hits;          /* walks it answered (the tests' proof that it is used) */
+    uint64_t user;          /* the caller's note about this stack; 0 whenever the walk is new */
     uintptr_t addr[MEMO_READS], value[MEMO_READS];
     uintptr_t pcs[MEMO_FRAMES];
 };
@@ -299,19 +300,25 @@ int vt_unwind_from(const void *frame, uintptr_t *pcs, int max)
 
 /* The same, answered from the memo in *slot when the stack is the one it holds, and the walk
  * kept there for the next call otherwise. The memo is mapped on the first call (a thread cache
- * keeps it for every thread that uses the cache later); without memory for it, a plain walk. */
-int vt_unwind_from_memo(const void *frame, uintptr_t *pcs, int max, vt_unwind_memo_t **slot)
+ * keeps it for every thread that uses the cache later); without memory for it, a plain walk.
+ * *user: a word the caller may keep with this stack in the memo (it reads 0 when the stack is
+ * not the one of the last call), or NULL when there is no memo. */
+int vt_unwind_from_memo(const void *frame, uintptr_t *pcs, int max, vt_unwind_memo_t **slot,
+                        uint64_t **user)
 {
     const uintptr_t *f = frame;
     uintptr_t pc = f[1], rsp = (uintptr_t)(f + 2), rbp = f[0];
     vt_unwind_memo_t *m = *slot;
     if (m == NULL && max <= MEMO_FRAMES)
         m = *slot = vt_os_map(sizeof(*m), vt_os_page_size()); /* zero: m->max matches no call */
+    *user = NULL;
     if (m == NULL || max > MEMO_FRAMES)
         return vt_unwind_from(frame, pcs, max);
+    *user = &m->user;
     int n = memo_answer(m, pc, rsp, rbp, pcs, max);
     if (n >= 0)
         return n;
+    m->user = 0;
     m->reads = 0;
     m->uses_rbp = false;
     n = walk(pc, rsp, rbp, pcs, max, m);
@@ -344,9 +351,11 @@ int vt_unwind_from(const void *frame, uintptr_t *pcs, int max)
     return unwind_by_backtrace(pcs, max);
 }
 
-int vt_unwind_from_memo(const void *frame, uintptr_t *pcs, int max, vt_unwind_memo_t **slot)
+int vt_unwind_from_memo(const void *frame, uintptr_t *pcs, int max, vt_unwind_memo_t **slot,
+                        uint64_t **user)
 {
     (void)slot;
+    *user = NULL;
     return vt_unwind_from(frame, pcs, max);
 }
 

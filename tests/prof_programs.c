@@ -8,14 +8,17 @@
  *   prof_programs threads   threads allocate, exit, and other threads free half of it later
  *   prof_programs signal    threads allocate while the program signals itself three times
  *   prof_programs fork      the parent and the child each keep blocks of their own site
+ *   prof_programs fork-same the parent and then the child keep blocks of one call stack
  *   prof_programs api       vt_prof_dump and vt_stats_dump, their results and errno
  *   prof_programs quiet     blocks of every large class, most of them sampled, freed; then
  *                           quiet: RSS must come back down (the profiler's pages too)
  */
+#define _GNU_SOURCE
 #include "vtmalloc.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +151,43 @@ static int run_fork(void)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }
 
+/* A site the parent and the child both allocate from, by the very same call (below). */
+__attribute__((noinline)) static void *shared_site(void)
+{
+    return malloc(LEAK_SIZE);
+}
+
+/* The parent keeps half of `kept` from shared_site, forks, and the child keeps the other half
+ * from the same call: it samples the stack the parent sampled last, which the thread cache's
+ * memo (unwind.c) may still hold with its index in the parent's tables, which the child's
+ * clean profile does not have (the tables' generation, tests/test_sampling.c, keeps that index
+ * from being used). The child's profile must show its own half. One call site for both: the
+ * loop runs twice, and its count is hidden from the compiler. */
+static int run_fork_same(void)
+{
+    /* On one CPU, so that the child's samples go to the profiler shard (prof.c: by CPU) where
+     * the parent's last one went, whose index the memo names. */
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    if (sched_setaffinity(0, sizeof(one), &one) != 0)
+        return 1;
+    static volatile int rounds = 2;
+    pid_t pid = 1;
+    for (int round = 0; round < rounds; round++) {
+        if (round == 1 && (pid = fork()) != 0)
+            break; /* the parent (or a failed fork) waits */
+        for (int i = 0; i < LEAK_BLOCKS / 2; i++)
+            kept[round * (LEAK_BLOCKS / 2) + i] = shared_site();
+    }
+    if (pid == 0)
+        exit(0);
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return 1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
 static int check(int ok, const char *what)
 {
     printf("%s: %s\n", ok ? "ok" : "FAIL", what);
@@ -257,10 +297,12 @@ int main(int argc, char **argv)
         return run_signal();
     if (strcmp(mode, "fork") == 0)
         return run_fork();
+    if (strcmp(mode, "fork-same") == 0)
+        return run_fork_same();
     if (strcmp(mode, "quiet") == 0)
         return run_quiet();
     if (strcmp(mode, "api") == 0 && argc > 2)
         return run_api(argv[2]);
-    fprintf(stderr, "usage: prof_programs leak|threads|signal|fork|quiet|api DIR\n");
+    fprintf(stderr, "usage: prof_programs leak|threads|signal|fork|fork-same|quiet|api DIR\n");
     return 2;
 }

@@ -221,6 +221,7 @@ typedef struct walk_pair {
     int n_memo, n_plain;
     const void *frame;
     uint64_t hits_after;
+    uint64_t user_seen; /* the memo's user word as the walk left it, before this call's note */
 } walk_pair_t;
 
 /* The same walk, with the memo and without it, from this function's frame. */
@@ -228,8 +229,12 @@ static __attribute__((noinline)) void take_pair(walk_pair_t *w)
 {
     w->frame = __builtin_frame_address(0);
     w->n_plain = vt_unwind_from(w->frame, w->plain, MEMO_DEPTH);
-    w->n_memo = vt_unwind_from_memo(w->frame, w->memo, MEMO_DEPTH, &memo);
+    uint64_t *user;
+    w->n_memo = vt_unwind_from_memo(w->frame, w->memo, MEMO_DEPTH, &memo, &user);
     w->hits_after = vt_unwind_memo_hits(memo);
+    w->user_seen = user != NULL ? *user : UINT64_MAX;
+    if (user != NULL)
+        *user = 0x5eed; /* what the profiler keeps there: kept for this stack only */
     __asm__ volatile("" ::: "memory");
 }
 
@@ -276,12 +281,14 @@ static void the_memo_answers_only_the_same_stack(void **state)
     assert_same_walk(&again);
     assert_same_walk(&other);
 #if defined(__x86_64__)
-    /* The second walk from the same stack was the memo's answer. */
+    /* The second walk from the same stack was the memo's answer, with the caller's note. */
     assert_true(again.hits_after == first.hits_after + 1);
+    assert_true(first.user_seen != 0x5eed && again.user_seen == 0x5eed);
     /* The third started where the first two did, but under another caller: the memo must not
      * answer it (a memo that compared only where the walk starts would). */
     assert_ptr_equal(other.frame, first.frame);
     assert_true(other.hits_after == again.hits_after);
+    assert_true(other.user_seen == 0); /* a new stack: the note was not for it */
     bool differs = false;
     for (int i = 0; i < first.n_plain; i++)
         differs |= first.plain[i] != other.plain[i];
