@@ -135,6 +135,15 @@ __attribute__((noinline)) static void child_site(void)
         kept[i] = malloc(LEAK_SIZE);
 }
 
+/* 0 when the child ended with status 0, 1 otherwise (or when pid is not a child). */
+static int child_ended_well(pid_t pid)
+{
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid)
+        return 1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
 /* Each process writes its own profile at exit (%p in the name): the child's starts clean. */
 static int run_fork(void)
 {
@@ -146,9 +155,7 @@ static int run_fork(void)
         child_site();
         exit(0);
     }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+    return child_ended_well(pid);
 }
 
 /* A site the parent and the child both allocate from, by the very same call (below). */
@@ -182,10 +189,7 @@ static int run_fork_same(void)
     }
     if (pid == 0)
         exit(0);
-    int status = 0;
-    if (pid < 0 || waitpid(pid, &status, 0) != pid)
-        return 1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+    return child_ended_well(pid);
 }
 
 static int check(int ok, const char *what)

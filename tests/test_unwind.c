@@ -212,7 +212,7 @@ static void from_a_frame_further_up(void **state)
 
 /* ---- The memo of the last walk (what the profiler uses) ------------------------------------ */
 
-#define MEMO_DEPTH 40 /* the profiler's: VT_PROF_DEPTH and its own frames */
+#define MEMO_DEPTH VT_UNWIND_MEMO_FRAMES /* the profiler's: VT_PROF_DEPTH and its own frames */
 
 static vt_unwind_memo_t *memo;
 
