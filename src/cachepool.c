@@ -24,7 +24,7 @@ int32_t vt_process_id;
 #define CACHE_LINE 64
 
 static struct cachepool {
-    pthread_mutex_t lock;
+    vt_lock_t lock;
     vt_list_t live;                /* caches in use, oldest visit first */
     vt_list_t pool;                /* caches waiting for a thread */
     uint8_t *meta_next, *meta_end; /* where the next cache is carved */
@@ -32,7 +32,7 @@ static struct cachepool {
     vt_tcache_counters_t exited;  /* counters of caches handed back */
     _Atomic uint64_t started_now; /* total, for reading without the lock */
     _Atomic uint64_t live_now;    /* live_count, likewise */
-} c = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} c = {.lock = VT_LOCK_INIT};
 
 /* Takes a live cache off the live list. Lock held. */
 static void leave_live_locked(vt_tcache_t *tc)
@@ -191,12 +191,12 @@ void vt_cachepool_stats(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT],
 
 void vt_cachepool_fork_prepare(void)
 {
-    pthread_mutex_lock(&c.lock);
+    vt_lock_take(&c.lock);
 }
 
 void vt_cachepool_fork_parent(void)
 {
-    pthread_mutex_unlock(&c.lock);
+    vt_lock_give(&c.lock);
 }
 
 /* In the child only the forking thread runs (its cache is `self`). The other threads' caches
@@ -216,5 +216,5 @@ void vt_cachepool_fork_child(vt_tcache_t *self)
     }
     if (self->state == VT_TCACHE_LIVE)
         self->tid = vt_os_thread_id();
-    pthread_mutex_unlock(&c.lock); /* held by this thread's parent copy: see span.c */
+    vt_lock_give(&c.lock); /* held by this thread's parent copy: see span.c */
 }

@@ -17,13 +17,13 @@
 #include "internal.h"
 
 static struct large_table {
-    pthread_mutex_t lock;
+    vt_lock_t lock;
     vt_large_entry_t *slots; /* lock */
     size_t capacity;         /* lock: a power of two, or 0 before the first block */
     size_t count;            /* lock */
     size_t bytes;            /* lock */
     size_t requested;        /* lock: bytes asked for by the live blocks */
-} t = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} t = {.lock = VT_LOCK_INIT};
 
 /* The table's first size, in slots. */
 #define FIRST_CAPACITY 256
@@ -148,15 +148,15 @@ void vt_largetable_stats_locked(vt_stats_t *st)
 
 void vt_largetable_fork_prepare(void)
 {
-    pthread_mutex_lock(&t.lock);
+    vt_lock_take(&t.lock);
 }
 
 void vt_largetable_fork_parent(void)
 {
-    pthread_mutex_unlock(&t.lock);
+    vt_lock_give(&t.lock);
 }
 
 void vt_largetable_fork_child(void)
 {
-    pthread_mutex_unlock(&t.lock); /* held by this thread's parent copy: see span.c */
+    vt_lock_give(&t.lock); /* held by this thread's parent copy: see span.c */
 }

@@ -2,7 +2,7 @@
  * options.c - the VTMALLOC_* environment variables, read once at start-up.
  *
  * Layer: 1 options
- * Calls: report.c
+ * Calls: report.c, os.c
  *
  * Owns: vt_options and the tables that document every option (tests/packaging/check_docs.py
  * holds the launcher's --help and the manual pages to them); mallopt. Scans `environ`
@@ -26,6 +26,7 @@ vt_options_t vt_options = {
     .dirty_pct = 100,
     .purge_thread = 2,
     .large_cache_mb = 4096,
+    .lock_spins = 0,
     .backing = VT_BACKING_MMAP,
     .stats = 0,
     .on_error = VT_ON_ERROR_ABORT,
@@ -74,6 +75,12 @@ static const option_t table[] = {
     {"LARGE_CACHE", &vt_options.large_cache_mb, 0, 65536, NULL,
      "most MiB of freed mapped large blocks (above 1 MiB) kept for reuse; below it, the "
      "recent peak of live large blocks decides what is kept; 0 unmaps them on free"},
+    {"LOCK_SPINS", &vt_options.lock_spins, 0, 100000, NULL,
+     "times a thread that finds an allocator lock held checks it again, pausing the CPU "
+     "between checks, before it sleeps on it (each check takes some tens of nanoseconds); "
+     "spinning spares the system calls of a sleep and a wake-up, but on 2 CPUs it raised "
+     "the peak RSS of the server loads and bought no speed, so 0, sleep at once, is the "
+     "default"},
     {"BACKING", &vt_options.backing, 0, 0, "mmap,malloc",
      "where spans and large blocks come from: anonymous mmap, or the system allocator"},
     {"STATS", &vt_options.stats, 0, 1, NULL, "1: print statistics to stderr at exit"},
@@ -212,9 +219,7 @@ static bool apply_text(const text_option_t *opt, const char *value)
 
 void vt_options_load(void)
 {
-    if (environ == NULL)
-        return;
-    for (char **env = environ; *env != NULL; env++) {
+    for (char **env = environ; env != NULL && *env != NULL; env++) {
         const char *rest;
         if (!starts_with(*env, "VTMALLOC_", &rest))
             continue;
@@ -237,6 +242,7 @@ void vt_options_load(void)
     }
     if (vt_options.on_error != VT_ON_ERROR_ABORT) /* abort is report.c's default */
         vt_report_set_on_error((vt_on_error_t)vt_options.on_error);
+    vt_os_lock_spins = vt_options.lock_spins; /* the lock's slow path is os.c's (lock.h) */
 }
 
 /* glibc's tuning parameters (M_MMAP_THRESHOLD, M_ARENA_MAX, ...) describe its own heap; none

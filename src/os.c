@@ -311,6 +311,59 @@ void vt_os_wake(_Atomic uint32_t *word)
 #endif
 }
 
+/* Tells the CPU that this is a spin-wait loop (it then yields to a sibling hyperthread, and
+ * leaves the loop without a pipeline flush). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+/* A waiter's spins before it sleeps (lock.h): VTMALLOC_LOCK_SPINS, which options.c copies here
+ * at initialisation, before any lock is contended; 0 until then, and 0 sleeps at once. */
+uint32_t vt_os_lock_spins;
+
+/* lock.h's slow path: the lock was not free. Spin while the holder may be about to give it
+ * back, then mark the lock waited-for (2) and sleep until an unlock wakes us. A thread that
+ * takes the lock by the exchange to 2 keeps the mark, so its own unlock wakes the next
+ * waiter: at worst a wake-up with nobody asleep, never a sleeper left behind. */
+void vt_os_lock_wait(_Atomic uint32_t *state)
+{
+    for (uint32_t i = 0; i < vt_os_lock_spins; i++) {
+        uint32_t seen = atomic_load_explicit(state, memory_order_relaxed);
+        if (seen == 0 && atomic_compare_exchange_weak_explicit(
+                             state, &seen, 1, memory_order_acquire, memory_order_relaxed))
+            return;
+        if (seen == 2)
+            break; /* others sleep already: queue behind them, do not spin past them */
+        cpu_relax();
+    }
+    int saved = errno;
+    while (atomic_exchange_explicit(state, 2, memory_order_acquire) != 0) {
+#if defined(SYS_futex) && defined(FUTEX_WAIT_PRIVATE)
+        syscall(SYS_futex, (uint32_t *)state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+#else
+        sched_yield();
+#endif
+    }
+    errno = saved;
+}
+
+/* lock.h's unlock found a waiter's mark: one sleeper is woken to try again. */
+void vt_os_lock_wake(_Atomic uint32_t *state)
+{
+#if defined(SYS_futex) && defined(FUTEX_WAKE_PRIVATE)
+    int saved = errno;
+    syscall(SYS_futex, (uint32_t *)state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    errno = saved;
+#else
+    (void)state;
+#endif
+}
+
 uint32_t vt_os_now_ms(void)
 {
     /* The coarse clock is read from the vDSO: no system call, a few nanoseconds. */

@@ -46,7 +46,7 @@ _Static_assert(PROF_DEPTH + PROF_SKIP <= VT_UNWIND_MEMO_FRAMES, "a sampled stack
 #define PROF_SHARDS 8
 
 typedef struct prof_shard {
-    pthread_mutex_t lock;
+    vt_lock_t lock;
     vt_prof_tables_t t;                 /* its stacks and live samples (proftable.c) */
     vt_page_t *current[VT_CLASS_COUNT]; /* the shard's page of each class, or NULL */
     vt_page_t *spare[VT_CLASS_COUNT];   /* a page of the class with room, next in line, or NULL */
@@ -55,8 +55,7 @@ typedef struct prof_shard {
 } __attribute__((aligned(64))) prof_shard_t; /* a cache line of its own */
 
 /* Every field of a shard belongs to its lock. */
-static prof_shard_t shards[PROF_SHARDS] = {
-    [0 ... PROF_SHARDS - 1] = {.lock = PTHREAD_MUTEX_INITIALIZER}};
+static prof_shard_t shards[PROF_SHARDS] = {[0 ... PROF_SHARDS - 1] = {.lock = VT_LOCK_INIT}};
 /* Our own code, whose frames are left out of stacks: set once, by the first sample; hi is
  * stored last (release), so a reader that sees it sees lo. Every writer stores the same. */
 static _Atomic uintptr_t self_lo, self_hi;
@@ -421,13 +420,13 @@ VT_EXPORT int vt_prof_dump(const char *path)
 void vt_prof_fork_prepare(void)
 {
     for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++)
-        pthread_mutex_lock(&sh->lock);
+        vt_lock_take(&sh->lock);
 }
 
 void vt_prof_fork_parent(void)
 {
     for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++)
-        pthread_mutex_unlock(&sh->lock);
+        vt_lock_give(&sh->lock);
 }
 
 /* The child starts a clean profile: its parent's samples and stacks are not its own. The
@@ -436,7 +435,7 @@ void vt_prof_fork_child(void)
 {
     for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++) {
         vt_proftable_clear(&sh->t);
-        pthread_mutex_unlock(&sh->lock); /* held by this thread's parent copy: see span.c */
+        vt_lock_give(&sh->lock); /* held by this thread's parent copy: see span.c */
     }
     in_prof = false;
 }

@@ -24,7 +24,7 @@
 /* The spans. Every field is protected by `lock`, except the atomics, which are read without
  * it. */
 static struct spans {
-    pthread_mutex_t lock;
+    vt_lock_t lock;
     /* Spans with free units, by the length of their longest run of free units (1..63): the
      * index that finds a span for a run without looking at every span. by_run[VT_EMPTY_RUN]
      * holds the spans all of whose units are free. Bit r of run_mask: by_run[r] not empty. */
@@ -38,7 +38,7 @@ static struct spans {
      * under the lock, read without it by the purge schedule: a stale value only moves an
      * early purge by one call. */
     _Atomic uint32_t dirty_count, dirty_budget;
-} s = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} s = {.lock = VT_LOCK_INIT};
 
 /* ---- The global lock -------------------------------------------------------------------- */
 
@@ -395,17 +395,17 @@ void vt_span_stats_locked(vt_stats_t *st)
 
 void vt_span_fork_prepare(void)
 {
-    pthread_mutex_lock(&s.lock);
+    vt_lock_take(&s.lock);
 }
 
 void vt_span_fork_parent(void)
 {
-    pthread_mutex_unlock(&s.lock);
+    vt_lock_give(&s.lock);
 }
 
 /* The child's only thread is the copy of the one that took the lock in fork_prepare, so it
  * may release it (re-initialising a held mutex instead confuses ThreadSanitizer). */
 void vt_span_fork_child(void)
 {
-    pthread_mutex_unlock(&s.lock);
+    vt_lock_give(&s.lock);
 }

@@ -14,10 +14,10 @@ static struct purge_state {
     /* Purges run one at a time under this lock, which fork() takes too (before the global
      * lock): units out of their span's map while madvise runs would otherwise be lost to a
      * child forked in that moment, where no thread is left to put them back. */
-    pthread_mutex_t lock;
+    vt_lock_t lock;
     uint64_t purged_bytes, purges; /* global lock */
     _Atomic bool purging_excess;   /* one thread at a time purges above the budget */
-} p = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} p = {.lock = VT_LOCK_INIT};
 
 /* Units being purged: taken out of their span's free map while madvise runs without the lock,
  * so that no thread can take them and write into memory the kernel is dropping. */
@@ -199,16 +199,16 @@ void vt_spanpurge_stats_locked(vt_stats_t *st)
 
 void vt_spanpurge_fork_prepare(void)
 {
-    pthread_mutex_lock(&p.lock);
+    vt_lock_take(&p.lock);
 }
 
 void vt_spanpurge_fork_parent(void)
 {
-    pthread_mutex_unlock(&p.lock);
+    vt_lock_give(&p.lock);
 }
 
 void vt_spanpurge_fork_child(void)
 {
     atomic_store_explicit(&p.purging_excess, false, memory_order_relaxed);
-    pthread_mutex_unlock(&p.lock); /* held by this thread's parent copy: see span.c */
+    vt_lock_give(&p.lock); /* held by this thread's parent copy: see span.c */
 }

@@ -29,7 +29,7 @@ static vt_tcache_t exited = {.alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_no
  * is a remote free, because no thread's TLS points to it. */
 static vt_tcache_t orphan = {.alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_none},
                              .state = VT_TCACHE_LIVE};
-static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
+static vt_lock_t orphan_lock = VT_LOCK_INIT;
 
 __thread vt_tcache_t *vt_tls_tcache __attribute__((tls_model("initial-exec"))) = &unstarted;
 
@@ -436,15 +436,15 @@ vt_tcache_t *vt_tcache_orphan(void)
 
 void vt_tcache_fork_prepare(void)
 {
-    pthread_mutex_lock(&orphan_lock);
+    vt_lock_take(&orphan_lock);
 }
 
 void vt_tcache_fork_parent(void)
 {
-    pthread_mutex_unlock(&orphan_lock);
+    vt_lock_give(&orphan_lock);
 }
 
 void vt_tcache_fork_child(void)
 {
-    pthread_mutex_unlock(&orphan_lock); /* held by this thread's parent copy: see span.c */
+    vt_lock_give(&orphan_lock); /* held by this thread's parent copy: see span.c */
 }

@@ -313,6 +313,7 @@ typedef struct vt_options {
     uint32_t dirty_pct;      /* VTMALLOC_DIRTY_PCT: resident free units kept, % of spans */
     uint32_t purge_thread;   /* VTMALLOC_PURGE_THREAD: 1 runs the purge passes from a thread */
     uint32_t large_cache_mb; /* VTMALLOC_LARGE_CACHE: MiB of freed large blocks kept */
+    uint32_t lock_spins;     /* VTMALLOC_LOCK_SPINS: checks of a held lock before sleeping */
     uint32_t backing;        /* VTMALLOC_BACKING: vt_backing_t */
     uint32_t stats;          /* VTMALLOC_STATS: print statistics at exit */
     uint32_t on_error;       /* VTMALLOC_ON_ERROR: vt_on_error_t */

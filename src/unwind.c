@@ -34,7 +34,7 @@
 
 /* Protects the cache's writers (and its mapping); readers take no lock. Held for a few
  * stores, never while anything that allocates or takes another lock runs. */
-static pthread_mutex_t unwind_lock = PTHREAD_MUTEX_INITIALIZER;
+static vt_lock_t unwind_lock = VT_LOCK_INIT;
 
 /* The addresses as glibc's backtrace() finds them (it knows every kind of frame); it starts
  * in this file, whose frames the caller leaves out with the rest of ours. */
