@@ -181,9 +181,10 @@ void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
     if (in_prof)
         return NULL;
     in_prof = true;
-    uintptr_t frames[PROF_DEPTH + PROF_SKIP];
+    uintptr_t scratch[PROF_DEPTH + PROF_SKIP];
+    const uintptr_t *frames;
     uint64_t *known; /* the memo's word for this stack (stack_locked), or NULL */
-    int n = vt_unwind_from_memo(frame, frames, PROF_DEPTH + PROF_SKIP, memo, &known);
+    int n = vt_unwind_from_memo(frame, scratch, PROF_DEPTH + PROF_SKIP, memo, &known, &frames);
     /* Classes of several units per page (a few large blocks each) share shard 0: their pages
      * are what profiling adds to the peak, one per class and shard; their samples are few. */
     prof_shard_t *sh = &shards[vt_classes[class_idx].units > 1 ? 0 : vt_os_cpu() % PROF_SHARDS];

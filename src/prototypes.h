@@ -109,8 +109,8 @@ vt_cfi_rule_t vt_cfi_rule(uintptr_t pc, const void *eh_frame_hdr) VT_HIDDEN;
 #define VT_UNWIND_MEMO_FRAMES 40
 int vt_unwind(uintptr_t *pcs, int max) VT_HIDDEN;
 int vt_unwind_from(const void *frame, uintptr_t *pcs, int max) VT_HIDDEN;
-int vt_unwind_from_memo(const void *frame, uintptr_t *pcs, int max, vt_unwind_memo_t **slot,
-                        uint64_t **user) VT_HIDDEN;
+int vt_unwind_from_memo(const void *frame, uintptr_t *scratch, int max, vt_unwind_memo_t **slot,
+                        uint64_t **user, const uintptr_t **pcs) VT_HIDDEN;
 uint64_t vt_unwind_memo_hits(const vt_unwind_memo_t *memo) VT_HIDDEN;
 void vt_unwind_fork_prepare(void) VT_HIDDEN;
 void vt_unwind_fork_parent(void) VT_HIDDEN;

@@ -210,7 +210,7 @@ static void from_a_frame_further_up(void **state)
         assert_true(s.ours[i] == (uintptr_t)s.theirs[i + 1]);
 }
 
-/* ---- The memo of the last walk (what the profiler uses) ------------------------------------ */
+/* ---- The memo of the last walks (what the profiler uses) ------------------------------------ */
 
 #define MEMO_DEPTH VT_UNWIND_MEMO_FRAMES /* the profiler's: VT_PROF_DEPTH and its own frames */
 
@@ -230,7 +230,10 @@ static __attribute__((noinline)) void take_pair(walk_pair_t *w)
     w->frame = __builtin_frame_address(0);
     w->n_plain = vt_unwind_from(w->frame, w->plain, MEMO_DEPTH);
     uint64_t *user;
-    w->n_memo = vt_unwind_from_memo(w->frame, w->memo, MEMO_DEPTH, &memo, &user);
+    const uintptr_t *found;
+    w->n_memo = vt_unwind_from_memo(w->frame, w->memo, MEMO_DEPTH, &memo, &user, &found);
+    if (w->n_memo > 0 && found != w->memo) /* the memo's own copy: compared below */
+        memcpy(w->memo, found, (size_t)w->n_memo * sizeof(uintptr_t));
     w->hits_after = vt_unwind_memo_hits(memo);
     w->user_seen = user != NULL ? *user : UINT64_MAX;
     if (user != NULL)
@@ -259,6 +262,12 @@ static __attribute__((noinline, noipa)) void caller_b(walk_pair_t *w)
     __asm__ volatile("nop" ::: "memory");
 }
 
+static __attribute__((noinline, noipa)) void caller_c(walk_pair_t *w)
+{
+    in_between(w);
+    __asm__ volatile("nop; nop" ::: "memory");
+}
+
 static void assert_same_walk(const walk_pair_t *w)
 {
     assert_true(w->n_plain >= 4);
@@ -266,32 +275,49 @@ static void assert_same_walk(const walk_pair_t *w)
     assert_memory_equal(w->memo, w->plain, (size_t)w->n_plain * sizeof(uintptr_t));
 }
 
+/* What walk i of the sequence below must find: answered by the memo (a hit) or walked, and the
+ * caller's note the memo gave it (0x5eed: the note this stack's last walk left). */
+static void assert_walk(const walk_pair_t *w, const walk_pair_t *before, bool hit)
+{
+    assert_same_walk(w);
+#if defined(__x86_64__)
+    assert_true(w->hits_after == before->hits_after + (hit ? 1 : 0));
+    assert_true(w->user_seen == (hit ? 0x5eed : 0));
+#else
+    (void)before;
+    (void)hit;
+#endif
+}
+
 static void the_memo_answers_only_the_same_stack(void **state)
 {
     (void)state;
-    static walk_pair_t first, again, other;
-    /* One call site for the three, so that the words above the callers are the same too: a
-     * loop whose count the compiler cannot see, so that it cannot unroll it into three. */
-    static volatile int rounds = 3;
-    void (*const callers[3])(walk_pair_t *) = {caller_a, caller_a, caller_b};
-    walk_pair_t *const into[3] = {&first, &again, &other};
-    for (int i = 0; i < rounds && i < 3; i++)
-        callers[i](into[i]);
-    assert_same_walk(&first);
-    assert_same_walk(&again);
-    assert_same_walk(&other);
+    enum { WALKS = 8 };
+    static walk_pair_t w[WALKS];
+    /* One call site for all, so that the words above the callers are the same too: a loop
+     * whose count the compiler cannot see, so that it cannot unroll it into several. The
+     * memo keeps two walks and replaces the one used longest ago. */
+    static volatile int rounds = WALKS;
+    void (*const callers[WALKS])(walk_pair_t *) = {caller_a, caller_a, caller_b, caller_a,
+                                                   caller_b, caller_c, caller_b, caller_a};
+    for (int i = 0; i < rounds && i < WALKS; i++)
+        callers[i](&w[i]);
+    assert_same_walk(&w[0]);
+    assert_true(w[0].user_seen != 0x5eed);
+    assert_walk(&w[1], &w[0], true);  /* a again: the memo's answer, with a's note */
+    assert_walk(&w[2], &w[1], false); /* b starts where a did, but is another stack */
+    assert_walk(&w[3], &w[2], true);  /* a: still kept beside b */
+    assert_walk(&w[4], &w[3], true);  /* b: kept too */
+    assert_walk(&w[5], &w[4], false); /* c: new, in place of a (used longest ago) */
+    assert_walk(&w[6], &w[5], true);  /* b: still kept */
+    assert_walk(&w[7], &w[6], false); /* a: gone */
 #if defined(__x86_64__)
-    /* The second walk from the same stack was the memo's answer, with the caller's note. */
-    assert_true(again.hits_after == first.hits_after + 1);
-    assert_true(first.user_seen != 0x5eed && again.user_seen == 0x5eed);
-    /* The third started where the first two did, but under another caller: the memo must not
-     * answer it (a memo that compared only where the walk starts would). */
-    assert_ptr_equal(other.frame, first.frame);
-    assert_true(other.hits_after == again.hits_after);
-    assert_true(other.user_seen == 0); /* a new stack: the note was not for it */
+    /* The three start at the same place: a memo that compared only the start would answer. */
+    assert_ptr_equal(w[2].frame, w[0].frame);
+    assert_ptr_equal(w[5].frame, w[0].frame);
     bool differs = false;
-    for (int i = 0; i < first.n_plain; i++)
-        differs |= first.plain[i] != other.plain[i];
+    for (int i = 0; i < w[0].n_plain; i++)
+        differs |= w[0].plain[i] != w[2].plain[i];
     assert_true(differs);
 #endif
 }
