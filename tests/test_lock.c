@@ -1,8 +1,8 @@
 /*
  * test_lock.c - the allocator's mutex (lock.h, with its slow paths in os.c): it excludes, a
- * waiter that found it held sleeps and is woken by the unlock, and trylock says whether it
- * took it. Label threads: ThreadSanitizer runs it too, and sees the lock's order through its
- * atomics.
+ * waiter that found it held sleeps and is woken by the unlock, trylock says whether it took it,
+ * and VTMALLOC_LOCK_SPINS sets how long a waiter spins first. Label threads: ThreadSanitizer runs
+ * it too, and sees the lock's order through its atomics.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -115,12 +116,30 @@ static void trylock_takes_only_a_free_lock(void **state)
     assert_int_equal(atomic_load(&l.state), 0);
 }
 
+/* VTMALLOC_LOCK_SPINS reaches the lock's slow path (options.c copies it into os.c), and a value
+ * out of range is refused, the one before it kept. */
+static void the_option_sets_the_spins(void **state)
+{
+    (void)state;
+    uint32_t saved = vt_os_lock_spins, saved_option = vt_options.lock_spins;
+    assert_int_equal(setenv("VTMALLOC_LOCK_SPINS", "37", 1), 0);
+    vt_options_load();
+    assert_int_equal(vt_os_lock_spins, 37);
+    assert_int_equal(setenv("VTMALLOC_LOCK_SPINS", "100001", 1), 0); /* above its range */
+    vt_options_load();
+    assert_int_equal(vt_os_lock_spins, 37);
+    assert_int_equal(unsetenv("VTMALLOC_LOCK_SPINS"), 0);
+    vt_options.lock_spins = saved_option;
+    vt_os_lock_spins = saved;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(the_lock_lets_one_thread_in_at_a_time),
         cmocka_unit_test(a_waiter_sleeps_until_the_unlock_wakes_it),
         cmocka_unit_test(trylock_takes_only_a_free_lock),
+        cmocka_unit_test(the_option_sets_the_spins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
