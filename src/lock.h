@@ -46,13 +46,15 @@ extern __thread bool vt_fork_holder
  * through the atomics.
  */
 typedef struct vt_lock {
-    _Atomic uint32_t state; /* 0 free, 1 held, 2 held and maybe waited for */
+    /* Any thread, through the functions below only: 0 free, 1 held, 2 held and maybe waited
+     * for (only a waiter writes 2, only the holder's unlock writes 0). */
+    _Atomic uint32_t state;
 } vt_lock_t;
 
-#define VT_LOCK_INIT                                                                               \
-    {                                                                                              \
-        0                                                                                          \
-    }
+/* A free lock, for static initialisers (clang-format would spread the braces over lines). */
+/* clang-format off */
+#define VT_LOCK_INIT {0}
+/* clang-format on */
 
 /* The slow paths, in os.c: wait until the lock is ours (spinning up to vt_os_lock_spins
  * times first); wake one sleeping waiter. */
