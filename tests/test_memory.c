@@ -692,9 +692,16 @@ static void thousand_threads_stay_bounded(void **state)
     /* 900 more threads did not grow the footprint. */
     uint64_t busy_100 = at_100.spans_mapped - at_100.spans_reserved;
     uint64_t busy = st.spans_mapped - st.spans_reserved;
-    /* Under sanitizers everything runs ten times slower, so more of the last threads' units
-     * are still waiting for their purge when this is read: a wider margin there. */
-    if (busy > busy_100 + (RSS_MEANINGFUL ? 2 : 5))
+    /* The 80 blocks the lanes keep pin the pages they sit in, and so their spans; which spans
+     * those are depends on how the threads interleave, and on a loaded machine (the suite
+     * runs two tests at once, beside short-lived processes) they were spread over 3 spans
+     * more than at 100 threads in about one run in 12, with glibc's mutexes as with ours, and
+     * stayed there through ten more purge passes: pinned, not waiting. A margin of 4 spans
+     * still fails a footprint that grows with the threads (one unit a thread would be 16
+     * spans), and the RSS check below stays at 4 MiB. Under sanitizers everything runs ten
+     * times slower, so more of the last threads' units are still waiting for their purge when
+     * this is read: a wider margin there. */
+    if (busy > busy_100 + (RSS_MEANINGFUL ? 4 : 6))
         fail_msg("spans in use: %llu after 100 threads, %llu after 1000",
                  (unsigned long long)busy_100, (unsigned long long)busy);
     if (RSS_MEANINGFUL && rss > rss_at_100 + (4 << 20))
