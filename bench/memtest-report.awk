@@ -1,7 +1,7 @@
 # memtest-report.awk: medians and ratios from the CSV that bench/run-memtest writes.
 #
 #   awk -F, -v allocs="glibc vtmalloc ..." -v wls="original ..." -v thr="1 2" -v summary=FILE \
-#       -f memtest-report.awk memtest.csv > memtest.md
+#       [-v futex=memtest-futex.csv] -f memtest-report.awk memtest.csv > memtest.md
 #
 # Writes one row of medians per (workload, allocator, threads) to `summary` (CSV) and Markdown
 # tables to stdout. Written for POSIX awk (Debian's default is mawk): no asort, no gensub.
@@ -29,9 +29,19 @@ function ratio(a, b) {
 BEGIN {
     metrics = "ops_per_s ns_per_pair peak_rss_kb end_rss_kb tables_kb peak_live_kb"
     metrics = metrics " wave_rss_first_kb wave_rss_last_kb wave_live_first_kb wave_live_last_kb"
+    metrics = metrics " faults_per_mop"
     # Derived per run: RSS without the benchmark's own tables, the same for every allocator.
     metrics = metrics " net_peak_kb net_end_kb net_wave_first_kb net_wave_last_kb"
     nm = split(metrics, ms, " ")
+    # Futex calls per million operations, one traced run per cell (run-memtest), if given.
+    if (futex != "") {
+        while ((getline line < futex) > 0) {
+            split(line, f, ",")
+            if (f[1] != "allocator")
+                fx[f[2], f[1], f[3]] = f[6]
+        }
+        close(futex)
+    }
 }
 
 NR == 1 {
@@ -46,7 +56,7 @@ NR == 1 {
     if (mode == "")
         mode = $col["mode"]
     for (m = 1; m <= nm; m++)
-        val[key, k, ms[m]] = $col[ms[m]]
+        val[key, k, ms[m]] = (ms[m] in col) ? $col[ms[m]] : "" # older CSVs lack some
     tables = $col["tables_kb"]
     val[key, k, "net_peak_kb"] = $col["peak_rss_kb"] - tables
     val[key, k, "net_end_kb"] = $col["end_rss_kb"] - tables
@@ -78,9 +88,12 @@ function main_row(w, a, t,    key, b, other, ops, rss, best_ops, best_rss, g, go
     grss = (g in n) ? med[g, "net_peak_kb"] : ""
     printf "| %s | %s | %.2f | %s | %s | %.1f ", A[a], T[t], ops / 1e6, ratio(ops, gops),
         ratio(ops, best_ops), med[key, "ns_per_pair"]
-    printf "| %.1f | %s | %s | %.1f | %.1f | %.1f |\n", rss / 1024, ratio(rss, grss),
+    printf "| %.1f | %s | %s | %.1f | %.1f | %.1f ", rss / 1024, ratio(rss, grss),
         ratio(rss, best_rss), med[key, "net_end_kb"] / 1024, med[key, "tables_kb"] / 1024,
         med[key, "peak_live_kb"] / 1024
+    printf "| %s | %s |\n",
+        ("faults_per_mop" in col) ? sprintf("%.0f", med[key, "faults_per_mop"]) : "-",
+        (key in fx) ? sprintf("%.1f", fx[key]) : "-"
 }
 
 # One row of the churn table: RSS after early and late waves against the exact live data.
@@ -127,14 +140,16 @@ END {
     print "sum of each thread's exact peak (an upper bound of the process peak when threads do not"
     print "peak together). x glibc: ratio to glibc. x best other: ratio to the best of the other"
     print "allocators at the same thread count (highest throughput, lowest RSS); above 1 means"
-    print "faster, or more memory."
+    print "faster, or more memory. Faults/Mop: minor page faults of the timed work per million"
+    print "operations (mallocs + frees), median; futex/Mop: futex calls per million operations"
+    print "in one more run of the cell under strace (-), outside the timed runs."
     print ""
     for (w = 1; w <= nw; w++) {
         printf "## %s\n\n", W[w]
         printf "| allocator | threads | Mops/s | x glibc | x best other | ns/pair "
         printf "| peak RSS MiB | x glibc | x best other | end RSS MiB | tables MiB "
-        printf "| peak live MiB |\n"
-        print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        printf "| peak live MiB | faults/Mop | futex/Mop |\n"
+        print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         for (t = 1; t <= nt; t++)
             for (a = 1; a <= na; a++)
                 if ((W[w] SUBSEP A[a] SUBSEP T[t]) in n)

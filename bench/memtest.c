@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -709,9 +710,19 @@ typedef struct {
     long end_rss_kb;    /* VmRSS after the workers joined; every block freed */
     long tables_kb;     /* resident benchmark tables during the work (part of every RSS above) */
     bool peak_reset;    /* whether resetting VmHWM worked; if not peak includes generation */
+    long minflt;        /* minor page faults of the process during the work (getrusage) */
     long wave_rss_first_kb, wave_rss_last_kb, wave_rss_max_kb; /* churn only */
     uint64_t wave_live_first, wave_live_last;                  /* churn: exact, bytes */
 } result_t;
+
+/* Minor page faults of the whole process so far: the first touch of a page the allocator got
+ * from the kernel (fresh, or given back with madvise and touched again) is one; so is a
+ * copy-on-write of the shared zero page after a read. */
+static long minor_faults(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_minflt : 0;
+}
 
 static void start_threads(worker_t *w, unsigned count, void *(*fn)(void *), pthread_t *tids)
 {
@@ -736,6 +747,7 @@ static void run_parallel(worker_t *w, const options_t *o, void *(*fn)(void *), r
     r->tables_kb = bk_resident_kb();
     r->base_rss_kb = status_kb("VmRSS");
     r->peak_reset = reset_peak_rss();
+    long faults = minor_faults();
     pthread_barrier_wait(&start);
     for (unsigned i = 0; i < o->threads; i++) {
         int err = pthread_join(tids[i], NULL);
@@ -743,6 +755,7 @@ static void run_parallel(worker_t *w, const options_t *o, void *(*fn)(void *), r
             die("pthread_join failed: %s", strerror(err));
         }
     }
+    r->minflt = minor_faults() - faults;
     r->peak_rss_kb = status_kb("VmHWM");
     r->end_rss_kb = status_kb("VmRSS");
     pthread_barrier_destroy(&start);
@@ -778,6 +791,7 @@ static void run_churn(worker_t *w, const options_t *o, result_t *r)
     r->tables_kb = bk_resident_kb();
     r->base_rss_kb = status_kb("VmRSS");
     r->peak_reset = reset_peak_rss();
+    long faults = minor_faults();
     for (unsigned wave = 0; wave < waves; wave++) {
         long t0 = now_ns(CLOCK_MONOTONIC), c0 = now_ns(CLOCK_PROCESS_CPUTIME_ID);
         start_threads(w, lanes, churn_worker, tids);
@@ -791,6 +805,7 @@ static void run_churn(worker_t *w, const options_t *o, result_t *r)
         wall += now_ns(CLOCK_MONOTONIC) - t0;
         wave_rss[wave] = status_kb("VmRSS");
     }
+    r->minflt = minor_faults() - faults;
     r->peak_rss_kb = status_kb("VmHWM");
     r->end_rss_kb = wave_rss[waves - 1];
     r->seconds = (double)wall / 1e9;
@@ -852,11 +867,11 @@ static void report(const options_t *o, unsigned rep, const result_t *r)
     printf("RESULT allocator=%s workload=%s threads=%u rep=%u seed=%" PRIu64 " mallocs=%" PRIu64
            " frees=%" PRIu64 " seconds=%.6f ops_per_s=%.0f calls_per_s=%.0f ns_per_pair=%.2f "
            "peak_rss_kb=%ld base_rss_kb=%ld end_rss_kb=%ld tables_kb=%ld peak_live_kb=%" PRIu64
-           " peak_reset=%d malloc_from=%s",
+           " peak_reset=%d minflt=%ld faults_per_mop=%.1f malloc_from=%s",
            o->common.label, wl, o->threads, rep, o->common.seed, r->mallocs, r->mallocs, r->seconds,
            ops_per_s, 2 * ops_per_s, ns_per_pair, r->peak_rss_kb, r->base_rss_kb, r->end_rss_kb,
-           r->tables_kb, (r->peak_live + 1023) / 1024, r->peak_reset ? 1 : 0,
-           base_name(entry_object()));
+           r->tables_kb, (r->peak_live + 1023) / 1024, r->peak_reset ? 1 : 0, r->minflt,
+           pairs > 0 ? (double)r->minflt * 1e6 / (2 * pairs) : 0.0, base_name(entry_object()));
     if (o->workload == WL_CHURN) {
         printf(" wave_rss_first_kb=%ld wave_rss_last_kb=%ld wave_rss_max_kb=%ld"
                " wave_live_first_kb=%" PRIu64 " wave_live_last_kb=%" PRIu64,

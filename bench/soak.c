@@ -64,6 +64,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1043,6 +1044,7 @@ typedef struct {
     /* The load. */
     double seconds;   /* wall time of all phases */
     long peak_rss_kb; /* the highest VmHWM: of the phases, and after the load */
+    long minflt;      /* minor page faults of the process during the load (getrusage) */
     /* After the load (see "After the last cycle" at the top). */
     long stopped_rss_kb;    /* every connection closed */
     long drained_rss_kb;    /* the logger's backlog freed */
@@ -1167,6 +1169,8 @@ static void run_load(run_t *r, const options_t *o)
     r->tables_kb = bk_resident_kb();
     r->base_rss_kb = status_kb("VmRSS");
     r->peak_reset = reset_peak_rss();
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
     long t0 = now_ns();
     r->peak_rss_kb = 0;
     for (unsigned k = 0; k < r->nphases; k++) {
@@ -1189,6 +1193,10 @@ static void run_load(run_t *r, const options_t *o)
         phase_progress(o, k, rec);
     }
     r->seconds = (double)(now_ns() - t0) / 1e9;
+    getrusage(RUSAGE_SELF, &ru1);
+    /* The first touch of a page the allocator got from the kernel, fresh or given back, is a
+     * minor fault; so is the copy of the shared zero page after a read of such a page. */
+    r->minflt = ru1.ru_minflt - ru0.ru_minflt;
 }
 
 /* The load has stopped: every connection is closed. Drain the logger, idle, poke, read. */
@@ -1329,14 +1337,16 @@ static void print_results(const run_t *r, const options_t *o, const figures_t *f
            "peak_reset=%d live_max_kb=%" PRIu64 " cycle1_rss_kb=%ld last_cycle_rss_kb=%ld "
            "growth_last=%.4f growth_max=%.4f peak_growth_last=%.4f peak_growth_max=%.4f "
            "stopped_rss_kb=%ld drained_rss_kb=%ld idle_rss_kb=%ld after_stop_rss_kb=%ld "
-           "after_stop_frac=%.4f after_trim_rss_kb=%ld trim_ret=%d cycle_rss_kb=",
+           "after_stop_frac=%.4f after_trim_rss_kb=%ld trim_ret=%d ops=%" PRIu64
+           " minflt=%ld faults_per_mop=%.1f cycle_rss_kb=",
            label, o->preset, o->common.seed, o->threads, o->cycles, o->conns, o->req_pct, o->keep,
            o->keep_mib, o->idle_ms, f->requests, f->mallocs, f->reallocs, f->frees, lg.handed,
            r->seconds, f->req_per_s, f->ops_per_s, r->base_rss_kb, r->tables_kb, r->peak_rss_kb,
            r->peak_reset ? 1 : 0, f->live_max_kb, f->cycle_end[0], f->cycle_end[o->cycles - 1],
            f->growth_last, f->growth_max, f->peak_growth_last, f->peak_growth_max,
            r->stopped_rss_kb, r->drained_rss_kb, r->idle_rss_kb, r->after_stop_rss_kb,
-           f->after_frac, r->after_trim_rss_kb, r->trim_ret);
+           f->after_frac, r->after_trim_rss_kb, r->trim_ret, f->ops, r->minflt,
+           f->ops > 0 ? (double)r->minflt * 1e6 / (double)f->ops : 0.0);
     for (unsigned c = 0; c < o->cycles; c++) {
         printf("%s%ld", c > 0 ? ":" : "", f->cycle_end[c]);
     }
