@@ -323,7 +323,9 @@ static inline void cpu_relax(void)
 }
 
 /* A waiter's spins before it sleeps (lock.h): VTMALLOC_LOCK_SPINS, which options.c copies here
- * at initialisation, before any lock is contended; 0 until then, and 0 sleeps at once. */
+ * at initialisation, before any lock is contended; 0 until then, and 0 sleeps at once. A plain
+ * variable: it is written once, by the initialising thread, and every other thread reads it
+ * only after it has seen initialisation done (init.c's acquire of INIT_DONE, released after). */
 uint32_t vt_os_lock_spins;
 
 /* lock.h's slow path: the lock was not free. Spin while the holder may be about to give it
