@@ -159,13 +159,12 @@ void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units)
     atomic_store_explicit(&page->owner, VT_OWNER_FREE, memory_order_relaxed);
 }
 
-/* Gives the run to a class and an owner. Caller owns the run (took it from its stash or the
- * global cache). The unit map is written last: from then on free() can find the page, and
- * only blocks handed out later can be freed into it. */
-void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner)
+/* Gives the run to a class and an owner, as a page of `capacity` blocks. Caller owns the run
+ * (took it from its stash or the global cache). The unit map is written last: from then on
+ * free() can find the page, and only blocks handed out later can be freed into it. */
+static void assign(vt_page_t *page, unsigned class_idx, uintptr_t owner, uint16_t capacity)
 {
     const vt_class_info_t *info = &vt_classes[class_idx];
-    VT_ASSERT(page->units == info->units);
     page->free = NULL;
     page->used = page->used_base = page->collected = 0;
     page->carved = 0;
@@ -179,12 +178,26 @@ void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner)
     page->sample_base = page->sample_left;
     page->requested = 0;
     page->bsize = info->bsize;
-    page->capacity = info->capacity;
+    page->capacity = capacity;
     page->class_idx = (uint8_t)class_idx;
     atomic_store_explicit(&page->remote, 0, memory_order_relaxed);
     atomic_store_explicit(&page->owner, owner, memory_order_relaxed);
     atomic_fetch_add_explicit(&vt_page_class_pages[class_idx], 1, memory_order_relaxed);
     vt_span_set_units(vt_span_base(page), page->first_unit, page->units, page);
+}
+
+void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner)
+{
+    VT_ASSERT(page->units == vt_classes[class_idx].units);
+    assign(page, class_idx, owner, vt_classes[class_idx].capacity);
+}
+
+/* A page of one block of the class, in any run long enough for it (the heap profiler's, for
+ * the classes whose pages hold only a few blocks: prof.c says why). */
+void vt_page_assign_one(vt_page_t *page, unsigned class_idx, uintptr_t owner)
+{
+    VT_ASSERT(((size_t)page->units << VT_UNIT_SHIFT) >= vt_classes[class_idx].bsize);
+    assign(page, class_idx, owner, 1);
 }
 
 /* Takes an empty page out of service: a later free of one of its old blocks finds

@@ -189,6 +189,7 @@ void vt_page_sample_restart(vt_page_t *page) VT_HIDDEN;
 
 void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units) VT_HIDDEN;
 void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner) VT_HIDDEN;
+void vt_page_assign_one(vt_page_t *page, unsigned class_idx, uintptr_t owner) VT_HIDDEN;
 void vt_page_unassign(vt_page_t *page) VT_HIDDEN;
 void vt_page_assign_large(vt_page_t *page) VT_HIDDEN;
 bool vt_page_release_large(vt_page_t *page) VT_HIDDEN;
@@ -312,6 +313,34 @@ void vt_largetable_stats_locked(vt_stats_t *st) VT_HIDDEN;
 void vt_largetable_fork_prepare(void) VT_HIDDEN;
 void vt_largetable_fork_parent(void) VT_HIDDEN;
 void vt_largetable_fork_child(void) VT_HIDDEN;
+
+/* ---- profpages.c: the heap profiler's pages -------------------------------------------- */
+
+/* Sampled blocks up to this size share pages; larger ones get a page each, of which this many
+ * are kept empty (profpages.c says why). */
+#define VT_PROF_SHARED_MAX ((size_t)16384)
+#define VT_PROF_ONES       4
+
+/* Every field belongs to the lock of the profiler's shard that holds it (prof.c). */
+typedef struct vt_prof_pages {
+    vt_page_t *current[VT_CLASS_COUNT]; /* the page of each shared class, or NULL */
+    vt_page_t *spare[VT_CLASS_COUNT];   /* a page of the class with room, next in line, or NULL */
+    bool sampled[VT_CLASS_COUNT];       /* class c had a block sampled since the last pass */
+    uint32_t quiet_ms[VT_CLASS_COUNT];  /* the last pass that found sampled[c] set */
+    vt_page_t *ones[VT_PROF_ONES];      /* empty pages of one block, kept: ones_n of them */
+    unsigned ones_n;
+    bool ones_sampled;      /* a block was sampled into a page of one since the last pass */
+    uint32_t ones_quiet_ms; /* the last pass that found ones_sampled set */
+} vt_prof_pages_t;
+
+/* A block for a sample of the class; NULL when there is no memory. */
+void *vt_profpages_pop(vt_prof_pages_t *pp, unsigned class_idx, uint8_t shard) VT_HIDDEN;
+/* The block p, checked and forgotten, goes back on its page. */
+void vt_profpages_put(vt_prof_pages_t *pp, vt_page_t *page, void *p) VT_HIDDEN;
+/* malloc_trim: every empty page goes back. */
+void vt_profpages_release_empty(vt_prof_pages_t *pp) VT_HIDDEN;
+/* The purge pass: empty pages not used for a retention window go back. */
+void vt_profpages_pass(vt_prof_pages_t *pp, uint32_t now) VT_HIDDEN;
 
 /* ---- prof.c: the heap profiler ---------------------------------------------------------- */
 
