@@ -100,7 +100,9 @@ static void *pop_one(vt_prof_pages_t *pp, unsigned c, uint8_t shard)
 
 void *vt_profpages_pop(vt_prof_pages_t *pp, unsigned class_idx, uint8_t shard)
 {
-    unsigned c = page_class(class_idx);
+    unsigned c = pp->page_class[class_idx]; /* 0 (not yet worked out) is never a page class */
+    if (vt_unlikely(c == 0))
+        pp->page_class[class_idx] = (uint8_t)(c = page_class(class_idx));
     return vt_classes[c].bsize > VT_PROF_SHARED_MAX ? pop_one(pp, c, shard)
                                                     : pop_shared(pp, c, shard);
 }

@@ -331,6 +331,7 @@ typedef struct vt_prof_pages {
     unsigned ones_n;
     bool ones_sampled;      /* a block was sampled into a page of one since the last pass */
     uint32_t ones_quiet_ms; /* the last pass that found ones_sampled set */
+    uint8_t page_class[VT_CLASS_COUNT]; /* the page class of each class (profpages.c), or 0 */
 } vt_prof_pages_t;
 
 /* A block for a sample of the class; NULL when there is no memory. */
