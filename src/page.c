@@ -192,8 +192,8 @@ void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner)
     assign(page, class_idx, owner, vt_classes[class_idx].capacity);
 }
 
-/* A page of one block of the class, in any run long enough for it (the heap profiler's, for
- * the classes whose pages hold only a few blocks: prof.c says why). */
+/* A page of one block of the class, in any run long enough for it: the heap profiler's pages
+ * for sampled blocks above 16 KiB (profpages.c says why). */
 void vt_page_assign_one(vt_page_t *page, unsigned class_idx, uintptr_t owner)
 {
     VT_ASSERT(((size_t)page->units << VT_UNIT_SHIFT) >= vt_classes[class_idx].bsize);

@@ -7,9 +7,8 @@
  *
  * Owns: the shards (below), each with its tables of call stacks and live sampled blocks
  * (proftable.c), its pages (profpages.c), and the mutex that protects them. Nothing here runs
- * unless profiling is
- * on, and then only for the sampled allocations (one in VTMALLOC_PROF_SAMPLE bytes on average) and
- * their frees.
+ * unless profiling is on, and then only for the sampled allocations (one in VTMALLOC_PROF_SAMPLE
+ * bytes on average) and their frees.
  *
  * Which allocations: every byte allocated is a sampling point with probability 1/mean (page.c
  * counts each page's bytes down to an exponential draw; large blocks count down per thread,
