@@ -192,12 +192,15 @@ void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner)
     assign(page, class_idx, owner, vt_classes[class_idx].capacity);
 }
 
-/* A page of one block of the class, in any run long enough for it: the heap profiler's pages
- * for sampled blocks above 16 KiB (profpages.c says why). */
-void vt_page_assign_one(vt_page_t *page, unsigned class_idx, uintptr_t owner)
+/* A page of the class that holds `capacity` blocks, in any run long enough for them: the heap
+ * profiler's pages, which hold one block in a run of whole units, or fewer blocks than the
+ * class's own pages so that their records fit past the last (profpages.c). */
+void vt_page_assign_short(vt_page_t *page, unsigned class_idx, uintptr_t owner, uint32_t capacity)
 {
-    VT_ASSERT(((size_t)page->units << VT_UNIT_SHIFT) >= vt_classes[class_idx].bsize);
-    assign(page, class_idx, owner, 1);
+    VT_ASSERT(capacity > 0 && (size_t)capacity * vt_classes[class_idx].bsize <=
+                                  ((size_t)page->units << VT_UNIT_SHIFT));
+    assign(page, class_idx, owner, (uint16_t)capacity);
+    page->prof_record = 0;
 }
 
 /* Takes an empty page out of service: a later free of one of its old blocks finds

@@ -5,8 +5,9 @@
  * Layer: 7 heap profiler
  * Calls: os.c, unwind.c, report.c, proftable.c, options.c, page.c, profpages.c
  *
- * Owns: the shards (below), each with its tables of call stacks and live sampled blocks
- * (proftable.c), its pages (profpages.c), and the mutex that protects them. Nothing here runs
+ * Owns: the shards (below), each with its table of call stacks and of sampled large blocks
+ * (proftable.c), its pages (profpages.c), which keep the records of the sampled small blocks
+ * beside them, and the mutex that protects them. Nothing here runs
  * unless profiling is on, and then only for the sampled allocations (one in VTMALLOC_PROF_SAMPLE
  * bytes on average) and their frees.
  *
@@ -109,18 +110,14 @@ static uint32_t stack_locked(prof_shard_t *sh, const uintptr_t *frames, int n, u
     uintptr_t pcs[PROF_DEPTH];
     uint32_t depth = callers(frames, n, pcs);
     uint32_t stack = vt_proftable_stack(&sh->t, pcs, depth);
-    if (known != NULL) /* the generation after the lookup: it may have grown the table */
+    if (known != NULL)
         *known = stack == UINT32_MAX ? 0 : (uint64_t)sh->t.generation << 32 | stack;
     return stack;
 }
 
-/* Records a sampled block of the stack at index `stack` (stack_locked). Lock held. */
-static void record_locked(prof_shard_t *sh, uintptr_t addr, size_t size, uint32_t stack)
+/* A sampled block counts for its stack. Lock held. */
+static void count_locked(prof_shard_t *sh, uint32_t stack, size_t size)
 {
-    if (stack == UINT32_MAX ||
-        !vt_proftable_sample_add(&sh->t,
-                                 (vt_prof_sample_t){.addr = addr, .size = size, .stack = stack}))
-        return; /* no memory for the record: the block simply goes unrecorded */
     vt_prof_stack_t *s = &sh->t.stacks[stack];
     s->live_n++;
     s->live_bytes += size;
@@ -128,13 +125,45 @@ static void record_locked(prof_shard_t *sh, uintptr_t addr, size_t size, uint32_
     s->alloc_bytes += size;
 }
 
-static void forget_locked(prof_shard_t *sh, uintptr_t addr)
+static void uncount_locked(prof_shard_t *sh, uint32_t stack, size_t size)
+{
+    sh->t.stacks[stack].live_n--;
+    sh->t.stacks[stack].live_bytes -= size;
+}
+
+/* The record of a sampled small block, kept beside it (profpages.c), packs its stack's index
+ * plus one (0: no record, the table had no memory), the bytes asked for, and the low bits of
+ * the shard table's generation, which tell a record made before a fork (the child clears its
+ * tables) from one of the child's own; the generations of 4,096 clears of the shard go by
+ * before the bits repeat. */
+#define RECORD_GEN_SHIFT  32
+#define RECORD_GEN_MASK   0xfffu
+#define RECORD_SIZE_SHIFT 44
+_Static_assert(VT_SMALL_MAX < (uint64_t)1 << (64 - RECORD_SIZE_SHIFT), "a small size fits");
+
+static uint64_t record_make(const prof_shard_t *sh, uint32_t stack, size_t size)
+{
+    if (stack == UINT32_MAX)
+        return 0;
+    return (uint64_t)size << RECORD_SIZE_SHIFT |
+           (uint64_t)(sh->t.generation & RECORD_GEN_MASK) << RECORD_GEN_SHIFT | (stack + 1);
+}
+
+/* A large block's sample, in the shard's table by address. Lock held. */
+static void record_large_locked(prof_shard_t *sh, uintptr_t addr, size_t size, uint32_t stack)
+{
+    if (stack == UINT32_MAX ||
+        !vt_proftable_sample_add(&sh->t,
+                                 (vt_prof_sample_t){.addr = addr, .size = size, .stack = stack}))
+        return; /* no memory for the record: the block simply goes unrecorded */
+    count_locked(sh, stack, size);
+}
+
+static void forget_large_locked(prof_shard_t *sh, uintptr_t addr)
 {
     vt_prof_sample_t s = vt_proftable_sample_take(&sh->t, addr);
-    if (s.addr == 0)
-        return; /* recorded before a fork, or not recorded for lack of memory */
-    sh->t.stacks[s.stack].live_n--;
-    sh->t.stacks[s.stack].live_bytes -= s.size;
+    if (s.addr != 0) /* else recorded before a fork, or not recorded for lack of memory */
+        uncount_locked(sh, s.stack, s.size);
 }
 
 /* A sampled allocation of the class (tcache.c): NULL when the profiler cannot serve it (the
@@ -155,9 +184,14 @@ void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
     int n = vt_unwind_from_memo(frame, scratch, PROF_DEPTH + PROF_SKIP, memo, &known, &frames);
     prof_shard_t *sh = &shards[vt_os_cpu() % PROF_SHARDS];
     vt_mutex_lock(&sh->lock);
-    void *p = vt_profpages_pop(&sh->pages, class_idx, (uint8_t)(sh - shards));
-    if (p != NULL)
-        record_locked(sh, (uintptr_t)p, size, stack_locked(sh, frames, n, known));
+    uint64_t *record;
+    void *p = vt_profpages_pop(&sh->pages, class_idx, (uint8_t)(sh - shards), &record);
+    if (p != NULL) {
+        uint32_t stack = stack_locked(sh, frames, n, known);
+        *record = record_make(sh, stack, size);
+        if (stack != UINT32_MAX)
+            count_locked(sh, stack, size);
+    }
     vt_mutex_unlock(&sh->lock);
     in_prof = false;
     return p;
@@ -170,8 +204,12 @@ void vt_prof_free_small(vt_page_t *page, void *p)
     prof_shard_t *sh = &shards[page->prof_shard];
     vt_mutex_lock(&sh->lock);
     if (vt_page_check_block(page, p, "free")) {
-        forget_locked(sh, (uintptr_t)p);
-        vt_profpages_put(&sh->pages, page, p);
+        uint64_t record = vt_profpages_put(&sh->pages, page, p);
+        uint32_t stack = (uint32_t)record - 1; /* UINT32_MAX for no record */
+        /* The bound holds unless the program wrote past its block's end into the records. */
+        if (stack < sh->t.stack_count &&
+            (record >> RECORD_GEN_SHIFT & RECORD_GEN_MASK) == (sh->t.generation & RECORD_GEN_MASK))
+            uncount_locked(sh, stack, (size_t)(record >> RECORD_SIZE_SHIFT));
     }
     vt_mutex_unlock(&sh->lock);
 }
@@ -227,7 +265,7 @@ void vt_prof_record_large(void *p, size_t size)
     int n = vt_unwind(frames, PROF_DEPTH + PROF_SKIP);
     prof_shard_t *sh = large_shard(p);
     vt_mutex_lock(&sh->lock);
-    record_locked(sh, (uintptr_t)p, size, stack_locked(sh, frames, n, NULL));
+    record_large_locked(sh, (uintptr_t)p, size, stack_locked(sh, frames, n, NULL));
     vt_mutex_unlock(&sh->lock);
     in_prof = false;
 }
@@ -239,7 +277,7 @@ void vt_prof_forget_large(void *p)
         return;
     prof_shard_t *sh = large_shard(p);
     vt_mutex_lock(&sh->lock);
-    forget_locked(sh, (uintptr_t)p);
+    forget_large_locked(sh, (uintptr_t)p);
     vt_mutex_unlock(&sh->lock);
 }
 
@@ -248,9 +286,9 @@ void vt_prof_forget_large(void *p)
 /* The lines of one shard's stacks. Its lock held. */
 static bool write_stacks_locked(const prof_shard_t *sh, int fd)
 {
-    for (size_t i = 0; i < sh->t.stack_cap; i++) {
+    for (size_t i = 0; i < sh->t.stack_count; i++) {
         const vt_prof_stack_t *s = &sh->t.stacks[i];
-        if (s->hash == 0 || s->alloc_n == 0)
+        if (s->alloc_n == 0)
             continue;
         if (!vt_message_fd(fd, "%zu: %zu [%zu: %zu] @", (size_t)s->live_n, (size_t)s->live_bytes,
                            (size_t)s->alloc_n, (size_t)s->alloc_bytes))
@@ -271,7 +309,7 @@ static bool write_profile_locked(int fd)
 {
     uint64_t live_n = 0, live_bytes = 0, alloc_n = 0, alloc_bytes = 0;
     for (const prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++) {
-        for (size_t i = 0; i < sh->t.stack_cap; i++) {
+        for (size_t i = 0; i < sh->t.stack_count; i++) {
             live_n += sh->t.stacks[i].live_n;
             live_bytes += sh->t.stacks[i].live_bytes;
             alloc_n += sh->t.stacks[i].alloc_n;

@@ -8,7 +8,9 @@
  *
  * Owns: nothing of its own; each vt_prof_pages_t belongs to a shard of prof.c, under the
  * shard's lock, which serialises every call on it; its pages name the shard (prof_shard), for
- * their frees.
+ * their frees. It keeps each block's record (prof.c writes and reads it) beside the block:
+ * a shared page holds fewer blocks than its class's own pages, and the records fill the end
+ * of its run; a page of one block keeps it in its descriptor.
  *
  * Samples are few, so these pages are mostly empty, and what they cost is the runs they hold:
  * each was taken from memory the threads would otherwise have reused, so the threads fault in
@@ -46,15 +48,26 @@ static unsigned page_class(unsigned class_idx)
     return vt_size_class(q);
 }
 
-/* A page of one block (pop_one): every class's own pages hold two or more. */
+/* A page of one block (page_one): every class's own pages hold two or more. */
 static bool one_block(const vt_page_t *page)
 {
     return page->capacity == 1;
 }
 
-/* A block from the shared page of class c. When the current page has none left, the spare
- * takes its place, or else a fresh run. */
-static void *pop_shared(vt_prof_pages_t *pp, unsigned c, uint8_t shard)
+/* Where the record of block p is kept: for a page of one block, in its descriptor; else past
+ * the page's last block, in the part of the run that its capacity leaves out (page_shared). */
+static uint64_t *record_of(vt_page_t *page, const void *p)
+{
+    if (one_block(page))
+        return &page->prof_record;
+    uint8_t *area = vt_page_area(page);
+    uint64_t *records = (uint64_t *)(area + (size_t)page->capacity * page->bsize);
+    return &records[((uintptr_t)p - (uintptr_t)area) >> __builtin_ctz(page->bsize)];
+}
+
+/* The shared page of class c, with a free block. When the current page has none left, the
+ * spare takes its place, or else a fresh run. */
+static vt_page_t *page_shared(vt_prof_pages_t *pp, unsigned c, uint8_t shard)
 {
     pp->sampled[c] = true; /* no clock here: the pass reads it */
     vt_page_t *page = pp->current[c];
@@ -68,43 +81,49 @@ static void *pop_shared(vt_prof_pages_t *pp, unsigned c, uint8_t shard)
             page = vt_global_take_run(vt_classes[c].units, 1, c);
             if (page == NULL)
                 return NULL;
-            vt_page_assign(page, c, VT_OWNER_PROF);
+            size_t run = (size_t)page->units << VT_UNIT_SHIFT;
+            vt_page_assign_short(page, c, VT_OWNER_PROF,
+                                 (uint32_t)(run / (vt_classes[c].bsize + sizeof(uint64_t))));
             page->prof_shard = shard;
             vt_page_refill(page);
         }
         pp->current[c] = page;
     }
-    return vt_page_pop(page);
+    return page;
 }
 
-/* A block of class c (a whole number of units) in a page of its own: a kept one, the most
+/* A page of its own for a block of class c (a whole number of units): a kept one, the most
  * recently freed first, else a fresh run. */
-static void *pop_one(vt_prof_pages_t *pp, unsigned c, uint8_t shard)
+static vt_page_t *page_one(vt_prof_pages_t *pp, unsigned c, uint8_t shard)
 {
     pp->ones_sampled = true;
     for (unsigned i = pp->ones_n; i-- > 0;) {
         vt_page_t *page = pp->ones[i];
         if (page->class_idx == c) {
             pp->ones[i] = pp->ones[--pp->ones_n];
-            return vt_page_pop(page);
+            return page;
         }
     }
     vt_page_t *page = vt_global_take_run(vt_classes[c].bsize >> VT_UNIT_SHIFT, 1, c);
     if (page == NULL)
         return NULL;
-    vt_page_assign_one(page, c, VT_OWNER_PROF);
+    vt_page_assign_short(page, c, VT_OWNER_PROF, 1);
     page->prof_shard = shard;
     vt_page_refill(page);
-    return vt_page_pop(page);
+    return page;
 }
 
-void *vt_profpages_pop(vt_prof_pages_t *pp, unsigned class_idx, uint8_t shard)
+void *vt_profpages_pop(vt_prof_pages_t *pp, unsigned class_idx, uint8_t shard, uint64_t **record)
 {
     unsigned c = pp->page_class[class_idx]; /* 0 (not yet worked out) is never a page class */
     if (vt_unlikely(c == 0))
         pp->page_class[class_idx] = (uint8_t)(c = page_class(class_idx));
-    return vt_classes[c].bsize > VT_PROF_SHARED_MAX ? pop_one(pp, c, shard)
-                                                    : pop_shared(pp, c, shard);
+    vt_page_t *page = vt_classes[c].bsize > VT_PROF_SHARED_MAX ? page_one(pp, c, shard)
+                                                               : page_shared(pp, c, shard);
+    void *p = page != NULL ? vt_page_pop(page) : NULL;
+    if (p != NULL)
+        *record = record_of(page, p);
+    return p;
 }
 
 /* Gives an empty page back to its span. */
@@ -120,8 +139,10 @@ static void release(vt_page_t *page)
  * current page or the spare. So the profiler keeps at most two pages of a class that live
  * samples do not pin: a program that samples blocks which outlive the page they came from
  * would otherwise take a fresh run, and fault it in, every few samples. */
-void vt_profpages_put(vt_prof_pages_t *pp, vt_page_t *page, void *p)
+uint64_t vt_profpages_put(vt_prof_pages_t *pp, vt_page_t *page, void *p)
 {
+    uint64_t *slot = record_of(page, p), record = *slot;
+    *slot = 0;
     vt_page_push(page, p);
     page->used--;
     unsigned c = page->class_idx;
@@ -136,6 +157,7 @@ void vt_profpages_put(vt_prof_pages_t *pp, vt_page_t *page, void *p)
         else if (page->used == 0)
             release(page);
     }
+    return record;
 }
 
 void vt_profpages_release_empty(vt_prof_pages_t *pp)

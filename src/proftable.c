@@ -1,6 +1,6 @@
 /*
  * proftable.c - the heap profiler's two tables: the call stacks it has seen, with what each
- * holds and has allocated, and the sampled blocks now live, by address.
+ * holds and has allocated, and the sampled large blocks now live, by address.
  *
  * Layer: 2 profiler tables
  * Calls: os.c
@@ -8,11 +8,13 @@
  * Owns: nothing of its own; a vt_prof_tables_t belongs to its user (one per shard of prof.c,
  * under that shard's lock), which serialises every call on it.
  *
- * Both are open-addressing hash tables in memory mapped from the OS (never malloc: they are
- * filled from inside malloc), which start at FIRST_* entries and double when half full. A
- * sample names its stack by index, so the samples are renamed when the stack table grows;
- * samples leave by backward-shift deletion, so no tombstones pile up in a server that runs for
- * months.
+ * Both live in memory mapped from the OS (never malloc: they are filled from inside malloc),
+ * start at FIRST_* entries and double as they fill. The stacks stay in the order they were
+ * first seen, so a stack's index never changes (until a forked child clears the table):
+ * records of sampled blocks (prof.c) name their stack by index, and a thread's memo keeps the
+ * index of its last stack; a hash index of its own finds a stack by its addresses. The
+ * samples, those of large blocks, are an open-addressing table by address; they leave by
+ * backward-shift deletion, so no tombstones pile up in a server that runs for months.
  */
 #include "internal.h"
 
@@ -109,56 +111,75 @@ static uint64_t stack_hash(const uintptr_t *pcs, uint32_t depth)
     uint64_t h = depth;
     for (uint32_t i = 0; i < depth; i++)
         h = (h ^ pcs[i]) * VT_FIBONACCI_HASH;
-    return h | 1; /* never 0, the empty slot */
+    return h | 1;
+}
+
+/* Room for more stacks, or false. The entries move to a larger array (their indices stay)
+ * and the index, twice as many slots as there are entries, is built again. */
+static bool stack_room(vt_prof_tables_t *t)
+{
+    size_t cap = t->stack_cap ? 2 * t->stack_cap : FIRST_STACKS;
+    vt_prof_stack_t *fresh = table_map(cap, sizeof(vt_prof_stack_t));
+    uint32_t *index = table_map(2 * cap, sizeof(uint32_t));
+    if (fresh == NULL || index == NULL) {
+        table_unmap(fresh, cap, sizeof(vt_prof_stack_t));
+        table_unmap(index, 2 * cap, sizeof(uint32_t));
+        return false;
+    }
+    if (t->stack_count > 0)
+        memcpy(fresh, t->stacks, t->stack_count * sizeof(vt_prof_stack_t));
+    for (size_t k = 0; k < t->stack_count; k++) {
+        size_t i = slot_of(fresh[k].hash, 2 * cap);
+        while (index[i] != 0)
+            i = (i + 1) & (2 * cap - 1);
+        index[i] = (uint32_t)k + 1;
+    }
+    if (t->stacks == NULL) /* the table's first number (0 is no table's) */
+        new_generation(t);
+    table_unmap(t->stacks, t->stack_cap, sizeof(vt_prof_stack_t));
+    table_unmap(t->stack_index, 2 * t->stack_cap, sizeof(uint32_t));
+    t->stacks = fresh;
+    t->stack_index = index;
+    t->stack_cap = cap;
+    return true;
+}
+
+/* The slot of the index that names the stack, or else the empty one where it would go. */
+static size_t index_slot(const vt_prof_tables_t *t, uint64_t hash, const uintptr_t *pcs,
+                         uint32_t depth)
+{
+    size_t mask = 2 * t->stack_cap - 1, i = slot_of(hash, mask + 1);
+    for (; t->stack_index[i] != 0; i = (i + 1) & mask) {
+        const vt_prof_stack_t *s = &t->stacks[t->stack_index[i] - 1];
+        if (s->hash == hash && s->depth == depth &&
+            memcmp(s->pcs, pcs, depth * sizeof(uintptr_t)) == 0)
+            break;
+    }
+    return i;
 }
 
 /* The index of the stack's entry, added if new; UINT32_MAX when there is no memory. */
 uint32_t vt_proftable_stack(vt_prof_tables_t *t, const uintptr_t *pcs, uint32_t depth)
 {
-    if (2 * (t->stack_count + 1) > t->stack_cap) {
-        size_t cap = t->stack_cap ? 2 * t->stack_cap : FIRST_STACKS;
-        vt_prof_stack_t *fresh = table_map(cap, sizeof(vt_prof_stack_t));
-        if (fresh == NULL)
-            return UINT32_MAX;
-        /* Indices change: the samples name their stacks by index, so they are renamed. */
-        uint32_t *moved = table_map(t->stack_cap ? t->stack_cap : 1, sizeof(uint32_t));
-        if (moved == NULL) {
-            table_unmap(fresh, cap, sizeof(vt_prof_stack_t));
-            return UINT32_MAX;
-        }
-        for (size_t i = 0; i < t->stack_cap; i++) {
-            if (t->stacks[i].hash == 0)
-                continue;
-            size_t j = slot_of(t->stacks[i].hash, cap);
-            while (fresh[j].hash != 0)
-                j = (j + 1) & (cap - 1);
-            fresh[j] = t->stacks[i];
-            moved[i] = (uint32_t)j;
-        }
-        for (size_t i = 0; i < t->sample_cap; i++)
-            if (t->samples[i].addr != 0)
-                t->samples[i].stack = moved[t->samples[i].stack];
-        table_unmap(moved, t->stack_cap ? t->stack_cap : 1, sizeof(uint32_t));
-        table_unmap(t->stacks, t->stack_cap, sizeof(vt_prof_stack_t));
-        t->stacks = fresh;
-        t->stack_cap = cap;
-        new_generation(t);
-    }
     uint64_t hash = stack_hash(pcs, depth);
-    size_t i = slot_of(hash, t->stack_cap);
-    for (;; i = (i + 1) & (t->stack_cap - 1)) {
-        vt_prof_stack_t *s = &t->stacks[i];
-        if (s->hash == 0) {
-            s->hash = hash;
-            s->depth = depth;
-            memcpy(s->pcs, pcs, depth * sizeof(uintptr_t));
-            t->stack_count++;
-            return (uint32_t)i;
-        }
-        if (s->hash == hash && s->depth == depth &&
-            memcmp(s->pcs, pcs, depth * sizeof(uintptr_t)) == 0)
-            return (uint32_t)i;
+    size_t i = 0;
+    if (t->stack_cap > 0) {
+        i = index_slot(t, hash, pcs, depth);
+        if (t->stack_index[i] != 0)
+            return t->stack_index[i] - 1;
     }
+    if (t->stack_count == t->stack_cap) {
+        if (!stack_room(t))
+            return UINT32_MAX;
+        i = index_slot(t, hash, pcs, depth); /* the index was built again */
+    }
+    uint32_t k = (uint32_t)t->stack_count++;
+    vt_prof_stack_t *s = &t->stacks[k];
+    s->hash = hash;
+    s->depth = depth;
+    memcpy(s->pcs, pcs, depth * sizeof(uintptr_t));
+    t->stack_index[i] = k + 1;
+    return k;
 }
 
 /* Adds a sample (its addr not in the table); false when there is no memory for it. */
@@ -173,8 +194,10 @@ bool vt_proftable_sample_add(vt_prof_tables_t *t, vt_prof_sample_t s)
 /* Forgets every stack and sample (the mappings stay, for the next ones). */
 void vt_proftable_clear(vt_prof_tables_t *t)
 {
-    if (t->stack_cap > 0)
+    if (t->stack_cap > 0) {
         memset(t->stacks, 0, t->stack_cap * sizeof(vt_prof_stack_t));
+        memset(t->stack_index, 0, 2 * t->stack_cap * sizeof(uint32_t));
+    }
     if (t->sample_cap > 0)
         memset(t->samples, 0, t->sample_cap * sizeof(vt_prof_sample_t));
     t->stack_count = t->sample_count = 0;

@@ -145,7 +145,7 @@ uint32_t vt_retain_spans_needed(uint32_t now) VT_HIDDEN;
 #define VT_PROF_DEPTH 32
 
 typedef struct vt_prof_stack {
-    uint64_t hash;   /* 0: an empty slot */
+    uint64_t hash;   /* of depth and pcs, never 0 */
     uint32_t depth;  /* frames in pcs */
     uint64_t live_n; /* sampled blocks live now, and their bytes (as asked for) */
     uint64_t live_bytes;
@@ -154,21 +154,23 @@ typedef struct vt_prof_stack {
     uintptr_t pcs[VT_PROF_DEPTH]; /* call sites, innermost first */
 } vt_prof_stack_t;
 
+/* A sampled large block (a small one's record is kept beside it: profpages.c). */
 typedef struct vt_prof_sample {
     uintptr_t addr; /* 0: an empty slot */
     size_t size;    /* bytes asked for */
     uint32_t stack; /* index in the stack table */
 } vt_prof_sample_t;
 
-/* The stacks (open addressing by hash, linear probing) and the live samples (by address).
- * Every field belongs to the user's lock. */
+/* The stacks (in the order first seen, found through a hash index) and the live samples of
+ * large blocks (open addressing by address). Every field belongs to the user's lock. */
 typedef struct vt_prof_tables {
-    vt_prof_stack_t *stacks;
+    vt_prof_stack_t *stacks; /* stack_count entries, room for stack_cap */
+    uint32_t *stack_index;   /* 2 * stack_cap slots: an entry's index + 1, or 0 (empty) */
     size_t stack_cap, stack_count;
     vt_prof_sample_t *samples;
     size_t sample_cap, sample_count;
-    /* Changes, to a number no table had before, whenever stack indices do (the stack table
-     * grows or is cleared): an index noted with the number stays good while it holds. */
+    /* Changes, to a number no table had before, when the stacks are cleared (a forked
+     * child's clean profile): an index noted with the number stays good while it holds. */
     uint32_t generation;
 } vt_prof_tables_t;
 
@@ -189,7 +191,8 @@ void vt_page_sample_restart(vt_page_t *page) VT_HIDDEN;
 
 void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units) VT_HIDDEN;
 void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner) VT_HIDDEN;
-void vt_page_assign_one(vt_page_t *page, unsigned class_idx, uintptr_t owner) VT_HIDDEN;
+void vt_page_assign_short(vt_page_t *page, unsigned class_idx, uintptr_t owner,
+                          uint32_t capacity) VT_HIDDEN;
 void vt_page_unassign(vt_page_t *page) VT_HIDDEN;
 void vt_page_assign_large(vt_page_t *page) VT_HIDDEN;
 bool vt_page_release_large(vt_page_t *page) VT_HIDDEN;
@@ -334,10 +337,12 @@ typedef struct vt_prof_pages {
     uint8_t page_class[VT_CLASS_COUNT]; /* the page class of each class (profpages.c), or 0 */
 } vt_prof_pages_t;
 
-/* A block for a sample of the class; NULL when there is no memory. */
-void *vt_profpages_pop(vt_prof_pages_t *pp, unsigned class_idx, uint8_t shard) VT_HIDDEN;
-/* The block p, checked and forgotten, goes back on its page. */
-void vt_profpages_put(vt_prof_pages_t *pp, vt_page_t *page, void *p) VT_HIDDEN;
+/* A block for a sample of the class, and in *record the place of its record (prof.c), which
+ * is 0; NULL when there is no memory. */
+void *vt_profpages_pop(vt_prof_pages_t *pp, unsigned class_idx, uint8_t shard,
+                       uint64_t **record) VT_HIDDEN;
+/* The block p, checked, goes back on its page; returns its record, which is cleared. */
+uint64_t vt_profpages_put(vt_prof_pages_t *pp, vt_page_t *page, void *p) VT_HIDDEN;
 /* malloc_trim: every empty page goes back. */
 void vt_profpages_release_empty(vt_prof_pages_t *pp) VT_HIDDEN;
 /* The purge pass: empty pages not used for a retention window go back. */

@@ -166,7 +166,10 @@ typedef struct vt_page {
                                 data (not known to be zero) */
     uint8_t prof_shard;      /* constant while the profiler owns the page: its shard (prof.c) */
     uint8_t pad1_[3];
-    uint64_t large_requested; /* a large block's user: what its malloc or realloc asked for */
+    union {
+        uint64_t large_requested; /* a large block's user: what its malloc or realloc asked for */
+        uint64_t prof_record;     /* a page of one sampled block: its record (profpages.c) */
+    };
     uint8_t pad1b_[16];
     /* (*) except for a large block (VT_OWNER_LARGE), whose realloc may resize its run in
      * place; it writes both under the global lock, and only the block's user reads them. */

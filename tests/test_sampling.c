@@ -3,7 +3,7 @@
  * with the mean VTMALLOC_PROF_SAMPLE asks for, which is what google-pprof assumes when it
  * scales the samples back up: the mean, the share above the mean (e^-1) and above three means
  * (e^-3) of 200,000 draws, each within a few standard errors of the truth. And the stack
- * table's generation, which says when the index of a stack noted earlier is still good.
+ * table's indices, which stay as it grows, and its generation, which changes when they go.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -49,45 +49,49 @@ static void draws_are_exponential_with_the_mean_asked_for(void **state)
     vt_options.prof_sample = saved;
 }
 
-/* The profiler keeps a stack's index in the memo of a thread's last stack (prof.c:
- * stack_locked), good while its table's generation is the one noted. So the generation must
- * change whenever indices do (the table grows and rehashes, or is cleared in a forked child),
- * and no two tables may ever share one. */
-static void stack_indices_change_only_with_the_generation(void **state)
+/* A stack's index names it in the records of sampled blocks and in the memo of a thread's
+ * last stack (prof.c), so it must not change as the table grows; the generation changes only
+ * when the table is cleared (in a forked child), when every noted index is void, and no two
+ * tables ever share one. */
+static void stack_indices_stay_until_the_table_is_cleared(void **state)
 {
     (void)state;
     vt_prof_tables_t a = {0}, b = {0};
     uintptr_t pcs[2] = {0x401000, 1};
-    assert_int_not_equal(vt_proftable_stack(&a, pcs, 2), UINT32_MAX);
+    enum { STACKS = 5000 };
+    static uint32_t index[STACKS];
     assert_int_not_equal(vt_proftable_stack(&b, pcs, 2), UINT32_MAX);
-    assert_true(a.generation != 0 && b.generation != 0 && a.generation != b.generation);
-    size_t cap = a.stack_cap;
-    uint32_t gen = a.generation, growths = 0;
-    for (uintptr_t k = 2; k < 5000; k++) {
+    size_t cap = 0;
+    uint32_t gen = 0, growths = 0;
+    for (uintptr_t k = 1; k < STACKS; k++) {
         pcs[1] = k;
-        assert_int_not_equal(vt_proftable_stack(&a, pcs, 2), UINT32_MAX);
-        if (a.stack_cap != cap) { /* grown: indices moved, and the generation with them */
-            assert_true(a.generation != gen);
-            cap = a.stack_cap;
+        index[k] = vt_proftable_stack(&a, pcs, 2);
+        assert_int_equal(index[k], k - 1); /* in the order first seen */
+        if (gen == 0)
             gen = a.generation;
-            growths++;
-        } else {
-            assert_true(a.generation == gen); /* same indices: the noted ones stay good */
-        }
+        assert_true(a.generation == gen && gen != 0 && gen != b.generation);
+        growths += a.stack_cap != cap;
+        cap = a.stack_cap;
     }
-    assert_true(growths >= 2);
-    pcs[1] = 1;
-    uint32_t first = vt_proftable_stack(&a, pcs, 2); /* its index after the growths */
-    assert_true(vt_proftable_stack(&a, pcs, 2) == first && a.generation == gen);
+    assert_true(growths >= 5);
+    for (uintptr_t k = 1; k < STACKS; k++) { /* found again at the same index after the growths */
+        pcs[1] = k;
+        assert_int_equal(vt_proftable_stack(&a, pcs, 2), index[k]);
+        assert_int_equal(a.stacks[index[k]].pcs[1], k);
+    }
+    assert_int_equal(a.stack_count, STACKS - 1);
     vt_proftable_clear(&a); /* a forked child's clean profile: every index is void */
     assert_true(a.generation != gen && a.generation != b.generation);
+    assert_int_equal(a.stack_count, 0);
+    pcs[1] = 77;
+    assert_int_equal(vt_proftable_stack(&a, pcs, 2), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(draws_are_exponential_with_the_mean_asked_for),
-        cmocka_unit_test(stack_indices_change_only_with_the_generation),
+        cmocka_unit_test(stack_indices_stay_until_the_table_is_cleared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
