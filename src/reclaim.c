@@ -67,7 +67,10 @@ static void reclaim_if_idle(vt_tcache_t *tc, int32_t tid)
         atomic_store_explicit(&tc->idle_since_ms, now, memory_order_relaxed);
         return;
     }
-    if (now - atomic_load_explicit(&tc->idle_since_ms, memory_order_relaxed) >= vt_options.purge_ms)
+    /* Signed: a thread that started after `now` was read set a later time (retain.c says why
+     * an unsigned difference is wrong here). */
+    uint32_t since = atomic_load_explicit(&tc->idle_since_ms, memory_order_relaxed);
+    if ((int32_t)(now - since) >= (int32_t)vt_options.purge_ms)
         take_surplus(tc, tid);
 }
 

@@ -42,11 +42,14 @@ static uint32_t slot_ms(void)
     return ms ? ms : 1;
 }
 
-/* Moves the current slot forward to `now`, starting each new slot at today's level. */
+/* Moves the current slot forward to `now`, starting each new slot at today's level. A `now`
+ * older than the slot's start (read before another thread's change moved it on: callers read
+ * the clock before they take the lock) moves nothing; as an unsigned difference it read as
+ * almost 50 days of quiet and wiped every slot, so the peak of the window was lost. */
 static void advance(vt_window_t *w, uint32_t now)
 {
     uint32_t width = slot_ms();
-    for (unsigned steps = 0; (uint32_t)(now - w->slot_start_ms) >= width; steps++) {
+    for (unsigned steps = 0; (int32_t)(now - w->slot_start_ms) >= (int32_t)width; steps++) {
         if (steps >= VT_WINDOW_SLOTS) { /* quiet for a whole window: every slot is stale */
             for (unsigned i = 0; i < VT_WINDOW_SLOTS; i++)
                 w->slot_max[i] = w->level;

@@ -1,7 +1,8 @@
 /*
  * test_memory.c - memory that stays bounded: statistics that add up (per class, under
  * threads), RSS that returns after frees and malloc_trim, purging on a schedule without trim,
- * and a thousand threads that come and go without growing the footprint.
+ * a thousand threads that come and go without growing the footprint, and a window of recent
+ * demand that keeps its peak when a caller's clock is a moment behind.
  */
 #include "common.h"
 
@@ -773,6 +774,27 @@ static void calloc_after_a_refused_purge_is_zero(void **state)
         fail_msg("with mlockall: %s", r.err);
 }
 
+/* The window of recent demand (retain.c) keeps its peak for a window, also when a caller
+ * passes a time read a moment before another's change moved the window on (callers read the
+ * clock before they take the lock): such a time once read as fifty days of quiet and wiped the
+ * peak, and the next pass gave back memory the load was about to use again. */
+static void the_window_keeps_its_peak_against_an_older_clock(void **state)
+{
+    (void)state;
+    uint32_t saved = vt_options.purge_ms;
+    vt_options.purge_ms = 1000;
+    vt_window_t w = {0};
+    uint32_t t = 5000000;
+    vt_window_change(&w, 500, t); /* the peak */
+    vt_window_change(&w, -400, t + 130);
+    assert_int_equal(vt_window_peak(&w, t + 130), 500);
+    assert_int_equal(vt_window_peak(&w, t + 120), 500); /* read before the last change */
+    vt_window_change(&w, 1, t + 100);
+    assert_int_equal(vt_window_peak(&w, t + 900), 500);
+    assert_int_equal(vt_window_peak(&w, t + 1200), 101); /* a whole window later: forgotten */
+    vt_options.purge_ms = saved;
+}
+
 int main(void)
 {
     /* These tests shorten VTMALLOC_PURGE_MS while they run and count on the passes of the
@@ -781,6 +803,7 @@ int main(void)
     vt_options.purge_thread = 0; /* before any thread: none can start it yet */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(statistics_add_up_per_class_under_threads),
+        cmocka_unit_test(the_window_keeps_its_peak_against_an_older_clock),
         cmocka_unit_test(requested_bytes_are_counted),
         cmocka_unit_test(rss_returns_after_free_and_trim),
         cmocka_unit_test(purged_on_schedule_without_trim),
