@@ -1,8 +1,9 @@
 /*
  * test_memory.c - memory that stays bounded: statistics that add up (per class, under
  * threads), RSS that returns after frees and malloc_trim, purging on a schedule without trim,
- * a thousand threads that come and go without growing the footprint, and a window of recent
- * demand that keeps its peak when a caller's clock is a moment behind.
+ * a thousand threads that come and go without growing the footprint, a window of recent
+ * demand that keeps its peak when a caller's clock is a moment behind, and short runs that take
+ * resident units before fresh ones.
  */
 #include "common.h"
 
@@ -774,6 +775,51 @@ static void calloc_after_a_refused_purge_is_zero(void **state)
         fail_msg("with mlockall: %s", r.err);
 }
 
+/* A one-unit page goes where a resident free unit is, before the fullest span's purged or
+ * fresh one (span.c: best_span_locked): taking the fullest span's first left the resident units
+ * of others idle, grew the resident set past the demand, and the pass gave back units that were
+ * then faulted in again. Two spans of our own, each with one free unit: the fullest listed
+ * (relisted last) holds a fresh one, the other a resident one. */
+static void a_short_run_takes_a_resident_unit_first(void **state)
+{
+    (void)state;
+    vt_init();
+    vt_span_t *fresh = vt_span_map(), *resident = vt_span_map();
+    assert_non_null(fresh);
+    assert_non_null(resident);
+    /* Under the lock nothing may fail (an assertion's jump would leave it held): results are
+     * checked after. */
+    vt_span_lock();
+    vt_span_add_locked(resident);
+    vt_span_add_locked(fresh);
+    vt_page_t *one = vt_span_take_from_locked(resident, 1, 1);
+    vt_page_t *rest = vt_span_take_from_locked(resident, VT_SPAN_UNITS - 3, 1);
+    vt_page_t *most = NULL, *got = NULL;
+    bool fullest_first = false, stale = false;
+    vt_span_t *where = NULL;
+    if (one != NULL && rest != NULL) {
+        vt_span_give_back_locked(one, vt_os_now_ms()); /* free and resident; a fresh one too */
+        most = vt_span_take_from_locked(fresh, VT_SPAN_UNITS - 2, 1); /* one fresh unit left */
+        fullest_first = vt_span_listed(1) == fresh;
+        if (most != NULL && vt_span_take_locked(1, 1, &got, 1) == 1) {
+            where = vt_span_base(got);
+            stale = got->stale; /* a unit that was in use before: resident */
+            vt_span_give_back_locked(got, vt_os_now_ms());
+        }
+    }
+    if (rest != NULL)
+        vt_span_give_back_locked(rest, vt_os_now_ms());
+    if (most != NULL)
+        vt_span_give_back_locked(most, vt_os_now_ms());
+    vt_span_unlock();
+    assert_non_null(one);
+    assert_non_null(rest);
+    assert_non_null(most);
+    assert_true(fullest_first); /* the span with one fresh unit is first in line */
+    assert_ptr_equal(where, resident);
+    assert_true(stale);
+}
+
 /* The window of recent demand (retain.c) keeps its peak for a window, also when a caller
  * passes a time read a moment before another's change moved the window on (callers read the
  * clock before they take the lock): such a time once read as fifty days of quiet and wiped the
@@ -804,6 +850,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(statistics_add_up_per_class_under_threads),
         cmocka_unit_test(the_window_keeps_its_peak_against_an_older_clock),
+        cmocka_unit_test(a_short_run_takes_a_resident_unit_first),
         cmocka_unit_test(requested_bytes_are_counted),
         cmocka_unit_test(rss_returns_after_free_and_trim),
         cmocka_unit_test(purged_on_schedule_without_trim),
