@@ -4,8 +4,9 @@
  * vtmalloc was far behind the best peer; bench/run-patterns keeps them measured.
  *
  * Usage: patterns -p NAME [-n COUNT] [-i IDLE_MS]; prints one line:
- *   RESULT pattern=NAME count=N seconds=S ns_per_op=X peak_rss_kb=K
- * "op" is one iteration of the pattern (a malloc+free pair, a request, a round, ...).
+ *   RESULT pattern=NAME count=N seconds=S ns_per_op=X peak_rss_kb=K [idle_rss_kb=K]
+ * "op" is one iteration of the pattern (a malloc+free pair, a request, a round, ...);
+ * idle_rss_kb is the RSS after a quiet spell of IDLE_MS (leftovers only).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -218,6 +219,58 @@ static void parked_threads(long n)
     bk_unmap(th, (size_t)n * sizeof(*th));
 }
 
+/* Four threads each allocate n objects of 64 B-1 KiB, keep one in 64 (a long-lived cache: a
+ * session table, a log's tail) and exit; then the process goes quiet for idle_ms. What counts
+ * is the RSS after the quiet spell, with the kept objects still live (idle_rss_kb): the free
+ * memory around them is no use to anyone. */
+enum { LEFTOVER_THREADS = 4, LEFTOVER_KEEP = 64 };
+static void **leftovers_kept;
+static long leftovers_per_thread;
+
+static void *leftovers_worker(void *arg)
+{
+    long t = (long)(intptr_t)arg;
+    uint64_t rng = 1000 + (uint64_t)t;
+    long n = leftovers_per_thread, kept = n / LEFTOVER_KEEP;
+    void **all = bk_map((size_t)n * sizeof(void *));
+    for (long i = 0; i < n; i++)
+        memset(all[i] = must(malloc(rng_range(&rng, 64, 1024))), 5, 64);
+    for (long i = 0; i < n; i++) {
+        if (i % LEFTOVER_KEEP == 0 && i / LEFTOVER_KEEP < kept)
+            leftovers_kept[t * kept + i / LEFTOVER_KEEP] = all[i];
+        else
+            free(all[i]);
+    }
+    bk_unmap(all, (size_t)n * sizeof(void *));
+    return NULL;
+}
+
+static long leftovers(long n, long idle_ms, double *burst)
+{
+    double t0 = now_s();
+    long kept = n / LEFTOVER_KEEP;
+    leftovers_per_thread = n;
+    leftovers_kept = bk_map((size_t)(LEFTOVER_THREADS * kept) * sizeof(void *));
+    pthread_t th[LEFTOVER_THREADS];
+    for (long t = 0; t < LEFTOVER_THREADS; t++)
+        if (pthread_create(&th[t], NULL, leftovers_worker, (void *)(intptr_t)t) != 0)
+            die("pthread_create failed");
+    for (int t = 0; t < LEFTOVER_THREADS; t++)
+        pthread_join(th[t], NULL);
+    *burst = now_s() - t0;
+    /* Quiet, but not dead: a small request every 10 ms, as a server's timer would make. */
+    for (long ms = 0; ms < idle_ms; ms += 10) {
+        free(must(malloc(100)));
+        struct timespec ten = {0, 10 * 1000 * 1000};
+        nanosleep(&ten, NULL);
+    }
+    long idle_rss = status_kb("VmRSS") - bk_resident_kb();
+    for (long i = 0; i < LEFTOVER_THREADS * kept; i++)
+        free(leftovers_kept[i]);
+    bk_unmap(leftovers_kept, (size_t)(LEFTOVER_THREADS * kept) * sizeof(void *));
+    return idle_rss;
+}
+
 /* Twenty live blocks of 5 to 25 MiB, replaced at random, each written whole (like mimalloc-
  * bench's malloc-large). */
 static void large_buffers(long n)
@@ -261,6 +314,7 @@ static const pattern_t patterns[] = {
     {"parked", 2000},
     {"large-buffers", 500},
     {"held-64", 1000000},
+    {"leftovers", 50000},
 };
 
 int main(int argc, char **argv)
@@ -289,7 +343,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "\n");
         return 2;
     }
-    long n = count > 0 ? count : p->count;
+    long n = count > 0 ? count : p->count, idle_rss = -1;
     double t0 = now_s();
     if (strncmp(name, "loop-", 5) == 0 || strncmp(name, "written-", 8) == 0) {
         size_t size = strcmp(name, "loop-40k") == 0       ? 40 << 10
@@ -320,12 +374,17 @@ int main(int argc, char **argv)
         held_small(n);
     } else if (strcmp(name, "parked") == 0) {
         parked_threads(n);
+    } else if (strcmp(name, "leftovers") == 0) {
+        idle_rss = leftovers(n, idle_ms, &burst_seconds);
     } else {
         large_buffers(n);
     }
-    double seconds = strcmp(name, "bursts") == 0 ? burst_seconds : now_s() - t0;
-    printf("RESULT pattern=%s count=%ld seconds=%.4f ns_per_op=%.1f peak_rss_kb=%ld entry=%s\n",
-           name, n, seconds, seconds * 1e9 / (double)n, status_kb("VmHWM") - bk_resident_kb(),
-           base_name(entry_object()));
+    bool burst = strcmp(name, "bursts") == 0 || strcmp(name, "leftovers") == 0;
+    double seconds = burst ? burst_seconds : now_s() - t0;
+    printf("RESULT pattern=%s count=%ld seconds=%.4f ns_per_op=%.1f peak_rss_kb=%ld", name, n,
+           seconds, seconds * 1e9 / (double)n, status_kb("VmHWM") - bk_resident_kb());
+    if (idle_rss >= 0)
+        printf(" idle_rss_kb=%ld", idle_rss);
+    printf(" entry=%s\n", base_name(entry_object()));
     return 0;
 }

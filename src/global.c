@@ -3,7 +3,7 @@
  * revoked from detached owners), and the runs of units threads take for their pages.
  *
  * Layer: 6 global cache
- * Calls: os.c, report.c, retain.c, page.c, span.c, spanpurge.c
+ * Calls: os.c, report.c, retain.c, page.c, span.c, spanpurge.c, pagepurge.c
  *
  * Owns: the partial lists (under the global lock, span.c) and their hint mask; the count of
  * frees by threads without a cache. Threads come here only on slow paths: when a class has no
@@ -26,7 +26,11 @@ static struct global {
     /* Hook: gives back what an upper layer keeps only for reuse (large.c's cached mappings)
      * when a span cannot be mapped. Registered once at start-up (init.c), before any span. */
     bool (*release_reserves_hook)(void);
-} g;
+    /* Held while pages are off the partial lists to have their free blocks purged, which fork()
+     * takes too (before the global lock): a child forked in that moment would lose them. */
+    vt_lock_t purge_lock;
+    uint64_t purged_bytes, purges; /* global lock: what vt_global_purge_partial gave back */
+} g = {.purge_lock = VT_LOCK_INIT};
 
 _Static_assert(VT_CLASS_COUNT <= 64, "partial_mask has a bit per class");
 
@@ -43,6 +47,9 @@ static void partial_mask_update(unsigned c)
 static void put_partial_locked(vt_page_t *page)
 {
     VT_ASSERT(vt_page_owner(page) == VT_OWNER_GLOBAL);
+    VT_ASSERT(atomic_load_explicit(&page->purged, memory_order_relaxed) == 0);
+    page->parked_ms = vt_os_now_ms();
+    page->purge_used = UINT32_MAX; /* never looked at */
     vt_list_push_back(&g.partial[page->class_idx], page, VT_PAGE_LINK);
     partial_mask_update(page->class_idx);
 }
@@ -97,6 +104,8 @@ vt_page_t *vt_global_take_partial(unsigned class_idx)
         vt_list_remove(&g.partial[class_idx], page, VT_PAGE_LINK);
     partial_mask_update(class_idx);
     vt_span_unlock();
+    if (page != NULL)
+        vt_pagepurge_restore(page); /* off the list, the page is the caller's alone */
     return page;
 }
 
@@ -127,6 +136,91 @@ void vt_global_put_pages(vt_list_t *partial, vt_list_t *empty, bool idle)
             vt_retain_demand_forgotten(page->units, now);
     }
     vt_span_unlock();
+}
+
+/* ---- Free blocks of partial pages back to the OS ---------------------------------------- */
+
+/* Pages taken off the partial lists at a time to be purged with the lock dropped. */
+#define PURGE_PAGES_BATCH 32
+
+/* Up to PURGE_PAGES_BATCH partial pages that waited at least age_ms since they were parked or
+ * last looked at, and in which blocks were freed since that look, taken off their lists. */
+static size_t take_purgeable_locked(vt_page_t **out, uint32_t now, uint32_t age_ms)
+{
+    size_t n = 0;
+    for (unsigned c = 0; c < VT_CLASS_COUNT && n < PURGE_PAGES_BATCH; c++) {
+        vt_page_t *next;
+        for (vt_page_t *page = g.partial[c].head; page != NULL && n < PURGE_PAGES_BATCH;
+             page = next) {
+            next = page->link.next;
+            if (page->used == page->purge_used || (int32_t)(now - page->parked_ms) < 0 ||
+                now - page->parked_ms < age_ms)
+                continue;
+            vt_list_remove(&g.partial[c], page, VT_PAGE_LINK);
+            out[n++] = page;
+        }
+        partial_mask_update(c);
+    }
+    return n;
+}
+
+/* Gives back to the OS the free blocks of pages that waited on the partial lists for at least
+ * age_ms (vt_pagepurge_page): a class whose live blocks are few and long-lived pins little
+ * more than their memory. Each page is looked at again only once blocks were freed in it, and
+ * not before another age_ms. The purge runs with the global lock dropped; the pages go back to
+ * the end of their lists, so that threads adopt the pages that kept their memory first. Returns
+ * the bytes given back. Lock not held. */
+size_t vt_global_purge_partial(uint32_t now, uint32_t age_ms)
+{
+    size_t total = 0;
+    vt_mutex_lock(&g.purge_lock);
+    for (;;) {
+        vt_page_t *pages[PURGE_PAGES_BATCH];
+        vt_span_lock();
+        size_t n = take_purgeable_locked(pages, now, age_ms);
+        vt_span_unlock();
+        if (n == 0)
+            break;
+        size_t bytes = 0;
+        for (size_t i = 0; i < n; i++)
+            bytes += vt_pagepurge_page(pages[i]);
+        vt_span_lock();
+        for (size_t i = 0; i < n; i++) {
+            vt_page_t *page = pages[i];
+            if (page->used == 0) { /* its last blocks were freed meanwhile */
+                vt_page_unassign(page);
+                vt_span_give_back_locked(page, now);
+                continue;
+            }
+            page->parked_ms = now;
+            page->purge_used = page->used;
+            vt_list_push_back(&g.partial[page->class_idx], page, VT_PAGE_LINK);
+            partial_mask_update(page->class_idx);
+        }
+        g.purged_bytes += bytes;
+        g.purges += bytes > 0;
+        vt_span_unlock();
+        total += bytes;
+        if (n < PURGE_PAGES_BATCH)
+            break;
+    }
+    vt_mutex_unlock(&g.purge_lock);
+    return total;
+}
+
+void vt_global_fork_prepare(void)
+{
+    vt_lock_take(&g.purge_lock);
+}
+
+void vt_global_fork_parent(void)
+{
+    vt_lock_give(&g.purge_lock);
+}
+
+void vt_global_fork_child(void)
+{
+    vt_lock_give(&g.purge_lock); /* held by this thread's parent copy: see span.c */
 }
 
 /* ---- Runs of units ---------------------------------------------------------------------- */
@@ -203,6 +297,8 @@ void vt_global_count_shared_put(unsigned class_idx)
 void vt_global_stats_locked(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT])
 {
     st->pages_abandoned_total = g.pages_abandoned;
+    st->purged_bytes_total += g.purged_bytes;
+    st->purges_total += g.purges;
     for (unsigned k = 0; k < VT_CLASS_COUNT; k++) {
         puts[k] += atomic_load_explicit(&g.shared_puts[k], memory_order_relaxed);
         for (vt_page_t *page = g.partial[k].head; page != NULL; page = page->link.next)

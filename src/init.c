@@ -45,6 +45,7 @@ static void fork_prepare(void)
 {
     vt_tcache_fork_prepare();
     vt_prof_fork_prepare();
+    vt_global_fork_prepare();
     vt_spanpurge_fork_prepare();
     vt_span_fork_prepare();
     vt_cachepool_fork_prepare();
@@ -61,6 +62,7 @@ static void fork_parent(void)
     vt_cachepool_fork_parent();
     vt_span_fork_parent();
     vt_spanpurge_fork_parent();
+    vt_global_fork_parent();
     vt_prof_fork_parent();
     vt_tcache_fork_parent();
 }
@@ -76,6 +78,7 @@ static void fork_child(void)
     vt_cachepool_fork_child(vt_tls_tcache);
     vt_span_fork_child();
     vt_spanpurge_fork_child();
+    vt_global_fork_child();
     vt_prof_fork_child();
     vt_tcache_fork_child();
     vt_purge_fork_child();

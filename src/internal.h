@@ -220,6 +220,19 @@ VT_INLINE uint8_t *vt_page_area(const vt_page_t *page)
     return (uint8_t *)vt_span_base(page) + ((uintptr_t)page->first_unit << VT_UNIT_SHIFT);
 }
 
+/* True when block p of the page lies, even in part, in a granule whose memory was given back to
+ * the OS while the page sat in the global cache (`purged`, the page's word: pagepurge.c). Such
+ * a block is free and on no list, so freeing it is a double free. p must be a block start. */
+VT_INLINE bool vt_page_block_purged(const vt_page_t *page, uint32_t purged, const void *p)
+{
+    unsigned shift = purged >> VT_PURGED_SHIFT_BIT;
+    uintptr_t offset = (uintptr_t)p - (uintptr_t)vt_page_area(page);
+    unsigned first = (unsigned)(offset >> shift);
+    unsigned last = (unsigned)((offset + page->bsize - 1) >> shift);
+    uint32_t granules = (2u << last) - (1u << first); /* bits first..last */
+    return (purged & VT_PURGED_MASK & granules) != 0;
+}
+
 /* The next block of a free list (NULL at the end), from the mangled link of block b. A link
  * that was overwritten reveals an address that is most likely misaligned: since blocks are
  * 16-byte aligned, the low four bits of a true link's mangled form are those of the secret,

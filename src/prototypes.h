@@ -236,8 +236,11 @@ void vt_span_fork_prepare(void) VT_HIDDEN;
 void vt_span_fork_parent(void) VT_HIDDEN;
 void vt_span_fork_child(void) VT_HIDDEN;
 
-/* ---- spanpurge.c: free units and empty spans back to the OS ----------------------------- */
+/* ---- pagepurge.c, spanpurge.c: free blocks of unowned pages, free units, empty spans back
+ * to the OS -------------------------------------------------------------------------------- */
 
+size_t vt_pagepurge_page(vt_page_t *page) VT_HIDDEN;
+void vt_pagepurge_restore(vt_page_t *page) VT_HIDDEN;
 void vt_spanpurge_excess(void) VT_HIDDEN;
 bool vt_spanpurge_unmap_empty(bool by_demand) VT_HIDDEN;
 void vt_spanpurge_beyond_demand(uint32_t now) VT_HIDDEN;
@@ -253,6 +256,10 @@ vt_page_t *vt_global_take_partial(unsigned class_idx) VT_HIDDEN;
 void vt_global_put_partial(vt_page_t *page) VT_HIDDEN;
 void vt_global_put_pages(vt_list_t *partial, vt_list_t *empty, bool idle) VT_HIDDEN;
 void vt_global_collect(uint32_t now) VT_HIDDEN;
+size_t vt_global_purge_partial(uint32_t now, uint32_t age_ms) VT_HIDDEN;
+void vt_global_fork_prepare(void) VT_HIDDEN;
+void vt_global_fork_parent(void) VT_HIDDEN;
+void vt_global_fork_child(void) VT_HIDDEN;
 uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned class_idx) VT_HIDDEN;
 vt_page_t *vt_global_take_run(unsigned units, unsigned align, unsigned class_idx) VT_HIDDEN;
 bool vt_global_release_reserves(void) VT_HIDDEN;

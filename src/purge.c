@@ -62,6 +62,7 @@ void vt_purge_tick(void)
         return;
     vt_prof_pass();
     vt_global_collect(now);
+    vt_global_purge_partial(now, vt_options.purge_ms);
     vt_reclaim_idle();
     vt_spanpurge_unmap_empty(true);
     vt_spanpurge_beyond_demand(now);
@@ -87,9 +88,11 @@ int vt_purge_trim(void)
     vt_reclaim_trim();
     vt_reclaim_reap(true);
     vt_prof_trim();
-    vt_global_collect(vt_os_now_ms());
+    uint32_t now = vt_os_now_ms();
+    vt_global_collect(now);
+    size_t purged = vt_global_purge_partial(now, 0);
     bool released = vt_spanpurge_unmap_empty(false);
-    size_t purged = vt_spanpurge_all() + vt_large_purge(true);
+    purged += vt_spanpurge_all() + vt_large_purge(true);
     return purged > 0 || released;
 }
 

@@ -132,6 +132,10 @@ typedef struct vt_block {
 #define VT_OWNER_LARGE    ((uintptr_t)4) /* a large block in a span: every free is a slow path */
 #define VT_OWNER_PROF     ((uintptr_t)8) /* sampled blocks (prof.c): every free is a slow path */
 
+/* vt_page_t.purged: the granule mask in the low bits, the granule's shift from this bit. */
+#define VT_PURGED_SHIFT_BIT 16
+#define VT_PURGED_MASK      ((uint32_t)0xffff)
+
 /* vt_page_t.remote packs three things into one word, so one atomic operation changes them
  * together: the head of the list of blocks freed by other threads (bits 4..47: blocks are
  * 16-byte aligned and user addresses have 48 bits), how many blocks are on it (bits 48..63,
@@ -170,7 +174,16 @@ typedef struct vt_page {
         uint64_t large_requested; /* a large block's user: what its malloc or realloc asked for */
         uint64_t prof_record;     /* a page of one sampled block: its record (profpages.c) */
     };
-    uint8_t pad1b_[16];
+    /* Free blocks of a page that sat in the global cache were given back to the OS
+     * (pagepurge.c): bits 0..15 name the purged granules of the page, bits 16..23 hold the
+     * granule's shift (VT_PURGED_SHIFT_BIT). Written by whoever owns the page while it belongs to
+     * the global cache; read by the owner, and by any thread's free as a hint (relaxed: a stale
+     * 0 only leaves a double free for the owner's collection to find). 0 while a thread owns
+     * the page. */
+    _Atomic uint32_t purged;
+    uint32_t parked_ms;  /* global lock: when the page was parked or last looked at for purging */
+    uint32_t purge_used; /* global lock: `used` at that look (nothing new to purge while equal) */
+    uint8_t pad1b_[4];
     /* (*) except for a large block (VT_OWNER_LARGE), whose realloc may resize its run in
      * place; it writes both under the global lock, and only the block's user reads them. */
     /* -- cache line 2: the owner's fast paths write these all the time -- */

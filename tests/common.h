@@ -1,6 +1,7 @@
 /*
- * common.h - helpers shared by the tests: cmocka, the PRNG (bench/rand.h), byte patterns, and
- * running a function in a child process to observe how it ends (death tests).
+ * common.h - helpers shared by the tests: cmocka, the PRNG (bench/rand.h), byte patterns, the
+ * resident set, and running a function in a child process to observe how it ends (death
+ * tests).
  */
 #ifndef VT_TEST_COMMON_H
 #define VT_TEST_COMMON_H
@@ -33,6 +34,27 @@
             abort();                                                                               \
         }                                                                                          \
     } while (0)
+
+/* Sanitizers keep shadow memory for everything the program touches, or (UBSan) slow the
+ * program down enough that RSS read at a moment reflects timing more than the allocator: the
+ * RSS assertions are skipped in sanitizer builds (the rest still runs); the Release run of the
+ * suite keeps them. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__) || defined(VT_TEST_SANITIZED)
+#define RSS_MEANINGFUL 0
+#else
+#define RSS_MEANINGFUL 1
+#endif
+
+/* The process's resident set, in bytes. */
+static inline size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages_total = 0, pages_rss = 0;
+    if (f == NULL || fscanf(f, "%lu %lu", &pages_total, &pages_rss) != 2)
+        abort();
+    fclose(f);
+    return pages_rss * (size_t)sysconf(_SC_PAGESIZE);
+}
 
 /* The byte at offset i of a block identified by `id`: a block holding another's bytes, or
  * shifted ones, fails the check. */

@@ -16,26 +16,6 @@
 #include "internal.h"
 #include "vtmalloc.h"
 
-/* Sanitizers keep shadow memory for everything the program touches, or (UBSan) slow the
- * program down enough that RSS read at a moment reflects timing more than the allocator: the
- * RSS assertions are skipped in sanitizer builds (the rest still runs); the Release run of the
- * suite keeps them. */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__) || defined(VT_TEST_SANITIZED)
-#define RSS_MEANINGFUL 0
-#else
-#define RSS_MEANINGFUL 1
-#endif
-
-static size_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long pages_total = 0, pages_rss = 0;
-    if (f == NULL || fscanf(f, "%lu %lu", &pages_total, &pages_rss) != 2)
-        abort();
-    fclose(f);
-    return pages_rss * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* Mappings of the process (lines of /proc/self/maps). */
 static size_t vma_count(void)
 {
