@@ -195,6 +195,17 @@ VT_INLINE vt_span_t *vt_span_base(const void *p)
     return (vt_span_t *)((uintptr_t)p & ~(uintptr_t)VT_SPAN_MASK);
 }
 
+/* The descriptor of the page whose first unit is u, kept at the slot of u's six bits reversed:
+ * a span whose pages start only at units aligned to 2^k (blocks aligned to 128 KiB or more,
+ * each alone in its run) uses only the first 64 >> k slots, and its header makes half or less
+ * of its pages resident (the 64 descriptors take 12 KiB). Slow paths only. */
+VT_INLINE vt_page_t *vt_span_descriptor(vt_span_t *span, unsigned u)
+{
+    unsigned r =
+        (u & 1) << 5 | (u & 2) << 3 | (u & 4) << 1 | (u & 8) >> 1 | (u & 16) >> 3 | (u & 32) >> 5;
+    return &span->pages[r];
+}
+
 /* The page holding p in its span: one load. vt_page_none when the unit is free or the header.
  * Relaxed for the same reason as vt_in_span. */
 VT_INLINE vt_page_t *vt_span_page(vt_span_t *span, const void *p)

@@ -152,7 +152,7 @@ void vt_page_sample_restart(vt_page_t *page)
  * which owns free units. */
 void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units)
 {
-    vt_page_t *page = &span->pages[first_unit];
+    vt_page_t *page = vt_span_descriptor(span, first_unit);
     page->first_unit = (uint8_t)first_unit;
     page->units = (uint8_t)units;
     page->link.prev = page->link.next = NULL;

@@ -209,15 +209,16 @@ vt_span_t *vt_span_map(void)
     }
     vt_span_t *span = base;
     VT_ASSERT(((uintptr_t)span & VT_SPAN_MASK) == 0);
-    memset(span, 0, sizeof(*span));
+    /* A fresh mapping is zero already: writing the descriptors would make all of the header's
+     * pages resident, where a span whose pages are few and far apart needs some of them. */
+    if (backing != VT_BACKING_MMAP)
+        memset(span, 0, sizeof(*span));
     span->magic = VT_SPAN_MAGIC;
     span->base = base;
     span->map_size = VT_SPAN_SIZE;
     span->backing = (uint8_t)backing;
     span->free_units = VT_SPAN_FREE_UNITS;
     vt_span_set_units(span, 0, VT_SPAN_UNITS, &vt_page_none);
-    for (unsigned u = 0; u < VT_SPAN_UNITS; u++)
-        span->pages[u].first_unit = (uint8_t)u;
     if (!vt_spanmap_add(span)) {
         vt_os_backing_free(base, VT_SPAN_SIZE, backing);
         errno = ENOMEM;
@@ -324,7 +325,7 @@ vt_page_t *vt_span_take_from_locked(vt_span_t *span, unsigned units, unsigned al
         return NULL;
     int first = __builtin_ctzll(m);
     uint64_t bits = (((uint64_t)1 << units) - 1) << first;
-    vt_page_t *page = &span->pages[first];
+    vt_page_t *page = vt_span_descriptor(span, (unsigned)first);
     span->free_units &= ~bits;
     vt_page_init(span, (unsigned)first, units);
     page->stale = (span->dirty_units & bits) != 0 || span->backing != VT_BACKING_MMAP;

@@ -231,7 +231,9 @@ typedef struct vt_span {
     uint8_t on_list; /* global lock: the longest run of free units it is listed under (span.c) */
     /* any thread reads (free), page setup writes: the page each unit belongs to */
     _Atomic(vt_page_t *) unit_page[VT_SPAN_UNITS];
-    vt_page_t pages[VT_SPAN_UNITS]; /* descriptor of the page whose first unit is u */
+    /* the descriptor of the page whose first unit is u, at slot u's bits reversed
+     * (vt_span_descriptor); written only by vt_page_init and those who own the page */
+    vt_page_t pages[VT_SPAN_UNITS];
 } vt_span_t;
 
 #define VT_SPAN_MAGIC 0x76747370616e2121ull /* "vtspan!!" */

@@ -800,6 +800,50 @@ static void a_short_run_takes_a_resident_unit_first(void **state)
     assert_true(stale);
 }
 
+/* The pages of a span's header that are resident (mincore). */
+static size_t header_pages_resident(vt_span_t *span, size_t bytes)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (bytes + page - 1) / page, resident = 0;
+    unsigned char vec[64];
+    assert_true(n <= sizeof(vec));
+    assert_int_equal(mincore(span, n * page, vec), 0);
+    for (size_t i = 0; i < n; i++)
+        resident += vec[i] & 1;
+    return resident;
+}
+
+/* A span whose pages all start at even units (blocks aligned to 128 KiB, each alone in its run)
+ * makes only the part of its header that their descriptors occupy resident: the descriptors
+ * are stored by the reversed bits of their first unit, so even units fill the first half. */
+static void aligned_runs_leave_half_the_span_header_untouched(void **state)
+{
+    (void)state;
+    vt_init();
+    if (vt_options.backing != VT_BACKING_MMAP)
+        skip(); /* memory from malloc is cleared whole */
+    vt_span_t *span = vt_span_map();
+    assert_non_null(span);
+    vt_page_t *runs[VT_SPAN_UNITS / 2];
+    size_t n = 0;
+    vt_span_lock();
+    vt_span_add_locked(span);
+    while (n < VT_SPAN_UNITS / 2 && (runs[n] = vt_span_take_from_locked(span, 1, 2)) != NULL)
+        n++;
+    vt_span_unlock();
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t used = offsetof(vt_span_t, pages) + VT_SPAN_UNITS / 2 * sizeof(vt_page_t);
+    size_t resident = header_pages_resident(span, sizeof(vt_span_t));
+    vt_span_lock();
+    for (size_t i = 0; i < n; i++)
+        vt_span_give_back_locked(runs[i], vt_os_now_ms());
+    vt_span_unlock();
+    assert_int_equal(n, VT_SPAN_UNITS / 2 - 1); /* every even unit but the header's */
+    if (resident > (used + page - 1) / page)
+        fail_msg("%zu pages of the span header resident; its first %zu bytes hold every "
+                 "descriptor in use",
+                 resident, used);
+}
+
 /* The window of recent demand (retain.c) keeps its peak for a window, also when a caller
  * passes a time read a moment before another's change moved the window on (callers read the
  * clock before they take the lock): such a time once read as fifty days of quiet and wiped the
@@ -831,6 +875,7 @@ int main(void)
         cmocka_unit_test(statistics_add_up_per_class_under_threads),
         cmocka_unit_test(the_window_keeps_its_peak_against_an_older_clock),
         cmocka_unit_test(a_short_run_takes_a_resident_unit_first),
+        cmocka_unit_test(aligned_runs_leave_half_the_span_header_untouched),
         cmocka_unit_test(requested_bytes_are_counted),
         cmocka_unit_test(rss_returns_after_free_and_trim),
         cmocka_unit_test(purged_on_schedule_without_trim),
