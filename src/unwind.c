@@ -374,12 +374,13 @@ int vt_unwind_from(const void *frame, uintptr_t *pcs, int max)
     return unwind_by_backtrace(pcs, max);
 }
 
-int vt_unwind_from_memo(const void *frame, uintptr_t *pcs, int max, vt_unwind_memo_t **slot,
-                        uint64_t **user)
+int vt_unwind_from_memo(const void *frame, uintptr_t *scratch, int max, vt_unwind_memo_t **slot,
+                        uint64_t **user, const uintptr_t **pcs)
 {
     (void)slot;
     *user = NULL;
-    return vt_unwind_from(frame, pcs, max);
+    *pcs = scratch;
+    return vt_unwind_from(frame, scratch, max);
 }
 
 uint64_t vt_unwind_memo_hits(const vt_unwind_memo_t *memo)
