@@ -148,13 +148,13 @@ void vt_page_sample_restart(vt_page_t *page)
 
 /* ---- Life cycle ------------------------------------------------------------------------- */
 
-/* Describes a run of free units as a (not yet assigned) page. Caller holds the global lock,
- * which owns free units. */
+/* Describes a run of free units as a (not yet assigned) page. Global lock held. */
 void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units)
 {
     vt_page_t *page = vt_span_descriptor(span, first_unit);
     page->first_unit = (uint8_t)first_unit;
     page->units = (uint8_t)units;
+    page->written = 0; /* span.c: vt_span_give_back_locked */
     page->link.prev = page->link.next = NULL;
     atomic_store_explicit(&page->purged, 0, memory_order_relaxed); /* a run back from global */
     atomic_store_explicit(&page->owner, VT_OWNER_FREE, memory_order_relaxed);
@@ -167,8 +167,7 @@ static void assign(vt_page_t *page, unsigned class_idx, uintptr_t owner, uint16_
 {
     const vt_class_info_t *info = &vt_classes[class_idx];
     page->free = NULL;
-    page->used = page->used_base = page->collected = 0;
-    page->carved = 0;
+    page->used = page->used_base = page->collected = page->carved = 0;
     page->pushes = 0;
     /* A countdown left from the descriptor's last assignment goes on: the draw is memoryless,
      * so what remains of it is as good as a fresh one, and a page assigned again and again (a
@@ -181,6 +180,7 @@ static void assign(vt_page_t *page, unsigned class_idx, uintptr_t owner, uint16_
     page->bsize = info->bsize;
     page->capacity = capacity;
     page->class_idx = (uint8_t)class_idx;
+    page->written = 1;
     atomic_store_explicit(&page->remote, 0, memory_order_relaxed);
     atomic_store_explicit(&page->owner, owner, memory_order_relaxed);
     atomic_fetch_add_explicit(&vt_page_class_pages[class_idx], 1, memory_order_relaxed);
@@ -225,13 +225,13 @@ void vt_page_assign_large(vt_page_t *page)
 {
     VT_ASSERT(vt_page_owner(page) == VT_OWNER_FREE);
     page->free = NULL;
-    page->used = 1;
-    page->carved = 1;
+    page->used = page->carved = 1;
     page->pushes = 0;
     page->large_requested = 0;
     page->bsize = (uint32_t)page->units << VT_UNIT_SHIFT;
     page->capacity = 1;
     page->class_idx = VT_CLASS_LARGE;
+    page->written = 1;
     atomic_store_explicit(&page->remote, 0, memory_order_relaxed);
     atomic_store_explicit(&page->owner, VT_OWNER_LARGE, memory_order_relaxed);
     vt_span_set_units(vt_span_base(page), page->first_unit, page->units, page);

@@ -263,8 +263,7 @@ void vt_global_fork_child(void) VT_HIDDEN;
 uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned class_idx) VT_HIDDEN;
 vt_page_t *vt_global_take_run(unsigned units, unsigned align, unsigned class_idx) VT_HIDDEN;
 bool vt_global_release_reserves(void) VT_HIDDEN;
-/* Hook (an upper layer's function, registered once by init.c): more to give back when a span
- * cannot be mapped. */
+/* Hook (registered once by init.c): what an upper layer gives back when a span cannot map. */
 void vt_global_set_release_reserves_hook(bool (*hook)(void)) VT_HIDDEN;
 void vt_global_count_shared_put(unsigned class_idx) VT_HIDDEN;
 void vt_global_stats_locked(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT]) VT_HIDDEN;
@@ -289,6 +288,7 @@ void vt_cachepool_fork_child(vt_tcache_t *self) VT_HIDDEN;
 
 uint32_t vt_stash_count(vt_tcache_t *tc) VT_HIDDEN;
 void vt_stash_push(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
+void vt_stash_push_batch(vt_tcache_t *tc, vt_page_t **pages, uint32_t n) VT_HIDDEN;
 vt_page_t *vt_stash_pop(vt_tcache_t *tc, unsigned units) VT_HIDDEN;
 void vt_stash_shrink(vt_tcache_t *tc, uint32_t keep) VT_HIDDEN;
 void vt_stash_give_back(vt_tcache_t *tc) VT_HIDDEN;

@@ -360,10 +360,15 @@ void vt_span_give_back_locked(vt_page_t *page, uint32_t freed_ms)
     uint64_t bits = (((uint64_t)1 << page->units) - 1) << page->first_unit;
     VT_ASSERT((span->free_units & bits) == 0);
     span->free_units |= bits;
-    span->unpurgeable &= ~bits; /* new bytes: worth another try */
-    vt_span_set_dirty(span, span->dirty_units | bits);
-    for (uint64_t m = bits; m != 0; m &= m - 1)
-        span->freed_ms[__builtin_ctzll(m)] = freed_ms;
+    /* A run that came clean (fresh, or purged) and was never assigned, such as the unused part
+     * of a thread's batch, is clean still: marked resident, it would be chosen before units
+     * that are, and faulted in. */
+    if (page->written || page->stale) {
+        span->unpurgeable &= ~bits; /* new bytes: worth another try */
+        vt_span_set_dirty(span, span->dirty_units | bits);
+        for (uint64_t m = bits; m != 0; m &= m - 1)
+            span->freed_ms[__builtin_ctzll(m)] = freed_ms;
+    }
     vt_span_relist(span);
     uint32_t now = vt_os_now_ms();
     vt_retain_demand_changed(-(int32_t)page->units, now);

@@ -58,6 +58,16 @@ void vt_stash_push(vt_tcache_t *tc, vt_page_t *page)
     stash_touch(tc);
 }
 
+/* Stashes a batch of runs taken from the global cache so that they come out in the order they
+ * were taken: the global cache hands out resident units first (span.c), and the last of a batch
+ * may be a fresh one, which the next page would fault in while resident ones wait beneath it.
+ * Owner only. */
+void vt_stash_push_batch(vt_tcache_t *tc, vt_page_t **pages, uint32_t n)
+{
+    while (n > 0)
+        vt_stash_push(tc, pages[--n]);
+}
+
 /* Takes a stashed page of `units` units, or NULL. Owner only. Walks the whole list, which is
  * short (VTMALLOC_STASH_UNITS at most, plus a batch), so the count is exact again afterwards
  * even when a reclaimer took the stash meanwhile. */

@@ -91,8 +91,7 @@ static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units, unsigned clas
         uint32_t got = vt_global_take_units(batch, want ? want : 1, class_idx);
         if (got == 0)
             return NULL;
-        for (uint32_t i = 1; i < got; i++)
-            vt_stash_push(tc, batch[i]);
+        vt_stash_push_batch(tc, batch + 1, got - 1);
         page = batch[0];
     }
     tc->stash_taken++;

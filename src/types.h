@@ -169,7 +169,10 @@ typedef struct vt_page {
     uint8_t stale;           /* global lock, when the run is taken: some unit may hold old
                                 data (not known to be zero) */
     uint8_t prof_shard;      /* constant while the profiler owns the page: its shard (prof.c) */
-    uint8_t pad1_[3];
+    uint8_t written;         /* whoever owns the run: it was assigned since it was taken, so its
+                                units may hold bytes (span.c: a run that never was goes back to
+                                its span as clean as it came) */
+    uint8_t pad1_[2];
     union {
         uint64_t large_requested; /* a large block's user: what its malloc or realloc asked for */
         uint64_t prof_record;     /* a page of one sampled block: its record (profpages.c) */

@@ -778,6 +778,8 @@ static void a_short_run_takes_a_resident_unit_first(void **state)
     bool fullest_first = false, stale = false;
     vt_span_t *where = NULL;
     if (one != NULL && rest != NULL) {
+        vt_page_assign(one, 0, VT_OWNER_GLOBAL); /* used, so resident when given back */
+        vt_page_unassign(one);
         vt_span_give_back_locked(one, vt_os_now_ms()); /* free and resident; a fresh one too */
         most = vt_span_take_from_locked(fresh, VT_SPAN_UNITS - 2, 1); /* one fresh unit left */
         fullest_first = vt_span_listed(1) == fresh;
@@ -798,6 +800,58 @@ static void a_short_run_takes_a_resident_unit_first(void **state)
     assert_true(fullest_first); /* the span with one fresh unit is first in line */
     assert_ptr_equal(where, resident);
     assert_true(stale);
+}
+
+/* A run taken from a span and given back without ever being assigned (the unused part of a
+ * thread's batch) goes back clean: marked resident, it would be chosen before units that are,
+ * and faulted in. One that was assigned goes back resident. */
+static void a_run_never_assigned_goes_back_clean(void **state)
+{
+    (void)state;
+    vt_init();
+    vt_span_t *span = vt_span_map();
+    assert_non_null(span);
+    vt_span_lock();
+    vt_span_add_locked(span);
+    vt_page_t *page = vt_span_take_from_locked(span, 1, 1);
+    uint64_t bit = page != NULL ? (uint64_t)1 << page->first_unit : 0;
+    if (page != NULL)
+        vt_span_give_back_locked(page, vt_os_now_ms());
+    bool clean_after_unused = (span->dirty_units & bit) == 0;
+    vt_page_t *again = vt_span_take_from_locked(span, 1, 1);
+    vt_span_unlock();
+    assert_non_null(page);
+    assert_true(clean_after_unused);
+    assert_non_null(again);
+    vt_page_assign(again, 0, VT_OWNER_GLOBAL); /* a page of 16-byte blocks nobody owns */
+    vt_page_unassign(again);
+    bit = (uint64_t)1 << again->first_unit;
+    vt_span_lock();
+    vt_span_give_back_locked(again, vt_os_now_ms());
+    bool dirty_after_use = (span->dirty_units & bit) != 0;
+    vt_span_unlock();
+    assert_true(dirty_after_use);
+}
+
+/* A thread's batch of runs from the global cache comes out of its stash in the order the global
+ * cache handed it out, resident units first: the last of a batch may be a fresh one. */
+static void a_batch_leaves_the_stash_in_the_order_it_came(void **state)
+{
+    (void)state;
+    vt_tcache_t *tc = aligned_alloc(64, sizeof(vt_tcache_t));
+    assert_non_null(tc);
+    memset(tc, 0, sizeof(*tc));
+    vt_page_t pages[3];
+    memset(pages, 0, sizeof(pages));
+    vt_page_t *batch[3] = {&pages[0], &pages[1], &pages[2]};
+    for (int i = 0; i < 3; i++)
+        pages[i].units = 1;
+    vt_stash_push_batch(tc, batch, 3);
+    assert_int_equal(vt_stash_count(tc), 3);
+    for (int i = 0; i < 3; i++)
+        assert_ptr_equal(vt_stash_pop(tc, 1), &pages[i]);
+    assert_null(vt_stash_pop(tc, 1));
+    free(tc);
 }
 
 /* The pages of a span's header that are resident (mincore). */
@@ -876,6 +930,8 @@ int main(void)
         cmocka_unit_test(the_window_keeps_its_peak_against_an_older_clock),
         cmocka_unit_test(a_short_run_takes_a_resident_unit_first),
         cmocka_unit_test(aligned_runs_leave_half_the_span_header_untouched),
+        cmocka_unit_test(a_run_never_assigned_goes_back_clean),
+        cmocka_unit_test(a_batch_leaves_the_stash_in_the_order_it_came),
         cmocka_unit_test(requested_bytes_are_counted),
         cmocka_unit_test(rss_returns_after_free_and_trim),
         cmocka_unit_test(purged_on_schedule_without_trim),
