@@ -293,15 +293,21 @@ void vt_global_count_shared_put(unsigned class_idx)
 }
 
 /* The global cache's part of the statistics: per class, the free blocks of the partial pages
- * and the frees of threads without a cache (added to `puts`). Lock held. */
-void vt_global_stats_locked(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT])
+ * and the frees of threads without a cache (added to `puts`); in *purged_now, the bytes of
+ * those pages that are given back to the OS now (pagepurge.c). Lock held. */
+void vt_global_stats_locked(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT], uint64_t *purged_now)
 {
     st->pages_abandoned_total = g.pages_abandoned;
     st->purged_bytes_total += g.purged_bytes;
     st->purges_total += g.purges;
+    *purged_now = 0;
     for (unsigned k = 0; k < VT_CLASS_COUNT; k++) {
         puts[k] += atomic_load_explicit(&g.shared_puts[k], memory_order_relaxed);
-        for (vt_page_t *page = g.partial[k].head; page != NULL; page = page->link.next)
+        for (vt_page_t *page = g.partial[k].head; page != NULL; page = page->link.next) {
             st->classes[k].free_in_global += page->capacity - page->used;
+            uint32_t w = atomic_load_explicit(&page->purged, memory_order_relaxed);
+            *purged_now += (uint64_t)__builtin_popcount(w & VT_PURGED_MASK)
+                           << (w >> VT_PURGED_SHIFT_BIT);
+        }
     }
 }

@@ -214,8 +214,7 @@ bool vt_page_check_block(vt_page_t *page, void *p, const char *fn) VT_HIDDEN;
 void vt_span_lock_for(unsigned class_idx) VT_HIDDEN;
 void vt_span_lock(void) VT_HIDDEN;
 void vt_span_unlock(void) VT_HIDDEN;
-/* The rest of span.c's functions named _locked, and vt_span_set_dirty/relist/listed, need the
- * global lock held. */
+/* span.c's functions named _locked, and vt_span_set_dirty/relist/listed: global lock held. */
 void vt_span_set_dirty(vt_span_t *span, uint64_t dirty) VT_HIDDEN;
 uint32_t vt_span_dirty_count(void) VT_HIDDEN;
 uint32_t vt_span_dirty_budget(void) VT_HIDDEN;
@@ -266,7 +265,8 @@ bool vt_global_release_reserves(void) VT_HIDDEN;
 /* Hook (registered once by init.c): what an upper layer gives back when a span cannot map. */
 void vt_global_set_release_reserves_hook(bool (*hook)(void)) VT_HIDDEN;
 void vt_global_count_shared_put(unsigned class_idx) VT_HIDDEN;
-void vt_global_stats_locked(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT]) VT_HIDDEN;
+void vt_global_stats_locked(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT],
+                            uint64_t *purged_now) VT_HIDDEN;
 
 /* ---- cachepool.c: the records of thread caches ------------------------------------------ */
 

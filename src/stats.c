@@ -57,7 +57,9 @@ static void class_stats(vt_stats_t *st, const uint64_t puts[VT_CLASS_COUNT])
     }
 }
 
-VT_EXPORT void vt_stats_get(vt_stats_t *out)
+/* vt_stats_get, and in *purged_now the bytes of the global cache's free blocks that are given
+ * back to the OS now (pagepurge.c), which the table shows beside them. */
+static void collect(vt_stats_t *out, uint64_t *purged_now)
 {
     vt_stats_t st;
     uint64_t puts[VT_CLASS_COUNT] = {0};
@@ -67,7 +69,7 @@ VT_EXPORT void vt_stats_get(vt_stats_t *out)
     vt_span_lock(); /* the spans, the purge counters and the partial lists, exact together */
     vt_span_stats_locked(&st);
     vt_spanpurge_stats_locked(&st);
-    vt_global_stats_locked(&st, puts);
+    vt_global_stats_locked(&st, puts, purged_now);
     vt_span_unlock();
     class_stats(&st, puts);
     st.bytes_returned_total = st.purged_bytes_total + st.span_unmaps_total * VT_SPAN_SIZE;
@@ -75,6 +77,12 @@ VT_EXPORT void vt_stats_get(vt_stats_t *out)
     st.bytes_in_use += st.large_bytes;
     st.bytes_mapped += st.span_bytes; /* vt_large_stats added the mapped large blocks */
     *out = st;
+}
+
+VT_EXPORT void vt_stats_get(vt_stats_t *out)
+{
+    uint64_t purged_now;
+    collect(out, &purged_now);
 }
 
 /* The table's writer: once a write failed, the rest is skipped. */
@@ -99,7 +107,8 @@ static void out(table_out_t *o, const char *fmt, ...)
 static bool print_table(int fd)
 {
     vt_stats_t st;
-    vt_stats_get(&st);
+    uint64_t purged_now;
+    collect(&st, &purged_now);
     table_out_t o = {fd, true};
     out(&o, "vtmalloc %s statistics (pid %d)\n", VTMALLOC_VERSION, (int)getpid());
     out(&o, "  %-9s %8s %6s %10s %10s %10s %12s %12s %9s %7s\n", "class", "bytes", "pages",
@@ -118,8 +127,8 @@ static bool print_table(int fd)
         "  requested live    %12zu KiB  (estimated: live blocks times their class's mean "
         "request)\n",
         st.bytes_requested_live >> 10);
-    out(&o, "  free in threads   %12zu KiB   free in global cache %zu KiB\n",
-        st.bytes_free_threads >> 10, st.bytes_free_global >> 10);
+    out(&o, "  free in threads   %12zu KiB   free in global cache %zu KiB (%zu KiB of it purged)\n",
+        st.bytes_free_threads >> 10, st.bytes_free_global >> 10, (size_t)(purged_now >> 10));
     out(&o,
         "  free units        %12zu KiB   (%zu KiB resident); empty spans in reserve %zu (%zu "
         "KiB)\n",

@@ -82,6 +82,28 @@ static bool in_leftover_unit(const leftover_t *lo, const void *p)
     return false;
 }
 
+/* What the statistics table says is purged of the global cache's free blocks, in KiB. */
+static long purged_in_table(void)
+{
+    char path[] = "/tmp/vt-pagepurge-stats-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(vt_stats_dump(path), 0);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[512];
+    long kib = -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        const char *at = strstr(line, "free in global cache");
+        if (at != NULL && sscanf(strchr(at, '('), "(%ld KiB of it purged)", &kib) != 1)
+            kib = -1;
+    }
+    fclose(f);
+    unlink(path);
+    return kib;
+}
+
 static int by_address(const void *a, const void *b)
 {
     uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
@@ -101,11 +123,14 @@ static void free_blocks_go_back_and_return_intact(void **state)
     size_t expected = (size_t)PAGES * VT_UNIT_SIZE / 2;
     if (purged < expected)
         fail_msg("purged %zu KiB of %d pages left with 4 live blocks each", purged >> 10, PAGES);
-    if (RSS_MEANINGFUL && (long)before - (long)after < (long)(purged / 10 * 9))
+    /* The kernel sums its per-CPU RSS counters only roughly for statm (a few hundred KiB off
+     * at times): half of what was purged is a drop no other cause makes here. */
+    if (RSS_MEANINGFUL && (long)before - (long)after < (long)(purged / 2))
         fail_msg("RSS went from %zu to %zu KiB for %zu KiB purged", before >> 10, after >> 10,
                  purged >> 10);
     assert_int_equal(vt_global_purge_partial(vt_os_now_ms(), 0), 0); /* nothing new */
     kept_blocks_are_intact(lo);
+    assert_int_equal(purged_in_table(), (long)(purged >> 10)); /* an operator sees it */
 
     /* A thread of the class adopts the pages: every block that is not live comes back, once. */
     size_t free_count = (size_t)PAGES * (VT_UNIT_SIZE / 16) - lo->kept_count;
@@ -129,6 +154,7 @@ static void free_blocks_go_back_and_return_intact(void **state)
         if (got[i] == got[i - 1])
             fail_msg("block %p handed out while live", (void *)got[i]);
     kept_blocks_are_intact(lo);
+    assert_int_equal(purged_in_table(), 0); /* adopted: nothing purged is left */
     vt_stats_t st;
     vt_stats_get(&st);
     assert_true(st.purged_bytes_total >= purged);
