@@ -20,7 +20,7 @@
  *      largetable.c               of mapped large blocks
  *    5 spanpurge.c                free units and empty spans back to the OS
  *    4 span.c                     spans, their index of free runs, the global lock
- *    3 page.c                     blocks of one class in a run of units
+ *    3 page.c, sample.c           blocks of one class in a run of units; sampling draws
  *    2 sizeclass.c, spanmap.c,    size classes; the map of our spans; recent demand and
  *      retain.c, proftable.c      what free memory to keep; the heap profiler's tables
  *    1 options.c, cfi.c,          VTMALLOC_* options, mallopt; call stacks for the
@@ -297,6 +297,19 @@ VT_INLINE uintptr_t vt_page_owner(vt_page_t *page)
 VT_INLINE bool vt_page_count_down(vt_page_t *page, size_t size)
 {
     return vt_unlikely((page->sample_left -= (int64_t)size) < 0);
+}
+
+/* sample.c: bytes until the next sample, and the logarithm the draw takes. */
+int64_t vt_sample_draw(void) VT_HIDDEN;
+double vt_sample_neg_log(uint64_t r) VT_HIDDEN;
+
+/* A page's countdown starts afresh after a sample (the exponential draw is memoryless, so
+ * restarting it at any time keeps every byte's chance the same); what it counted down so far
+ * goes to the bytes asked for. Owner only. */
+VT_INLINE void vt_page_sample_restart(vt_page_t *page)
+{
+    page->requested += (uint64_t)(page->sample_base - page->sample_left);
+    page->sample_left = page->sample_base = vt_sample_draw();
 }
 
 /* Pops the first block of a page whose free list is not empty (the malloc fast path, alloc.h,

@@ -3,7 +3,7 @@
  * ownership protocol that lets any thread free any block without a global lock.
  *
  * Layer: 3 pages
- * Calls: report.c, options.c, sizeclass.c
+ * Calls: report.c, sizeclass.c, sample.c
  *
  * Owns: the fields of vt_page_t, the page lists and the block secrets. The callers decide where
  * a page goes when it changes hands. Never locks, never maps.
@@ -98,54 +98,6 @@ void vt_page_publish(vt_page_t *page)
     page->sample_base = page->sample_left;
 }
 
-/* ---- Sampling (heap profiling) ---------------------------------------------------------- */
-
-/* The state of the calling thread's draws: a splitmix64 sequence, seeded on first use. */
-static __thread uint64_t sample_rng __attribute__((tls_model("initial-exec")));
-
-/* -ln(u) for u uniform in (0, 1], u from the top 53 bits of r: ln of the mantissa by its
- * atanh series (|t| <= 1/3, so five terms leave an error below 1e-6), plus the exponent. The
- * library does not link libm for one logarithm. */
-static double neg_log_uniform(uint64_t r)
-{
-    const double ln2 = 0.69314718055994530942;
-    uint64_t m = (r >> 11) + 1; /* 1 .. 2^53 */
-    int e = 63 - __builtin_clzll(m);
-    /* f = m / 2^e in [1, 2), built from m's bits below its top one (exact, and no division:
-     * a sample's draw is on the path of every sampled allocation). */
-    uint64_t bits = ((uint64_t)1023 << 52) | ((m << (63 - e) << 1) >> 12);
-    double f;
-    memcpy(&f, &bits, sizeof(f));
-    double t = (f - 1.0) / (f + 1.0), t2 = t * t;
-    double ln_f = 2.0 * t * (1.0 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 / 9))));
-    return (53 - e) * ln2 - ln_f;
-}
-
-/* Bytes until the next sampled allocation: an exponential draw with the mean
- * VTMALLOC_PROF_SAMPLE, so that every byte allocated is a sampling point with the same
- * probability and a block of n bytes is sampled with probability 1 - exp(-n / mean), which is
- * what google-pprof assumes when it scales the samples back up. Profiling off: never. */
-int64_t vt_page_sample_draw(void)
-{
-    if (vt_likely(vt_options.prof_sample == 0))
-        return VT_SAMPLE_NEVER;
-    if (sample_rng == 0)
-        sample_rng = vt_secret ^ (uintptr_t)&sample_rng;
-    uint64_t z = (sample_rng += VT_FIBONACCI_HASH);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return (int64_t)(neg_log_uniform(z) * (double)vt_options.prof_sample) + 1;
-}
-
-/* A page's countdown starts afresh (the exponential draw is memoryless, so restarting it at
- * any time keeps every byte's chance the same). */
-void vt_page_sample_restart(vt_page_t *page)
-{
-    page->requested += (uint64_t)(page->sample_base - page->sample_left);
-    page->sample_left = page->sample_base = vt_page_sample_draw();
-}
-
 /* ---- Life cycle ------------------------------------------------------------------------- */
 
 /* Describes a run of free units as a (not yet assigned) page. Global lock held. */
@@ -174,7 +126,7 @@ static void assign(vt_page_t *page, unsigned class_idx, uintptr_t owner, uint16_
      * program that allocates and frees one block of a size) does not pay for a draw each time.
      * A descriptor that never counted (0, from a fresh span) draws. */
     if (page->sample_left <= 0)
-        page->sample_left = vt_page_sample_draw();
+        page->sample_left = vt_sample_draw();
     page->sample_base = page->sample_left;
     page->requested = 0;
     page->bsize = info->bsize;

@@ -3,7 +3,7 @@
  * memory, written in the heap-profile format of gperftools that google-pprof reads.
  *
  * Layer: 7 heap profiler
- * Calls: os.c, unwind.c, report.c, proftable.c, options.c, page.c, profpages.c
+ * Calls: os.c, unwind.c, report.c, proftable.c, options.c, sample.c, page.c, profpages.c
  *
  * Owns: the shards (below), each with its table of call stacks and of sampled large blocks
  * (proftable.c), its pages (profpages.c), which keep the records of the sampled small blocks
@@ -260,11 +260,11 @@ bool vt_prof_large_due(size_t size)
     if (vt_likely(vt_options.prof_sample == 0) || in_prof)
         return false;
     if (large_left == 0)
-        large_left = vt_page_sample_draw();
+        large_left = vt_sample_draw();
     large_left -= (int64_t)size;
     if (large_left >= 0)
         return false;
-    large_left = vt_page_sample_draw();
+    large_left = vt_sample_draw();
     return true;
 }
 

@@ -186,8 +186,6 @@ extern _Atomic uint64_t vt_page_class_gets[VT_CLASS_COUNT] VT_HIDDEN;
 extern _Atomic uint64_t vt_page_class_puts[VT_CLASS_COUNT] VT_HIDDEN;
 extern _Atomic uint64_t vt_page_class_requested[VT_CLASS_COUNT] VT_HIDDEN;
 void vt_page_publish(vt_page_t *page) VT_HIDDEN;
-int64_t vt_page_sample_draw(void) VT_HIDDEN;
-void vt_page_sample_restart(vt_page_t *page) VT_HIDDEN;
 
 void vt_page_init(vt_span_t *span, unsigned first_unit, unsigned units) VT_HIDDEN;
 void vt_page_assign(vt_page_t *page, unsigned class_idx, uintptr_t owner) VT_HIDDEN;

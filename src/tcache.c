@@ -4,7 +4,7 @@
  *
  * Layer: 8 thread cache
  * Calls: os.c, report.c, options.c, sizeclass.c, page.c, span.c, global.c, cachepool.c,
- *        stash.c, remote.c, prof.c
+ *        stash.c, remote.c, prof.c, sample.c
  *
  * Owns: every vt_tcache_t while a thread uses it; the TLS pointer; the static caches of threads
  * that have none; the orphan cache and its mutex.

@@ -194,7 +194,7 @@ typedef struct vt_page {
     uint32_t used;                 /* owner: blocks handed out and not yet back on a list */
     uint32_t carved;               /* owner: blocks carved from the area so far */
     /* owner: bytes the page may still hand out before its next sampled allocation (heap
-     * profiling; page.c: vt_page_sample_draw), and what it was when the countdown started or
+     * profiling; sample.c: vt_sample_draw), and what it was when the countdown started or
      * was last published: their difference is the bytes mallocs asked for since
      * (statistics) */
     int64_t sample_left, sample_base;

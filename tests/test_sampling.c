@@ -1,5 +1,5 @@
 /*
- * test_sampling.c - the heap profiler's draws (page.c: vt_page_sample_draw) are exponential
+ * test_sampling.c - the heap profiler's draws (sample.c: vt_sample_draw) are exponential
  * with the mean VTMALLOC_PROF_SAMPLE asks for, which is what google-pprof assumes when it
  * scales the samples back up: the mean, the share above the mean (e^-1) and above three means
  * (e^-3) of 200,000 draws, each within a few standard errors of the truth. And the stack
@@ -27,7 +27,7 @@ static void draws_are_exponential_with_the_mean_asked_for(void **state)
         double mean = means[k], sum = 0;
         long above1 = 0, above3 = 0;
         for (int i = 0; i < DRAWS; i++) {
-            int64_t d = vt_page_sample_draw();
+            int64_t d = vt_sample_draw();
             assert_true(d >= 1);
             sum += (double)d;
             above1 += (double)d > mean;
@@ -45,8 +45,32 @@ static void draws_are_exponential_with_the_mean_asked_for(void **state)
                      means[k], p1, p3);
     }
     vt_options.prof_sample = 0;
-    assert_true(vt_page_sample_draw() == VT_SAMPLE_NEVER); /* off: never */
+    assert_true(vt_sample_draw() == VT_SAMPLE_NEVER); /* off: never */
     vt_options.prof_sample = saved;
+}
+
+/* The draw's logarithm, which does without libm, against libm's: at both ends of its range
+ * (u = 2^-53 and u = 1), at every power of two between, and at random points. */
+static void the_draws_logarithm_agrees_with_libm(void **state)
+{
+    (void)state;
+    uint64_t r = 0x9e3779b97f4a7c15ull, worst_at = 0;
+    double worst = 0;
+    for (int i = 0; i < DRAWS + 64; i++) {
+        uint64_t x;
+        if (i < 64)
+            x = i == 0 ? 0 : ((uint64_t)1 << (i - 1)) << 11; /* u = 2^(i-1) / 2^53, and 2^-53 */
+        else
+            x = (r = r * 6364136223846793005ull + 1442695040888963407ull);
+        double u = (double)((x >> 11) + 1) / 9007199254740992.0; /* (m + 1) / 2^53 */
+        double err = fabs(vt_sample_neg_log(x) + log(u));
+        if (err > worst) {
+            worst = err;
+            worst_at = x;
+        }
+    }
+    if (worst > 1.2e-6) /* what five terms of the series leave, at t = 1/3 */
+        fail_msg("-ln(u) off by %g at r = %#llx", worst, (unsigned long long)worst_at);
 }
 
 /* A stack's index names it in the records of sampled blocks and in the memo of a thread's
@@ -91,6 +115,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(draws_are_exponential_with_the_mean_asked_for),
+        cmocka_unit_test(the_draws_logarithm_agrees_with_libm),
         cmocka_unit_test(stack_indices_stay_until_the_table_is_cleared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
