@@ -31,6 +31,8 @@
  * served as any other.
  */
 #include "internal.h"
+#include "profpages.h"
+#include "unwindmemo.h"
 
 /* Frames kept per stack, and frames looked at (ours come first and are left out). */
 #define PROF_DEPTH VT_PROF_DEPTH
@@ -187,7 +189,9 @@ void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
     uintptr_t scratch[PROF_DEPTH + PROF_SKIP];
     const uintptr_t *frames;
     uint64_t *known; /* the memo's word for this stack (stack_locked), or NULL */
-    int n = vt_unwind_from_memo(frame, scratch, PROF_DEPTH + PROF_SKIP, memo, &known, &frames);
+    int n = vt_unwind_memo_lookup(*memo, frame, PROF_DEPTH + PROF_SKIP, &known, &frames);
+    if (n < 0) /* a stack new to the memo: walked, and kept there */
+        n = vt_unwind_from_memo(frame, scratch, PROF_DEPTH + PROF_SKIP, memo, &known, &frames);
     if (vt_unlikely(shard_left-- == 0)) {
         my_shard = (uint8_t)(vt_os_cpu() % PROF_SHARDS);
         shard_left = SHARD_RECHECK - 1;
@@ -195,7 +199,9 @@ void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
     prof_shard_t *sh = &shards[my_shard];
     vt_mutex_lock(&sh->lock);
     uint64_t *record;
-    void *p = vt_profpages_pop(&sh->pages, class_idx, (uint8_t)(sh - shards), &record);
+    void *p = vt_profpages_pop_current(&sh->pages, class_idx, &record);
+    if (vt_unlikely(p == NULL))
+        p = vt_profpages_pop(&sh->pages, class_idx, (uint8_t)(sh - shards), &record);
     if (p != NULL) {
         uint32_t stack = stack_locked(sh, frames, n, known);
         *record = record_make(sh, stack, size);
@@ -214,7 +220,9 @@ void vt_prof_free_small(vt_page_t *page, void *p)
     prof_shard_t *sh = &shards[page->prof_shard];
     vt_mutex_lock(&sh->lock);
     if (vt_page_check_block(page, p, "free")) {
-        uint64_t record = vt_profpages_put(&sh->pages, page, p);
+        uint64_t record;
+        if (!vt_profpages_put_kept(&sh->pages, page, p, &record))
+            record = vt_profpages_put(&sh->pages, page, p);
         uint32_t stack = (uint32_t)record - 1; /* UINT32_MAX for no record */
         /* The bound holds unless the program wrote past its block's end into the records. */
         if (stack < sh->t.stack_count &&

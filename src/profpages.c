@@ -35,6 +35,7 @@
  * 950 faults with profiling on.
  */
 #include "internal.h"
+#include "profpages.h"
 
 /* The class of the profiler's page that holds a sampled block of class c. */
 static unsigned page_class(unsigned class_idx)
@@ -46,23 +47,6 @@ static unsigned page_class(unsigned class_idx)
     while (q < b)
         q *= 4;
     return vt_size_class(q);
-}
-
-/* A page of one block (page_one): every class's own pages hold two or more. */
-static bool one_block(const vt_page_t *page)
-{
-    return page->capacity == 1;
-}
-
-/* Where the record of block p is kept: for a page of one block, in its descriptor; else past
- * the page's last block, in the part of the run that its capacity leaves out (page_shared). */
-static uint64_t *record_of(vt_page_t *page, const void *p)
-{
-    if (one_block(page))
-        return &page->prof_record;
-    uint8_t *area = vt_page_area(page);
-    uint64_t *records = (uint64_t *)(area + (size_t)page->capacity * page->bsize);
-    return &records[((uintptr_t)p - (uintptr_t)area) >> __builtin_ctz(page->bsize)];
 }
 
 /* The shared page of class c, with a free block. When the current page has none left, the
@@ -122,7 +106,7 @@ void *vt_profpages_pop(vt_prof_pages_t *pp, unsigned class_idx, uint8_t shard, u
                                                                : page_shared(pp, c, shard);
     void *p = page != NULL ? vt_page_pop(page) : NULL;
     if (p != NULL)
-        *record = record_of(page, p);
+        *record = vt_profpages_record_of(page, p);
     return p;
 }
 
@@ -141,12 +125,12 @@ static void release(vt_page_t *page)
  * would otherwise take a fresh run, and fault it in, every few samples. */
 uint64_t vt_profpages_put(vt_prof_pages_t *pp, vt_page_t *page, void *p)
 {
-    uint64_t *slot = record_of(page, p), record = *slot;
+    uint64_t *slot = vt_profpages_record_of(page, p), record = *slot;
     *slot = 0;
     vt_page_push(page, p);
     page->used--;
     unsigned c = page->class_idx;
-    if (one_block(page)) {
+    if (vt_profpages_one_block(page)) {
         if (pp->ones_n < VT_PROF_ONES)
             pp->ones[pp->ones_n++] = page;
         else

@@ -322,37 +322,6 @@ void vt_largetable_fork_prepare(void) VT_HIDDEN;
 void vt_largetable_fork_parent(void) VT_HIDDEN;
 void vt_largetable_fork_child(void) VT_HIDDEN;
 
-/* ---- profpages.c: the heap profiler's pages -------------------------------------------- */
-
-/* Sampled blocks up to this size share pages; larger ones get a page each, of which this many
- * are kept empty (profpages.c says why). */
-#define VT_PROF_SHARED_MAX ((size_t)16384)
-#define VT_PROF_ONES       4
-
-/* Every field belongs to the lock of the profiler's shard that holds it (prof.c). */
-typedef struct vt_prof_pages {
-    vt_page_t *current[VT_CLASS_COUNT]; /* the page of each shared class, or NULL */
-    vt_page_t *spare[VT_CLASS_COUNT];   /* a page of the class with room, next in line, or NULL */
-    bool sampled[VT_CLASS_COUNT];       /* class c had a block sampled since the last pass */
-    uint32_t quiet_ms[VT_CLASS_COUNT];  /* the last pass that found sampled[c] set */
-    vt_page_t *ones[VT_PROF_ONES];      /* empty pages of one block, kept: ones_n of them */
-    unsigned ones_n;
-    bool ones_sampled;      /* a block was sampled into a page of one since the last pass */
-    uint32_t ones_quiet_ms; /* the last pass that found ones_sampled set */
-    uint8_t page_class[VT_CLASS_COUNT]; /* the page class of each class (profpages.c), or 0 */
-} vt_prof_pages_t;
-
-/* A block for a sample of the class, and in *record the place of its record (prof.c), which
- * is 0; NULL when there is no memory. */
-void *vt_profpages_pop(vt_prof_pages_t *pp, unsigned class_idx, uint8_t shard,
-                       uint64_t **record) VT_HIDDEN;
-/* The block p, checked, goes back on its page; returns its record, which is cleared. */
-uint64_t vt_profpages_put(vt_prof_pages_t *pp, vt_page_t *page, void *p) VT_HIDDEN;
-/* malloc_trim: every empty page goes back. */
-void vt_profpages_release_empty(vt_prof_pages_t *pp) VT_HIDDEN;
-/* The purge pass: empty pages not used for a retention window go back. */
-void vt_profpages_pass(vt_prof_pages_t *pp, uint32_t now) VT_HIDDEN;
-
 /* ---- prof.c: the heap profiler ---------------------------------------------------------- */
 
 void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,

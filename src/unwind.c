@@ -31,6 +31,7 @@
  */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "unwindmemo.h"
 
 /* Protects the cache's writers (and its mapping); readers take no lock. Held for a few
  * stores, never while anything that allocates or takes another lock runs. */
@@ -164,48 +165,7 @@ static vt_cfi_rule_t rule_for(rule_slot_t *slots, uintptr_t pc, const vt_code_ob
     return rule;
 }
 
-/* ---- The memo of a thread's last walks --------------------------------------------------- */
-
-/* The longest walk a memo holds (prototypes.h: the profiler's). */
-#define MEMO_FRAMES VT_UNWIND_MEMO_FRAMES
-/* A step reads the return address, and the caller's rbp when the rule saved it. */
-#define MEMO_READS (2 * MEMO_FRAMES)
-/* Walks a memo keeps, the last ones from different starting points. A sampled allocation
- * reaches the profiler from malloc's fast path or from its slow path (an empty page), each
- * with its own frame; a program that samples one call site alternates between the two, and
- * with one walk kept, memtest original walked the whole stack at 1,447 of its 3,527 samples. */
-#define MEMO_WAYS 2 /* two: the other one is last ^ 1 */
-
-/*
- * One remembered walk, and every word of the stack it read, in order.
- *
- * Why a memo is exact: a walk is a function of where it starts (pc and rsp, and rbp if a rule
- * addressed the frame from rbp before any rule reloaded it), of the words it reads, and of
- * the rules, which depend on the code alone. So when a new walk starts from the same place and
- * each word, read again in order, still holds what it held, every step comes out as before and
- * the stored addresses are the answer. The check stops at the first word that differs, so it
- * only reads an address the walk itself would read at that point: it is as safe as the walk.
- * A profiler that samples a loop then pays a load and a compare per frame, not a rule lookup
- * and an object lookup (_dl_find_object) each. Its one assumption is the rule cache's: the code
- * at an address stays the same while the address is on the stack (see the top of this file).
- */
-typedef struct memo_way {
-    uintptr_t pc, rsp, rbp; /* where the walk started */
-    int max, n;             /* the depth asked for, and the count returned (-1: no memo) */
-    bool uses_rbp;          /* a rule addressed a frame from the starting rbp */
-    unsigned reads;         /* words in addr and value */
-    uint64_t user;          /* the caller's note about this stack; 0 whenever the walk is new */
-    uintptr_t addr[MEMO_READS], value[MEMO_READS];
-    uintptr_t pcs[MEMO_FRAMES];
-} memo_way_t;
-
-/* A thread's last walks. Owner only: the thread whose cache holds it (or whoever holds the lock
- * of a shared cache). */
-struct vt_unwind_memo {
-    memo_way_t way[MEMO_WAYS];
-    unsigned last; /* the way that answered or was written last; the other goes first */
-    uint64_t hits; /* walks it answered (the tests' proof that it is used) */
-};
+/* ---- The memo of a thread's last walks (its layout: unwindmemo.h) ------------------------ */
 
 /* Notes a word the walk read. A memo that would overflow is spoiled (it cannot: a step reads
  * two words at most, and a memo is only kept for MEMO_FRAMES steps). */
@@ -218,19 +178,6 @@ static void memo_read(memo_way_t *m, const uintptr_t *at, uintptr_t value)
         m->value[m->reads] = value;
     }
     m->reads++;
-}
-
-/* The way's count of addresses when the walk from (pc, rsp, rbp) would repeat it, else -1. */
-static inline __attribute__((always_inline)) int memo_answer(const memo_way_t *m, uintptr_t pc,
-                                                             uintptr_t rsp, uintptr_t rbp, int max)
-{
-    if (m->n < 0 || m->max != max || m->pc != pc || m->rsp != rsp || m->reads > MEMO_READS ||
-        (m->uses_rbp && m->rbp != rbp))
-        return -1;
-    for (unsigned i = 0; i < m->reads; i++)
-        if (*(const uintptr_t *)m->addr[i] != m->value[i])
-            return -1; /* the stack changed below this word: walk */
-    return m->n;
 }
 
 /* ---- Walking the stack: the steps ------------------------------------------------------- */
@@ -325,18 +272,9 @@ int vt_unwind_from_memo(const void *frame, uintptr_t *scratch, int max, vt_unwin
     *pcs = scratch;
     if (m == NULL || max > MEMO_FRAMES)
         return vt_unwind_from(frame, scratch, max);
-    /* The way that answered last first: a loop that samples one place hits it at once. */
-    for (unsigned k = 0; k < MEMO_WAYS; k++) {
-        memo_way_t *w = &m->way[m->last ^ k];
-        int n = memo_answer(w, pc, rsp, rbp, max);
-        if (vt_likely(n >= 0)) {
-            m->last ^= k;
-            m->hits++;
-            *user = &w->user;
-            *pcs = w->pcs;
-            return n;
-        }
-    }
+    int hit = vt_unwind_memo_lookup(m, frame, max, user, pcs);
+    if (hit >= 0)
+        return hit;
     /* A new walk replaces the way used longest ago. */
     m->last ^= 1;
     memo_way_t *w = &m->way[m->last];

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "profpages.h"
 
 static vt_page_t *page_of(void *p)
 {

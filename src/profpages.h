@@ -1,0 +1,94 @@
+/*
+ * profpages.h - the heap profiler's pages (profpages.c): their record per shard, and the
+ * common cases of taking a block for a sample and of giving it back, inline, so that a sample
+ * pays no call for them (prof.c). The rest is profpages.c's.
+ *
+ * Owns: nothing; each vt_prof_pages_t belongs to a shard of prof.c, under the shard's lock.
+ */
+#ifndef VT_PROFPAGES_H
+#define VT_PROFPAGES_H
+
+#include "internal.h"
+
+/* Sampled blocks up to this size share pages; larger ones get a page each, of which this many
+ * are kept empty (profpages.c says why). */
+#define VT_PROF_SHARED_MAX ((size_t)16384)
+#define VT_PROF_ONES       4
+
+/* Every field belongs to the lock of the profiler's shard that holds it (prof.c). */
+typedef struct vt_prof_pages {
+    vt_page_t *current[VT_CLASS_COUNT]; /* the page of each shared class, or NULL */
+    vt_page_t *spare[VT_CLASS_COUNT];   /* a page of the class with room, next in line, or NULL */
+    bool sampled[VT_CLASS_COUNT];       /* class c had a block sampled since the last pass */
+    uint32_t quiet_ms[VT_CLASS_COUNT];  /* the last pass that found sampled[c] set */
+    vt_page_t *ones[VT_PROF_ONES];      /* empty pages of one block, kept: ones_n of them */
+    unsigned ones_n;
+    bool ones_sampled;      /* a block was sampled into a page of one since the last pass */
+    uint32_t ones_quiet_ms; /* the last pass that found ones_sampled set */
+    uint8_t page_class[VT_CLASS_COUNT]; /* the page class of each class (profpages.c), or 0 */
+} vt_prof_pages_t;
+
+/* A block for a sample of the class, and in *record the place of its record (prof.c), which
+ * is 0; NULL when there is no memory. */
+void *vt_profpages_pop(vt_prof_pages_t *pp, unsigned class_idx, uint8_t shard,
+                       uint64_t **record) VT_HIDDEN;
+/* The block p, checked, goes back on its page; returns its record, which is cleared. */
+uint64_t vt_profpages_put(vt_prof_pages_t *pp, vt_page_t *page, void *p) VT_HIDDEN;
+/* malloc_trim: every empty page goes back. */
+void vt_profpages_release_empty(vt_prof_pages_t *pp) VT_HIDDEN;
+/* The purge pass: empty pages not used for a retention window go back. */
+void vt_profpages_pass(vt_prof_pages_t *pp, uint32_t now) VT_HIDDEN;
+
+/* A page of one block (a sample of 64 KiB or more): every class's own pages hold two or more. */
+static inline bool vt_profpages_one_block(const vt_page_t *page)
+{
+    return page->capacity == 1;
+}
+
+/* Where the record of block p is kept: for a page of one block, in its descriptor; else past
+ * the page's last block, in the part of the run that its capacity leaves out (profpages.c). */
+static inline uint64_t *vt_profpages_record_of(vt_page_t *page, const void *p)
+{
+    if (vt_profpages_one_block(page))
+        return &page->prof_record;
+    uint8_t *area = vt_page_area(page);
+    uint64_t *records = (uint64_t *)(area + (size_t)page->capacity * page->bsize);
+    return &records[((uintptr_t)p - (uintptr_t)area) >> __builtin_ctz(page->bsize)];
+}
+
+/* vt_profpages_pop when the class's shared page has a free block, the common case; NULL
+ * otherwise (then the caller asks vt_profpages_pop). Class 0 is never a page class, and a page
+ * of one block is never a current page, so current[c] is set only for a shared class that has
+ * had a page. */
+static inline void *vt_profpages_pop_current(vt_prof_pages_t *pp, unsigned class_idx,
+                                             uint64_t **record)
+{
+    unsigned c = pp->page_class[class_idx];
+    vt_page_t *page = pp->current[c];
+    if (vt_unlikely(page == NULL || page->free == NULL))
+        return NULL;
+    void *p = vt_page_pop(page);
+    if (vt_unlikely(p == NULL))
+        return NULL; /* a damaged link: vt_profpages_pop meets it again, and gives up */
+    pp->sampled[c] = true;
+    *record = vt_profpages_record_of(page, p);
+    return p;
+}
+
+/* vt_profpages_put for a block of the class's current or spare page, which stays where it is
+ * whatever its count: the common case. False, having done nothing, for any other page. */
+static inline bool vt_profpages_put_kept(vt_prof_pages_t *pp, vt_page_t *page, void *p,
+                                         uint64_t *record)
+{
+    unsigned c = page->class_idx;
+    if (page != pp->current[c] && page != pp->spare[c])
+        return false;
+    uint64_t *slot = vt_profpages_record_of(page, p);
+    *record = *slot;
+    *slot = 0;
+    vt_page_push(page, p);
+    page->used--;
+    return true;
+}
+
+#endif /* VT_PROFPAGES_H */

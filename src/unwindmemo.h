@@ -1,0 +1,97 @@
+/*
+ * unwindmemo.h - the memo of a thread's last stack walks (unwind.c), laid out here so that the
+ * heap profiler (prof.c) can ask it inline: a sampled allocation from a call site sampled
+ * before is answered with a load and a compare per word of the stack, with no call.
+ *
+ * Owns: nothing; the memo belongs to a thread cache (types.h: prof_memo), unwind.c writes it.
+ */
+#ifndef VT_UNWINDMEMO_H
+#define VT_UNWINDMEMO_H
+
+#include "internal.h"
+
+/* The longest walk a memo holds (prototypes.h: the profiler's). */
+#define MEMO_FRAMES VT_UNWIND_MEMO_FRAMES
+/* A step reads the return address, and the caller's rbp when the rule saved it. */
+#define MEMO_READS (2 * MEMO_FRAMES)
+/* Walks a memo keeps, the last ones from different starting points. A sampled allocation
+ * reaches the profiler from malloc's fast path or from its slow path (an empty page), each
+ * with its own frame; a program that samples one call site alternates between the two, and
+ * with one walk kept, memtest original walked the whole stack at 1,447 of its 3,527 samples. */
+#define MEMO_WAYS 2 /* two: the other one is last ^ 1 */
+
+/*
+ * One remembered walk, and every word of the stack it read, in order.
+ *
+ * Why a memo is exact: a walk is a function of where it starts (pc and rsp, and rbp if a rule
+ * addressed the frame from rbp before any rule reloaded it), of the words it reads, and of
+ * the rules, which depend on the code alone. So when a new walk starts from the same place and
+ * each word, read again in order, still holds what it held, every step comes out as before and
+ * the stored addresses are the answer. The check stops at the first word that differs, so it
+ * only reads an address the walk itself would read at that point: it is as safe as the walk.
+ * A profiler that samples a loop then pays a load and a compare per frame, not a rule lookup
+ * and an object lookup (_dl_find_object) each. Its one assumption is the rule cache's: the code
+ * at an address stays the same while the address is on the stack (see the top of unwind.c).
+ */
+typedef struct memo_way {
+    uintptr_t pc, rsp, rbp; /* where the walk started */
+    int max, n;             /* the depth asked for, and the count returned (-1: no memo) */
+    bool uses_rbp;          /* a rule addressed a frame from the starting rbp */
+    unsigned reads;         /* words in addr and value */
+    uint64_t user;          /* the caller's note about this stack; 0 whenever the walk is new */
+    uintptr_t addr[MEMO_READS], value[MEMO_READS];
+    uintptr_t pcs[MEMO_FRAMES];
+} memo_way_t;
+
+/* A thread's last walks. Owner only: the thread whose cache holds it (or whoever holds the lock
+ * of a shared cache). */
+struct vt_unwind_memo {
+    memo_way_t way[MEMO_WAYS];
+    unsigned last; /* the way that answered or was written last; the other goes first */
+    uint64_t hits; /* walks it answered (the tests' proof that it is used) */
+};
+
+/* The way's count of addresses when the walk from (pc, rsp, rbp) would repeat it, else -1. */
+static inline __attribute__((always_inline)) int memo_answer(const memo_way_t *m, uintptr_t pc,
+                                                             uintptr_t rsp, uintptr_t rbp, int max)
+{
+    if (m->n < 0 || m->max != max || m->pc != pc || m->rsp != rsp || m->reads > MEMO_READS ||
+        (m->uses_rbp && m->rbp != rbp))
+        return -1;
+    for (unsigned i = 0; i < m->reads; i++)
+        if (*(const uintptr_t *)m->addr[i] != m->value[i])
+            return -1; /* the stack changed below this word: walk */
+    return m->n;
+}
+
+/* The walk from `frame` (a caller's __builtin_frame_address(0)) when the memo holds it: its
+ * count of addresses, with *pcs the addresses and *user the caller's word for the stack (see
+ * vt_unwind_from_memo). -1 when it does not (or there is no memo): then vt_unwind_from_memo
+ * walks and keeps the walk. Owner only. */
+static inline int vt_unwind_memo_lookup(vt_unwind_memo_t *m, const void *frame, int max,
+                                        uint64_t **user, const uintptr_t **pcs)
+{
+#ifdef __x86_64__
+    if (m == NULL)
+        return -1;
+    const uintptr_t *f = frame; /* [0] = caller's rbp, [1] = return address */
+    uintptr_t pc = f[1], rsp = (uintptr_t)(f + 2), rbp = f[0];
+    /* The way that answered last first: a loop that samples one place hits it at once. */
+    for (unsigned k = 0; k < MEMO_WAYS; k++) {
+        memo_way_t *w = &m->way[m->last ^ k];
+        int n = memo_answer(w, pc, rsp, rbp, max);
+        if (vt_likely(n >= 0)) {
+            m->last ^= k;
+            m->hits++;
+            *user = &w->user;
+            *pcs = w->pcs;
+            return n;
+        }
+    }
+#else
+    (void)m, (void)frame, (void)max, (void)user, (void)pcs;
+#endif
+    return -1;
+}
+
+#endif /* VT_UNWINDMEMO_H */
