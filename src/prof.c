@@ -11,8 +11,8 @@
  * unless profiling is on, and then only for the sampled allocations (one in VTMALLOC_PROF_SAMPLE
  * bytes on average) and their frees.
  *
- * Which allocations: every byte allocated is a sampling point with probability 1/mean (page.c
- * counts each page's bytes down to an exponential draw; large blocks count down per thread,
+ * Which allocations: every byte allocated is a sampling point with probability 1/mean (each
+ * page counts its bytes down to an exponential draw, sample.c; large blocks count down per thread,
  * here), so a block of n bytes is sampled with probability 1 - exp(-n/mean). The profile holds
  * the raw samples and names the mean ("heap_v2/mean"); google-pprof divides each stack's
  * figures by that probability, so its totals are unbiased estimates of the live bytes and

@@ -5,8 +5,9 @@
  * Layer: 1 stack unwinding
  * Calls: os.c, cfi.c
  *
- * Owns: a cache of unwind rules by code address, and the mutex of its writers; the layout of
- * the memo of a thread's last walks (vt_unwind_memo_t, held by its thread cache).
+ * Owns: a cache of unwind rules by code address, and the mutex of its writers; the walks kept
+ * in the memo of a thread's last ones (vt_unwind_memo_t, held by its thread cache; its layout
+ * and its check are in unwindmemo.h, for the profiler to ask inline).
  *
  * Why not backtrace() alone: libgcc's unwinder finds the DWARF call-frame information (CFI) of
  * every frame afresh, then runs its program, for every frame of every stack: about 1 us per
