@@ -304,11 +304,11 @@ int vt_api_malloc_trim(size_t pad)
 /* ---- The exported vt_* names ------------------------------------------------------------ */
 
 /* clang-format off: one line per name reads best */
-VT_EXPORT void *vt_malloc(size_t size)
+VT_EXPORT VT_HOT_ENTRY void *vt_malloc(size_t size)
 {
     return vt_api_malloc(size);
 }
-VT_EXPORT void vt_free(void *p)
+VT_EXPORT VT_HOT_ENTRY void vt_free(void *p)
 {
     vt_api_free(p);
 }

@@ -55,6 +55,13 @@
 #define vt_likely(x)   __builtin_expect(!!(x), 1)
 #define vt_unlikely(x) __builtin_expect(!!(x), 0)
 
+/* The entry points that inline the fast paths (malloc and free, vt_malloc and vt_free) start on
+ * a cache line. Where they happened to land moved memtest single by 3 % between builds whose
+ * instructions were the same (19.3 against 18.8 ns a pair, pinned to one CPU): a change
+ * anywhere in the library shifted them. Aligned, both builds ran at 18.8, and a comparison of
+ * two builds measures the change rather than the layout. */
+#define VT_HOT_ENTRY __attribute__((aligned(64)))
+
 /* ---- Assertions ------------------------------------------------------------------------- */
 
 /* Internal invariants are checked in debug builds only (VT_DEBUG, on unless NDEBUG). Checks that

@@ -23,11 +23,11 @@
 #define VT_OVERRIDE_ALIAS(name) __attribute__((alias(#name), copy(name), visibility("default")))
 
 /* clang-format off: one line per name reads best */
-VT_EXPORT void *malloc(size_t size)
+VT_EXPORT VT_HOT_ENTRY void *malloc(size_t size)
 {
     return vt_api_malloc(size);
 }
-VT_EXPORT void free(void *p)
+VT_EXPORT VT_HOT_ENTRY void free(void *p)
 {
     vt_api_free(p);
 }
