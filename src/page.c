@@ -363,13 +363,16 @@ bool vt_page_link_in_page(const vt_page_t *page, const vt_block_t *next)
     return next == NULL || (vt_block_link_ok(next) && vt_page_is_block_start(page, next));
 }
 
-/* True when p is the start of one of the page's blocks. A division: slow paths and debug. */
+/* True when p is the start of one of the page's blocks. A division, but for sizes that are
+ * powers of two (15 of the 52 classes, and every page of the heap profiler's, whose frees
+ * all come here): slow paths and debug. */
 bool vt_page_is_block_start(const vt_page_t *page, const void *p)
 {
     uintptr_t area = (uintptr_t)vt_page_area(page);
-    uintptr_t offset = (uintptr_t)p - area;
-    return (uintptr_t)p >= area && offset < (uintptr_t)page->capacity * page->bsize &&
-           offset % page->bsize == 0;
+    uintptr_t offset = (uintptr_t)p - area, bsize = page->bsize;
+    if ((uintptr_t)p < area || offset >= (uintptr_t)page->capacity * bsize)
+        return false;
+    return (bsize & (bsize - 1)) == 0 ? (offset & (bsize - 1)) == 0 : offset % bsize == 0;
 }
 
 /* The checks of a block about to be freed or reallocated through a slow path. Returns true
