@@ -37,7 +37,7 @@ static vt_tcache_t *start_thread(vt_tcache_t *tc)
 
 /* The class's current page is empty, or the thread has no cache yet. Every few dozen slow
  * calls, housekeeping (purge.c). A success keeps errno as it was. */
-void *vt_api_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
+void *vt_api_alloc_slow(size_t size, vt_tcache_t *tc, unsigned class_idx)
 {
     if (vt_unlikely(tc->state == VT_TCACHE_UNSTARTED)) {
         tc = start_thread(tc);

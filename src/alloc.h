@@ -16,8 +16,11 @@
 #include <malloc.h>
 #include <stdio.h>
 
-/* The slow paths the fast paths branch to (alloc.c). */
-void *vt_api_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size) VT_HIDDEN;
+/* The slow paths the fast paths branch to (alloc.c). The size comes first in the calls from
+ * malloc's fast path (and in vt_tcache_alloc_sampled): it arrives in the first argument's
+ * register and stays there, and the fast path copies no register (with the class as a size_t,
+ * two instructions fewer: bench/run-instr). */
+void *vt_api_alloc_slow(size_t size, vt_tcache_t *tc, unsigned class_idx) VT_HIDDEN;
 void vt_api_free_other(vt_tcache_t *tc, vt_page_t *page, void *p) VT_HIDDEN;
 void *vt_api_malloc_large(size_t size) VT_HIDDEN;
 void vt_api_free_nonspan(void *p) VT_HIDDEN;
@@ -36,14 +39,15 @@ int vt_api_malloc_trim(size_t pad) VT_HIDDEN;
 /* The pop from the class's current page. No lock, no system call, three branches: an empty
  * list (including the static empty page of a bin, or of a thread that has no cache yet) goes
  * to the slow path, an allocation the heap profiler samples (never when it is off) to
- * prof.c, a damaged link to the report. */
-VT_INLINE void *vt_api_alloc_class(vt_tcache_t *tc, unsigned class_idx, size_t size)
+ * prof.c, a damaged link to the report. The class comes as a size_t because it indexes the
+ * bins: an unsigned one was widened with a register copy on every call. */
+VT_INLINE void *vt_api_alloc_class(vt_tcache_t *tc, size_t class_idx, size_t size)
 {
     vt_page_t *page = tc->alloc_page[class_idx];
     if (vt_unlikely(page->free == NULL))
-        return vt_api_alloc_slow(tc, class_idx, size);
+        return vt_api_alloc_slow(size, tc, class_idx);
     if (vt_page_count_down(page, size))
-        return vt_tcache_alloc_sampled(tc, page, class_idx, size);
+        return vt_tcache_alloc_sampled(size, tc, page, class_idx);
     vt_block_t *block = vt_page_pop(page);
     if (vt_unlikely(block == NULL))
         return vt_tcache_alloc_corrupt(tc, page, class_idx, size);

@@ -359,8 +359,8 @@ const vt_tcache_counters_t *vt_largespan_counters(void) VT_HIDDEN;
 
 vt_tcache_t *vt_tcache_start(void) VT_HIDDEN;
 void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size) VT_HIDDEN;
-void *vt_tcache_alloc_sampled(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx,
-                              size_t size) VT_HIDDEN;
+void *vt_tcache_alloc_sampled(size_t size, vt_tcache_t *tc, vt_page_t *page,
+                              unsigned class_idx) VT_HIDDEN;
 void *vt_tcache_alloc_corrupt(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx,
                               size_t size) VT_COLD VT_HIDDEN;
 bool vt_tcache_housekeeping(vt_tcache_t *tc) VT_HIDDEN;

@@ -188,7 +188,7 @@ static void *alloc_from(vt_tcache_t *tc, unsigned class_idx, size_t size)
         return NULL;
     }
     if (vt_page_count_down(page, size)) /* the page has free blocks */
-        return vt_tcache_alloc_sampled(tc, page, class_idx, size);
+        return vt_tcache_alloc_sampled(size, tc, page, class_idx);
     vt_block_t *block = vt_page_pop(page);
     return block != NULL ? block : vt_tcache_alloc_corrupt(tc, page, class_idx, size);
 }
@@ -198,7 +198,7 @@ static void *alloc_from(vt_tcache_t *tc, unsigned class_idx, size_t size)
  * from the profiler's own pages (prof.c), whose frees it sees whichever thread makes them, and
  * the stack is walked from this frame. Should the profiler have none to give (no memory, or it
  * is itself allocating), the page serves the call as usual. */
-void *vt_tcache_alloc_sampled(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx, size_t size)
+void *vt_tcache_alloc_sampled(size_t size, vt_tcache_t *tc, vt_page_t *page, unsigned class_idx)
 {
     vt_page_sample_restart(page);
     void *p = vt_prof_alloc_small(class_idx, size, __builtin_frame_address(0), &tc->prof_memo);
