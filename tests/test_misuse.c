@@ -170,12 +170,23 @@ static void free_of_a_pointer_inside_a_block_is_detected(void **state)
     expect_abort(run_in_child(free_inside_a_block, (void *)(uintptr_t)8), "inside a block",
                  (char *)victim + 8);
     /* A 16-byte aligned pointer inside a block: the owner's fast path checks it only in
-     * debug builds (it costs a division); every other path checks it always. */
+     * debug builds (it costs a division); every other path checks it always, with a mask for
+     * sizes that are powers of two (256) and a division for the others (320, 48). */
     expect_abort(run_in_child(free_inside_a_block_from_another_thread, (void *)(uintptr_t)32),
                  "inside a block", (char *)victim + 32);
     if (VT_DEBUG)
         expect_abort(run_in_child(free_inside_a_block, (void *)(uintptr_t)32), "inside a block",
                      (char *)victim + 32);
+    void *power_of_two = victim;
+    static const size_t others[] = {320, 48};
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        victim = vt_malloc(others[i]);
+        assert_int_equal(vt_malloc_usable_size(victim), others[i]); /* the class is this size */
+        expect_abort(run_in_child(free_inside_a_block_from_another_thread, (void *)(uintptr_t)32),
+                     "inside a block", (char *)victim + 32);
+        vt_free(victim);
+    }
+    victim = power_of_two;
 }
 
 static void free_of_stack_static_and_foreign_memory_is_detected(void **state)
