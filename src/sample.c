@@ -5,7 +5,7 @@
  * Calls: options.c, page.c
  *
  * Owns: each thread's random sequence (thread-local, so nothing here is shared). Every sampled
- * allocation makes a draw (its page's countdown starts again): about 40 instructions.
+ * allocation makes a draw (its page's countdown starts again): about 60 instructions.
  */
 #include "internal.h"
 
