@@ -4,7 +4,7 @@
  * (VTMALLOC_PROF_DUMP_AT_EXIT).
  *
  * Layer: 12 start and fork
- * Calls: os.c, report.c, options.c, prof.c, stats.c
+ * Calls: os.c, report.c, options.c, profdump.c, stats.c
  *
  * Owns: the signal handler and the requests it notes. A signal arrives at any moment, in any
  * thread, maybe inside the allocator with a lock held: the handler only sets flags, and the

@@ -153,7 +153,7 @@ void vt_page_assign_short(vt_page_t *page, unsigned class_idx, uintptr_t owner, 
     VT_ASSERT(capacity > 0 && (size_t)capacity * vt_classes[class_idx].bsize <=
                                   ((size_t)page->units << VT_UNIT_SHIFT));
     assign(page, class_idx, owner, (uint16_t)capacity);
-    page->prof_record = 0;
+    atomic_store_explicit(&page->prof_record, 0, memory_order_relaxed);
 }
 
 /* Takes an empty page out of service: a later free of one of its old blocks finds
@@ -298,6 +298,19 @@ bool vt_page_refill(vt_page_t *page)
     vt_page_publish(page);
     if (vt_page_collect_remote(page) > 0)
         return true;
+    if (page->carved < page->capacity) {
+        page_carve(page);
+        return true;
+    }
+    return false;
+}
+
+/* vt_page_refill for a page that takes no remote frees (a page of the heap profiler's shards,
+ * whose remote word is closed: profpages.h): fresh blocks only. */
+bool vt_page_refill_fresh(vt_page_t *page)
+{
+    VT_ASSERT(page->free == NULL);
+    vt_page_publish(page);
     if (page->carved < page->capacity) {
         page_carve(page);
         return true;

@@ -1,15 +1,16 @@
 /*
  * prof.c - the sampling heap profiler (VTMALLOC_PROF_SAMPLE): which call stacks hold the
- * memory, written in the heap-profile format of gperftools that google-pprof reads.
+ * memory. This file takes the samples and sees their frees; profdump.c writes the profile.
  *
  * Layer: 7 heap profiler
- * Calls: os.c, unwind.c, report.c, proftable.c, options.c, sample.c, page.c, profpages.c
+ * Calls: os.c, report.c, unwind.c, proftable.c, options.c, sample.c, page.c, profpages.c,
+ *        profown.c
  *
- * Owns: the shards (below), each with its table of call stacks and of sampled large blocks
- * (proftable.c), its pages (profpages.c), which keep the records of the sampled small blocks
- * beside them, and the mutex that protects them. Nothing here runs
- * unless profiling is on, and then only for the sampled allocations (one in VTMALLOC_PROF_SAMPLE
- * bytes on average) and their frees.
+ * Owns: the shards (profshard.h), each with its table of call stacks and of sampled large
+ * blocks (proftable.c), its pages (profpages.c), which keep the records of the sampled small
+ * blocks beside them, and the mutex that protects them; and each thread cache's record of the
+ * profiler's pages it owns (profown.c). Nothing here runs unless profiling is on, and then only
+ * for the sampled allocations (one in VTMALLOC_PROF_SAMPLE bytes on average) and their frees.
  *
  * Which allocations: every byte allocated is a sampling point with probability 1/mean (each
  * page counts its bytes down to an exponential draw, sample.c; large blocks count down per thread,
@@ -20,9 +21,15 @@
  *
  * Recognising the free of a sampled block, by any thread, without a test on the free fast
  * path: a sampled small block is not handed out from the thread's page but from one of the
- * profiler's own pages (owner VT_OWNER_PROF; profpages.c), which no thread cache owns, so its
- * free always takes the slow path (alloc.c), which brings it here. A large block's free is a slow
- * path anyway; it looks the address up here while profiling is on.
+ * profiler's own pages (owner VT_OWNER_PROF; profpages.c), a shard's or one that a thread
+ * samples into without a lock (profown.c), which the fast path's owner test never matches, so
+ * its free always takes the slow path (alloc.c), which brings it here. A large block's free is a
+ * slow path anyway; it looks the address up here while profiling is on.
+ *
+ * What is live is not counted as blocks come and go: a free only clears the block's record,
+ * and a profile counts the records that are set (profdump.c). What each stack allocated since
+ * the start is counted at the sample, under the shard's lock, or by the sampling thread itself
+ * and added in batches (pend_flush).
  *
  * Never calls malloc: the tables are mapped (proftable.c) and grow by doubling. The stack is taken
  * (unwind.c) with the profiler's mutex not held: for the frames it cannot step through itself
@@ -31,7 +38,8 @@
  * served as any other.
  */
 #include "internal.h"
-#include "profpages.h"
+#include "profown.h"
+#include "profshard.h"
 #include "unwindmemo.h"
 
 /* Frames kept per stack, and frames looked at (ours come first and are left out). */
@@ -39,26 +47,7 @@
 #define PROF_SKIP  8
 _Static_assert(PROF_DEPTH + PROF_SKIP <= VT_UNWIND_MEMO_FRAMES, "a sampled stack fits the memo");
 
-/* The profiler's state is split into shards, each with its own lock, so that threads that
- * sample at once on different CPUs do not queue on one mutex. That happens more than one would
- * think: sampling is by bytes asked for, not bytes touched, and memtest single's two threads
- * (blocks of up to 16 KiB, 100M mallocs a second) sample 1.5M blocks a second between them;
- * with one lock for all they ran at half the speed. A small block is recorded in the shard of
- * the CPU the thread runs on, and taken from that shard's pages, which name the shard for its
- * free. Shards by CPU rather than by thread, so that a server that starts thousands of threads
- * keeps pages in no more shards than it has CPUs. A large block is recorded in the shard its
- * address hashes to, which its free finds again. A stack that several shards saw appears once
- * per shard in a profile; google-pprof adds such lines up. */
-#define PROF_SHARDS 8
-
-typedef struct prof_shard {
-    vt_lock_t lock;
-    vt_prof_tables_t t;                      /* its stacks and live samples (proftable.c) */
-    vt_prof_pages_t pages;                   /* where its small samples live (profpages.c) */
-} __attribute__((aligned(64))) prof_shard_t; /* a cache line of its own */
-
-/* Every field of a shard belongs to its lock. */
-static prof_shard_t shards[PROF_SHARDS] = {[0 ... PROF_SHARDS - 1] = {.lock = VT_LOCK_INIT}};
+prof_shard_t vt_prof_shards[PROF_SHARDS] = {[0 ... PROF_SHARDS - 1] = {.lock = VT_LOCK_INIT}};
 /* Our own code, whose frames are left out of stacks: set once, by the first sample; hi is
  * stored last (release), so a reader that sees it sees lo. Every writer stores the same. */
 static _Atomic uintptr_t self_lo, self_hi;
@@ -71,6 +60,11 @@ static __thread bool in_prof __attribute__((tls_model("initial-exec")));
 #define SHARD_RECHECK 32
 static __thread uint8_t my_shard __attribute__((tls_model("initial-exec")));
 static __thread uint8_t shard_left __attribute__((tls_model("initial-exec")));
+/* The calling thread's cache's record of its pages of its own, and its memo, once it sampled
+ * (NULL before, and once the thread left its cache): a sample and its free find them here, on
+ * the thread's hot line, not in the cache's far end. A thread keeps one cache all its life. */
+static __thread vt_prof_own_t *my_own __attribute__((tls_model("initial-exec")));
+static __thread vt_unwind_memo_t *my_memo __attribute__((tls_model("initial-exec")));
 /* Bytes until the calling thread's next sampled large block. */
 static __thread int64_t large_left __attribute__((tls_model("initial-exec")));
 
@@ -107,54 +101,22 @@ static uint32_t callers(const uintptr_t *frames, int n, uintptr_t *pcs)
 }
 
 /* The index of the stack in the shard's table, UINT32_MAX when there is no memory for it. The
- * memo's word (`known`, owner only) keeps the index and the table's generation from the last
- * time this thread sampled this very stack: while the generation is the shard's, the index is
- * good, and the filtering, hashing and comparing are skipped. Generations are unique over all
- * shards (proftable.c), so a word noted in another shard never matches. Lock held. */
+ * memo's word (`known`, owner only) keeps it from the last time this thread sampled this very
+ * stack: while its generation is the shard's, the index is good, and the filtering, hashing and
+ * comparing are skipped. Generations are unique over all shards (proftable.c), so a word noted
+ * in another shard never matches. Lock held. */
 static uint32_t stack_locked(prof_shard_t *sh, const uintptr_t *frames, int n, uint64_t *known)
 {
     if (known != NULL && *known != 0 && (uint32_t)(*known >> 32) == sh->t.generation)
-        return (uint32_t)*known;
+        return (uint32_t)*known & KNOWN_STACK_MASK;
     uintptr_t pcs[PROF_DEPTH];
     uint32_t depth = callers(frames, n, pcs);
     uint32_t stack = vt_proftable_stack(&sh->t, pcs, depth);
+    if (stack >= KNOWN_STACK_MASK) /* the word has no room for it: as if out of memory */
+        stack = UINT32_MAX;
     if (known != NULL)
-        *known = stack == UINT32_MAX ? 0 : (uint64_t)sh->t.generation << 32 | stack;
+        *known = stack == UINT32_MAX ? 0 : known_make(sh, stack);
     return stack;
-}
-
-/* A sampled block counts for its stack. Lock held. */
-static void count_locked(prof_shard_t *sh, uint32_t stack, size_t size)
-{
-    vt_prof_stack_t *s = &sh->t.stacks[stack];
-    s->live_n++;
-    s->live_bytes += size;
-    s->alloc_n++;
-    s->alloc_bytes += size;
-}
-
-static void uncount_locked(prof_shard_t *sh, uint32_t stack, size_t size)
-{
-    sh->t.stacks[stack].live_n--;
-    sh->t.stacks[stack].live_bytes -= size;
-}
-
-/* The record of a sampled small block, kept beside it (profpages.c), packs its stack's index
- * plus one (0: no record, the table had no memory), the bytes asked for, and the low bits of
- * the shard table's generation, which tell a record made before a fork (the child clears its
- * tables) from one of the child's own; the generations of 4,096 clears of the shard go by
- * before the bits repeat. */
-#define RECORD_GEN_SHIFT  32
-#define RECORD_GEN_MASK   0xfffu
-#define RECORD_SIZE_SHIFT 44
-_Static_assert(VT_SMALL_MAX < (uint64_t)1 << (64 - RECORD_SIZE_SHIFT), "a small size fits");
-
-static uint64_t record_make(const prof_shard_t *sh, uint32_t stack, size_t size)
-{
-    if (stack == UINT32_MAX)
-        return 0;
-    return (uint64_t)size << RECORD_SIZE_SHIFT |
-           (uint64_t)(sh->t.generation & RECORD_GEN_MASK) << RECORD_GEN_SHIFT | (stack + 1);
 }
 
 /* A large block's sample, in the shard's table by address. Lock held. */
@@ -164,14 +126,178 @@ static void record_large_locked(prof_shard_t *sh, uintptr_t addr, size_t size, u
         !vt_proftable_sample_add(&sh->t,
                                  (vt_prof_sample_t){.addr = addr, .size = size, .stack = stack}))
         return; /* no memory for the record: the block simply goes unrecorded */
-    count_locked(sh, stack, size);
+    count_locked(sh, stack, 1, size);
 }
 
-static void forget_large_locked(prof_shard_t *sh, uintptr_t addr)
+/* ---- A thread's own pages (profown.c) --------------------------------------------------- */
+
+/* Samples a thread takes through the shards before its samples come from pages of its own:
+ * enough that a thread that allocates a few MiB and exits (a server's connection thread) stays
+ * with the shards, whose pages it shares: with 16, the soak benchmark's peak with profiling on
+ * was about 2 MiB higher (bench/RESULTS.md). A thread that samples this often saves a lock pair
+ * at each sample and each free from then on. */
+#define OWN_AFTER 64
+/* Samples of one stack that a thread counts in its vt_prof_own_t before it adds them to the
+ * stack's totals since the start, under the shard's lock: a profile written meanwhile by
+ * another thread counts up to this many fewer (it counts the live ones from their records). */
+#define PEND_MAX 64
+_Static_assert(PEND_MAX < 256 && PEND_MAX * VT_PROF_SHARED_MAX < ((uint64_t)1 << 32),
+               "pend_n is a byte, and pend_bytes 32 bits");
+
+/* The cache's record at the thread's first sample: mapped at the cache's first (zero: cold,
+ * no pages); NULL when there is no memory for it. */
+static VT_NOINLINE vt_prof_own_t *own_first(vt_prof_own_t **slot, vt_unwind_memo_t *memo)
 {
-    vt_prof_sample_t s = vt_proftable_sample_take(&sh->t, addr);
-    if (s.addr != 0) /* else recorded before a fork, or not recorded for lack of memory */
-        uncount_locked(sh, s.stack, s.size);
+    size_t page = vt_os_page_size();
+    if (*slot == NULL &&
+        (*slot = vt_os_map((sizeof(vt_prof_own_t) + page - 1) & ~(page - 1), page)) != NULL)
+        vt_profown_init(*slot);
+    my_memo = memo;
+    return my_own = *slot;
+}
+
+/* The counts the thread kept go to their stack's entry. Owner only. */
+static void pend_flush(vt_prof_own_t *own)
+{
+    if (own->pend_n == 0)
+        return;
+    prof_shard_t *sh = known_shard(own->pend_known);
+    vt_mutex_lock(&sh->lock);
+    if (known_current(own->pend_known)) /* else its table was cleared (fork): dropped */
+        count_locked(sh, (uint32_t)own->pend_known & KNOWN_STACK_MASK, own->pend_n,
+                     own->pend_bytes);
+    vt_mutex_unlock(&sh->lock);
+    own->pend_n = 0;
+    own->pend_bytes = 0;
+}
+
+/* The memo's word for the stack still names it (known_current): at once when it is the stack
+ * of the counts the thread keeps, which was current when they started (sample_own) and stays
+ * so until a forked child clears the tables and, with them, forgets those counts
+ * (vt_prof_fork_child). That spares a sample a read of the shard's line. */
+static inline bool own_knows(const vt_prof_own_t *own, uint64_t known)
+{
+    return (known == own->pend_known && known != 0) || known_current(known);
+}
+
+/* A sample from the thread's own pages, of a stack that the memo knows (`known`): no lock. */
+static void *sample_own(vt_prof_own_t *own, unsigned k, size_t size, uint64_t known)
+{
+    _Atomic uint64_t *record;
+    void *p = vt_profown_pop(own, k, (uint8_t)(known_shard(known) - vt_prof_shards), &record);
+    if (vt_unlikely(p == NULL))
+        return NULL;
+    atomic_store_explicit(record, record_make(known, size), memory_order_relaxed);
+    if (vt_unlikely(own->pend_known != known || own->pend_n >= PEND_MAX)) {
+        pend_flush(own);
+        own->pend_known = known;
+    }
+    own->pend_n++;
+    own->pend_bytes += (uint32_t)size;
+    return p;
+}
+
+void vt_prof_flush_own(void)
+{
+    if (my_own != NULL)
+        pend_flush(my_own);
+}
+
+/* malloc_trim on a thread with pages of its own: the empty ones go back (those of other threads
+ * are theirs until they leave them; each holds one page of a kind it samples at most, besides
+ * pages that live samples pin). */
+void vt_prof_trim_own(void)
+{
+    vt_prof_own_t *own = my_own;
+    if (own == NULL)
+        return;
+    vt_page_t *page = own->pages.head;
+    while (page != NULL) {
+        vt_page_t *next = page->link.next;
+        if (page->used == 0) {
+            unsigned k = vt_profown_kind(page->class_idx);
+            if (own->current[k] == page)
+                own->current[k] = NULL;
+            vt_profown_release(own, page);
+        }
+        page = next;
+    }
+}
+
+/* The thread's cache hands its pages to the shards: its thread is gone, or is the caller
+ * (tcache.c). */
+void vt_prof_own_leave(vt_prof_own_t *own)
+{
+    if (own == NULL)
+        return;
+    if (my_own == own) /* the thread leaves its cache (else its thread is gone) */
+        my_own = NULL, my_memo = NULL;
+    pend_flush(own);
+    vt_page_t *page;
+    while ((page = own->pages.head) != NULL) {
+        vt_list_remove(&own->pages, page, VT_PAGE_LINK);
+        prof_shard_t *sh = &vt_prof_shards[page->prof_shard];
+        vt_mutex_lock(&sh->lock);
+        vt_profown_close(page);
+        vt_profpages_adopt(&sh->pages, page);
+        vt_mutex_unlock(&sh->lock);
+    }
+    memset(own->current, 0, sizeof(own->current));
+    own->hot = false; /* the cache's next thread earns its pages again */
+    own->samples = 0;
+    own->pend_known = 0;
+}
+
+/* ---- Sampling --------------------------------------------------------------------------- */
+
+/* A sample through the calling CPU's shard, under its lock: the stack is looked up there, and
+ * the block comes from the shard's pages, or (own_k, the kind of a thread with pages of its own
+ * whose stack the memo did not know) from the thread's. */
+static void *sample_shard(unsigned class_idx, size_t size, const uintptr_t *frames, int n,
+                          uint64_t *known, vt_prof_own_t *own, unsigned own_k)
+{
+    if (vt_unlikely(shard_left-- == 0)) {
+        my_shard = (uint8_t)(vt_os_cpu() % PROF_SHARDS);
+        shard_left = SHARD_RECHECK - 1;
+    }
+    prof_shard_t *sh = &vt_prof_shards[my_shard];
+    _Atomic uint64_t *record = NULL;
+    void *p = NULL;
+    if (own_k < VT_PROFOWN_KINDS && (p = vt_profown_pop(own, own_k, my_shard, &record)) == NULL)
+        return NULL;
+    vt_mutex_lock(&sh->lock);
+    if (p == NULL) {
+        p = vt_profpages_pop_current(&sh->pages, class_idx, &record);
+        if (vt_unlikely(p == NULL))
+            p = vt_profpages_pop(&sh->pages, class_idx, my_shard, &record);
+    }
+    if (p != NULL) {
+        uint32_t stack = stack_locked(sh, frames, n, known);
+        if (stack != UINT32_MAX) {
+            atomic_store_explicit(record, record_make(known_make(sh, stack), size),
+                                  memory_order_relaxed);
+            count_locked(sh, stack, 1, size);
+        }
+    }
+    vt_mutex_unlock(&sh->lock);
+    if (own != NULL && !own->hot && ++own->samples >= OWN_AFTER)
+        own->hot = true;
+    return p;
+}
+
+/* vt_prof_alloc_small through a shard: the stack walked if the memo (n, known, frames) did not
+ * know it. Apart, so that the common case keeps a small frame. */
+static VT_NOINLINE void *sample_walked(unsigned class_idx, size_t size, const void *frame,
+                                       vt_unwind_memo_t **memo, int n, uint64_t *known,
+                                       const uintptr_t *frames, vt_prof_own_t *own, unsigned k)
+{
+    uintptr_t scratch[PROF_DEPTH + PROF_SKIP];
+    if (n < 0) { /* a stack new to the memo: walked, and kept there (mapped on the first) */
+        n = vt_unwind_from_memo(frame, scratch, PROF_DEPTH + PROF_SKIP, memo, &known, &frames);
+        if (own != NULL)
+            my_memo = *memo;
+    }
+    return sample_shard(class_idx, size, frames, n, known, own, k);
 }
 
 /* A sampled allocation of the class (tcache.c): NULL when the profiler cannot serve it (the
@@ -179,86 +305,77 @@ static void forget_large_locked(prof_shard_t *sh, uintptr_t addr)
  * unsampled. `frame` is the caller's own (__builtin_frame_address(0)): the stack is walked from
  * there, or found in `memo`, the calling thread's cache's memo of its last one
  * (vt_unwind_from_memo), with its index in the table: a loop that samples one call site again
- * and again skips the walk and the table lookup. */
+ * and again skips the walk and the table lookup. `own` is the cache's record of its own pages
+ * (NULL for a cache that several threads share): a thread that samples often, from a stack the
+ * memo knows, takes the block from them without a lock. */
 void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
-                          vt_unwind_memo_t **memo)
+                          vt_unwind_memo_t **memo, vt_prof_own_t **own_slot)
 {
     if (in_prof)
         return NULL;
     in_prof = true;
-    uintptr_t scratch[PROF_DEPTH + PROF_SKIP];
-    const uintptr_t *frames;
-    uint64_t *known; /* the memo's word for this stack (stack_locked), or NULL */
-    int n = vt_unwind_memo_lookup(*memo, frame, PROF_DEPTH + PROF_SKIP, &known, &frames);
-    if (n < 0) /* a stack new to the memo: walked, and kept there */
-        n = vt_unwind_from_memo(frame, scratch, PROF_DEPTH + PROF_SKIP, memo, &known, &frames);
-    if (vt_unlikely(shard_left-- == 0)) {
-        my_shard = (uint8_t)(vt_os_cpu() % PROF_SHARDS);
-        shard_left = SHARD_RECHECK - 1;
+    vt_prof_own_t *own = NULL;
+    vt_unwind_memo_t *m;
+    if (own_slot == NULL) {
+        m = *memo;
+    } else {
+        own = vt_likely(my_own != NULL) ? my_own : own_first(own_slot, *memo);
+        m = my_memo;
     }
-    prof_shard_t *sh = &shards[my_shard];
-    vt_mutex_lock(&sh->lock);
-    uint64_t *record;
-    void *p = vt_profpages_pop_current(&sh->pages, class_idx, &record);
-    if (vt_unlikely(p == NULL))
-        p = vt_profpages_pop(&sh->pages, class_idx, (uint8_t)(sh - shards), &record);
-    if (p != NULL) {
-        uint32_t stack = stack_locked(sh, frames, n, known);
-        *record = record_make(sh, stack, size);
-        if (stack != UINT32_MAX)
-            count_locked(sh, stack, size);
-    }
-    vt_mutex_unlock(&sh->lock);
+    const uintptr_t *frames = NULL;
+    uint64_t *known = NULL; /* the memo's word for this stack (stack_locked), or NULL */
+    int n = vt_unwind_memo_lookup(m, frame, PROF_DEPTH + PROF_SKIP, &known, &frames);
+    /* the kind of its own pages that serves the class, or VT_PROFOWN_KINDS for none */
+    unsigned k = own != NULL && own->hot ? vt_profown_kind(class_idx) : VT_PROFOWN_KINDS;
+    void *p;
+    if (vt_likely(n >= 0 && k < VT_PROFOWN_KINDS && own_knows(own, *known)))
+        p = sample_own(own, k, size, *known);
+    else
+        p = sample_walked(class_idx, size, frame, memo, n, known, frames, own, k);
     in_prof = false;
     return p;
 }
 
-/* free() of a block in one of the profiler's pages, by any thread: checked (double and invalid
- * frees are reported as for any block), forgotten, and put back on its page. */
-void vt_prof_free_small(vt_page_t *page, void *p)
+/* vt_prof_free_small by a thread other than the page's owner, or a block that failed the
+ * owner's check: reported, pushed for the owner, or under the shard's lock. */
+static VT_NOINLINE void free_other(vt_page_t *page, void *p)
 {
-    prof_shard_t *sh = &shards[page->prof_shard];
-    vt_mutex_lock(&sh->lock);
-    if (vt_page_check_block(page, p, "free")) {
-        uint64_t record;
-        if (!vt_profpages_put_kept(&sh->pages, page, p, &record))
-            record = vt_profpages_put(&sh->pages, page, p);
-        uint32_t stack = (uint32_t)record - 1; /* UINT32_MAX for no record */
-        /* The bound holds unless the program wrote past its block's end into the records. */
-        if (stack < sh->t.stack_count &&
-            (record >> RECORD_GEN_SHIFT & RECORD_GEN_MASK) == (sh->t.generation & RECORD_GEN_MASK))
-            uncount_locked(sh, stack, (size_t)(record >> RECORD_SIZE_SHIFT));
+    if (!vt_page_check_block(page, p, "free"))
+        return;
+    /* The block is ours until it is pushed, and the scan only reads: no other writer. */
+    atomic_store_explicit(vt_profpages_record_of(page, p), 0, memory_order_relaxed);
+    prof_shard_t *sh = &vt_prof_shards[page->prof_shard];
+    for (;;) {
+        if (vt_profown_push(page, p))
+            return;
+        vt_mutex_lock(&sh->lock);
+        /* Still the shard's: a thread may have taken it for its own meanwhile (profown.c). */
+        if (atomic_load_explicit(&page->prof_owner, memory_order_relaxed) == NULL)
+            break;
+        vt_mutex_unlock(&sh->lock);
     }
+    uint64_t record;
+    if (!vt_profpages_put_kept(&sh->pages, page, p, &record))
+        vt_profpages_put(&sh->pages, page, p);
     vt_mutex_unlock(&sh->lock);
 }
 
-/* malloc_trim: every shard's empty pages go back. */
-void vt_prof_trim(void)
+/* free() of a block in one of the profiler's pages, by any thread: checked (double and invalid
+ * frees are reported as for any block), its record cleared, and put back on its page: by its
+ * owner, pushed for its owner, or under its shard's lock (profown.c says which). */
+void vt_prof_free_small(vt_page_t *page, void *p)
 {
-    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++) {
-        vt_mutex_lock(&sh->lock);
-        vt_profpages_release_empty(&sh->pages);
-        vt_mutex_unlock(&sh->lock);
-    }
-}
-
-/* The purge pass (purge.c): pages nobody sampled into for a retention window go back. */
-void vt_prof_pass(void)
-{
-    if (vt_likely(vt_options.prof_sample == 0))
+    vt_prof_own_t *mine = my_own;
+    if (mine != NULL && atomic_load_explicit(&page->prof_owner, memory_order_relaxed) == mine &&
+        vt_likely(vt_profown_free(mine, page, p)))
         return;
-    uint32_t now = vt_os_now_ms();
-    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++) {
-        vt_mutex_lock(&sh->lock);
-        vt_profpages_pass(&sh->pages, now);
-        vt_mutex_unlock(&sh->lock);
-    }
+    free_other(page, p);
 }
 
 /* The shard that records a large block: by its address, which its free knows. */
 static prof_shard_t *large_shard(const void *p)
 {
-    return &shards[((uintptr_t)p * VT_FIBONACCI_HASH) >> 61];
+    return &vt_prof_shards[((uintptr_t)p * VT_FIBONACCI_HASH) >> 61];
 }
 
 /* Counts a large allocation down on the calling thread's countdown: true when it is to be
@@ -295,99 +412,23 @@ void vt_prof_forget_large(void *p)
         return;
     prof_shard_t *sh = large_shard(p);
     vt_mutex_lock(&sh->lock);
-    forget_large_locked(sh, (uintptr_t)p);
+    vt_proftable_sample_take(&sh->t, (uintptr_t)p); /* if it has one: see record_large_locked */
     vt_mutex_unlock(&sh->lock);
-}
-
-/* ---- The profile ------------------------------------------------------------------------ */
-
-/* The lines of one shard's stacks. Its lock held. */
-static bool write_stacks_locked(const prof_shard_t *sh, int fd)
-{
-    for (size_t i = 0; i < sh->t.stack_count; i++) {
-        const vt_prof_stack_t *s = &sh->t.stacks[i];
-        if (s->alloc_n == 0)
-            continue;
-        if (!vt_message_fd(fd, "%zu: %zu [%zu: %zu] @", (size_t)s->live_n, (size_t)s->live_bytes,
-                           (size_t)s->alloc_n, (size_t)s->alloc_bytes))
-            return false;
-        for (uint32_t k = 0; k < s->depth; k++)
-            if (!vt_message_fd(fd, " %p", (void *)s->pcs[k]))
-                return false;
-        if (!vt_message_fd(fd, "\n"))
-            return false;
-    }
-    return true;
-}
-
-/* One line per stack: "live_n: live_bytes [alloc_n: alloc_bytes] @ pc pc ...", after a
- * header with the totals, then the process's memory map, which google-pprof needs to find the
- * code each address belongs to. Every shard's lock held, so the lines add up to the totals. */
-static bool write_profile_locked(int fd)
-{
-    uint64_t live_n = 0, live_bytes = 0, alloc_n = 0, alloc_bytes = 0;
-    for (const prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++) {
-        for (size_t i = 0; i < sh->t.stack_count; i++) {
-            live_n += sh->t.stacks[i].live_n;
-            live_bytes += sh->t.stacks[i].live_bytes;
-            alloc_n += sh->t.stacks[i].alloc_n;
-            alloc_bytes += sh->t.stacks[i].alloc_bytes;
-        }
-    }
-    if (!vt_message_fd(fd, "heap profile: %zu: %zu [%zu: %zu] @ heap_v2/%u\n", (size_t)live_n,
-                       (size_t)live_bytes, (size_t)alloc_n, (size_t)alloc_bytes,
-                       vt_options.prof_sample))
-        return false;
-    for (const prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++)
-        if (!write_stacks_locked(sh, fd))
-            return false;
-    return vt_message_fd(fd, "\nMAPPED_LIBRARIES:\n") && vt_os_copy_file("/proc/self/maps", fd);
-}
-
-/* Every shard's lock, in the order of the array (the only place that holds two, with fork). */
-static void lock_all(void)
-{
-    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++)
-        vt_mutex_lock(&sh->lock);
-}
-
-static void unlock_all(void)
-{
-    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++)
-        vt_mutex_unlock(&sh->lock);
-}
-
-static bool write_profile(int fd, void *arg)
-{
-    (void)arg;
-    lock_all();
-    bool ok = write_profile_locked(fd);
-    int saved = errno;
-    unlock_all();
-    errno = saved;
-    return ok;
-}
-
-VT_EXPORT int vt_prof_dump(const char *path)
-{
-    if (vt_options.prof_sample == 0) {
-        errno = ENOTSUP;
-        return -1;
-    }
-    return vt_os_write_file(path, write_profile, NULL);
 }
 
 /* ---- fork ------------------------------------------------------------------------------- */
 
 void vt_prof_fork_prepare(void)
 {
-    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++)
+    for (prof_shard_t *sh = vt_prof_shards; sh < vt_prof_shards + PROF_SHARDS; sh++)
         vt_lock_take(&sh->lock);
+    vt_profpages_fork_prepare();
 }
 
 void vt_prof_fork_parent(void)
 {
-    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++)
+    vt_profpages_fork_parent();
+    for (prof_shard_t *sh = vt_prof_shards; sh < vt_prof_shards + PROF_SHARDS; sh++)
         vt_lock_give(&sh->lock);
 }
 
@@ -395,7 +436,13 @@ void vt_prof_fork_parent(void)
  * blocks stay valid; a free of one finds no sample and is served as usual. */
 void vt_prof_fork_child(void)
 {
-    for (prof_shard_t *sh = shards; sh < shards + PROF_SHARDS; sh++) {
+    vt_profpages_fork_child();
+    if (my_own != NULL) { /* its counts name stacks of the tables cleared below */
+        my_own->pend_known = 0;
+        my_own->pend_n = 0;
+        my_own->pend_bytes = 0;
+    }
+    for (prof_shard_t *sh = vt_prof_shards; sh < vt_prof_shards + PROF_SHARDS; sh++) {
         vt_proftable_clear(&sh->t);
         vt_lock_give(&sh->lock); /* held by this thread's parent copy: see span.c */
     }

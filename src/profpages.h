@@ -18,10 +18,11 @@
 /* Every field belongs to the lock of the profiler's shard that holds it (prof.c). */
 typedef struct vt_prof_pages {
     vt_page_t *current[VT_CLASS_COUNT]; /* the page of each shared class, or NULL */
-    vt_page_t *spare[VT_CLASS_COUNT];   /* a page of the class with room, next in line, or NULL */
-    bool sampled[VT_CLASS_COUNT];       /* class c had a block sampled since the last pass */
-    uint32_t quiet_ms[VT_CLASS_COUNT];  /* the last pass that found sampled[c] set */
-    vt_page_t *ones[VT_PROF_ONES];      /* empty pages of one block, kept: ones_n of them */
+    /* the other pages of each shared class that have a free block, next in line (page->link) */
+    vt_list_t partial[VT_CLASS_COUNT];
+    bool sampled[VT_CLASS_COUNT];      /* class c had a block sampled since the last pass */
+    uint32_t quiet_ms[VT_CLASS_COUNT]; /* the last pass that found sampled[c] set */
+    vt_page_t *ones[VT_PROF_ONES];     /* empty pages of one block, kept: ones_n of them */
     unsigned ones_n;
     bool ones_sampled;      /* a block was sampled into a page of one since the last pass */
     uint32_t ones_quiet_ms; /* the last pass that found ones_sampled set */
@@ -31,13 +32,40 @@ typedef struct vt_prof_pages {
 /* A block for a sample of the class, and in *record the place of its record (prof.c), which
  * is 0; NULL when there is no memory. */
 void *vt_profpages_pop(vt_prof_pages_t *pp, unsigned class_idx, uint8_t shard,
-                       uint64_t **record) VT_HIDDEN;
+                       _Atomic uint64_t **record) VT_HIDDEN;
 /* The block p, checked, goes back on its page; returns its record, which is cleared. */
 uint64_t vt_profpages_put(vt_prof_pages_t *pp, vt_page_t *page, void *p) VT_HIDDEN;
 /* malloc_trim: every empty page goes back. */
 void vt_profpages_release_empty(vt_prof_pages_t *pp) VT_HIDDEN;
 /* The purge pass: empty pages not used for a retention window go back. */
 void vt_profpages_pass(vt_prof_pages_t *pp, uint32_t now) VT_HIDDEN;
+
+/* The class of the profiler's pages that holds a sampled block of class c. */
+unsigned vt_profpages_page_class(unsigned class_idx) VT_HIDDEN;
+/* A fresh page of page class c for the shard, owned by `owner` (a vt_prof_own_t, profown.c) or
+ * by the shard (NULL), registered, with blocks to give; NULL when there is no memory. */
+vt_page_t *vt_profpages_new_page(unsigned c, uint8_t shard, void *owner) VT_HIDDEN;
+/* An empty page leaves the registry and goes back to its span. */
+void vt_profpages_release(vt_page_t *page) VT_HIDDEN;
+/* A page whose owner left (profown.c) joins the shard's: on its list of pages with room if it
+ * has a free block, back to its span if it is empty, else it waits for its blocks to come back
+ * (vt_profpages_put). */
+void vt_profpages_adopt(vt_prof_pages_t *pp, vt_page_t *page) VT_HIDDEN;
+/* A page of page class c with a free block, off the shard's list for a thread to own
+ * (profown.c); NULL when there is none. */
+vt_page_t *vt_profpages_take_partial(vt_prof_pages_t *pp, unsigned c) VT_HIDDEN;
+/* Calls fn with every record of a live sampled block in any of the profiler's pages, under
+ * the registry's lock: the snapshot a profile counts its live blocks from (prof.c). Owners
+ * write records meanwhile; each is read whole (an atomic load). */
+void vt_profpages_scan(void (*fn)(uint64_t record, void *arg), void *arg) VT_HIDDEN;
+void vt_profpages_fork_prepare(void) VT_HIDDEN;
+void vt_profpages_fork_parent(void) VT_HIDDEN;
+void vt_profpages_fork_child(void) VT_HIDDEN;
+
+/* The remote word of a page of a shard's, or of one whose owner left: no thread may push onto
+ * it, and a free goes to the shard's lock instead (profown.c). The bit of a detach's mark,
+ * which profiler pages never carry otherwise. */
+#define VT_PROF_CLOSED VT_REMOTE_FULL
 
 /* A page of one block (a sample of 64 KiB or more): every class's own pages hold two or more. */
 static inline bool vt_profpages_one_block(const vt_page_t *page)
@@ -47,12 +75,12 @@ static inline bool vt_profpages_one_block(const vt_page_t *page)
 
 /* Where the record of block p is kept: for a page of one block, in its descriptor; else past
  * the page's last block, in the part of the run that its capacity leaves out (profpages.c). */
-static inline uint64_t *vt_profpages_record_of(vt_page_t *page, const void *p)
+static inline _Atomic uint64_t *vt_profpages_record_of(vt_page_t *page, const void *p)
 {
     if (vt_profpages_one_block(page))
         return &page->prof_record;
     uint8_t *area = vt_page_area(page);
-    uint64_t *records = (uint64_t *)(area + (size_t)page->capacity * page->bsize);
+    _Atomic uint64_t *records = (_Atomic uint64_t *)(area + (size_t)page->capacity * page->bsize);
     return &records[((uintptr_t)p - (uintptr_t)area) >> __builtin_ctz(page->bsize)];
 }
 
@@ -61,7 +89,7 @@ static inline uint64_t *vt_profpages_record_of(vt_page_t *page, const void *p)
  * of one block is never a current page, so current[c] is set only for a shared class that has
  * had a page. */
 static inline void *vt_profpages_pop_current(vt_prof_pages_t *pp, unsigned class_idx,
-                                             uint64_t **record)
+                                             _Atomic uint64_t **record)
 {
     unsigned c = pp->page_class[class_idx];
     vt_page_t *page = pp->current[c];
@@ -75,17 +103,16 @@ static inline void *vt_profpages_pop_current(vt_prof_pages_t *pp, unsigned class
     return p;
 }
 
-/* vt_profpages_put for a block of the class's current or spare page, which stays where it is
- * whatever its count: the common case. False, having done nothing, for any other page. */
+/* vt_profpages_put for a block of the class's current page, which stays where it is whatever
+ * its count: the common case. False, having done nothing, for any other page. */
 static inline bool vt_profpages_put_kept(vt_prof_pages_t *pp, vt_page_t *page, void *p,
                                          uint64_t *record)
 {
-    unsigned c = page->class_idx;
-    if (page != pp->current[c] && page != pp->spare[c])
+    if (page != pp->current[page->class_idx])
         return false;
-    uint64_t *slot = vt_profpages_record_of(page, p);
-    *record = *slot;
-    *slot = 0;
+    _Atomic uint64_t *slot = vt_profpages_record_of(page, p);
+    *record = atomic_load_explicit(slot, memory_order_relaxed); /* no writer but us: see put */
+    atomic_store_explicit(slot, 0, memory_order_relaxed);
     vt_page_push(page, p);
     page->used--;
     return true;

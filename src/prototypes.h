@@ -195,6 +195,7 @@ void vt_page_unassign(vt_page_t *page) VT_HIDDEN;
 void vt_page_assign_large(vt_page_t *page) VT_HIDDEN;
 bool vt_page_release_large(vt_page_t *page) VT_HIDDEN;
 bool vt_page_refill(vt_page_t *page) VT_HIDDEN;
+bool vt_page_refill_fresh(vt_page_t *page) VT_HIDDEN;
 uint32_t vt_page_collect_remote(vt_page_t *page) VT_HIDDEN;
 bool vt_page_try_detach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
 bool vt_page_try_reattach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
@@ -324,9 +325,15 @@ void vt_largetable_fork_child(void) VT_HIDDEN;
 
 /* ---- prof.c: the heap profiler ---------------------------------------------------------- */
 
+struct vt_prof_own;
 void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
-                          vt_unwind_memo_t **memo) VT_HIDDEN;
+                          vt_unwind_memo_t **memo, struct vt_prof_own **own) VT_HIDDEN;
 void vt_prof_free_small(vt_page_t *page, void *p) VT_HIDDEN;
+void vt_prof_own_leave(struct vt_prof_own *own) VT_HIDDEN;
+/* The calling thread's samples not yet in its stacks' totals go there (prof.c). */
+void vt_prof_flush_own(void) VT_HIDDEN;
+/* malloc_trim: the calling thread's empty pages of its own go back (prof.c). */
+void vt_prof_trim_own(void) VT_HIDDEN;
 void vt_prof_pass(void) VT_HIDDEN;
 void vt_prof_trim(void) VT_HIDDEN;
 bool vt_prof_large_due(size_t size) VT_HIDDEN;

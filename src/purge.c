@@ -5,7 +5,7 @@
  *
  * Layer: 10 purge schedule
  * Calls: os.c, report.c, options.c, span.c, spanpurge.c, global.c, cachepool.c, large.c,
- *        prof.c, tcache.c, reclaim.c
+ *        profdump.c, tcache.c, reclaim.c
  *
  * Owns: the time of the next pass, the purge thread. How much is returned is the retention
  * policy's measure (retain.c); how, spanpurge.c's and large.c's. This file only decides when,

@@ -195,13 +195,13 @@ static void *alloc_from(vt_tcache_t *tc, unsigned class_idx, size_t size)
 
 /* The page's countdown ran out: this allocation is sampled (heap profiling). The countdown
  * restarts (the page keeps the count of bytes asked for, for its next publish); the block comes
- * from the profiler's own pages (prof.c), whose frees it sees whichever thread makes them, and
- * the stack is walked from this frame. Should the profiler have none to give (no memory, or it
- * is itself allocating), the page serves the call as usual. */
+ * from the profiler's pages (prof.c; none of the orphan's own, as threads share it), and the
+ * stack is walked from this frame. Failing that, the page serves the call as usual. */
 void *vt_tcache_alloc_sampled(size_t size, vt_tcache_t *tc, vt_page_t *page, unsigned class_idx)
 {
     vt_page_sample_restart(page);
-    void *p = vt_prof_alloc_small(class_idx, size, __builtin_frame_address(0), &tc->prof_memo);
+    void *p = vt_prof_alloc_small(class_idx, size, __builtin_frame_address(0), &tc->prof_memo,
+                                  tc != &orphan ? &tc->prof_own : NULL);
     if (p != NULL)
         return p;
     vt_block_t *block = vt_page_pop(page);
@@ -391,6 +391,7 @@ void vt_tcache_trim_own(void)
 void vt_tcache_abandon(vt_tcache_t *tc)
 {
     vt_remote_flush(tc);
+    vt_prof_own_leave(tc->prof_own);
     vt_list_t partial = {0}, empty = {0};
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
         vt_page_t *page;

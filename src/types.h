@@ -172,10 +172,11 @@ typedef struct vt_page {
     uint8_t written;         /* whoever owns the run: it was assigned since it was taken, so its
                                 units may hold bytes (span.c: a run that never was goes back to
                                 its span as clean as it came) */
-    uint8_t pad1_[2];
+    uint8_t prof_listed;     /* shard lock: on its shard's list of pages with room (profpages.c) */
+    uint8_t pad1_[1];
     union {
         uint64_t large_requested; /* a large block's user: what its malloc or realloc asked for */
-        uint64_t prof_record;     /* a page of one sampled block: its record (profpages.c) */
+        _Atomic uint64_t prof_record; /* a page of one sampled block: its record (profpages.c) */
     };
     /* Free blocks of a page that sat in the global cache were given back to the OS
      * (pagepurge.c): bits 0..15 name the purged granules of the page, bits 16..23 hold the
@@ -202,10 +203,16 @@ typedef struct vt_page {
     uint32_t used_base; /* owner: `used` at the last publish */
     uint32_t collected; /* owner: blocks freed by other threads collected since the publish */
     uint64_t requested; /* owner: bytes asked for in the countdowns ended since the publish */
-    uint8_t pad2_[8];
+    /* A page of the heap profiler's (profpages.c): the cache's vt_prof_own_t that owns it
+     * (profown.c), or NULL for a page of a shard. Written when the page is made and when its
+     * owner leaves, under the shard's lock; any freeing thread reads it (relaxed: only the
+     * owner's own thread can read its own address there, see profown.c). On this line, which
+     * the owner's free writes anyway, so that its free of a sample reads no other. */
+    _Atomic(void *) prof_owner;
     /* -- cache line 3: written by other threads' frees -- */
     _Alignas(64) _Atomic uintptr_t remote; /* any thread: count | list head | REMOTE_FULL */
-    uint8_t pad3_[56];
+    vt_link_t prof_all; /* the profiler's registry lock: on the list of all its pages */
+    uint8_t pad3_[40];
 } vt_page_t;
 
 #define VT_PAGE_LINK offsetof(vt_page_t, link)
@@ -317,6 +324,7 @@ typedef struct vt_tcache {
     int32_t tid;             /* pool lock: the kernel's id of the thread using it (reclaim.c) */
     vt_tcache_counters_t counters; /* owner writes, anyone reads */
     vt_unwind_memo_t *prof_memo;   /* owner: the heap profiler's last stack (unwind.c), or NULL */
+    struct vt_prof_own *prof_own;  /* owner: the heap profiler's pages of its own (profown.c) */
     vt_link_t pool_link;           /* pool lock: on the live list or in the pool (cachepool.c) */
 } vt_tcache_t;
 

@@ -175,8 +175,8 @@ static void memo_read(memo_way_t *m, const uintptr_t *at, uintptr_t value)
     if (m == NULL)
         return;
     if (m->reads < MEMO_READS) {
-        m->addr[m->reads] = (uintptr_t)at;
-        m->value[m->reads] = value;
+        m->read[m->reads].addr = (uintptr_t)at;
+        m->read[m->reads].value = value;
     }
     m->reads++;
 }

@@ -37,18 +37,24 @@ typedef struct memo_way {
     uintptr_t pc, rsp, rbp; /* where the walk started */
     int max, n;             /* the depth asked for, and the count returned (-1: no memo) */
     bool uses_rbp;          /* a rule addressed a frame from the starting rbp */
-    unsigned reads;         /* words in addr and value */
+    unsigned reads;         /* words in read */
     uint64_t user;          /* the caller's note about this stack; 0 whenever the walk is new */
-    uintptr_t addr[MEMO_READS], value[MEMO_READS];
+    /* each word read, where and what: side by side, so that a check reads as few cache lines
+     * as it can (a sampled allocation finds them cold) */
+    struct {
+        uintptr_t addr, value;
+    } read[MEMO_READS];
     uintptr_t pcs[MEMO_FRAMES];
 } memo_way_t;
 
 /* A thread's last walks. Owner only: the thread whose cache holds it (or whoever holds the lock
  * of a shared cache). */
 struct vt_unwind_memo {
-    memo_way_t way[MEMO_WAYS];
+    /* First, on the line of the first way's start: at one sample in many mallocs, each line a
+     * check reads has left the first-level cache. */
     unsigned last; /* the way that answered or was written last; the other goes first */
     uint64_t hits; /* walks it answered (the tests' proof that it is used) */
+    memo_way_t way[MEMO_WAYS];
 };
 
 /* The way's count of addresses when the walk from (pc, rsp, rbp) would repeat it, else -1. */
@@ -59,7 +65,7 @@ static inline __attribute__((always_inline)) int memo_answer(const memo_way_t *m
         (m->uses_rbp && m->rbp != rbp))
         return -1;
     for (unsigned i = 0; i < m->reads; i++)
-        if (*(const uintptr_t *)m->addr[i] != m->value[i])
+        if (*(const uintptr_t *)m->read[i].addr != m->read[i].value)
             return -1; /* the stack changed below this word: walk */
     return m->n;
 }

@@ -63,6 +63,17 @@ google-pprof --text "$bin" "$dir/threads.heap" >"$dir/threads.txt" 2>/dev/null
 check $? "threads: google-pprof reads the profile"
 holds "$dir/threads.txt" thread_site 20000000 "threads: live after other threads freed half"
 
+# ---- Remote frees: another thread frees half while the allocating thread runs ------------------
+VTMALLOC_PROF_DUMP_AT_EXIT=$dir/remote-exit.heap "$bin" remote "$dir"
+check $? "remote: the program runs"
+google-pprof --text "$bin" "$dir/remote-live.heap" >"$dir/remote-live.txt" 2>/dev/null
+check $? "remote: google-pprof reads the profile written while the thread runs"
+holds "$dir/remote-live.txt" remote_site 20000000 "remote: live while its thread runs"
+google-pprof --text "$bin" "$dir/remote-exit.heap" >"$dir/remote-exit.txt" 2>/dev/null
+holds "$dir/remote-exit.txt" remote_site 20000000 "remote: live at exit, after its thread left"
+google-pprof --text --alloc_space "$bin" "$dir/remote-exit.heap" >"$dir/remote-alloc.txt" 2>/dev/null
+holds "$dir/remote-alloc.txt" remote_site 40000000 "remote: allocated since the start"
+
 # ---- Signals: three SIGUSR2 while two threads allocate: three profiles, three tables -----------
 VTMALLOC_PROF_SIGNAL=USR2 VTMALLOC_PROF_PREFIX=$dir/sig VTMALLOC_STATS_SIGNAL=USR2 \
     VTMALLOC_STATS_PREFIX=$dir/st "$bin" signal

@@ -6,6 +6,8 @@
  *
  *   prof_programs leak      leaking_site keeps LEAK_BLOCKS blocks; freeing_site frees all
  *   prof_programs threads   threads allocate, exit, and other threads free half of it later
+ *   prof_programs remote DIR  a thread allocates and keeps half; another frees the other half
+ *                           meanwhile; a profile is written while the first still runs
  *   prof_programs signal    threads allocate while the program signals itself three times
  *   prof_programs fork      the parent and the child each keep blocks of their own site
  *   prof_programs fork-same the parent and then the child keep blocks of one call stack
@@ -18,6 +20,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -88,6 +91,59 @@ static int run_threads(void)
     for (int i = 0; i < THREADS; i++)
         pthread_join(t[i], NULL);
     return 0;
+}
+
+/* remote: remote_site allocates 2 * LEAK_BLOCKS blocks, keeps the even ones (20,000,000
+ * bytes) and hands the odd ones over one at a time to a thread that frees them: the first half
+ * at once, while remote_site goes on (the freed blocks are taken again), the second half once
+ * it is done (they stay free): frees by another thread into the pages of a thread that samples
+ * often (profown.c). A profile is written while remote_site's thread is still alive, and one
+ * at exit, after it left. */
+static void *remote_kept[LEAK_BLOCKS];
+static void *remote_handed[LEAK_BLOCKS];
+static _Atomic int remote_count, remote_freed;
+static _Atomic int remote_may_exit;
+
+__attribute__((noinline)) static void *remote_site(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < LEAK_BLOCKS; i++) {
+        remote_kept[i] = malloc(LEAK_SIZE);
+        touch(remote_kept[i], LEAK_SIZE);
+        remote_handed[i] = malloc(LEAK_SIZE);
+        touch(remote_handed[i], LEAK_SIZE);
+        atomic_store_explicit(&remote_count, i + 1, memory_order_release);
+    }
+    while (!atomic_load(&remote_may_exit))
+        sched_yield();
+    return NULL;
+}
+
+static void *remote_freer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < LEAK_BLOCKS; i++) {
+        int wait_for = i < LEAK_BLOCKS / 2 ? i + 1 : LEAK_BLOCKS;
+        while (atomic_load_explicit(&remote_count, memory_order_acquire) < wait_for)
+            sched_yield();
+        free(remote_handed[i]);
+    }
+    atomic_store(&remote_freed, 1);
+    return NULL;
+}
+
+static int run_remote(const char *dir)
+{
+    pthread_t owner, freer;
+    pthread_create(&owner, NULL, remote_site, NULL);
+    pthread_create(&freer, NULL, remote_freer, NULL);
+    pthread_join(freer, NULL);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/remote-live.heap", dir);
+    int rc = vt_prof_dump(path); /* remote_site's thread holds its pages still */
+    atomic_store(&remote_may_exit, 1);
+    pthread_join(owner, NULL);
+    return rc == 0 ? 0 : 1;
 }
 
 static volatile int stop;
@@ -297,6 +353,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(mode, "threads") == 0)
         return run_threads();
+    if (strcmp(mode, "remote") == 0 && argc > 2)
+        return run_remote(argv[2]);
     if (strcmp(mode, "signal") == 0)
         return run_signal();
     if (strcmp(mode, "fork") == 0)
@@ -307,6 +365,7 @@ int main(int argc, char **argv)
         return run_quiet();
     if (strcmp(mode, "api") == 0 && argc > 2)
         return run_api(argv[2]);
-    fprintf(stderr, "usage: prof_programs leak|threads|signal|fork|fork-same|quiet|api DIR\n");
+    fprintf(stderr,
+            "usage: prof_programs leak|threads|signal|fork|fork-same|quiet|remote DIR|api DIR\n");
     return 2;
 }

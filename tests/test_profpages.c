@@ -5,6 +5,10 @@
  * its free and serves the next sample of its length; kept and shared pages go back at
  * malloc_trim, and at the purge pass once nothing was sampled into them for a retention
  * window. Each block's record is kept beside it, and comes back with its put.
+ *
+ * A thread's own pages (profown.c): the five kinds are those five classes, found from the
+ * class index alone; a block's record is found from its address and kind alone, where the page
+ * keeps it; the owner's frees, other threads' pushes and the owner's leaving keep every block.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +19,7 @@
 #include <cmocka.h>
 
 #include "internal.h"
+#include "profown.h"
 #include "profpages.h"
 
 static vt_page_t *page_of(void *p)
@@ -25,11 +30,11 @@ static vt_page_t *page_of(void *p)
 /* A block for a sample of class c, its record written as prof.c does: the block's address. */
 static void *pop(vt_prof_pages_t *pp, unsigned c)
 {
-    uint64_t *record = NULL;
+    _Atomic uint64_t *record = NULL;
     void *p = vt_profpages_pop(pp, c, 0, &record);
     if (p != NULL) {
         assert_non_null(record);
-        *record = (uint64_t)(uintptr_t)p;
+        atomic_store(record, (uint64_t)(uintptr_t)p);
     }
     return p;
 }
@@ -178,9 +183,9 @@ static void records_are_kept_beside_the_blocks(void **state)
         assert_int_equal(vt_profpages_put(&pp, page_of(blocks[i]), blocks[i]),
                          (uint64_t)(uintptr_t)blocks[i]);
     /* A put clears the record: the next block there starts without one. */
-    uint64_t *record = NULL;
+    _Atomic uint64_t *record = NULL;
     void *again = vt_profpages_pop(&pp, c64, 0, &record);
-    assert_int_equal(*record, 0);
+    assert_int_equal(atomic_load(record), 0);
     vt_profpages_put(&pp, page_of(again), again);
 
     void *b16k[4];
@@ -189,13 +194,126 @@ static void records_are_kept_beside_the_blocks(void **state)
     assert_int_equal(page_of(b16k[0])->capacity, 3);          /* 4 blocks of 16 KiB less one */
     assert_ptr_not_equal(page_of(b16k[0]), page_of(b16k[3])); /* the fourth went elsewhere */
     void *one = pop(&pp, c20k); /* a page of one block: the record is in its descriptor */
-    assert_int_equal(page_of(one)->prof_record, (uint64_t)(uintptr_t)one);
+    assert_int_equal(atomic_load(&page_of(one)->prof_record), (uint64_t)(uintptr_t)one);
     assert_int_equal(vt_profpages_put(&pp, page_of(one), one), (uint64_t)(uintptr_t)one);
-    assert_int_equal(page_of(one)->prof_record, 0);
+    assert_int_equal(atomic_load(&page_of(one)->prof_record), 0);
     for (int i = 0; i < 4; i++)
         assert_int_equal(vt_profpages_put(&pp, page_of(b16k[i]), b16k[i]),
                          (uint64_t)(uintptr_t)b16k[i]);
     vt_profpages_release_empty(&pp);
+}
+
+/* vt_profown_kind's arithmetic names the page class profpages.c gives every class. */
+static void own_kinds_are_the_shared_page_classes(void **state)
+{
+    (void)state;
+    vt_init();
+    for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
+        unsigned pc = vt_profpages_page_class(c), k = vt_profown_kind(c);
+        if (vt_classes[pc].bsize <= VT_PROF_SHARED_MAX) {
+            assert_true(k < VT_PROFOWN_KINDS);
+            assert_int_equal(vt_size_class((size_t)64 << 2 * k), pc);
+            assert_int_equal(vt_classes[pc].units, 1);
+        } else {
+            assert_true(k >= VT_PROFOWN_KINDS);
+        }
+    }
+}
+
+/* Every block of two pages of each kind: its record where the page keeps it. The owner frees
+ * half; another thread's pushes bring back the rest, which the owner takes again once its
+ * current page runs out; leaving closes the pages to pushes, with every block back. */
+static void own_pages_keep_records_and_blocks(void **state)
+{
+    (void)state;
+    vt_init();
+    static vt_prof_own_t own; /* zero, as mapped */
+    vt_profown_init(&own);
+    for (unsigned k = 0; k < VT_PROFOWN_KINDS; k++) {
+        size_t b = (size_t)64 << 2 * k;
+        unsigned per_page = (unsigned)(VT_UNIT_SIZE / (b + 8)), n = 2 * per_page;
+        static void *blocks[2 * 1000];
+        for (unsigned i = 0; i < n; i++) {
+            _Atomic uint64_t *record = NULL;
+            blocks[i] = vt_profown_pop(&own, k, 0, &record);
+            assert_non_null(blocks[i]);
+            vt_page_t *page = page_of(blocks[i]);
+            assert_ptr_equal(atomic_load(&page->prof_owner), &own);
+            assert_int_equal(page->capacity, per_page);
+            assert_ptr_equal(record, vt_profpages_record_of(page, blocks[i]));
+            assert_int_equal(atomic_load(record), 0);
+            atomic_store(record, (uint64_t)i + 1);
+        }
+        vt_page_t *first = page_of(blocks[0]), *second = page_of(blocks[n - 1]);
+        assert_ptr_not_equal(first, second);
+        for (unsigned i = 0; i < n; i += 2) /* the owner's frees */
+            assert_true(vt_profown_free(&own, page_of(blocks[i]), blocks[i]));
+        for (unsigned i = 1; i < n; i += 2) { /* another thread's */
+            atomic_store(vt_profpages_record_of(page_of(blocks[i]), blocks[i]), 0);
+            assert_true(vt_profown_push(page_of(blocks[i]), blocks[i]));
+        }
+        /* A freed block is free: a second free of it fails the owner's check. */
+        assert_false(vt_profown_free(&own, page_of(blocks[0]), blocks[0]));
+        /* The pushed blocks still count as used, on the page's remote list. */
+        assert_int_equal(first->used, per_page / 2);
+        assert_int_equal(atomic_load(&first->remote) >> VT_REMOTE_COUNT_SHIFT, per_page / 2);
+        /* The owner takes every block again: its own frees, then the pushed ones. */
+        for (unsigned i = 0; i < n; i++) {
+            _Atomic uint64_t *record = NULL;
+            blocks[i] = vt_profown_pop(&own, k, 0, &record);
+            assert_true(page_of(blocks[i]) == first || page_of(blocks[i]) == second);
+            assert_int_equal(atomic_load(record), 0); /* every free cleared it */
+        }
+        assert_int_equal(first->used + second->used, n);
+        for (unsigned i = 0; i < n; i++)
+            assert_true(vt_profown_free(&own, page_of(blocks[i]), blocks[i]));
+    }
+    /* Leaving: a closed page takes no pushes; its blocks stay its own. */
+    vt_page_t *page;
+    while ((page = own.pages.head) != NULL) {
+        vt_list_remove(&own.pages, page, VT_PAGE_LINK);
+        vt_profown_close(page);
+        assert_null(atomic_load(&page->prof_owner));
+        void *p = vt_page_pop(page);
+        assert_non_null(p);
+        assert_false(vt_profown_push(page, p));
+        vt_page_push(page, p);
+        page->used--;
+        assert_int_equal(page->used, 0);
+        vt_profpages_release(page);
+    }
+}
+
+/* A thread that samples often takes its samples from pages of its own; once they are all
+ * freed, the one page still current stays for the next sample, and malloc_trim gives it back. */
+static void trim_gives_back_a_threads_empty_own_pages(void **state)
+{
+    (void)state;
+    vt_init();
+    uint32_t saved = vt_options.prof_sample;
+    vt_options.prof_sample = 4096;
+    static vt_unwind_memo_t *memo;
+    static vt_prof_own_t *own;
+    unsigned c = vt_size_class(1000), k = vt_profown_kind(c);
+    enum { N = 300 }; /* past the samples a thread takes through its shard first */
+    static void *blocks[N];
+    for (int i = 0; i < N; i++) {
+        blocks[i] = vt_prof_alloc_small(c, 1000, __builtin_frame_address(0), &memo, &own);
+        assert_non_null(blocks[i]);
+    }
+    assert_non_null(own);
+    assert_true(own->hot);
+    assert_non_null(own->current[k]);
+    assert_ptr_equal(atomic_load(&page_of(blocks[N - 1])->prof_owner), own);
+    for (int i = 0; i < N; i++)
+        vt_prof_free_small(page_of(blocks[i]), blocks[i]);
+    assert_int_equal(own->pages.count, 1); /* the current page, empty */
+    assert_int_equal(own->current[k]->used, 0);
+    vt_prof_trim_own();
+    assert_int_equal(own->pages.count, 0);
+    assert_null(own->current[k]);
+    vt_prof_trim(); /* and the shard's pages, from the first samples */
+    vt_options.prof_sample = saved;
 }
 
 int main(void)
@@ -205,6 +323,9 @@ int main(void)
         cmocka_unit_test(larger_samples_get_a_run_each_and_reuse_it),
         cmocka_unit_test(the_pass_returns_what_was_not_sampled_for_a_window),
         cmocka_unit_test(records_are_kept_beside_the_blocks),
+        cmocka_unit_test(own_kinds_are_the_shared_page_classes),
+        cmocka_unit_test(own_pages_keep_records_and_blocks),
+        cmocka_unit_test(trim_gives_back_a_threads_empty_own_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
