@@ -105,6 +105,9 @@ bool vt_profown_push(vt_page_t *page, void *p)
         /* Release: the owner's collection (acquire) sees the block's link, key and record. */
     } while (!atomic_compare_exchange_weak_explicit(&page->remote, &old, word, memory_order_release,
                                                     memory_order_relaxed));
+    /* The statistics count a free where it is made: the owner's collection counts the block as
+     * taken again, not as freed (page.c: vt_page_publish). */
+    atomic_fetch_add_explicit(&vt_page_class_puts[page->class_idx], 1, memory_order_relaxed);
     return true;
 }
 

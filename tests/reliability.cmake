@@ -11,6 +11,12 @@ vt_unit_test(test_oom TIMEOUT 300)
 
 # Threads ending with memory live (also under ThreadSanitizer, which scales it down).
 vt_unit_test(test_threadexit LABELS threads TIMEOUT 300)
+# The same with heap profiling sampling every 4 KiB on average: threads' own profiler pages
+# handed to the shards as the threads end, and frees of their samples by other threads, which
+# the statistics must count (also under ThreadSanitizer).
+add_test(NAME test_threadexit_profiled COMMAND test_threadexit)
+set_tests_properties(test_threadexit_profiled PROPERTIES LABELS "unit;threads" TIMEOUT 300
+  ENVIRONMENT "VTMALLOC_PROF_SAMPLE=4096")
 
 # The multi-threaded stress, on the vt_* API: label threads only (ThreadSanitizer runs a
 # smaller default; the UBSan run of the unit label leaves it out). Purging runs every few
