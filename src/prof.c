@@ -145,13 +145,11 @@ _Static_assert(PEND_MAX < 256 && PEND_MAX * VT_PROF_SHARED_MAX < ((uint64_t)1 <<
                "pend_n is a byte, and pend_bytes 32 bits");
 
 /* The cache's record at the thread's first sample: mapped at the cache's first (zero: cold,
- * no pages); NULL when there is no memory for it. */
+ * no pages), kept for the cache's life; NULL when there is no memory for it. */
 static VT_NOINLINE vt_prof_own_t *own_first(vt_prof_own_t **slot, vt_unwind_memo_t *memo)
 {
-    size_t page = vt_os_page_size();
-    if (*slot == NULL &&
-        (*slot = vt_os_map((sizeof(vt_prof_own_t) + page - 1) & ~(page - 1), page)) != NULL)
-        vt_profown_init(*slot);
+    if (*slot == NULL)
+        *slot = vt_profown_new();
     my_memo = memo;
     return my_own = *slot;
 }

@@ -52,8 +52,26 @@ void vt_profown_init(vt_prof_own_t *own)
 {
     for (unsigned k = 0; k < VT_PROFOWN_KINDS; k++) {
         size_t b = (size_t)64 << 2 * k; /* as vt_profpages_new_page lays a page of one unit out */
-        own->records_at[k] = (uint16_t)(VT_UNIT_SIZE / (b + sizeof(uint64_t)) * b);
+        own->records_at[k] =
+            (uint16_t)(VT_UNIT_SIZE - VT_UNIT_SIZE / (b + sizeof(uint64_t)) * sizeof(uint64_t));
     }
+}
+
+/* Where a record lies in its mapping: not at the start, whose line falls in the same set of
+ * the first-level cache as the first line of every page-aligned block (and of the memo without
+ * its own offset, unwindmemo.h), a set that programs writing large blocks keep busy; there a
+ * line read once in many mallocs is gone by the next sample (bench/RESULTS.md). */
+#define OWN_OFFSET (44 * 64)
+
+vt_prof_own_t *vt_profown_new(void)
+{
+    size_t page = vt_os_page_size();
+    uint8_t *map = vt_os_map((OWN_OFFSET + sizeof(vt_prof_own_t) + page - 1) & ~(page - 1), page);
+    if (map == NULL)
+        return NULL;
+    vt_prof_own_t *own = (vt_prof_own_t *)(map + OWN_OFFSET);
+    vt_profown_init(own);
+    return own;
 }
 
 vt_page_t *vt_profown_refill(vt_prof_own_t *own, unsigned k, uint8_t shard)

@@ -31,8 +31,9 @@ static inline unsigned vt_profown_kind(unsigned class_idx)
  * samples often come from without a lock. Every field belongs to the cache's owner: the thread
  * using the cache, or whoever hands the cache back when its thread is gone (reclaim.c). The
  * pages themselves are shared in part: any thread frees into them (profown.c says how). A
- * sample reads and writes the first cache line only (the record is mapped, page-aligned): at
- * one sample in many mallocs, each line it touches has left the first-level cache.
+ * sample reads and writes the first cache line only (the record is mapped, its first field at a
+ * line's start): at one sample in many mallocs, each line it touches has left the first-level
+ * cache.
  */
 typedef struct vt_prof_own {
     vt_page_t *current[VT_PROFOWN_KINDS]; /* by kind: where its samples come from, or NULL */
@@ -49,6 +50,8 @@ typedef struct vt_prof_own {
 } vt_prof_own_t;
 _Static_assert(offsetof(vt_prof_own_t, samples) == 64, "a sample's fields fill one line");
 
+/* A record, mapped and set up; NULL when there is no memory for it. */
+vt_prof_own_t *vt_profown_new(void) VT_HIDDEN;
 /* The record's fields that depend on nothing but the kind, once the record is mapped. */
 void vt_profown_init(vt_prof_own_t *own) VT_HIDDEN;
 /* A page of its own of kind k (the current one, another with blocks back, or a fresh one for
@@ -103,8 +106,8 @@ static inline bool vt_profown_free(vt_prof_own_t *own, vt_page_t *page, void *p)
                     b->key == vt_block_key(b)))
         return false;
     /* The block is ours until it is pushed, and the scan only reads: no other writer. */
-    _Atomic uint64_t *records = (_Atomic uint64_t *)(area + end);
-    atomic_store_explicit(&records[offset >> __builtin_ctz(page->bsize)], 0, memory_order_relaxed);
+    atomic_store_explicit(&vt_profpages_records(page)[offset >> __builtin_ctz(page->bsize)], 0,
+                          memory_order_relaxed);
     vt_page_push(page, b);
     /* Empty, and not where samples come from: nothing pins it. `used` counts the blocks on the
      * remote list too, so none is on its way here. */

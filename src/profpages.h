@@ -73,15 +73,26 @@ static inline bool vt_profpages_one_block(const vt_page_t *page)
     return page->capacity == 1;
 }
 
-/* Where the record of block p is kept: for a page of one block, in its descriptor; else past
- * the page's last block, in the part of the run that its capacity leaves out (profpages.c). */
+/* Where the records of a page of two or more blocks start: they end its run, in the part that
+ * its capacity leaves out (profpages.c). Not right after the last block: in the kinds of 4 and
+ * 16 KiB that place is a multiple of 4 KiB into the run, so the records of the first blocks
+ * would share the first-level cache's set with the first line of every page-aligned block, and
+ * a line that a sample writes once in many mallocs is the first to go from a set that busy. */
+static inline _Atomic uint64_t *vt_profpages_records(const vt_page_t *page)
+{
+    size_t run = (size_t)page->units << VT_UNIT_SHIFT;
+    return (_Atomic uint64_t *)(vt_page_area(page) + run -
+                                (size_t)page->capacity * sizeof(uint64_t));
+}
+
+/* Where the record of block p is kept: for a page of one block, in its descriptor; else among
+ * the page's records (above). */
 static inline _Atomic uint64_t *vt_profpages_record_of(vt_page_t *page, const void *p)
 {
     if (vt_profpages_one_block(page))
         return &page->prof_record;
-    uint8_t *area = vt_page_area(page);
-    _Atomic uint64_t *records = (_Atomic uint64_t *)(area + (size_t)page->capacity * page->bsize);
-    return &records[((uintptr_t)p - (uintptr_t)area) >> __builtin_ctz(page->bsize)];
+    uintptr_t offset = (uintptr_t)p - (uintptr_t)vt_page_area(page);
+    return &vt_profpages_records(page)[offset >> __builtin_ctz(page->bsize)];
 }
 
 /* vt_profpages_pop when the class's shared page has a free block, the common case; NULL

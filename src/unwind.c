@@ -267,8 +267,11 @@ int vt_unwind_from_memo(const void *frame, uintptr_t *scratch, int max, vt_unwin
     const uintptr_t *f = frame;
     uintptr_t pc = f[1], rsp = (uintptr_t)(f + 2), rbp = f[0];
     vt_unwind_memo_t *m = *slot;
-    if (m == NULL && max <= MEMO_FRAMES)
-        m = *slot = vt_os_map(sizeof(*m), vt_os_page_size()); /* zero: m->max matches no call */
+    if (m == NULL && max <= MEMO_FRAMES) { /* zero: m->max matches no call */
+        size_t page = vt_os_page_size();
+        uint8_t *map = vt_os_map((MEMO_OFFSET + sizeof(*m) + page - 1) & ~(page - 1), page);
+        m = *slot = map != NULL ? (vt_unwind_memo_t *)(map + MEMO_OFFSET) : NULL;
+    }
     *user = NULL;
     *pcs = scratch;
     if (m == NULL || max > MEMO_FRAMES)

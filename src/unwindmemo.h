@@ -47,6 +47,11 @@ typedef struct memo_way {
     uintptr_t pcs[MEMO_FRAMES];
 } memo_way_t;
 
+/* Where a memo lies in its mapping (unwind.c): not at the start, whose line shares the
+ * first-level cache's set with the first line of every page-aligned block, the set a program
+ * that writes large blocks keeps busiest (profown.c: OWN_OFFSET). */
+#define MEMO_OFFSET (10 * 64)
+
 /* A thread's last walks. Owner only: the thread whose cache holds it (or whoever holds the lock
  * of a shared cache). */
 struct vt_unwind_memo {
