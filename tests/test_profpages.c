@@ -176,9 +176,11 @@ static void records_are_kept_beside_the_blocks(void **state)
     vt_page_t *first = page_of(blocks[0]);
     size_t run = (size_t)first->units << VT_UNIT_SHIFT;
     assert_int_equal(first->capacity, run / (64 + 8));
-    /* The records lie past the last block, within the run. */
+    /* The records end the run, past the last block. */
     uint8_t *area = vt_page_area(first), *end = area + (size_t)first->capacity * 64;
-    assert_true(end + first->capacity * sizeof(uint64_t) <= area + run);
+    _Atomic uint64_t *records = vt_profpages_record_of(first, area);
+    assert_true((uint8_t *)records >= end);
+    assert_ptr_equal(records + first->capacity, area + run);
     for (int i = 0; i < N; i++) /* every record still holds what was written into it */
         assert_int_equal(vt_profpages_put(&pp, page_of(blocks[i]), blocks[i]),
                          (uint64_t)(uintptr_t)blocks[i]);
@@ -191,7 +193,11 @@ static void records_are_kept_beside_the_blocks(void **state)
     void *b16k[4];
     for (int i = 0; i < 4; i++)
         b16k[i] = pop(&pp, c16k);
-    assert_int_equal(page_of(b16k[0])->capacity, 3);          /* 4 blocks of 16 KiB less one */
+    assert_int_equal(page_of(b16k[0])->capacity, 3); /* 4 blocks of 16 KiB less one */
+    /* Not 4 KiB-aligned, as right after the last block they would be: that offset shares the
+     * first-level cache's set with every page-aligned block's first line. */
+    uintptr_t at = (uintptr_t)vt_profpages_record_of(page_of(b16k[0]), b16k[0]);
+    assert_int_not_equal(at % 4096, 0);
     assert_ptr_not_equal(page_of(b16k[0]), page_of(b16k[3])); /* the fourth went elsewhere */
     void *one = pop(&pp, c20k); /* a page of one block: the record is in its descriptor */
     assert_int_equal(atomic_load(&page_of(one)->prof_record), (uint64_t)(uintptr_t)one);
@@ -201,6 +207,20 @@ static void records_are_kept_beside_the_blocks(void **state)
         assert_int_equal(vt_profpages_put(&pp, page_of(b16k[i]), b16k[i]),
                          (uint64_t)(uintptr_t)b16k[i]);
     vt_profpages_release_empty(&pp);
+}
+
+/* A thread's record of its own pages: its sample fields on one line, and that line not at the
+ * start of a page, whose first-level cache set every page-aligned block's first line shares. */
+static void own_record_lies_off_the_page_start(void **state)
+{
+    (void)state;
+    vt_init();
+    vt_prof_own_t *own = vt_profown_new();
+    assert_non_null(own);
+    assert_int_equal((uintptr_t)own % 64, 0);
+    assert_int_not_equal((uintptr_t)own % vt_os_page_size(), 0);
+    assert_null(own->current[0]); /* and zero, as mapped, but for the kinds' record offsets */
+    assert_int_equal(own->records_at[VT_PROFOWN_KINDS - 1], VT_UNIT_SIZE - 3 * sizeof(uint64_t));
 }
 
 /* vt_profown_kind's arithmetic names the page class profpages.c gives every class. */
@@ -323,6 +343,7 @@ int main(void)
         cmocka_unit_test(larger_samples_get_a_run_each_and_reuse_it),
         cmocka_unit_test(the_pass_returns_what_was_not_sampled_for_a_window),
         cmocka_unit_test(records_are_kept_beside_the_blocks),
+        cmocka_unit_test(own_record_lies_off_the_page_start),
         cmocka_unit_test(own_kinds_are_the_shared_page_classes),
         cmocka_unit_test(own_pages_keep_records_and_blocks),
         cmocka_unit_test(trim_gives_back_a_threads_empty_own_pages),
