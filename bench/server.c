@@ -196,8 +196,11 @@ static void run_waves(const options_t *o, long cycle_rss_kb[CYCLES])
 
 enum { LARSON_SLOTS = 1000, LARSON_STEPS = 10000, LARSON_MIN = 16, LARSON_MAX = 1024 };
 
+/* A lane's state, written at every step (rng) by the thread that runs it: a cache line of its
+ * own, or the lanes' threads, on different CPUs, would take turns at one line and the benchmark
+ * would time that instead of the allocator. */
 typedef struct lane {
-    void **slots; /* inherited from one thread to the next */
+    _Alignas(64) void **slots; /* inherited from one thread to the next */
     uint64_t rng;
     unsigned rounds_left;
 } lane_t;
