@@ -18,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -58,7 +59,7 @@ static void *checked_malloc(size_t size)
 
 /* ---- waves -------------------------------------------------------------------------------- */
 
-enum { CYCLES = 2, PHASES = 3, WAVES_PER_PHASE = 6, CACHE_KEEP = 4096 };
+enum { CYCLES = 2, PHASES = 3, WAVES_PER_PHASE = 6, CACHE_KEEP = 4096, CACHE_PENDING = 4096 };
 
 /* A block handed to the cache thread: the first word links it into a lock-free stack that the
  * connection threads push to and the cache thread takes whole. */
@@ -67,10 +68,19 @@ typedef struct handed {
 } handed_t;
 
 static _Atomic(handed_t *) handed_stack;
+/* Blocks handed and not yet taken by the cache thread. A connection thread that finds
+ * CACHE_PENDING of them waits for the cache thread, as a server's bounded queue would make it:
+ * without the bound, what piled up while the cache thread waited for a CPU (8 connection threads
+ * on 2 here) was the largest part of the peak, and it moved by up to 2x from run to run,
+ * whichever the allocator, with the scheduler's whims. */
+static _Atomic uint32_t handed_pending;
 static atomic_bool cache_stop;
 
 static void hand_to_cache(void *p)
 {
+    while (atomic_load_explicit(&handed_pending, memory_order_relaxed) >= CACHE_PENDING)
+        sched_yield();
+    atomic_fetch_add_explicit(&handed_pending, 1, memory_order_relaxed);
     handed_t *h = p, *head = atomic_load_explicit(&handed_stack, memory_order_relaxed);
     do
         h->next = head;
@@ -94,6 +104,7 @@ static void *cache_thread(void *arg)
             usleep(200);
             continue;
         }
+        uint32_t taken = 0;
         while (list != NULL) {
             handed_t *next = list->next;
             if (ring[at] != NULL) {
@@ -103,7 +114,9 @@ static void *cache_thread(void *arg)
             ring[at] = list;
             at = (at + 1) % CACHE_KEEP;
             list = next;
+            taken++;
         }
+        atomic_fetch_sub_explicit(&handed_pending, taken, memory_order_relaxed);
     }
     for (size_t i = 0; i < CACHE_KEEP; i++)
         if (ring[i] != NULL) {
@@ -184,6 +197,9 @@ static void run_waves(const options_t *o, long cycle_rss_kb[CYCLES])
                 for (unsigned i = 0; i < o->threads; i++)
                     pthread_join(th[i], NULL);
             }
+        /* Like against like: the cycle's end with nothing still on its way to the cache. */
+        while (atomic_load(&handed_pending) != 0)
+            usleep(100);
         cycle_rss_kb[cycle] = status_kb("VmRSS");
     }
     atomic_store(&cache_stop, true);
