@@ -48,6 +48,7 @@ static size_t mapped_size(size_t size, vt_backing_t backing)
  * accounts for beyond those live now, and at most VTMALLOC_LARGE_CACHE MiB. Lock held. */
 static size_t cache_allowed_locked(uint32_t now)
 {
+    vt_window_quiet_forget(&t.live, now);
     uint64_t peak = vt_window_peak(&t.live, now);
     size_t allowed = (size_t)(peak - t.live.level);
     /* At least a quarter of the peak, so that a request finds a block close to its size: a

@@ -23,6 +23,7 @@ vt_options_t vt_options = {
     .batch_units = 8,
     .reserve_spans = 4,
     .purge_ms = 1000,
+    .retain_ms = 0,
     .dirty_pct = 100,
     .purge_thread = 2,
     .large_cache_mb = 4096,
@@ -60,9 +61,14 @@ static const option_t table[] = {
     {"RESERVE_SPANS", &vt_options.reserve_spans, 0, 65536, NULL,
      "empty 4 MiB spans kept mapped beyond what the recent peak demand needs"},
     {"PURGE_MS", &vt_options.purge_ms, 0, 3600000, NULL,
-     "the retention window in milliseconds: free memory that the peak demand of the last "
-     "window accounts for stays resident; the rest is returned to the OS (madvise), and "
-     "empty spans beyond the peak's need are unmapped"},
+     "milliseconds of quiet after which free memory goes back to the OS: a process whose "
+     "demand for memory has not moved for this long keeps only what it uses; the purge "
+     "passes run four times in this time"},
+    {"RETAIN_MS", &vt_options.retain_ms, 0, 7200000, NULL,
+     "the retention window in milliseconds while the process is busy: free memory that the "
+     "peak demand of the last window accounts for stays resident, the rest is returned to the "
+     "OS (madvise) and empty spans beyond the peak's need are unmapped; 0: twice "
+     "VTMALLOC_PURGE_MS"},
     {"DIRTY_PCT", &vt_options.dirty_pct, 0, 100, NULL,
      "free units that may stay resident before VTMALLOC_PURGE_MS has passed, in percent of "
      "the units of the spans held (at least 1 MiB); beyond it the units freed longest ago "

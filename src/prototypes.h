@@ -119,8 +119,8 @@ void vt_unwind_fork_child(void) VT_HIDDEN;
 /* ---- retain.c: the retention policy ------------------------------------------------------ */
 
 /* The highest level of something (units out of spans, bytes of large mappings) over the last
- * VTMALLOC_PURGE_MS, kept in slots that each cover a part of the window, so that an old high
- * is forgotten part by part. Protected by its user's lock. */
+ * retention window (VTMALLOC_RETAIN_MS), kept in slots that each cover a part of the window, so
+ * that an old high is forgotten part by part. Protected by its user's lock. */
 #define VT_WINDOW_SLOTS 8
 typedef struct vt_window {
     uint64_t slot_max[VT_WINDOW_SLOTS]; /* highest level seen in each slot's time */
@@ -138,6 +138,12 @@ void vt_retain_demand_changed(int32_t delta_units, uint32_t now) VT_HIDDEN;
 void vt_retain_demand_forgotten(uint32_t units, uint32_t now) VT_HIDDEN;
 uint32_t vt_retain_free_allowed(uint32_t now) VT_HIDDEN;
 uint32_t vt_retain_spans_needed(uint32_t now) VT_HIDDEN;
+/* True when no window has changed for VTMALLOC_PURGE_MS: the process went quiet, and every
+ * window then forgets its past peaks (vt_window_quiet_forget). Any thread, no lock. */
+bool vt_retain_quiet(uint32_t now) VT_HIDDEN;
+/* The window's past peaks forgotten, down to its level, when the process went quiet. Its user's
+ * lock held. */
+void vt_window_quiet_forget(vt_window_t *w, uint32_t now) VT_HIDDEN;
 
 /* ---- proftable.c ------------------------------------------------------------------------ */
 

@@ -905,8 +905,9 @@ static void aligned_runs_leave_half_the_span_header_untouched(void **state)
 static void the_window_keeps_its_peak_against_an_older_clock(void **state)
 {
     (void)state;
-    uint32_t saved = vt_options.purge_ms;
+    uint32_t saved = vt_options.purge_ms, saved_retain = vt_options.retain_ms;
     vt_options.purge_ms = 1000;
+    vt_options.retain_ms = 1000;
     vt_window_t w = {0};
     uint32_t t = 5000000;
     vt_window_change(&w, 500, t); /* the peak */
@@ -917,6 +918,46 @@ static void the_window_keeps_its_peak_against_an_older_clock(void **state)
     assert_int_equal(vt_window_peak(&w, t + 900), 500);
     assert_int_equal(vt_window_peak(&w, t + 1200), 101); /* a whole window later: forgotten */
     vt_options.purge_ms = saved;
+    vt_options.retain_ms = saved_retain;
+}
+
+/* Two clocks (retain.c): while demand keeps moving, free memory that the window's peak
+ * accounts for stays resident for the whole window (VTMALLOC_RETAIN_MS, here longer than the
+ * test), though passes run all along; once nothing has moved for VTMALLOC_PURGE_MS, the next
+ * pass gives it back. The moving demand is a 2 MiB block allocated and freed every 20 ms (a
+ * mapped block: large.c's window changes each time). */
+static void a_busy_process_keeps_free_memory_and_a_quiet_one_returns_it(void **state)
+{
+    (void)state;
+    uint32_t saved = vt_options.purge_ms, saved_retain = vt_options.retain_ms;
+    vt_options.purge_ms = 200;
+    vt_options.retain_ms = 60000;
+    vt_malloc_trim(0);
+    allocate_big_blocks();
+    free_big_blocks();
+    vt_stats_t freed, busy, quiet;
+    vt_stats_get(&freed);
+    assert_true(freed.bytes_free_resident >= (uint64_t)(BIG_BLOCKS - 2) * VT_LARGE_SPAN_MAX);
+    struct timespec step = {0, 20 * 1000 * 1000};
+    for (int i = 0; i < 50; i++) { /* a second: five times VTMALLOC_PURGE_MS */
+        vt_free(vt_malloc((size_t)2 << 20));
+        vt_purge_tick();
+        nanosleep(&step, NULL);
+    }
+    vt_stats_get(&busy);
+    struct timespec rest = {0, 500 * 1000 * 1000};
+    nanosleep(&rest, NULL); /* no call at all: quiet */
+    vt_purge_tick();
+    vt_stats_get(&quiet);
+    vt_options.purge_ms = saved;
+    vt_options.retain_ms = saved_retain;
+    if (busy.bytes_free_resident < freed.bytes_free_resident / 10 * 9)
+        fail_msg("busy: %zu of %zu KiB of free memory left resident",
+                 (size_t)(busy.bytes_free_resident >> 10),
+                 (size_t)(freed.bytes_free_resident >> 10));
+    if (quiet.bytes_free_resident > (uint64_t)4 << 20)
+        fail_msg("quiet: %zu KiB of free memory still resident",
+                 (size_t)(quiet.bytes_free_resident >> 10));
 }
 
 int main(void)
@@ -936,6 +977,7 @@ int main(void)
         cmocka_unit_test(rss_returns_after_free_and_trim),
         cmocka_unit_test(purged_on_schedule_without_trim),
         cmocka_unit_test(freed_memory_serves_the_next_demand_then_leaves),
+        cmocka_unit_test(a_busy_process_keeps_free_memory_and_a_quiet_one_returns_it),
         cmocka_unit_test(arrays_of_changing_sizes_reuse_one_mapping),
         cmocka_unit_test(an_idle_thread_gives_up_its_stash),
         cmocka_unit_test(the_next_wave_of_threads_reuses_what_the_last_freed),
