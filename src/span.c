@@ -372,8 +372,8 @@ void vt_span_give_back_locked(vt_page_t *page, uint32_t freed_ms)
     vt_span_relist(span);
     uint32_t now = vt_os_now_ms();
     vt_retain_demand_changed(-(int32_t)page->units, now);
-    /* Freed longer ago than the window (a page of an exited thread that emptied before a
-     * quiet spell): not part of any recent demand. */
+    /* Freed a quiet time (VTMALLOC_PURGE_MS) ago or more: a page of an exited thread that
+     * emptied before a quiet spell, not part of any recent demand (retain.c). */
     if ((uint32_t)(now - freed_ms) >= vt_options.purge_ms)
         vt_retain_demand_forgotten(page->units, now);
 }
