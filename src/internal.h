@@ -310,9 +310,24 @@ VT_INLINE bool vt_page_count_down(vt_page_t *page, size_t size)
     return vt_unlikely((page->sample_left -= (int64_t)size) < 0);
 }
 
-/* sample.c: bytes until the next sample, and the logarithm the draw takes. */
+/* sample.c: bytes until the next sample (VT_SAMPLE_NEVER when profiling is off), and the
+ * logarithm the draw takes. */
 int64_t vt_sample_draw(void) VT_HIDDEN;
 double vt_sample_neg_log(uint64_t r) VT_HIDDEN;
+/* The calling thread's draws made ahead (sample.c), taken from the last; vt_sample_refill makes
+ * the next batch and returns the first of it to be taken. */
+#define VT_SAMPLE_BATCH 8
+extern __thread int64_t vt_sample_draws[VT_SAMPLE_BATCH] VT_HIDDEN;
+extern __thread unsigned vt_sample_draws_left VT_HIDDEN;
+int64_t vt_sample_refill(void) VT_NOINLINE VT_HIDDEN;
+
+/* The next draw, with profiling on: a sample takes one from the batch, inline. */
+VT_INLINE int64_t vt_sample_next(void)
+{
+    if (vt_unlikely(vt_sample_draws_left == 0))
+        return vt_sample_refill();
+    return vt_sample_draws[--vt_sample_draws_left];
+}
 
 /* A page's countdown starts afresh after a sample (the exponential draw is memoryless, so
  * restarting it at any time keeps every byte's chance the same); what it counted down so far
@@ -320,7 +335,7 @@ double vt_sample_neg_log(uint64_t r) VT_HIDDEN;
 VT_INLINE void vt_page_sample_restart(vt_page_t *page)
 {
     page->requested += (uint64_t)(page->sample_base - page->sample_left);
-    page->sample_left = page->sample_base = vt_sample_draw();
+    page->sample_left = page->sample_base = vt_sample_next(); /* on: the countdown ran out */
 }
 
 /* Pops the first block of a page whose free list is not empty (the malloc fast path, alloc.h,

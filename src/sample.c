@@ -5,7 +5,8 @@
  * Calls: options.c, page.c
  *
  * Owns: each thread's random sequence (thread-local, so nothing here is shared). Every sampled
- * allocation makes a draw (its page's countdown starts again): about 60 instructions.
+ * allocation takes a draw (its page's countdown starts again): about 55 instructions, made eight
+ * at a time.
  */
 #include "internal.h"
 
@@ -61,25 +62,26 @@ double vt_sample_neg_log(uint64_t r)
  * needs one, retires nothing behind the chain until it ends: in memtest single at the usual mean
  * (a sample every 64 mallocs) the draw took a third of a sample's time under perf. The chains of
  * a batch are independent, so the processor runs them side by side, and a sample takes a
- * finished draw. The sequence is the one a draw at a time would give. */
-#define DRAW_BATCH 8
-static __thread int64_t draws[DRAW_BATCH] __attribute__((tls_model("initial-exec")));
-static __thread unsigned draws_left __attribute__((tls_model("initial-exec")));
+ * finished draw (internal.h: vt_sample_next, inline, so that it costs a sample no call). The
+ * sequence is the one a draw at a time would give. */
+__thread int64_t vt_sample_draws[VT_SAMPLE_BATCH] __attribute__((tls_model("initial-exec")));
+__thread unsigned vt_sample_draws_left __attribute__((tls_model("initial-exec")));
 
-static VT_NOINLINE void draw_batch(void)
+int64_t vt_sample_refill(void)
 {
     if (vt_unlikely(sample_rng == 0))
         sample_rng = vt_secret ^ (uintptr_t)&sample_rng;
     double mean = (double)vt_options.prof_sample;
-    for (unsigned i = 0; i < DRAW_BATCH; i++) {
+    for (unsigned i = 0; i < VT_SAMPLE_BATCH; i++) {
         uint64_t z = sample_rng + (i + 1) * VT_FIBONACCI_HASH;
         z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
         z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
         z ^= z >> 31;
-        draws[i] = (int64_t)(vt_sample_neg_log(z) * mean) + 1;
+        vt_sample_draws[i] = (int64_t)(vt_sample_neg_log(z) * mean) + 1;
     }
-    sample_rng += DRAW_BATCH * VT_FIBONACCI_HASH;
-    draws_left = DRAW_BATCH;
+    sample_rng += VT_SAMPLE_BATCH * VT_FIBONACCI_HASH;
+    vt_sample_draws_left = VT_SAMPLE_BATCH - 1;
+    return vt_sample_draws[VT_SAMPLE_BATCH - 1];
 }
 
 /* Bytes until the next sampled allocation: an exponential draw with the mean
@@ -90,7 +92,5 @@ int64_t vt_sample_draw(void)
 {
     if (vt_likely(vt_options.prof_sample == 0))
         return VT_SAMPLE_NEVER;
-    if (vt_unlikely(draws_left == 0))
-        draw_batch();
-    return draws[--draws_left];
+    return vt_sample_next();
 }

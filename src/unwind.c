@@ -3,7 +3,7 @@
  * fraction of the cost of glibc's backtrace.
  *
  * Layer: 1 stack unwinding
- * Calls: os.c, cfi.c
+ * Calls: os.c, cfi.c, report.c
  *
  * Owns: a cache of unwind rules by code address, and the mutex of its writers; the walks kept
  * in the memo of a thread's last ones (vt_unwind_memo_t, held by its thread cache; its layout
@@ -192,6 +192,11 @@ static int walk(uintptr_t pc, uintptr_t rsp, uintptr_t rbp, uintptr_t *pcs, int 
     rule_slot_t *slots = cache();
     int n = 0;
     bool rbp_reloaded = false;
+    /* The last rbp the walk reloaded, and where from: noted in the memo only when a step takes
+     * its CFA from it. A reloaded rbp that no step uses cannot change the walk, so a check need
+     * not read it again; and every word noted before it was read at a CFA taken from rsp,
+     * whatever this one holds, so the check still reads nothing the walk would not. */
+    const uintptr_t *rbp_at = NULL;
     vt_code_object_t object = {0};
     while (n < max && pc != 0) {
         pcs[n++] = pc;
@@ -209,8 +214,13 @@ static int walk(uintptr_t pc, uintptr_t rsp, uintptr_t rbp, uintptr_t *pcs, int 
             break;
         if (vt_unlikely(rule.kind != VT_CFI_STEP))
             return -1;
-        if (rule.cfa_from_rbp && !rbp_reloaded && memo != NULL)
-            memo->uses_rbp = true;
+        if (rule.cfa_from_rbp && memo != NULL) {
+            if (!rbp_reloaded)
+                memo->uses_rbp = true;
+            else if (rbp_at != NULL)
+                memo_read(memo, rbp_at, rbp);
+            rbp_at = NULL; /* noted once: the next steps read it again only after a reload */
+        }
         uintptr_t cfa = (rule.cfa_from_rbp ? rbp : rsp) + (uintptr_t)(intptr_t)rule.cfa_off;
         if (vt_unlikely(cfa <= rsp || cfa - rsp > FRAME_MAX || (cfa & 7) != 0))
             break; /* not a stack any more: bad CFI, or rbp not what the rule expects */
@@ -218,9 +228,8 @@ static int walk(uintptr_t pc, uintptr_t rsp, uintptr_t rbp, uintptr_t *pcs, int 
         pc = *ra_at;
         memo_read(memo, ra_at, pc);
         if (rule.rbp_off != 0) {
-            const uintptr_t *rbp_at = (const uintptr_t *)(cfa + (uintptr_t)(intptr_t)rule.rbp_off);
+            rbp_at = (const uintptr_t *)(cfa + (uintptr_t)(intptr_t)rule.rbp_off);
             rbp = *rbp_at;
-            memo_read(memo, rbp_at, rbp);
             rbp_reloaded = true;
         }
         rsp = cfa;
@@ -290,7 +299,8 @@ int vt_unwind_from_memo(const void *frame, uintptr_t *scratch, int max, vt_unwin
     w->pc = pc;
     w->rsp = rsp;
     w->rbp = rbp;
-    w->max = max;
+    /* A walk that needed backtrace(), or read more words than a way holds, is not kept. */
+    w->max = n >= 0 && w->reads <= MEMO_READS ? max : 0;
     w->n = n;
     if (n < 0)
         return unwind_by_backtrace(scratch, max);

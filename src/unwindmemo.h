@@ -24,8 +24,10 @@
  * One remembered walk, and every word of the stack it read, in order.
  *
  * Why a memo is exact: a walk is a function of where it starts (pc and rsp, and rbp if a rule
- * addressed the frame from rbp before any rule reloaded it), of the words it reads, and of
- * the rules, which depend on the code alone. So when a new walk starts from the same place and
+ * addressed the frame from rbp before any rule reloaded it), of the words it reads that
+ * matter (every return address, and a reloaded rbp once a step addresses a frame from it: one
+ * that is reloaded again first changes nothing), and of the rules, which depend on the code
+ * alone. So when a new walk starts from the same place and
  * each word, read again in order, still holds what it held, every step comes out as before and
  * the stored addresses are the answer. The check stops at the first word that differs, so it
  * only reads an address the walk itself would read at that point: it is as safe as the walk.
@@ -35,10 +37,10 @@
  */
 typedef struct memo_way {
     uintptr_t pc, rsp, rbp; /* where the walk started */
-    int max, n;             /* the depth asked for, and the count returned (-1: no memo) */
-    bool uses_rbp;          /* a rule addressed a frame from the starting rbp */
-    unsigned reads;         /* words in read */
-    uint64_t user;          /* the caller's note about this stack; 0 whenever the walk is new */
+    int max, n;     /* the depth asked for (0: the way holds no walk), and the count returned */
+    bool uses_rbp;  /* a rule addressed a frame from the starting rbp */
+    unsigned reads; /* words in read */
+    uint64_t user;  /* the caller's note about this stack; 0 whenever the walk is new */
     /* each word read, where and what: side by side, so that a check reads as few cache lines
      * as it can (a sampled allocation finds them cold) */
     struct {
@@ -66,9 +68,9 @@ struct vt_unwind_memo {
 static inline __attribute__((always_inline)) int memo_answer(const memo_way_t *m, uintptr_t pc,
                                                              uintptr_t rsp, uintptr_t rbp, int max)
 {
-    if (m->n < 0 || m->max != max || m->pc != pc || m->rsp != rsp || m->reads > MEMO_READS ||
-        (m->uses_rbp && m->rbp != rbp))
+    if (m->max != max || m->pc != pc || m->rsp != rsp || (m->uses_rbp && m->rbp != rbp))
         return -1;
+    VT_ASSERT(m->n >= 0 && m->reads <= MEMO_READS); /* else the walk left max 0 */
     for (unsigned i = 0; i < m->reads; i++)
         if (*(const uintptr_t *)m->read[i].addr != m->read[i].value)
             return -1; /* the stack changed below this word: walk */

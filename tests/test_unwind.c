@@ -322,6 +322,38 @@ static void the_memo_answers_only_the_same_stack(void **state)
 #endif
 }
 
+/* Two frames addressed from rbp, one inside the other: the walk reloads rbp from the inner one's
+ * saved word and takes the outer one's CFA from it, the word that the memo notes only then. */
+static __attribute__((noinline)) void inner_alloca(walk_pair_t *w, size_t n)
+{
+    volatile char *buf = __builtin_alloca(n);
+    buf[0] = 1;
+    take_pair(w);
+    sink += buf[0];
+}
+
+static __attribute__((noinline)) void outer_alloca(walk_pair_t *w, size_t n)
+{
+    volatile char *buf = __builtin_alloca(n);
+    buf[n - 1] = 1;
+    inner_alloca(w, 48);
+    sink += buf[n - 1];
+}
+
+static void the_memo_answers_through_frames_addressed_from_rbp(void **state)
+{
+    (void)state;
+    static walk_pair_t w[3];
+    static volatile size_t sizes[3] = {64, 64, 4096};
+    static volatile int rounds = 3; /* one call site: a count the compiler cannot unroll */
+    for (int i = 0; i < rounds && i < 3; i++)
+        outer_alloca(&w[i], sizes[i]);
+    assert_same_walk(&w[0]);
+    assert_walk(&w[1], &w[0], true); /* the same stack: the memo answers, reloaded rbp and all */
+    /* A deeper outer frame: the walk starts elsewhere, and is walked again. */
+    assert_walk(&w[2], &w[1], false);
+}
+
 /* ---- A signal handler: the kernel's frame goes to backtrace() ------------------------------ */
 
 static stacks_t in_handler;
@@ -356,6 +388,7 @@ int main(void)
         cmocka_unit_test(stops_at_the_depth_asked_for),
         cmocka_unit_test(from_a_frame_further_up),
         cmocka_unit_test(the_memo_answers_only_the_same_stack),
+        cmocka_unit_test(the_memo_answers_through_frames_addressed_from_rbp),
         cmocka_unit_test(a_signal_handler),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
