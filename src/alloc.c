@@ -3,8 +3,8 @@
  * the exported vt_* names.
  *
  * Layer: 13 API
- * Calls: os.c, report.c, sizeclass.c, spanmap.c, page.c, prof.c, large.c, largespan.c, tcache.c,
- *        purge.c, init.c, dumps.c
+ * Calls: os.c, report.c, sizeclass.c, spanmap.c, page.c, prof.c, proflarge.c, large.c,
+ *        largespan.c, tcache.c, purge.c, init.c, dumps.c
  *
  * Owns: argument checking, errno, overflow, the realloc and alignment policies, and the slow
  * paths of malloc and free: where a thread's first allocation starts its cache (init.c) and

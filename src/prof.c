@@ -3,7 +3,7 @@
  * memory. This file takes the samples and sees their frees; profdump.c writes the profile.
  *
  * Layer: 7 heap profiler
- * Calls: os.c, report.c, unwind.c, proftable.c, options.c, sample.c, page.c, profpages.c,
+ * Calls: os.c, report.c, unwind.c, proftable.c, options.c, page.c, profpages.c,
  *        profown.c
  *
  * Owns: the shards (profshard.h), each with its table of call stacks and of sampled large
@@ -34,7 +34,7 @@
  * Never calls malloc: the tables are mapped (proftable.c) and grow by doubling. The stack is taken
  * (unwind.c) with the profiler's mutex not held: for the frames it cannot step through itself
  * it calls glibc's backtrace, which may allocate the first time (it loads libgcc_s), and a
- * thread that is inside the profiler is not sampled again (in_prof), so that allocation is
+ * thread that is inside the profiler is not sampled again (vt_prof_inside), so that allocation is
  * served as any other.
  */
 #include "internal.h"
@@ -42,9 +42,6 @@
 #include "profshard.h"
 #include "unwindmemo.h"
 
-/* Frames kept per stack, and frames looked at (ours come first and are left out). */
-#define PROF_DEPTH VT_PROF_DEPTH
-#define PROF_SKIP  8
 _Static_assert(PROF_DEPTH + PROF_SKIP <= VT_UNWIND_MEMO_FRAMES, "a sampled stack fits the memo");
 
 prof_shard_t vt_prof_shards[PROF_SHARDS] = {[0 ... PROF_SHARDS - 1] = {.lock = VT_LOCK_INIT}};
@@ -52,8 +49,8 @@ prof_shard_t vt_prof_shards[PROF_SHARDS] = {[0 ... PROF_SHARDS - 1] = {.lock = V
  * stored last (release), so a reader that sees it sees lo. Every writer stores the same. */
 static _Atomic uintptr_t self_lo, self_hi;
 
-/* The calling thread is inside the profiler: it is not sampled again. */
-static __thread bool in_prof __attribute__((tls_model("initial-exec")));
+/* The calling thread is inside the profiler: it is not sampled again (profshard.h). */
+__thread bool vt_prof_inside __attribute__((tls_model("initial-exec")));
 /* The shard of the calling thread's small samples: that of the CPU it ran on when it last
  * asked, asked again every SHARD_RECHECK samples. Asking costs about 45 instructions, a twelfth
  * of a sample; a thread that moved to another CPU meanwhile shares a shard for a few samples. */
@@ -65,8 +62,6 @@ static __thread uint8_t shard_left __attribute__((tls_model("initial-exec")));
  * the thread's hot line, not in the cache's far end. A thread keeps one cache all its life. */
 static __thread vt_prof_own_t *my_own __attribute__((tls_model("initial-exec")));
 static __thread vt_unwind_memo_t *my_memo __attribute__((tls_model("initial-exec")));
-/* Bytes until the calling thread's next sampled large block. */
-static __thread int64_t large_left __attribute__((tls_model("initial-exec")));
 
 VT_EXPORT size_t vt_prof_sample_bytes(void)
 {
@@ -105,7 +100,7 @@ static uint32_t callers(const uintptr_t *frames, int n, uintptr_t *pcs)
  * stack: while its generation is the shard's, the index is good, and the filtering, hashing and
  * comparing are skipped. Generations are unique over all shards (proftable.c), so a word noted
  * in another shard never matches. Lock held. */
-static uint32_t stack_locked(prof_shard_t *sh, const uintptr_t *frames, int n, uint64_t *known)
+uint32_t vt_prof_stack_locked(prof_shard_t *sh, const uintptr_t *frames, int n, uint64_t *known)
 {
     if (known != NULL && *known != 0 && (uint32_t)(*known >> 32) == sh->t.generation)
         return (uint32_t)*known & KNOWN_STACK_MASK;
@@ -117,16 +112,6 @@ static uint32_t stack_locked(prof_shard_t *sh, const uintptr_t *frames, int n, u
     if (known != NULL)
         *known = stack == UINT32_MAX ? 0 : known_make(sh, stack);
     return stack;
-}
-
-/* A large block's sample, in the shard's table by address. Lock held. */
-static void record_large_locked(prof_shard_t *sh, uintptr_t addr, size_t size, uint32_t stack)
-{
-    if (stack == UINT32_MAX ||
-        !vt_proftable_sample_add(&sh->t,
-                                 (vt_prof_sample_t){.addr = addr, .size = size, .stack = stack}))
-        return; /* no memory for the record: the block simply goes unrecorded */
-    count_locked(sh, stack, 1, size);
 }
 
 /* ---- A thread's own pages (profown.c) --------------------------------------------------- */
@@ -270,7 +255,7 @@ static void *sample_shard(unsigned class_idx, size_t size, const uintptr_t *fram
             p = vt_profpages_pop(&sh->pages, class_idx, my_shard, &record);
     }
     if (p != NULL) {
-        uint32_t stack = stack_locked(sh, frames, n, known);
+        uint32_t stack = vt_prof_stack_locked(sh, frames, n, known);
         if (stack != UINT32_MAX) {
             atomic_store_explicit(record, record_make(known_make(sh, stack), size),
                                   memory_order_relaxed);
@@ -298,20 +283,15 @@ static VT_NOINLINE void *sample_walked(unsigned class_idx, size_t size, const vo
     return sample_shard(class_idx, size, frames, n, known, own, k);
 }
 
-/* A sampled allocation of the class (tcache.c): NULL when the profiler cannot serve it (the
- * thread is inside the profiler already, or there is no memory); the caller then serves it
- * unsampled. `frame` is the caller's own (__builtin_frame_address(0)): the stack is walked from
- * there, or found in `memo`, the calling thread's cache's memo of its last one
- * (vt_unwind_from_memo), with its index in the table: a loop that samples one call site again
- * and again skips the walk and the table lookup. `own` is the cache's record of its own pages
- * (NULL for a cache that several threads share): a thread that samples often, from a stack the
- * memo knows, takes the block from them without a lock. */
-void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
-                          vt_unwind_memo_t **memo, vt_prof_own_t **own_slot)
+/* vt_prof_alloc_small past its common case: `w`, the memo's way that answered for this stack,
+ * or NULL when the memo was not asked or did not know it (asking again changes nothing). */
+static VT_NOINLINE void *sample_slow(unsigned class_idx, size_t size, const void *frame,
+                                     vt_unwind_memo_t **memo, vt_prof_own_t **own_slot,
+                                     memo_way_t *w)
 {
-    if (in_prof)
+    if (vt_prof_inside)
         return NULL;
-    in_prof = true;
+    vt_prof_inside = true;
     vt_prof_own_t *own = NULL;
     vt_unwind_memo_t *m;
     if (own_slot == NULL) {
@@ -320,18 +300,57 @@ void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
         own = vt_likely(my_own != NULL) ? my_own : own_first(own_slot, *memo);
         m = my_memo;
     }
-    const uintptr_t *frames = NULL;
-    uint64_t *known = NULL; /* the memo's word for this stack (stack_locked), or NULL */
-    int n = vt_unwind_memo_lookup(m, frame, PROF_DEPTH + PROF_SKIP, &known, &frames);
+    if (w == NULL)
+        w = vt_unwind_memo_find(m, frame, PROF_DEPTH + PROF_SKIP);
+    int n = w != NULL ? w->n : -1;
+    uint64_t *known = w != NULL ? &w->user : NULL; /* the memo's word for this stack */
+    const uintptr_t *frames = w != NULL ? w->pcs : NULL;
     /* the kind of its own pages that serves the class, or VT_PROFOWN_KINDS for none */
     unsigned k = own != NULL && own->hot ? vt_profown_kind(class_idx) : VT_PROFOWN_KINDS;
     void *p;
-    if (vt_likely(n >= 0 && k < VT_PROFOWN_KINDS && own_knows(own, *known)))
+    if (n >= 0 && k < VT_PROFOWN_KINDS && own_knows(own, *known))
         p = sample_own(own, k, size, *known);
     else
         p = sample_walked(class_idx, size, frame, memo, n, known, frames, own, k);
-    in_prof = false;
+    vt_prof_inside = false;
     return p;
+}
+
+/* A sampled allocation of the class (tcache.c): NULL when the profiler cannot serve it (the
+ * thread is inside the profiler already, or there is no memory); the caller then serves it
+ * unsampled. `frame` is the caller's own (__builtin_frame_address(0)): the stack is walked from
+ * there, or found in `memo`, the calling thread's cache's memo of its last one
+ * (vt_unwind_from_memo), with its index in the table: a loop that samples one call site again
+ * and again skips the walk and the table lookup. `own_slot` is the cache's record of its own
+ * pages (NULL for a cache that several threads share): a thread that samples often, from a
+ * stack the memo knows, takes the block from them without a lock.
+ *
+ * The common case is here, and calls nothing, so that it needs no frame of its own (a tenth of
+ * a sample's instructions were the saving and restoring of registers): a thread with pages of
+ * its own samples again the stack whose counts it keeps, and the page of the kind has a block.
+ * It touches only what the owner writes and no lock, so it needs no vt_prof_inside either: nothing
+ * it does can sample again before it returns. */
+void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
+                          vt_unwind_memo_t **memo, vt_prof_own_t **own_slot)
+{
+    vt_prof_own_t *own = my_own;
+    if (vt_unlikely(own == NULL || own_slot == NULL || vt_prof_inside))
+        return sample_slow(class_idx, size, frame, memo, own_slot, NULL);
+    memo_way_t *w = vt_unwind_memo_find(my_memo, frame, PROF_DEPTH + PROF_SKIP);
+    unsigned k = vt_profown_kind(class_idx);
+    if (vt_likely(w != NULL && own->hot && k < VT_PROFOWN_KINDS && w->user == own->pend_known &&
+                  w->user != 0 && own->pend_n < PEND_MAX)) {
+        vt_page_t *page = own->current[k];
+        void *p;
+        if (vt_likely(page != NULL && page->free != NULL && (p = vt_page_pop(page)) != NULL)) {
+            atomic_store_explicit(vt_profown_record(own, k, p), record_make(w->user, size),
+                                  memory_order_relaxed);
+            own->pend_n++;
+            own->pend_bytes += (uint32_t)size;
+            return p;
+        }
+    }
+    return sample_slow(class_idx, size, frame, memo, own_slot, w);
 }
 
 /* vt_prof_free_small by a thread other than the page's owner, or a block that failed the
@@ -370,50 +389,6 @@ void vt_prof_free_small(vt_page_t *page, void *p)
     free_other(page, p);
 }
 
-/* The shard that records a large block: by its address, which its free knows. */
-static prof_shard_t *large_shard(const void *p)
-{
-    return &vt_prof_shards[((uintptr_t)p * VT_FIBONACCI_HASH) >> 61];
-}
-
-/* Counts a large allocation down on the calling thread's countdown: true when it is to be
- * sampled (then the caller records it with vt_prof_record_large). */
-bool vt_prof_large_due(size_t size)
-{
-    if (vt_likely(vt_options.prof_sample == 0) || in_prof)
-        return false;
-    if (large_left == 0)
-        large_left = vt_sample_draw();
-    large_left -= (int64_t)size;
-    if (large_left >= 0)
-        return false;
-    large_left = vt_sample_draw();
-    return true;
-}
-
-void vt_prof_record_large(void *p, size_t size)
-{
-    in_prof = true;
-    uintptr_t frames[PROF_DEPTH + PROF_SKIP];
-    int n = vt_unwind(frames, PROF_DEPTH + PROF_SKIP);
-    prof_shard_t *sh = large_shard(p);
-    vt_mutex_lock(&sh->lock);
-    record_large_locked(sh, (uintptr_t)p, size, stack_locked(sh, frames, n, NULL));
-    vt_mutex_unlock(&sh->lock);
-    in_prof = false;
-}
-
-/* free() or realloc of a large block while profiling is on: its sample, if it has one, goes. */
-void vt_prof_forget_large(void *p)
-{
-    if (vt_likely(vt_options.prof_sample == 0))
-        return;
-    prof_shard_t *sh = large_shard(p);
-    vt_mutex_lock(&sh->lock);
-    vt_proftable_sample_take(&sh->t, (uintptr_t)p); /* if it has one: see record_large_locked */
-    vt_mutex_unlock(&sh->lock);
-}
-
 /* ---- fork ------------------------------------------------------------------------------- */
 
 void vt_prof_fork_prepare(void)
@@ -444,5 +419,5 @@ void vt_prof_fork_child(void)
         vt_proftable_clear(&sh->t);
         vt_lock_give(&sh->lock); /* held by this thread's parent copy: see span.c */
     }
-    in_prof = false;
+    vt_prof_inside = false;
 }

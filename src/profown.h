@@ -68,6 +68,14 @@ void vt_profown_close(vt_page_t *page) VT_HIDDEN;
 /* A damaged link on page's list: reported, and the list dropped (warn mode). */
 void vt_profown_damaged(vt_page_t *page) VT_COLD VT_HIDDEN;
 
+/* The record of block p of a page of its own of kind k: where the page's records start is
+ * known from the kind, so the page's descriptor is not read. */
+static inline _Atomic uint64_t *vt_profown_record(const vt_prof_own_t *own, unsigned k, void *p)
+{
+    uintptr_t area = (uintptr_t)p & ~(uintptr_t)(VT_UNIT_SIZE - 1); /* a page of one unit */
+    return (_Atomic uint64_t *)(area + own->records_at[k]) + (((uintptr_t)p - area) >> (6 + 2 * k));
+}
+
 /* A block for a sample of kind k, and in *record the place of its record; NULL when there is
  * no memory. Owner only: no lock, no atomic read-modify-write. */
 static inline void *vt_profown_pop(vt_prof_own_t *own, unsigned k, uint8_t shard,
@@ -84,9 +92,7 @@ static inline void *vt_profown_pop(vt_prof_own_t *own, unsigned k, uint8_t shard
         vt_profown_damaged(page);
         return NULL;
     }
-    uintptr_t area = (uintptr_t)p & ~(uintptr_t)(VT_UNIT_SIZE - 1); /* a page of one unit */
-    *record =
-        (_Atomic uint64_t *)(area + own->records_at[k]) + (((uintptr_t)p - area) >> (6 + 2 * k));
+    *record = vt_profown_record(own, k, p);
     VT_ASSERT(*record == vt_profpages_record_of(page, p));
     return p;
 }

@@ -1,6 +1,6 @@
 /*
- * profshard.h - the heap profiler's shards (prof.c samples into them, profdump.c writes the
- * profile from them), and the words that name a stack in them.
+ * profshard.h - the heap profiler's shards (prof.c and proflarge.c sample into them, profdump.c
+ * writes the profile from them), and the words that name a stack in them.
  *
  * Owns: nothing; the shards are defined in prof.c.
  */
@@ -30,6 +30,19 @@ typedef struct prof_shard {
 
 /* Every field of a shard belongs to its lock. */
 extern prof_shard_t vt_prof_shards[PROF_SHARDS] VT_HIDDEN;
+
+/* Frames kept per stack, and frames looked at (ours come first and are left out). */
+#define PROF_DEPTH VT_PROF_DEPTH
+#define PROF_SKIP  8
+
+/* The calling thread is inside the profiler: it is not sampled again (prof.c). */
+extern __thread bool vt_prof_inside VT_HIDDEN;
+
+/* The index in the shard's table of the stack that `frames` (n return addresses from a walk,
+ * ours first) name, UINT32_MAX when there is no memory for it; `known`: the memo's word for the
+ * stack, or NULL (prof.c). Lock held. */
+uint32_t vt_prof_stack_locked(prof_shard_t *sh, const uintptr_t *frames, int n,
+                              uint64_t *known) VT_HIDDEN;
 
 /* A stack as a word: the generation of its shard's table (high half), the shard, and its index
  * in the table. The memo keeps one per stack it holds (`known`), and the records of sampled

@@ -329,7 +329,7 @@ void vt_largetable_fork_prepare(void) VT_HIDDEN;
 void vt_largetable_fork_parent(void) VT_HIDDEN;
 void vt_largetable_fork_child(void) VT_HIDDEN;
 
-/* ---- prof.c: the heap profiler ---------------------------------------------------------- */
+/* ---- prof.c, proflarge.c: the heap profiler --------------------------------------------- */
 
 struct vt_prof_own;
 void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
@@ -342,12 +342,13 @@ void vt_prof_flush_own(void) VT_HIDDEN;
 void vt_prof_trim_own(void) VT_HIDDEN;
 void vt_prof_pass(void) VT_HIDDEN;
 void vt_prof_trim(void) VT_HIDDEN;
-bool vt_prof_large_due(size_t size) VT_HIDDEN;
-void vt_prof_record_large(void *p, size_t size) VT_HIDDEN;
-void vt_prof_forget_large(void *p) VT_HIDDEN;
 void vt_prof_fork_prepare(void) VT_HIDDEN;
 void vt_prof_fork_parent(void) VT_HIDDEN;
 void vt_prof_fork_child(void) VT_HIDDEN;
+/* proflarge.c: large blocks, sampled per thread by bytes and recorded by address. */
+bool vt_prof_large_due(size_t size) VT_HIDDEN;
+void vt_prof_record_large(void *p, size_t size) VT_HIDDEN;
+void vt_prof_forget_large(void *p) VT_HIDDEN;
 
 /* ---- large.c, largespan.c: blocks above the classes ------------------------------------- */
 

@@ -64,47 +64,57 @@ struct vt_unwind_memo {
     memo_way_t way[MEMO_WAYS];
 };
 
-/* The way's count of addresses when the walk from (pc, rsp, rbp) would repeat it, else -1. */
-static inline __attribute__((always_inline)) int memo_answer(const memo_way_t *m, uintptr_t pc,
-                                                             uintptr_t rsp, uintptr_t rbp, int max)
+/* The way holds the walk from frame f ([0] = caller's rbp, [1] = return address): the start
+ * is read from f again for each way, which leaves the loop registers enough to need none saved. */
+static inline __attribute__((always_inline)) bool memo_answers(const memo_way_t *m,
+                                                               const uintptr_t *f, int max)
 {
-    if (m->max != max || m->pc != pc || m->rsp != rsp || (m->uses_rbp && m->rbp != rbp))
-        return -1;
+    if (m->max != max || m->pc != f[1] || m->rsp != (uintptr_t)(f + 2) ||
+        (m->uses_rbp && m->rbp != f[0]))
+        return false;
     VT_ASSERT(m->n >= 0 && m->reads <= MEMO_READS); /* else the walk left max 0 */
     for (unsigned i = 0; i < m->reads; i++)
         if (*(const uintptr_t *)m->read[i].addr != m->read[i].value)
-            return -1; /* the stack changed below this word: walk */
-    return m->n;
+            return false; /* the stack changed below this word: walk */
+    return true;
 }
 
-/* The walk from `frame` (a caller's __builtin_frame_address(0)) when the memo holds it: its
- * count of addresses, with *pcs the addresses and *user the caller's word for the stack (see
- * vt_unwind_from_memo). -1 when it does not (or there is no memo): then vt_unwind_from_memo
- * walks and keeps the walk. Owner only. */
-static inline int vt_unwind_memo_lookup(vt_unwind_memo_t *m, const void *frame, int max,
-                                        uint64_t **user, const uintptr_t **pcs)
+/* The way that holds the walk from `frame` (a caller's __builtin_frame_address(0)), or NULL
+ * when none does (or there is no memo): then vt_unwind_from_memo walks and keeps the walk. Its
+ * count of addresses is n, the addresses pcs, and user the caller's word for the stack (see
+ * vt_unwind_from_memo). Owner only. */
+static inline __attribute__((always_inline)) memo_way_t *
+vt_unwind_memo_find(vt_unwind_memo_t *m, const void *frame, int max)
 {
 #ifdef __x86_64__
     if (m == NULL)
-        return -1;
-    const uintptr_t *f = frame; /* [0] = caller's rbp, [1] = return address */
-    uintptr_t pc = f[1], rsp = (uintptr_t)(f + 2), rbp = f[0];
+        return NULL;
     /* The way that answered last first: a loop that samples one place hits it at once. */
     for (unsigned k = 0; k < MEMO_WAYS; k++) {
         memo_way_t *w = &m->way[m->last ^ k];
-        int n = memo_answer(w, pc, rsp, rbp, max);
-        if (vt_likely(n >= 0)) {
+        if (vt_likely(memo_answers(w, frame, max))) {
             m->last ^= k;
             m->hits++;
-            *user = &w->user;
-            *pcs = w->pcs;
-            return n;
+            return w;
         }
     }
 #else
-    (void)m, (void)frame, (void)max, (void)user, (void)pcs;
+    (void)m, (void)frame, (void)max;
 #endif
-    return -1;
+    return NULL;
+}
+
+/* The same as a count of addresses, with *pcs the addresses and *user the caller's word; -1
+ * when the memo does not hold the walk. Owner only. */
+static inline int vt_unwind_memo_lookup(vt_unwind_memo_t *m, const void *frame, int max,
+                                        uint64_t **user, const uintptr_t **pcs)
+{
+    memo_way_t *w = vt_unwind_memo_find(m, frame, max);
+    if (w == NULL)
+        return -1;
+    *user = &w->user;
+    *pcs = w->pcs;
+    return w->n;
 }
 
 #endif /* VT_UNWINDMEMO_H */
