@@ -325,11 +325,10 @@ static VT_NOINLINE void *sample_slow(unsigned class_idx, size_t size, const void
  * pages (NULL for a cache that several threads share): a thread that samples often, from a
  * stack the memo knows, takes the block from them without a lock.
  *
- * The common case is here, and calls nothing, so that it needs no frame of its own (a tenth of
- * a sample's instructions were the saving and restoring of registers): a thread with pages of
- * its own samples again the stack whose counts it keeps, and the page of the kind has a block.
- * It touches only what the owner writes and no lock, so it needs no vt_prof_inside either: nothing
- * it does can sample again before it returns. */
+ * The common case is here, and calls nothing: a thread with pages of its own samples again the
+ * stack whose counts it keeps, and the page of the kind has a block. It touches only what the
+ * owner writes and takes no lock, so it needs no vt_prof_inside either (nothing it does can
+ * sample again before it returns); the rest, with its larger frame, is one call away. */
 void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
                           vt_unwind_memo_t **memo, vt_prof_own_t **own_slot)
 {
