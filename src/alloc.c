@@ -3,8 +3,8 @@
  * the exported vt_* names.
  *
  * Layer: 13 API
- * Calls: os.c, report.c, sizeclass.c, spanmap.c, page.c, prof.c, proflarge.c, large.c,
- *        largespan.c, tcache.c, purge.c, init.c, dumps.c
+ * Calls: os.c, report.c, sizeclass.c, spanmap.c, page.c, thread.c, prof.c, proflarge.c,
+ *        large.c, largespan.c, tcache.c, purge.c, init.c, dumps.c
  *
  * Owns: argument checking, errno, overflow, the realloc and alignment policies, and the slow
  * paths of malloc and free: where a thread's first allocation starts its cache (init.c) and
@@ -67,7 +67,7 @@ static void *large_sampled(void *p, size_t size)
  * of its frees would give the run back under the global lock. */
 static void *large_alloc(size_t size, bool zero)
 {
-    vt_tcache_t *tc = vt_tls_tcache;
+    vt_tcache_t *tc = vt_thread.tcache;
     if (vt_unlikely(tc->state == VT_TCACHE_UNSTARTED) && size <= VT_LARGE_SPAN_MAX)
         tc = start_thread(tc);
     if (size <= VT_LARGE_SPAN_MAX && tc->state == VT_TCACHE_LIVE) {
@@ -130,7 +130,7 @@ void *vt_api_calloc(size_t count, size_t size)
         return NULL;
     }
     if (vt_likely(total <= VT_SMALL_MAX)) {
-        void *p = vt_api_alloc_class(vt_tls_tcache, vt_size_class(total), total);
+        void *p = vt_api_alloc_class(vt_thread.tcache, vt_size_class(total), total);
         if (p != NULL)
             memset(p, 0, total);
         return p;
@@ -222,7 +222,7 @@ static void *aligned_pow2(size_t alignment, size_t size)
         if (rounded == 0)
             rounded = alignment;
         if (rounded <= VT_SMALL_MAX) {
-            void *p = vt_api_alloc_class(vt_tls_tcache, vt_size_class(rounded), size);
+            void *p = vt_api_alloc_class(vt_thread.tcache, vt_size_class(rounded), size);
             VT_ASSERT(((uintptr_t)p & (alignment - 1)) == 0);
             return p;
         }

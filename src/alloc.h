@@ -58,9 +58,9 @@ VT_INLINE void *vt_api_alloc_class(vt_tcache_t *tc, size_t class_idx, size_t siz
 VT_INLINE void *vt_api_malloc(size_t size)
 {
     if (vt_likely(size <= VT_SMALL_TABLE_MAX))
-        return vt_api_alloc_class(vt_tls_tcache, vt_size_class_small(size), size);
+        return vt_api_alloc_class(vt_thread.tcache, vt_size_class_small(size), size);
     if (size <= VT_SMALL_MAX)
-        return vt_api_alloc_class(vt_tls_tcache, vt_size_class_medium(size), size);
+        return vt_api_alloc_class(vt_thread.tcache, vt_size_class_medium(size), size);
     return vt_api_malloc_large(size);
 }
 
@@ -81,7 +81,7 @@ VT_INLINE void vt_api_free(void *p)
         return;
     }
     vt_page_t *page = vt_span_page(vt_span_base(p), p);
-    vt_tcache_t *tc = vt_tls_tcache;
+    vt_tcache_t *tc = vt_thread.tcache;
     if (vt_likely(vt_page_owner(page) == (uintptr_t)tc)) {
         vt_block_t *block = p;
         if (vt_unlikely(block->key == vt_block_key(block))) {

@@ -2,8 +2,9 @@
  * init.c - process start, thread start and exit, fork.
  *
  * Layer: 12 start and fork
- * Calls: os.c, sysalloc.c, report.c, options.c, unwind.c, page.c, span.c, spanpurge.c, global.c,
- * cachepool.c, largetable.c, large.c, prof.c, tcache.c, purge.c, stats.c, dumps.c
+ * Calls: os.c, sysalloc.c, report.c, options.c, unwind.c, page.c, thread.c, span.c, spanpurge.c,
+ *        global.c, cachepool.c, largetable.c, large.c, prof.c, tcache.c, purge.c, stats.c,
+ *        dumps.c
  *
  * Owns: the one-time initialisation, the pthread key whose destructor hands a thread's cache
  * back, the fork handlers, and what happens at exit (the statistics, dumps.c's profile).
@@ -75,7 +76,7 @@ static void fork_child(void)
     vt_process_id = vt_os_process_id();
     vt_unwind_fork_child();
     vt_largetable_fork_child();
-    vt_cachepool_fork_child(vt_tls_tcache);
+    vt_cachepool_fork_child(vt_thread.tcache);
     vt_span_fork_child();
     vt_spanpurge_fork_child();
     vt_global_fork_child();

@@ -85,10 +85,9 @@
  * path needs no NULL test, and free units point here so a stray free is caught. */
 extern vt_page_t vt_page_none VT_HIDDEN;
 
-/* The calling thread's cache (tcache.c). Starts as the static "unstarted" cache whose bins are all
- * empty, so the first malloc of a thread falls into the slow path, which starts a real cache: the
- * fast path never asks whether the thread is initialised. Initial-exec TLS: one %fs load. */
-extern __thread vt_tcache_t *vt_tls_tcache VT_HIDDEN __attribute__((tls_model("initial-exec")));
+/* The calling thread's cache and the words a sample reads (types.h: vt_thread_t; defined in
+ * thread.c). Initial-exec TLS: the cache is one %fs load. */
+extern __thread vt_thread_t vt_thread VT_HIDDEN __attribute__((tls_model("initial-exec")));
 
 /* Defined in page.c; random at start-up (init.c), constant after: keys of free blocks, and
  * the mangling of their links (whose low four bits are never all zero: see vt_block_next). */
@@ -318,15 +317,14 @@ double vt_sample_neg_log(uint64_t r) VT_HIDDEN;
  * the next batch and returns the first of it to be taken. */
 #define VT_SAMPLE_BATCH 8
 extern __thread int64_t vt_sample_draws[VT_SAMPLE_BATCH] VT_HIDDEN;
-extern __thread unsigned vt_sample_draws_left VT_HIDDEN;
 int64_t vt_sample_refill(void) VT_NOINLINE VT_HIDDEN;
 
 /* The next draw, with profiling on: a sample takes one from the batch, inline. */
 VT_INLINE int64_t vt_sample_next(void)
 {
-    if (vt_unlikely(vt_sample_draws_left == 0))
+    if (vt_unlikely(vt_thread.sample_draws_left == 0))
         return vt_sample_refill();
-    return vt_sample_draws[--vt_sample_draws_left];
+    return vt_sample_draws[--vt_thread.sample_draws_left];
 }
 
 /* A page's countdown starts afresh after a sample (the exponential draw is memoryless, so

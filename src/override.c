@@ -4,7 +4,8 @@
  * the replaced one for VTMALLOC_BACKING=malloc).
  *
  * Layer: 14 override
- * Calls: report.c, options.c, sizeclass.c, spanmap.c, page.c, tcache.c, stats.c, alloc.c
+ * Calls: report.c, options.c, sizeclass.c, spanmap.c, page.c, thread.c, tcache.c, stats.c,
+ *        alloc.c
  *
  * Owns: the exported standard symbols. Each function only forwards (to alloc.h); malloc
  * and free inline the fast paths, so replacing malloc costs no extra call. The __libc_* names

@@ -3,7 +3,7 @@
  * memory. This file takes the samples and sees their frees; profdump.c writes the profile.
  *
  * Layer: 7 heap profiler
- * Calls: os.c, report.c, unwind.c, proftable.c, options.c, page.c, profpages.c,
+ * Calls: os.c, report.c, unwind.c, proftable.c, options.c, page.c, thread.c, profpages.c,
  *        profown.c
  *
  * Owns: the shards (profshard.h), each with its table of call stacks and of sampled large
@@ -34,8 +34,8 @@
  * Never calls malloc: the tables are mapped (proftable.c) and grow by doubling. The stack is taken
  * (unwind.c) with the profiler's mutex not held: for the frames it cannot step through itself
  * it calls glibc's backtrace, which may allocate the first time (it loads libgcc_s), and a
- * thread that is inside the profiler is not sampled again (vt_prof_inside), so that allocation is
- * served as any other.
+ * thread that is inside the profiler is not sampled again (vt_thread.prof_inside), so that
+ * allocation is served as any other.
  */
 #include "internal.h"
 #include "profown.h"
@@ -49,19 +49,13 @@ prof_shard_t vt_prof_shards[PROF_SHARDS] = {[0 ... PROF_SHARDS - 1] = {.lock = V
  * stored last (release), so a reader that sees it sees lo. Every writer stores the same. */
 static _Atomic uintptr_t self_lo, self_hi;
 
-/* The calling thread is inside the profiler: it is not sampled again (profshard.h). */
-__thread bool vt_prof_inside __attribute__((tls_model("initial-exec")));
-/* The shard of the calling thread's small samples: that of the CPU it ran on when it last
- * asked, asked again every SHARD_RECHECK samples. Asking costs about 45 instructions, a twelfth
- * of a sample; a thread that moved to another CPU meanwhile shares a shard for a few samples. */
+/* The calling thread's words (types.h: vt_thread_t, on the line malloc's fast path keeps
+ * hot): prof_inside; prof_shard, the shard of its small samples, that of the CPU it ran on when
+ * it last asked, asked again every SHARD_RECHECK samples (asking costs about 45 instructions, a
+ * twelfth of a sample; a thread that moved to another CPU meanwhile shares a shard for a few
+ * samples); prof_own and prof_memo, its cache's record of its pages of its own and its memo, so
+ * that a sample and its free need not reach into the cache's far end. */
 #define SHARD_RECHECK 32
-static __thread uint8_t my_shard __attribute__((tls_model("initial-exec")));
-static __thread uint8_t shard_left __attribute__((tls_model("initial-exec")));
-/* The calling thread's cache's record of its pages of its own, and its memo, once it sampled
- * (NULL before, and once the thread left its cache): a sample and its free find them here, on
- * the thread's hot line, not in the cache's far end. A thread keeps one cache all its life. */
-static __thread vt_prof_own_t *my_own __attribute__((tls_model("initial-exec")));
-static __thread vt_unwind_memo_t *my_memo __attribute__((tls_model("initial-exec")));
 
 VT_EXPORT size_t vt_prof_sample_bytes(void)
 {
@@ -135,8 +129,8 @@ static VT_NOINLINE vt_prof_own_t *own_first(vt_prof_own_t **slot, vt_unwind_memo
 {
     if (*slot == NULL)
         *slot = vt_profown_new();
-    my_memo = memo;
-    return my_own = *slot;
+    vt_thread.prof_memo = memo;
+    return vt_thread.prof_own = *slot;
 }
 
 /* The counts the thread kept go to their stack's entry. Owner only. */
@@ -182,8 +176,8 @@ static void *sample_own(vt_prof_own_t *own, unsigned k, size_t size, uint64_t kn
 
 void vt_prof_flush_own(void)
 {
-    if (my_own != NULL)
-        pend_flush(my_own);
+    if (vt_thread.prof_own != NULL)
+        pend_flush(vt_thread.prof_own);
 }
 
 /* malloc_trim on a thread with pages of its own: the empty ones go back (those of other threads
@@ -191,7 +185,7 @@ void vt_prof_flush_own(void)
  * pages that live samples pin). */
 void vt_prof_trim_own(void)
 {
-    vt_prof_own_t *own = my_own;
+    vt_prof_own_t *own = vt_thread.prof_own;
     if (own == NULL)
         return;
     vt_page_t *page = own->pages.head;
@@ -213,8 +207,8 @@ void vt_prof_own_leave(vt_prof_own_t *own)
 {
     if (own == NULL)
         return;
-    if (my_own == own) /* the thread leaves its cache (else its thread is gone) */
-        my_own = NULL, my_memo = NULL;
+    if (vt_thread.prof_own == own) /* the thread leaves its cache (else its thread is gone) */
+        vt_thread.prof_own = NULL, vt_thread.prof_memo = NULL;
     pend_flush(own);
     vt_page_t *page;
     while ((page = own->pages.head) != NULL) {
@@ -239,20 +233,21 @@ void vt_prof_own_leave(vt_prof_own_t *own)
 static void *sample_shard(unsigned class_idx, size_t size, const uintptr_t *frames, int n,
                           uint64_t *known, vt_prof_own_t *own, unsigned own_k)
 {
-    if (vt_unlikely(shard_left-- == 0)) {
-        my_shard = (uint8_t)(vt_os_cpu() % PROF_SHARDS);
-        shard_left = SHARD_RECHECK - 1;
+    if (vt_unlikely(vt_thread.prof_shard_left-- == 0)) {
+        vt_thread.prof_shard = (uint8_t)(vt_os_cpu() % PROF_SHARDS);
+        vt_thread.prof_shard_left = SHARD_RECHECK - 1;
     }
-    prof_shard_t *sh = &vt_prof_shards[my_shard];
+    prof_shard_t *sh = &vt_prof_shards[vt_thread.prof_shard];
     _Atomic uint64_t *record = NULL;
     void *p = NULL;
-    if (own_k < VT_PROFOWN_KINDS && (p = vt_profown_pop(own, own_k, my_shard, &record)) == NULL)
+    if (own_k < VT_PROFOWN_KINDS &&
+        (p = vt_profown_pop(own, own_k, vt_thread.prof_shard, &record)) == NULL)
         return NULL;
     vt_mutex_lock(&sh->lock);
     if (p == NULL) {
         p = vt_profpages_pop_current(&sh->pages, class_idx, &record);
         if (vt_unlikely(p == NULL))
-            p = vt_profpages_pop(&sh->pages, class_idx, my_shard, &record);
+            p = vt_profpages_pop(&sh->pages, class_idx, vt_thread.prof_shard, &record);
     }
     if (p != NULL) {
         uint32_t stack = vt_prof_stack_locked(sh, frames, n, known);
@@ -278,7 +273,7 @@ static VT_NOINLINE void *sample_walked(unsigned class_idx, size_t size, const vo
     if (n < 0) { /* a stack new to the memo: walked, and kept there (mapped on the first) */
         n = vt_unwind_from_memo(frame, scratch, PROF_DEPTH + PROF_SKIP, memo, &known, &frames);
         if (own != NULL)
-            my_memo = *memo;
+            vt_thread.prof_memo = *memo;
     }
     return sample_shard(class_idx, size, frames, n, known, own, k);
 }
@@ -289,16 +284,17 @@ static VT_NOINLINE void *sample_slow(unsigned class_idx, size_t size, const void
                                      vt_unwind_memo_t **memo, vt_prof_own_t **own_slot,
                                      memo_way_t *w)
 {
-    if (vt_prof_inside)
+    if (vt_thread.prof_inside)
         return NULL;
-    vt_prof_inside = true;
+    vt_thread.prof_inside = true;
     vt_prof_own_t *own = NULL;
     vt_unwind_memo_t *m;
     if (own_slot == NULL) {
         m = *memo;
     } else {
-        own = vt_likely(my_own != NULL) ? my_own : own_first(own_slot, *memo);
-        m = my_memo;
+        own =
+            vt_likely(vt_thread.prof_own != NULL) ? vt_thread.prof_own : own_first(own_slot, *memo);
+        m = vt_thread.prof_memo;
     }
     if (w == NULL)
         w = vt_unwind_memo_find(m, frame, PROF_DEPTH + PROF_SKIP);
@@ -312,7 +308,7 @@ static VT_NOINLINE void *sample_slow(unsigned class_idx, size_t size, const void
         p = sample_own(own, k, size, *known);
     else
         p = sample_walked(class_idx, size, frame, memo, n, known, frames, own, k);
-    vt_prof_inside = false;
+    vt_thread.prof_inside = false;
     return p;
 }
 
@@ -327,15 +323,15 @@ static VT_NOINLINE void *sample_slow(unsigned class_idx, size_t size, const void
  *
  * The common case is here, and calls nothing: a thread with pages of its own samples again the
  * stack whose counts it keeps, and the page of the kind has a block. It touches only what the
- * owner writes and takes no lock, so it needs no vt_prof_inside either (nothing it does can
+ * owner writes and takes no lock, so it needs no vt_thread.prof_inside either (nothing it does can
  * sample again before it returns); the rest, with its larger frame, is one call away. */
 void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
                           vt_unwind_memo_t **memo, vt_prof_own_t **own_slot)
 {
-    vt_prof_own_t *own = my_own;
-    if (vt_unlikely(own == NULL || own_slot == NULL || vt_prof_inside))
+    vt_prof_own_t *own = vt_thread.prof_own;
+    if (vt_unlikely(own == NULL || own_slot == NULL || vt_thread.prof_inside))
         return sample_slow(class_idx, size, frame, memo, own_slot, NULL);
-    memo_way_t *w = vt_unwind_memo_find(my_memo, frame, PROF_DEPTH + PROF_SKIP);
+    memo_way_t *w = vt_unwind_memo_find(vt_thread.prof_memo, frame, PROF_DEPTH + PROF_SKIP);
     unsigned k = vt_profown_kind(class_idx);
     if (vt_likely(w != NULL && own->hot && k < VT_PROFOWN_KINDS && w->user == own->pend_known &&
                   w->user != 0 && own->pend_n < PEND_MAX)) {
@@ -381,7 +377,7 @@ static VT_NOINLINE void free_other(vt_page_t *page, void *p)
  * owner, pushed for its owner, or under its shard's lock (profown.c says which). */
 void vt_prof_free_small(vt_page_t *page, void *p)
 {
-    vt_prof_own_t *mine = my_own;
+    vt_prof_own_t *mine = vt_thread.prof_own;
     if (mine != NULL && atomic_load_explicit(&page->prof_owner, memory_order_relaxed) == mine &&
         vt_likely(vt_profown_free(mine, page, p)))
         return;
@@ -409,14 +405,14 @@ void vt_prof_fork_parent(void)
 void vt_prof_fork_child(void)
 {
     vt_profpages_fork_child();
-    if (my_own != NULL) { /* its counts name stacks of the tables cleared below */
-        my_own->pend_known = 0;
-        my_own->pend_n = 0;
-        my_own->pend_bytes = 0;
+    if (vt_thread.prof_own != NULL) { /* its counts name stacks of the tables cleared below */
+        vt_thread.prof_own->pend_known = 0;
+        vt_thread.prof_own->pend_n = 0;
+        vt_thread.prof_own->pend_bytes = 0;
     }
     for (prof_shard_t *sh = vt_prof_shards; sh < vt_prof_shards + PROF_SHARDS; sh++) {
         vt_proftable_clear(&sh->t);
         vt_lock_give(&sh->lock); /* held by this thread's parent copy: see span.c */
     }
-    vt_prof_inside = false;
+    vt_thread.prof_inside = false;
 }

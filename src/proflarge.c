@@ -3,7 +3,7 @@
  * sampled, and their samples, kept by address.
  *
  * Layer: 7 heap profiler
- * Calls: os.c, unwind.c, proftable.c, options.c, sample.c, prof.c
+ * Calls: os.c, unwind.c, proftable.c, options.c, sample.c, thread.c, prof.c
  *
  * Owns: each thread's countdown to its next sampled large block (thread-local). The samples
  * themselves are in the shards' tables (profshard.h), under the shards' locks. Unlike a small
@@ -26,7 +26,7 @@ static prof_shard_t *large_shard(const void *p)
  * sampled (then the caller records it with vt_prof_record_large). */
 bool vt_prof_large_due(size_t size)
 {
-    if (vt_likely(vt_options.prof_sample == 0) || vt_prof_inside)
+    if (vt_likely(vt_options.prof_sample == 0) || vt_thread.prof_inside)
         return false;
     if (large_left == 0)
         large_left = vt_sample_draw();
@@ -39,7 +39,7 @@ bool vt_prof_large_due(size_t size)
 
 void vt_prof_record_large(void *p, size_t size)
 {
-    vt_prof_inside = true;
+    vt_thread.prof_inside = true;
     uintptr_t frames[PROF_DEPTH + PROF_SKIP];
     int n = vt_unwind(frames, PROF_DEPTH + PROF_SKIP);
     prof_shard_t *sh = large_shard(p);
@@ -51,7 +51,7 @@ void vt_prof_record_large(void *p, size_t size)
             &sh->t, (vt_prof_sample_t){.addr = (uintptr_t)p, .size = size, .stack = stack}))
         count_locked(sh, stack, 1, size);
     vt_mutex_unlock(&sh->lock);
-    vt_prof_inside = false;
+    vt_thread.prof_inside = false;
 }
 
 /* free() or realloc of a large block while profiling is on: its sample, if it has one, goes. */

@@ -35,9 +35,6 @@ extern prof_shard_t vt_prof_shards[PROF_SHARDS] VT_HIDDEN;
 #define PROF_DEPTH VT_PROF_DEPTH
 #define PROF_SKIP  8
 
-/* The calling thread is inside the profiler: it is not sampled again (prof.c). */
-extern __thread bool vt_prof_inside VT_HIDDEN;
-
 /* The index in the shard's table of the stack that `frames` (n return addresses from a walk,
  * ours first) name, UINT32_MAX when there is no memory for it; `known`: the memo's word for the
  * stack, or NULL (prof.c). Lock held. */

@@ -3,7 +3,7 @@
  * that are gone without handing them back, and what malloc_trim takes from every thread.
  *
  * Layer: 9 other threads' caches
- * Calls: os.c, options.c, cachepool.c, stash.c, remote.c, tcache.c
+ * Calls: os.c, options.c, thread.c, cachepool.c, stash.c, remote.c, tcache.c
  *
  * Owns nothing: it walks the live caches a batch at a time (cachepool.c) and takes from each
  * only what another thread may take safely: its stash and its gathered remote frees (atomic
@@ -19,7 +19,7 @@ static void visit_caches(bool all, void (*visit)(vt_tcache_t *tc, int32_t tid))
 {
     vt_tcache_t *caches[VT_CACHES_PER_PASS];
     int32_t tids[VT_CACHES_PER_PASS];
-    vt_tcache_t *self = vt_tls_tcache;
+    vt_tcache_t *self = vt_thread.tcache;
     size_t live = 0, seen = 0, limit = 0;
     do {
         size_t n = vt_cachepool_snapshot(caches, tids, VT_CACHES_PER_PASS, &live);

@@ -2,7 +2,7 @@
  * sample.c - the heap profiler's draws: how many bytes until the next sampled allocation.
  *
  * Layer: 3 pages
- * Calls: options.c, page.c
+ * Calls: options.c, page.c, thread.c
  *
  * Owns: each thread's random sequence (thread-local, so nothing here is shared). Every sampled
  * allocation takes a draw (its page's countdown starts again): about 55 instructions, made eight
@@ -65,7 +65,6 @@ double vt_sample_neg_log(uint64_t r)
  * finished draw (internal.h: vt_sample_next, inline, so that it costs a sample no call). The
  * sequence is the one a draw at a time would give. */
 __thread int64_t vt_sample_draws[VT_SAMPLE_BATCH] __attribute__((tls_model("initial-exec")));
-__thread unsigned vt_sample_draws_left __attribute__((tls_model("initial-exec")));
 
 int64_t vt_sample_refill(void)
 {
@@ -80,7 +79,7 @@ int64_t vt_sample_refill(void)
         vt_sample_draws[i] = (int64_t)(vt_sample_neg_log(z) * mean) + 1;
     }
     sample_rng += VT_SAMPLE_BATCH * VT_FIBONACCI_HASH;
-    vt_sample_draws_left = VT_SAMPLE_BATCH - 1;
+    vt_thread.sample_draws_left = VT_SAMPLE_BATCH - 1;
     return vt_sample_draws[VT_SAMPLE_BATCH - 1];
 }
 

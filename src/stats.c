@@ -3,8 +3,8 @@
  * glibc's shapes of them (mallinfo, mallinfo2, malloc_info).
  *
  * Layer: 11 statistics
- * Calls: os.c, report.c, sizeclass.c, page.c, span.c, spanpurge.c, global.c, cachepool.c, large.c,
- * largespan.c, tcache.c
+ * Calls: os.c, report.c, sizeclass.c, page.c, thread.c, span.c, spanpurge.c, global.c,
+ *        cachepool.c, large.c, largespan.c, tcache.c
  *
  * Owns: the presentation. The counters themselves live where they are counted (span.c and
  * global.c under the global lock, cachepool.c under its lock, large.c under its lock, each
@@ -20,7 +20,7 @@
  * (vt_stats_get). */
 static void publish_own_pages(void)
 {
-    vt_tcache_t *tc = vt_tls_tcache;
+    vt_tcache_t *tc = vt_thread.tcache;
     if (tc->state != VT_TCACHE_LIVE)
         return;
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++)

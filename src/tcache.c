@@ -3,24 +3,23 @@
  * pages, and handing everything back when the thread exits.
  *
  * Layer: 8 thread cache
- * Calls: os.c, report.c, options.c, sizeclass.c, page.c, span.c, global.c, cachepool.c,
- *        stash.c, remote.c, prof.c, sample.c
+ * Calls: os.c, report.c, options.c, sizeclass.c, page.c, thread.c, span.c, global.c,
+ *        cachepool.c, stash.c, remote.c, prof.c, sample.c
  *
- * Owns: every vt_tcache_t while a thread uses it; the TLS pointer; the static caches of threads
- * that have none; the orphan cache and its mutex.
+ * Owns: every vt_tcache_t while a thread uses it; the static cache of threads that have exited;
+ * the orphan cache and its mutex. The thread's pointer to its cache is in thread.c.
  *
- * A thread's cache is reached through vt_tls_tcache. It starts as &unstarted (every bin is the
- * static empty page), so the first malloc of a thread lands in the slow path, where the API
- * layer starts a real cache (init.c, vt_tcache_start). After the thread's exit destructor it is
- * &exited: a thread that still allocates then (a destructor of the program running after ours)
- * is served by the orphan cache under orphan_lock, and its frees take the remote path, so
- * nothing is leaked. What a thread keeps (the trade between lock traffic and memory) is set by
- * VTMALLOC_CLASS_PAGES, VTMALLOC_STASH_UNITS and VTMALLOC_BATCH_UNITS (options.c).
+ * A thread's cache is reached through vt_thread.tcache. It starts as thread.c's unstarted cache
+ * (every bin is the static empty page), so the first malloc of a thread lands in the slow path,
+ * where the API layer starts a real cache (init.c, vt_tcache_start). After the thread's exit
+ * destructor it is &exited: a thread that still allocates then (a destructor of the program
+ * running after ours) is served by the orphan cache under orphan_lock, and its frees take the
+ * remote path, so nothing is leaked. What a thread keeps (the trade between lock traffic and
+ * memory) is set by VTMALLOC_CLASS_PAGES, VTMALLOC_STASH_UNITS and VTMALLOC_BATCH_UNITS
+ * (options.c).
  */
 #include "internal.h"
 
-static vt_tcache_t unstarted = {.alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_none},
-                                .state = VT_TCACHE_UNSTARTED};
 static vt_tcache_t exited = {.alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_none},
                              .state = VT_TCACHE_EXITED};
 
@@ -30,8 +29,6 @@ static vt_tcache_t exited = {.alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_no
 static vt_tcache_t orphan = {.alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_none},
                              .state = VT_TCACHE_LIVE};
 static vt_lock_t orphan_lock = VT_LOCK_INIT;
-
-__thread vt_tcache_t *vt_tls_tcache __attribute__((tls_model("initial-exec"))) = &unstarted;
 
 /* Hook (registered by init.c): a free handed units to the global cache, the cue of the purge
  * schedule (purge.c, a layer above). Only on that rare path: the fast path pays nothing. */
@@ -221,7 +218,7 @@ vt_tcache_t *vt_tcache_start(void)
                           memory_order_relaxed);
     atomic_store_explicit(&mine->idle_since_ms, vt_os_now_ms(), memory_order_relaxed);
     mine->batch_ramp = 0;
-    vt_tls_tcache = mine;
+    vt_thread.tcache = mine;
     return mine;
 }
 
@@ -377,7 +374,7 @@ static void trim_cache(vt_tcache_t *tc)
  * share (under its lock, taken before the global lock as everywhere). */
 void vt_tcache_trim_own(void)
 {
-    vt_tcache_t *tc = vt_tls_tcache;
+    vt_tcache_t *tc = vt_thread.tcache;
     if (tc->state == VT_TCACHE_LIVE)
         trim_cache(tc);
     vt_mutex_lock(&orphan_lock);
@@ -422,7 +419,7 @@ void vt_tcache_thread_exit(vt_tcache_t *tc)
 {
     if (tc == NULL || tc->state != VT_TCACHE_LIVE || tc == &orphan)
         return;
-    vt_tls_tcache = &exited;
+    vt_thread.tcache = &exited;
     vt_tcache_abandon(tc);
     vt_cachepool_put(tc);
 }

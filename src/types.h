@@ -330,6 +330,30 @@ typedef struct vt_tcache {
 
 #define VT_CACHE_LINK offsetof(vt_tcache_t, pool_link)
 
+/*
+ * The calling thread's own words that malloc's fast path and a heap-profile sample read, in one
+ * initial-exec TLS variable (internal.h: vt_thread) aligned to a cache line. The fast path loads
+ * `tcache` at every call, which keeps the line in the first-level cache; a sample, one in many
+ * allocations, then finds its words there instead of on lines the program has evicted since the
+ * last one. As separate variables they were spread over three lines by the linker. Every field
+ * is the thread's own: only it reads or writes them, so none is atomic.
+ */
+typedef struct vt_thread {
+    /* tcache.c: the thread's cache. Starts as the static "unstarted" cache whose bins are all
+     * empty (thread.c), so the first malloc of a thread falls into the slow path, which starts a
+     * real cache: the fast path never asks whether the thread is initialised. */
+    _Alignas(64) vt_tcache_t *tcache;
+    /* prof.c: the cache's record of its pages of its own, and its memo, once it sampled (NULL
+     * before, and once the thread left its cache). A thread keeps one cache all its life. */
+    struct vt_prof_own *prof_own;
+    vt_unwind_memo_t *prof_memo;
+    unsigned sample_draws_left; /* sample.c: draws left in vt_sample_draws */
+    bool prof_inside;           /* prof.c: inside the profiler, so not sampled again */
+    uint8_t prof_shard;         /* prof.c: the shard of the thread's small samples */
+    uint8_t prof_shard_left;    /* prof.c: samples before it asks for its CPU again */
+} vt_thread_t;
+_Static_assert(sizeof(vt_thread_t) == 64, "one line");
+
 /* ---- Options ---------------------------------------------------------------------------- */
 
 /* The tunables; options.c reads them once from VTMALLOC_* variables. */

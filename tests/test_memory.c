@@ -521,7 +521,7 @@ static void *free_a_lot_then_sleep(void *arg)
         if (round == 1)
             break;
         pthread_mutex_lock(&s->lock);
-        s->tc = vt_tls_tcache;
+        s->tc = vt_thread.tcache;
         s->stash_before = atomic_load(&s->tc->stash_count);
         s->stage = 1;
         pthread_cond_broadcast(&s->cond);

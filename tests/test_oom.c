@@ -696,7 +696,7 @@ static void *starting_thread(void *arg)
         errno = 0;
         void *p = vt_malloc(size);
         if (i == 0)
-            me->orphaned = vt_tls_tcache->state != VT_TCACHE_LIVE;
+            me->orphaned = vt_thread.tcache->state != VT_TCACHE_LIVE;
         if (p == NULL) {
             CHECK(errno == ENOMEM, "thread %u: malloc(%zu) failed with errno %d", me->id, size,
                   errno);
@@ -792,7 +792,7 @@ static void *first_malloc_thread(void *arg)
     f->p = vt_malloc(f->size);
     f->err = errno;
     f->left = disarm();
-    f->state = vt_tls_tcache->state;
+    f->state = vt_thread.tcache->state;
     f->again = vt_malloc(f->size);
     CHECK(f->again != NULL, "malloc after the hook: errno %d", errno);
     memset(f->again, 0x3c, f->size);

@@ -731,7 +731,7 @@ inline abandon()
 
 proctype thread(byte me; byte budget)
 {
-    byte self = me;                    /* vt_tls_tcache: the thread's cache, or EXITED */
+    byte self = me;                    /* vt_thread.tcache: the thread's cache, or EXITED */
     byte b, o, old, head;
     bool ok, exited;
 
