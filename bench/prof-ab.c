@@ -59,7 +59,10 @@ static void fail(const char *what, const char *detail)
 /* A private copy of the library file: dlopen of the same path twice gives the same handle. */
 static void *load_copy(const char *lib, const char *sample)
 {
-    char path[] = "/tmp/prof-ab-XXXXXX.so";
+    const char *dir = getenv("TMPDIR"); /* where the copy goes; it must allow mapping code */
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/prof-ab-XXXXXX.so", dir ? dir : "/tmp") >= (int)sizeof path)
+        fail("TMPDIR is too long", dir);
     int out = mkstemps(path, 3);
     FILE *in = fopen(lib, "rb");
     if (out < 0 || in == NULL)
