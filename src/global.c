@@ -3,7 +3,7 @@
  * revoked from detached owners), and the runs of units threads take for their pages.
  *
  * Layer: 6 global cache
- * Calls: os.c, report.c, retain.c, page.c, span.c, spanpurge.c, pagepurge.c
+ * Calls: os.c, report.c, options.c, page.c, span.c, spanpurge.c, pagepurge.c
  *
  * Owns: the partial lists (under the global lock, span.c) and their hint mask; the count of
  * frees by threads without a cache. Threads come here only on slow paths: when a class has no
@@ -130,10 +130,11 @@ void vt_global_put_pages(vt_list_t *partial, vt_list_t *empty, bool idle)
     }
     while (empty != NULL && (page = empty->head) != NULL) {
         vt_list_remove(empty, page, VT_PAGE_LINK);
+        /* An idle page counts as freed a quiet time ago, which is when it was last of use at
+         * the latest: span.c then takes it out of the demand without restarting the quiet
+         * clock, and the purge takes its units first. */
         uint32_t now = vt_os_now_ms();
-        vt_span_give_back_locked(page, now);
-        if (idle)
-            vt_retain_demand_forgotten(page->units, now);
+        vt_span_give_back_locked(page, idle ? now - vt_options.purge_ms : now);
     }
     vt_span_unlock();
 }

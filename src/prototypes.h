@@ -135,7 +135,8 @@ uint64_t vt_window_peak(vt_window_t *w, uint32_t now) VT_HIDDEN;
 
 /* Spans' units, with the global lock held (span.c, spanpurge.c, global.c). */
 void vt_retain_demand_changed(int32_t delta_units, uint32_t now) VT_HIDDEN;
-void vt_retain_demand_forgotten(uint32_t units, uint32_t now) VT_HIDDEN;
+/* Idle units back in their spans: out of the demand, without restarting the quiet clock. */
+void vt_retain_demand_idle(uint32_t units, uint32_t now) VT_HIDDEN;
 uint32_t vt_retain_free_allowed(uint32_t now) VT_HIDDEN;
 uint32_t vt_retain_spans_needed(uint32_t now) VT_HIDDEN;
 /* True when no window has changed for VTMALLOC_PURGE_MS: the process went quiet, and every

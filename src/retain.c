@@ -86,13 +86,19 @@ static void advance(vt_window_t *w, uint32_t now)
     }
 }
 
-void vt_window_change(vt_window_t *w, int64_t delta, uint32_t now)
+/* The level moves by delta; the quiet clock is the caller's business. */
+static void move_level(vt_window_t *w, int64_t delta, uint32_t now)
 {
-    atomic_store_explicit(&last_change_ms, now, memory_order_relaxed);
     w->level += (uint64_t)delta;
     advance(w, now);
     if (w->level > w->slot_max[w->slot])
         w->slot_max[w->slot] = w->level;
+}
+
+void vt_window_change(vt_window_t *w, int64_t delta, uint32_t now)
+{
+    atomic_store_explicit(&last_change_ms, now, memory_order_relaxed);
+    move_level(w, delta, now);
 }
 
 /* What was held, not needed (a quiet thread's stash, a page that emptied before a quiet
@@ -140,8 +146,16 @@ void vt_retain_demand_changed(int32_t delta_units, uint32_t now)
     vt_window_change(&units, delta_units, now);
 }
 
-void vt_retain_demand_forgotten(uint32_t count, uint32_t now)
+/* Units that lay unused for a quiet time or longer (a page that emptied before a quiet spell,
+ * a quiet thread's stash, the profiler's pages nobody sampled into) leave the level and every
+ * slot's peak, and leave the quiet clock alone: handing back what nobody used is housekeeping,
+ * not the process taking or giving memory. Counted as a change, the profiler's unsampled pages,
+ * which its pass hands back a VTMALLOC_PURGE_MS after the last sample, restarted the clock just
+ * as the process went quiet, and the soak benchmark with profiling on still held 56 MiB (48 %
+ * of its peak) two seconds after its load stopped, against 4 MiB without. */
+void vt_retain_demand_idle(uint32_t count, uint32_t now)
 {
+    move_level(&units, -(int64_t)count, now);
     vt_window_forget(&units, count, now);
 }
 

@@ -371,11 +371,13 @@ void vt_span_give_back_locked(vt_page_t *page, uint32_t freed_ms)
     }
     vt_span_relist(span);
     uint32_t now = vt_os_now_ms();
-    vt_retain_demand_changed(-(int32_t)page->units, now);
     /* Freed a quiet time (VTMALLOC_PURGE_MS) ago or more: a page of an exited thread that
-     * emptied before a quiet spell, not part of any recent demand (retain.c). */
+     * emptied before a quiet spell, or one that lay unused (global.c: vt_global_put_pages),
+     * not part of any recent demand, nor a sign that the process is busy (retain.c). */
     if ((uint32_t)(now - freed_ms) >= vt_options.purge_ms)
-        vt_retain_demand_forgotten(page->units, now);
+        vt_retain_demand_idle(page->units, now);
+    else
+        vt_retain_demand_changed(-(int32_t)page->units, now);
 }
 
 void vt_span_put_run(vt_page_t *page)
