@@ -401,6 +401,8 @@ void vt_reclaim_reap(bool all) VT_HIDDEN;
 void vt_reclaim_trim(void) VT_HIDDEN;
 
 void vt_purge_tick(void) VT_HIDDEN;
+/* Passes run since the start (any thread's): the tests' measure of the schedule. */
+uint64_t vt_purge_passes(void) VT_HIDDEN;
 void vt_purge_housekeeping(vt_tcache_t *tc) VT_HIDDEN;
 int vt_purge_trim(void) VT_HIDDEN;
 void vt_purge_thread_maybe_start(void) VT_HIDDEN;
