@@ -69,7 +69,7 @@ static void the_draws_logarithm_agrees_with_libm(void **state)
             worst_at = x;
         }
     }
-    if (worst > 2e-8) /* three terms of the series leave 1.5e-8, plus rounding */
+    if (worst > 2e-6) /* the table's lines leave 1.9e-6 (sample.c), plus rounding */
         fail_msg("-ln(u) off by %g at r = %#llx", worst, (unsigned long long)worst_at);
 }
 
