@@ -141,8 +141,10 @@ static bool nothing_to_return(void)
  * 4) it read 2 ms short at every other wake-up: a process that had gone quiet saw a pass every
  * half second instead of every quarter, and the soak benchmark's quick mode, which reads RSS
  * two seconds after its load, found its memory still resident in about one run in twenty. So
- * the thread runs a pass that is due within this part of an interval. */
+ * the thread runs a pass that is due within this part of an interval, and at least within
+ * the longest step the clock takes (HZ = 100: 10 ms), for short intervals. */
 #define THREAD_SLACK_PARTS 8
+#define CLOCK_STEP_MAX_MS  10
 
 /* The purge thread's stack: it calls only the allocator's own pass. */
 #define PURGE_THREAD_STACK ((size_t)64 << 10)
@@ -174,7 +176,8 @@ static void *purge_thread_main(void *arg)
                     &sch.thread_started, &no, true, memory_order_relaxed, memory_order_relaxed))
                 return NULL;
         }
-        tick(interval / THREAD_SLACK_PARTS);
+        uint32_t slack = interval / THREAD_SLACK_PARTS;
+        tick(slack > CLOCK_STEP_MAX_MS ? slack : CLOCK_STEP_MAX_MS);
         if (sch.thread_hook != NULL)
             sch.thread_hook();
     }
