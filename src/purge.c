@@ -71,6 +71,8 @@ static void tick(uint32_t slack_ms)
     vt_large_purge(false);
 }
 
+/* The schedule's turn on the allocator's own paths (slow paths, thread starts and exits): the
+ * pass runs only once it is due. */
 void vt_purge_tick(void)
 {
     tick(0);
