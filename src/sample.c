@@ -89,10 +89,10 @@ double vt_sample_neg_log(uint64_t r)
     return (double)(int64_t)neg_log2_fixed(r) * LN2_UNIT;
 }
 
-/* The Weyl step and the mixer's constant: wyrand's (Wang Yi's generator, which passes the
- * PractRand and BigCrush batteries). Its mix is one 64 x 64 -> 128-bit multiply of the
- * counter by itself with some bits flipped, the two halves folded together: five instructions,
- * where splitmix64's finaliser took sixteen. */
+/* The Weyl step and the mixer's constant: wyrand's (Wang Yi's generator, which its author
+ * reports to pass the PractRand and BigCrush batteries). Its mix is one 64 x 64 -> 128-bit multiply
+ * of the counter by itself with some bits flipped, the two halves folded together: five
+ * instructions, where splitmix64's finaliser took sixteen. */
 #define WEYL_STEP 0xa0761d6478bd642full
 #define MIX_FLIP  0xe7037ed1a0b428dbull
 
