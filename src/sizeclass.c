@@ -11,11 +11,20 @@
  *   class 0..7     bsize = 16 * (class + 1)                       16 .. 128
  *   class 8..51    bsize = 2^(k-2) * (5 + j % 4), j = class - 8,   160 .. 256 KiB
  *                  k = 7 + j / 4                                  (four per power of two)
- *   units          1 while bsize <= 8 KiB (at least 8 blocks), else ceil(2 * bsize / 64 KiB):
- *                  pages of big blocks hold only two or three, because a free block in a page
- *                  with a live neighbour stays resident: measured on bench/run-soak, 8 blocks
- *                  per page cost 20 % more peak RSS and half the throughput of 2 (page faults
- *                  on memory that a larger page spreads over)
+ *   units          1 while bsize <= 8 KiB (at least 8 blocks), else ceil(2 * bsize / 64 KiB)
+ *                  up to VT_SHORT_RUN_UNITS (4): pages of big blocks hold only two or three,
+ *                  because a free block in a page with a live neighbour stays resident:
+ *                  measured on bench/run-soak, 8 blocks per page cost 20 % more peak RSS and
+ *                  half the throughput of 2 (page faults on memory that a larger page spreads
+ *                  over). Above 128 KiB the block is alone, in ceil(bsize / 64 KiB) units:
+ *                  pages of two such blocks were runs of 5 to 8 units, and a run that long
+ *                  rarely found that many contiguous free units still resident, since the
+ *                  shorter pages are placed in the resident holes. So it faulted in fresh
+ *                  ones while resident ones lay idle, and the purge passes then gave those
+ *                  back: in bench/server's waves, 60 MiB of runs were taken fresh beside about
+ *                  100 idle resident units, 24-36 MiB were purged in a 1.2 s run, and the
+ *                  faults were 1.3x tcmalloc's; with the block alone, 0.97x, at a lower peak
+ *                  (bench/RESULTS.md). The rest of the run past the block is never written.
  *   capacity       units * 64 KiB / bsize
  * Every bsize is a multiple of 16, and a multiple of every power of two up to the size's
  * spacing, which is what makes aligned allocation from classes work (alloc.c).
@@ -33,7 +42,7 @@ const vt_class_info_t vt_classes[VT_CLASS_COUNT] = {
     {7168, 9, 1},   {8192, 8, 1},   {10240, 6, 1},  {12288, 5, 1},  {14336, 4, 1},  {16384, 4, 1},
     {20480, 3, 1},  {24576, 2, 1},  {28672, 2, 1},  {32768, 2, 1},  {40960, 3, 2},  {49152, 2, 2},
     {57344, 2, 2},  {65536, 2, 2},  {81920, 2, 3},  {98304, 2, 3},  {114688, 2, 4}, {131072, 2, 4},
-    {163840, 2, 5}, {196608, 2, 6}, {229376, 2, 7}, {262144, 2, 8},
+    {163840, 1, 3}, {196608, 1, 3}, {229376, 1, 4}, {262144, 1, 4},
 };
 
 /* The class of every size up to 4 KiB, indexed by (size + 15) / 16: the malloc fast path's

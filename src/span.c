@@ -261,16 +261,16 @@ static uint64_t aligned_starts(unsigned align)
 /* How many spans a run looks at for one whose run is resident. */
 #define RESIDENT_LOOKS 8
 
-/* Where a run goes, through the index: a bit scan, and a short look. Short runs (pages of
- * small blocks) take a span whose longest free run is the shortest that fits, so they fill
+/* Where a run goes, through the index: a bit scan, and a short look. Short runs (the pages of
+ * every class) take a span whose longest free run is the shortest that fits, so they fill
  * holes instead of cutting up the free stretches the long ones need, fewer spans are mapped,
  * and a span whose blocks all leave can go back whole; but among the first few in that order,
  * one whose run is still resident. Taking the first span's fresh or purged unit while resident
  * ones lay idle in others grew the resident set past the demand, and the purge pass then gave
  * back units the load took again: in the soak benchmark (6 runs each way) this look brought the
- * page faults from a median of 313 to 273 per million operations. Long runs (pages of the
- * biggest classes, large blocks) take a span with the longest free run, preferring, among the
- * first few with room, one whose run is still resident (no page faults). Lock held. */
+ * page faults from a median of 313 to 273 per million operations. Long runs (large blocks) take
+ * a span with the longest free run, preferring, among the first few with room, one whose run
+ * is still resident (no page faults). Lock held. */
 static vt_span_t *best_span_locked(unsigned units, unsigned align)
 {
     uint64_t fits = s.run_mask & ~(((uint64_t)1 << units) - 1);

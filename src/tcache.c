@@ -14,9 +14,8 @@
  * where the API layer starts a real cache (init.c, vt_tcache_start). After the thread's exit
  * destructor it is &exited: a thread that still allocates then (a destructor of the program
  * running after ours) is served by the orphan cache under orphan_lock, and its frees take the
- * remote path, so nothing is leaked. What a thread keeps (the trade between lock traffic and
- * memory) is set by VTMALLOC_CLASS_PAGES, VTMALLOC_STASH_UNITS and VTMALLOC_BATCH_UNITS
- * (options.c).
+ * remote path, so nothing is leaked. What a thread keeps (lock traffic against memory) is set
+ * by VTMALLOC_CLASS_PAGES, VTMALLOC_STASH_UNITS and VTMALLOC_BATCH_UNITS (options.c).
  */
 #include "internal.h"
 
@@ -108,7 +107,7 @@ static VT_NOINLINE void page_emptied_release(vt_tcache_t *tc, vt_page_t *page)
         gave_back();
 }
 
-/* The empty current pages of the classes whose pages are longer than a unit (up to 512 KiB
+/* The empty current pages of the classes whose pages are longer than a unit (up to 256 KiB
  * each) go to the stash: a thread that used such a class for a moment must not keep them.
  * Housekeeping runs on slow paths, which a thread looping on one such class does not take. */
 static void release_idle_long_pages(vt_tcache_t *tc)
@@ -153,9 +152,8 @@ static vt_page_t *bin_refill(vt_tcache_t *tc, unsigned class_idx)
             if (page->free != NULL || vt_page_refill(page))
                 return page;
             vt_list_remove(bin, page, VT_PAGE_LINK);
-            if (!vt_page_try_detach(page, tc))
-                vt_list_push_front(bin, page,
-                                   VT_PAGE_LINK); /* remote frees arrived: the next turn collects */
+            if (!vt_page_try_detach(page, tc)) /* remote frees arrived: the next turn collects */
+                vt_list_push_front(bin, page, VT_PAGE_LINK);
         }
         page = vt_global_take_partial(class_idx);
         if (page == NULL)
@@ -258,11 +256,9 @@ void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
  * none (or the thread has no cache of its own). */
 vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units)
 {
-    if (tc->state != VT_TCACHE_LIVE || vt_stash_count(tc) < units)
-        return NULL;
-    vt_page_t *page = vt_stash_pop(tc, units);
-    if (page != NULL)
-        tc->stash_taken++;
+    bool has = tc->state == VT_TCACHE_LIVE && vt_stash_count(tc) >= units;
+    vt_page_t *page = has ? vt_stash_pop(tc, units) : NULL;
+    tc->stash_taken += page != NULL;
     return page;
 }
 
@@ -287,9 +283,16 @@ void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page)
 /* The rest of vt_tcache_page_emptied; the mask of kept classes spares a walk over them all. */
 static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 {
-    if (tc->alloc_page[page->class_idx] == page) {
+    unsigned class_idx = page->class_idx;
+    vt_page_t *current = tc->alloc_page[class_idx];
+    if (current != page && current->free == NULL) { /* full: this one replaces it */
+        vt_list_remove(&tc->bins[class_idx], page, VT_PAGE_LINK);
+        vt_list_push_front(&tc->bins[class_idx], page, VT_PAGE_LINK);
+        current = tc->alloc_page[class_idx] = page;
+    }
+    if (current == page) {
         unsigned units = 0;
-        tc->kept_long |= (uint64_t)1 << page->class_idx;
+        tc->kept_long |= (uint64_t)1 << class_idx;
         for (uint64_t m = tc->kept_long; m != 0; m &= m - 1) {
             unsigned c = (unsigned)__builtin_ctzll(m);
             vt_page_t *kept = tc->bins[c].head;
@@ -307,10 +310,12 @@ static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 /* Called by the free fast path when a page it owns has no block in use any more. The page
  * that is its class's current page stays: a thread that allocates and frees a block in a loop
  * (a 40 KiB request buffer, a 200 KiB reply) must not give its page away and take it back
- * each time. For the long pages (classes above 32 KiB, up to 512 KiB a page) only while the
+ * each time. For the long pages (classes above 32 KiB, up to 256 KiB a page) only while the
  * empty ones kept add up to VT_KEPT_LONG_UNITS (measured on the soak benchmark's quick mode:
  * keeping all of them, 124 MiB peak RSS; none, 98; up to 8 units, 102-106); the others go to
- * the stash, and the kept ones too at the thread's next housekeeping. */
+ * the stash, and the kept ones too at the thread's next housekeeping. An emptied page replaces
+ * a full current one: a page of the biggest classes holds one block, and a thread with two of
+ * a class would take a page from the stash each time (patterns -p round-robin: 85 ns, 23). */
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 {
     if (vt_likely(tc->alloc_page[page->class_idx] == page && page->units == 1))
@@ -355,15 +360,13 @@ static void trim_cache(vt_tcache_t *tc)
 {
     vt_remote_flush(tc);
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
-        vt_page_t *page = tc->bins[c].head;
-        while (page != NULL) {
-            vt_page_t *next = page->link.next;
+        for (vt_page_t *page = tc->bins[c].head, *next; page != NULL; page = next) {
+            next = page->link.next;
             vt_page_collect_remote(page);
             if (page->used == 0) {
                 vt_list_remove(&tc->bins[c], page, VT_PAGE_LINK);
                 release_empty_page(tc, page);
             }
-            page = next;
         }
         bin_sync(tc, c);
     }

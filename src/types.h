@@ -61,8 +61,8 @@
  * not hold many MiB of empty pages. */
 #define VT_KEPT_LONG_UNITS 8
 
-/* The largest page, in units: the 256 KiB class gets 8 units (2 blocks). */
-#define VT_PAGE_MAX_UNITS 8
+/* The largest page, in units: the 256 KiB class gets 4 units (its block alone, sizeclass.c). */
+#define VT_PAGE_MAX_UNITS 4
 
 /* The dirty budget (VTMALLOC_DIRTY_PCT) never asks for fewer resident free units than this
  * (1 MiB): a small process would otherwise purge, and fault back in, at almost every free. */
@@ -73,8 +73,8 @@
  * stopped, so every cache is visited however many threads there are, at a bounded cost. */
 #define VT_CACHES_PER_PASS 256
 
-/* Runs of at most this many units are "short" (pages of blocks up to 128 KiB) and are packed
- * into the fullest spans; longer ones go to the emptiest (span.c). */
+/* Runs of at most this many units are "short" (the pages of every class) and are packed into
+ * the fullest spans; longer ones (large blocks in spans) go to the emptiest (span.c). */
 #define VT_SHORT_RUN_UNITS 4
 
 /* Large blocks up to 15 units (960 KiB) are runs of units in spans: a freed one leaves its
@@ -387,7 +387,9 @@ _Static_assert(sizeof(vt_block_t) <= VT_MIN_ALIGN, "a free block must fit the sm
 _Static_assert(sizeof(vt_page_t) == 192, "a page descriptor is three cache lines");
 _Static_assert(VT_SPAN_UNITS == 64, "free_units is a 64-bit map");
 _Static_assert(sizeof(vt_span_t) <= VT_UNIT_SIZE, "the span header fits in unit 0");
-_Static_assert(VT_SMALL_MAX * 2 <= VT_PAGE_MAX_UNITS * VT_UNIT_SIZE, "2 blocks per page");
+_Static_assert(VT_SMALL_MAX <= VT_PAGE_MAX_UNITS * VT_UNIT_SIZE &&
+                   VT_PAGE_MAX_UNITS <= VT_SHORT_RUN_UNITS,
+               "the biggest class's block fits a page, and every page is a short run");
 _Static_assert(VT_PAGE_MAX_UNITS < VT_SPAN_UNITS, "a page fits in a span");
 _Static_assert(VT_LARGE_SPAN_MAX > VT_SMALL_MAX && 4 * VT_LARGE_SPAN_UNITS <= VT_SPAN_UNITS,
                "large blocks in spans start above the classes and take at most a quarter span");

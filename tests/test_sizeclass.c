@@ -43,11 +43,15 @@ static void table_follows_the_rule(void **state)
         const vt_class_info_t *c = &vt_classes[k];
         assert_int_equal(c->bsize, reference_bsize(k));
         assert_int_equal(c->bsize % VT_MIN_ALIGN, 0);
+        /* two blocks' worth of units while that is a short run, else the block's own */
         unsigned units =
             c->bsize <= 8192 ? 1 : (unsigned)((2 * c->bsize + VT_UNIT_SIZE - 1) / VT_UNIT_SIZE);
+        if (units > VT_SHORT_RUN_UNITS)
+            units = (unsigned)((c->bsize + VT_UNIT_SIZE - 1) / VT_UNIT_SIZE);
         assert_int_equal(c->units, units);
         assert_int_equal(c->capacity, units * VT_UNIT_SIZE / c->bsize);
-        assert_true(c->capacity >= (c->bsize <= 8192 ? 8u : 2u));
+        assert_true(c->capacity >= (c->bsize <= 8192 ? 8u : c->bsize <= 128 << 10 ? 2u : 1u));
+        assert_true(c->units <= VT_SHORT_RUN_UNITS);
         assert_true(c->units <= VT_PAGE_MAX_UNITS);
         if (k > 0)
             assert_true(c->bsize > vt_classes[k - 1].bsize);
