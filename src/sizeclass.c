@@ -19,12 +19,13 @@
  *                  over). Above 128 KiB the block is alone, in ceil(bsize / 64 KiB) units:
  *                  pages of two such blocks were runs of 5 to 8 units, and a run that long
  *                  rarely found that many contiguous free units still resident, since the
- *                  shorter pages are placed in the resident holes. So it faulted in fresh
- *                  ones while resident ones lay idle, and the purge passes then gave those
- *                  back: in bench/server's waves, 60 MiB of runs were taken fresh beside about
- *                  100 idle resident units, 24-36 MiB were purged in a 1.2 s run, and the
- *                  faults were 1.3x tcmalloc's; with the block alone, 0.97x, at a lower peak
- *                  (bench/RESULTS.md). The rest of the run past the block is never written.
+ *                  shorter pages are placed in the resident holes. So it took fresh or purged
+ *                  units while resident ones lay idle, and the purge passes then gave those
+ *                  back: in bench/server's waves, such runs took 54 MiB of units not resident
+ *                  while about 100 resident free units lay idle, 23-34 MiB were purged in a
+ *                  1.2 s run, and the faults were 1.3x tcmalloc's; with the block alone, about
+ *                  1.0x, at a lower peak (bench/RESULTS.md). The rest of its run is never
+ *                  written by the block.
  *   capacity       units * 64 KiB / bsize
  * Every bsize is a multiple of 16, and a multiple of every power of two up to the size's
  * spacing, which is what makes aligned allocation from classes work (alloc.c).
