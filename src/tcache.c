@@ -252,8 +252,7 @@ void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
 
 /* ---- Free slow paths -------------------------------------------------------------------- */
 
-/* A free run of `units` units from the thread's stash, for a large block; NULL when there is
- * none (or the thread has no cache of its own). */
+/* A run of `units` free units from the thread's own stash, for a large block; NULL if none. */
 vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units)
 {
     bool has = tc->state == VT_TCACHE_LIVE && vt_stash_count(tc) >= units;
@@ -290,6 +289,8 @@ static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
         vt_list_push_front(&tc->bins[class_idx], page, VT_PAGE_LINK);
         current = tc->alloc_page[class_idx] = page;
     }
+    if (current == page && page->units == 1)
+        return; /* kept, as on the fast path; the budget below is the long pages' */
     if (current == page) {
         unsigned units = 0;
         tc->kept_long |= (uint64_t)1 << class_idx;
@@ -314,8 +315,7 @@ static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
  * empty ones kept add up to VT_KEPT_LONG_UNITS (measured on the soak benchmark's quick mode:
  * keeping all of them, 124 MiB peak RSS; none, 98; up to 8 units, 102-106); the others go to
  * the stash, and the kept ones too at the thread's next housekeeping. An emptied page replaces
- * a full current one: a page of the biggest classes holds one block, and a thread with two of
- * a class would take a page from the stash each time (patterns -p round-robin: 85 ns, 23). */
+ * a full current one (the biggest classes' pages hold one block: patterns -p round-robin). */
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 {
     if (vt_likely(tc->alloc_page[page->class_idx] == page && page->units == 1))
