@@ -30,6 +30,11 @@ static struct global {
      * takes too (before the global lock): a child forked in that moment would lose them. */
     vt_lock_t purge_lock;
     uint64_t purged_bytes, purges; /* global lock: what vt_global_purge_partial gave back */
+    /* Bit c: a thread freed into a page of partial[c] since the list was last looked at, so a
+     * page of it may have emptied (vt_global_note_remote). Set by any freeing thread; taken
+     * (exchanged for 0) under the lock by the next take of units. Relaxed: a bit seen late
+     * only delays that look to the next take, and the lock orders the list itself. */
+    _Atomic uint64_t remote_mask;
 } g = {.purge_lock = VT_LOCK_INIT};
 
 _Static_assert(VT_CLASS_COUNT <= 64, "partial_mask has a bit per class");
@@ -81,6 +86,69 @@ static uint32_t collect_partial_locked(void)
         partial_mask_update(c);
     }
     return freed;
+}
+
+/* Pages of a class looked at per take of units (collect_emptied_locked): bounds the work under
+ * the lock when a class has many pages waiting; the next take goes on where this one stopped. */
+#define EMPTIED_LOOK 16
+
+/* Gives a page of the partial lists back to its span if every block of it has been freed by
+ * other threads (its remote list holds all it has in use). Lock held. True when it did. */
+static bool give_back_if_emptied_locked(vt_page_t *page, uint32_t now)
+{
+    if (vt_page_remote_count(page) != page->used)
+        return false; /* blocks still in use: the page and its remote list stay as they are */
+    vt_page_collect_remote(page);
+    if (page->used != 0)
+        return false;
+    vt_list_remove(&g.partial[page->class_idx], page, VT_PAGE_LINK);
+    vt_page_unassign(page);
+    vt_span_give_back_locked(page, now);
+    return true;
+}
+
+/* Before a take of units: the partial pages that other threads' frees have emptied since
+ * the last look go back to their spans, so the take finds their units. Those units are
+ * resident; left on the lists until the next purge pass, they would lie idle while the take
+ * faulted in fresh or purged ones (in bench/server's waves, threads hand their blocks to a
+ * thread that frees them after their own exit: about 9,000 such pages in a run). Looks at
+ * up to EMPTIED_LOOK pages of each noted class, from the front; the ones that stay go to the
+ * back, and a class with more than that stays noted. Lock held. */
+static void collect_emptied_locked(void)
+{
+    uint64_t mask = atomic_exchange_explicit(&g.remote_mask, 0, memory_order_relaxed), again = 0;
+    uint32_t now = vt_os_now_ms();
+    while (mask != 0) {
+        unsigned c = (unsigned)__builtin_ctzll(mask);
+        mask &= mask - 1;
+        vt_list_t *list = &g.partial[c];
+        vt_page_t *first_kept = NULL, *page;
+        for (unsigned looked = 0; (page = list->head) != NULL && page != first_kept; looked++) {
+            if (looked == EMPTIED_LOOK) {
+                again |= (uint64_t)1 << c;
+                break;
+            }
+            if (give_back_if_emptied_locked(page, now))
+                continue;
+            vt_list_remove(list, page, VT_PAGE_LINK); /* to the back: the next look goes on */
+            vt_list_push_back(list, page, VT_PAGE_LINK);
+            first_kept = first_kept != NULL ? first_kept : page;
+        }
+        partial_mask_update(c);
+    }
+    if (again != 0)
+        atomic_fetch_or_explicit(&g.remote_mask, again, memory_order_relaxed);
+}
+
+/* A thread freed blocks into a page of the global cache of class c (remote.c): the next take
+ * of units looks whether that emptied it. */
+void vt_global_note_remote(unsigned class_idx)
+{
+    uint64_t bit = (uint64_t)1 << class_idx;
+    /* Read first: the cache thread of a server frees into such pages all the time, and an
+     * atomic or on a line that takes write it would bounce that line for nothing. */
+    if ((atomic_load_explicit(&g.remote_mask, memory_order_relaxed) & bit) == 0)
+        atomic_fetch_or_explicit(&g.remote_mask, bit, memory_order_relaxed);
 }
 
 /* The purge pass's first step (purge.c): emptied pages back to their spans, and `now` noted
@@ -242,12 +310,15 @@ bool vt_global_release_reserves(void)
 }
 
 /* Free runs of `units` units starting at a multiple of `align` units, for a thread's pages or
- * a large block: from the spans' free units, else from emptied global pages, else from a new
- * span (mapped with the lock dropped). */
+ * a large block: from the spans' free units (after the pages that other threads' frees
+ * emptied went back to them), else from emptied global pages, else from a new span (mapped
+ * with the lock dropped). */
 static uint32_t take_runs(unsigned units, unsigned align, vt_page_t **out, uint32_t max_count,
                           unsigned class_idx)
 {
     vt_span_lock_for(class_idx);
+    if (atomic_load_explicit(&g.remote_mask, memory_order_relaxed) != 0)
+        collect_emptied_locked();
     uint32_t n = vt_span_take_locked(units, align, out, max_count);
     if (n == 0 && collect_partial_locked() > 0)
         n = vt_span_take_locked(units, align, out, max_count);

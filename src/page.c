@@ -366,6 +366,15 @@ bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last, u
     return (old & VT_REMOTE_FULL) != 0;
 }
 
+/* How many blocks wait on the page's remote list (0 while it carries a detach's mark). Its
+ * owner, or the global lock's holder for a page of the global cache. Relaxed: a count that
+ * equals `used` is then collected with the acquire of vt_page_collect_remote. */
+uint32_t vt_page_remote_count(const vt_page_t *page)
+{
+    uintptr_t word = atomic_load_explicit(&page->remote, memory_order_relaxed);
+    return (word & VT_REMOTE_FULL) != 0 ? 0 : (uint32_t)(word >> VT_REMOTE_COUNT_SHIFT);
+}
+
 /* ---- Validity --------------------------------------------------------------------------- */
 
 /* True when `next` may follow a block of the page on one of its lists: the end of the list, or

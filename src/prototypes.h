@@ -204,6 +204,7 @@ bool vt_page_release_large(vt_page_t *page) VT_HIDDEN;
 bool vt_page_refill(vt_page_t *page) VT_HIDDEN;
 bool vt_page_refill_fresh(vt_page_t *page) VT_HIDDEN;
 uint32_t vt_page_collect_remote(vt_page_t *page) VT_HIDDEN;
+uint32_t vt_page_remote_count(const vt_page_t *page) VT_HIDDEN;
 bool vt_page_try_detach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
 bool vt_page_try_reattach(vt_page_t *page, vt_tcache_t *tc) VT_HIDDEN;
 bool vt_page_push_remote(vt_page_t *page, vt_block_t *first, vt_block_t *last,
@@ -259,6 +260,7 @@ void vt_spanpurge_fork_child(void) VT_HIDDEN;
 
 vt_page_t *vt_global_take_partial(unsigned class_idx) VT_HIDDEN;
 void vt_global_put_partial(vt_page_t *page) VT_HIDDEN;
+void vt_global_note_remote(unsigned class_idx) VT_HIDDEN;
 void vt_global_put_pages(vt_list_t *partial, vt_list_t *empty, bool idle) VT_HIDDEN;
 void vt_global_collect(uint32_t now) VT_HIDDEN;
 size_t vt_global_purge_partial(uint32_t now, uint32_t age_ms) VT_HIDDEN;

@@ -24,12 +24,20 @@
  * page to the global cache (page.c: the ownership protocol). */
 void vt_remote_push(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32_t n)
 {
+    /* Read before the push, while these blocks keep the page assigned: after it, the page may
+     * go back to its span and the span be unmapped. A page handed to the global cache as this
+     * reads (a stale owner) misses its note: it waits for the next purge pass, as before. */
+    bool parked = atomic_load_explicit(&page->owner, memory_order_relaxed) == VT_OWNER_GLOBAL;
+    unsigned class_idx = page->class_idx;
     if (vt_page_push_remote(page, first, last, n)) {
         /* This push consumed the detach's mark: the page is ours to hand on, and nobody else
          * acts on it meanwhile (page.c). */
         atomic_store_explicit(&page->owner, VT_OWNER_GLOBAL, memory_order_relaxed);
         vt_global_put_partial(page);
+        parked = true;
     }
+    if (parked)
+        vt_global_note_remote(class_idx);
 }
 
 static void flush_chain(vt_remote_chain_t *chain)

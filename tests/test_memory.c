@@ -2,8 +2,9 @@
  * test_memory.c - memory that stays bounded: statistics that add up (per class, under
  * threads), RSS that returns after frees and malloc_trim, purging on a schedule without trim,
  * a thousand threads that come and go without growing the footprint, a window of recent
- * demand that keeps its peak when a caller's clock is a moment behind, and short runs that take
- * resident units before fresh ones.
+ * demand that keeps its peak when a caller's clock is a moment behind, short runs that take
+ * resident units before fresh ones, and pages emptied by other threads' frees that go back to
+ * their spans before the next take of units.
  */
 #include "common.h"
 
@@ -942,6 +943,54 @@ static void an_emptied_page_replaces_a_full_current_one(void **state)
     vt_free(b);
 }
 
+/* A page of an exited thread whose blocks another thread then frees goes back to its span at
+ * the next take of units, not at the next purge pass: its units are resident, and a take that
+ * passed them over would fault in others while they lay idle. */
+enum { PARKED_BLOCKS = 3, PARKED_SIZE = 14000 };
+
+static void *fill_part_of_a_page(void *arg)
+{
+    void **blocks = arg;
+    for (int i = 0; i < PARKED_BLOCKS; i++)
+        if ((blocks[i] = vt_malloc(PARKED_SIZE)) != NULL)
+            memset(blocks[i], 1, PARKED_SIZE);
+    return NULL; /* its page, with blocks in use, goes to the global cache */
+}
+
+static void a_page_freed_by_others_goes_back_at_the_next_take(void **state)
+{
+    (void)state;
+    unsigned c = vt_size_class(PARKED_SIZE);
+    assert_true(vt_classes[c].capacity > PARKED_BLOCKS);
+    uint32_t saved = vt_options.purge_ms;
+    vt_options.purge_ms = 60000; /* no purge pass collects the page meanwhile */
+    vt_free(vt_malloc(100));     /* this thread has a cache, so its frees gather in chains */
+    void *blocks[PARKED_BLOCKS] = {0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fill_part_of_a_page, blocks), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    for (int i = 0; i < PARKED_BLOCKS; i++)
+        assert_non_null(blocks[i]);
+    vt_page_t *page = vt_span_page(vt_span_base(blocks[0]), blocks[0]);
+    uintptr_t parked = vt_page_owner(page);
+    for (int i = 0; i < PARKED_BLOCKS; i++)
+        vt_free(blocks[i]);
+    vt_remote_flush(vt_thread.tcache); /* the chain of those frees reaches the page */
+    uintptr_t before = vt_page_owner(page);
+    vt_page_t *run = vt_global_take_run(1, 1, c);
+    uintptr_t after = vt_page_owner(page);
+    if (run != NULL) {
+        vt_span_lock();
+        vt_span_give_back_locked(run, vt_os_now_ms());
+        vt_span_unlock();
+    }
+    vt_options.purge_ms = saved;
+    assert_int_equal(parked, VT_OWNER_GLOBAL);
+    assert_int_equal(before, VT_OWNER_GLOBAL); /* emptied, but not yet looked at */
+    assert_non_null(run);
+    assert_int_equal(after, VT_OWNER_FREE);
+}
+
 /* The pages of a span's header that are resident (mincore). */
 static size_t header_pages_resident(vt_span_t *span, size_t bytes)
 {
@@ -1062,6 +1111,7 @@ int main(void)
         cmocka_unit_test(a_run_never_assigned_goes_back_clean),
         cmocka_unit_test(a_batch_leaves_the_stash_in_the_order_it_came),
         cmocka_unit_test(an_emptied_page_replaces_a_full_current_one),
+        cmocka_unit_test(a_page_freed_by_others_goes_back_at_the_next_take),
         cmocka_unit_test(requested_bytes_are_counted),
         cmocka_unit_test(rss_returns_after_free_and_trim),
         cmocka_unit_test(purged_on_schedule_without_trim),
