@@ -944,8 +944,9 @@ static void an_emptied_page_replaces_a_full_current_one(void **state)
 }
 
 /* A page of an exited thread whose blocks another thread then frees goes back to its span at
- * the next take of units, not at the next purge pass: its units are resident, and a take that
- * passed them over would fault in others while they lay idle. */
+ * the next take of units that may need it, not at the next purge pass: its units are resident,
+ * and a take that passed them over would fault in others while they lay idle. A run of two
+ * units is such a take whatever else is resident (it needs resident units side by side). */
 enum { PARKED_BLOCKS = 3, PARKED_SIZE = 14000 };
 
 static void *fill_part_of_a_page(void *arg)
@@ -977,7 +978,7 @@ static void a_page_freed_by_others_goes_back_at_the_next_take(void **state)
         vt_free(blocks[i]);
     vt_remote_flush(vt_thread.tcache); /* the chain of those frees reaches the page */
     uintptr_t before = vt_page_owner(page);
-    vt_page_t *run = vt_global_take_run(1, 1, c);
+    vt_page_t *run = vt_global_take_run(2, 1, c);
     uintptr_t after = vt_page_owner(page);
     if (run != NULL) {
         vt_span_lock();
