@@ -312,9 +312,9 @@ static uint32_t take_runs(unsigned units, unsigned align, vt_page_t **out, uint3
     /* Only when the resident free units may not do (too few, or a longer run that needs them
      * contiguous). Otherwise an emptied page stays on its list, where the next thread of its
      * class adopts it whole: memtest churn at 8 threads, whose workers free their predecessors'
-     * blocks, peaked at 22.0 MiB with the pages given back at every take and 19.4 with them
-     * given back only here, against 17.1 when they waited for the purge pass; waves gained as
-     * much either way (medians of 10-12 interleaved runs, bench/RESULTS.md). */
+     * blocks, peaked at 21.5 MiB with the pages given back at every take and 19.1 with them
+     * given back only here, against 17.2 when they waited for the purge pass; waves gained as
+     * much either way (medians of 10-16 interleaved runs, bench/RESULTS.md). */
     if (atomic_load_explicit(&g.remote_mask, memory_order_relaxed) != 0 &&
         (units > 1 || vt_span_dirty_count() < max_count))
         collect_emptied_locked();
