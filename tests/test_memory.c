@@ -945,8 +945,9 @@ static void an_emptied_page_replaces_a_full_current_one(void **state)
 
 /* A page of an exited thread whose blocks another thread then frees goes back to its span at
  * the next take of units that may need it, not at the next purge pass: its units are resident,
- * and a take that passed them over would fault in others while they lay idle. A run of two
- * units is such a take whatever else is resident (it needs resident units side by side). */
+ * and a take that passed them over would fault in others while they lay idle. A take of one
+ * unit that finds a resident free one leaves the page for a thread of its class to adopt; a run
+ * of two units needs resident units side by side, so it looks whatever else is resident. */
 enum { PARKED_BLOCKS = 3, PARKED_SIZE = 14000 };
 
 static void *fill_part_of_a_page(void *arg)
@@ -974,22 +975,37 @@ static void a_page_freed_by_others_goes_back_at_the_next_take(void **state)
         assert_non_null(blocks[i]);
     vt_page_t *page = vt_span_page(vt_span_base(blocks[0]), blocks[0]);
     uintptr_t parked = vt_page_owner(page);
+    /* A resident free unit, for the one-unit take below (a used run goes back resident). */
+    vt_page_t *used = vt_global_take_run(1, 1, c);
+    if (used != NULL) {
+        vt_span_lock();
+        vt_page_assign(used, 0, VT_OWNER_GLOBAL);
+        vt_page_unassign(used);
+        vt_span_give_back_locked(used, vt_os_now_ms());
+        vt_span_unlock();
+    }
     for (int i = 0; i < PARKED_BLOCKS; i++)
         vt_free(blocks[i]);
     vt_remote_flush(vt_thread.tcache); /* the chain of those frees reaches the page */
     uintptr_t before = vt_page_owner(page);
-    vt_page_t *run = vt_global_take_run(2, 1, c);
-    uintptr_t after = vt_page_owner(page);
-    if (run != NULL) {
-        vt_span_lock();
-        vt_span_give_back_locked(run, vt_os_now_ms());
-        vt_span_unlock();
-    }
+    vt_page_t *one = vt_global_take_run(1, 1, c);
+    uintptr_t after_one = vt_page_owner(page);
+    vt_page_t *two = vt_global_take_run(2, 1, c);
+    uintptr_t after_two = vt_page_owner(page);
+    vt_span_lock();
+    if (one != NULL)
+        vt_span_give_back_locked(one, vt_os_now_ms());
+    if (two != NULL)
+        vt_span_give_back_locked(two, vt_os_now_ms());
+    vt_span_unlock();
     vt_options.purge_ms = saved;
+    assert_non_null(used);
     assert_int_equal(parked, VT_OWNER_GLOBAL);
     assert_int_equal(before, VT_OWNER_GLOBAL); /* emptied, but not yet looked at */
-    assert_non_null(run);
-    assert_int_equal(after, VT_OWNER_FREE);
+    assert_non_null(one);
+    assert_int_equal(after_one, VT_OWNER_GLOBAL); /* a resident unit served: left for adoption */
+    assert_non_null(two);
+    assert_int_equal(after_two, VT_OWNER_FREE);
 }
 
 /* The pages of a span's header that are resident (mincore). */
