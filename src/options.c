@@ -67,8 +67,8 @@ static const option_t table[] = {
     {"RETAIN_MS", &vt_options.retain_ms, 0, 7200000, NULL,
      "the retention window in milliseconds while the process is busy: free memory that the "
      "peak demand of the last window accounts for stays resident, the rest is returned to the "
-     "OS (madvise) and empty spans beyond the peak's need are unmapped; 0: twice "
-     "VTMALLOC_PURGE_MS"},
+     "OS (madvise) and empty spans beyond the peak's need are unmapped; 0: eight "
+     "times VTMALLOC_PURGE_MS"},
     {"DIRTY_PCT", &vt_options.dirty_pct, 0, 100, NULL,
      "free units that may stay resident before VTMALLOC_PURGE_MS has passed, in percent of "
      "the units of the spans held (at least 1 MiB); beyond it the units freed longest ago "

@@ -120,15 +120,15 @@ static void release_idle_long_pages(vt_tcache_t *tc)
 }
 
 /* The thread's own part of housekeeping (purge.c calls it from the slow paths): every
- * HOUSEKEEPING_CALLS calls, and at most once per VTMALLOC_PURGE_MS, a stash nobody took from
- * since the last time goes back to the global cache (where it can be purged), and so do idle
- * long pages. True when it ran: the schedule's turn has come too. */
+ * HOUSEKEEPING_CALLS calls, once per VTMALLOC_PURGE_MS (sooner if it was shortened since, as tests
+ * do), an unused stash goes back to the global cache, and so do idle long pages. True when it
+ * ran: the schedule's turn has come too. */
 bool vt_tcache_housekeeping(vt_tcache_t *tc)
 {
     if (++tc->slow_calls % HOUSEKEEPING_CALLS != 0)
         return false;
-    uint32_t now = vt_os_now_ms();
-    if ((int32_t)(now - tc->next_housekeeping_ms) < 0)
+    uint32_t now = vt_os_now_ms(), ahead = tc->next_housekeeping_ms - now;
+    if ((int32_t)ahead > 0 && ahead <= vt_options.purge_ms)
         return false;
     tc->next_housekeeping_ms = now + vt_options.purge_ms;
     if (vt_stash_count(tc) > 0 && tc->stash_taken == tc->stash_taken_seen)
