@@ -303,7 +303,12 @@ int vt_api_malloc_trim(size_t pad)
 
 /* ---- The exported vt_* names ------------------------------------------------------------ */
 
-/* clang-format off: one line per name reads best */
+/* malloc and free inline their fast paths into their vt_* names, so that calling them costs no
+ * extra call. The others are aliases of their vt_api_* function: one copy of the code serves
+ * both names (a forwarding body would get the whole function inlined into it again, about 5 KiB
+ * of text that every process using the library would map). */
+#define VT_API_ALIAS(target) __attribute__((alias(#target), visibility("default")))
+
 VT_EXPORT VT_HOT_ENTRY void *vt_malloc(size_t size)
 {
     return vt_api_malloc(size);
@@ -312,56 +317,21 @@ VT_EXPORT VT_HOT_ENTRY void vt_free(void *p)
 {
     vt_api_free(p);
 }
-VT_EXPORT void *vt_calloc(size_t count, size_t size)
-{
-    return vt_api_calloc(count, size);
-}
-VT_EXPORT void *vt_realloc(void *p, size_t size)
-{
-    return vt_api_realloc(p, size);
-}
-VT_EXPORT void *vt_reallocarray(void *p, size_t count, size_t size)
-{
-    return vt_api_reallocarray(p, count, size);
-}
-VT_EXPORT int vt_posix_memalign(void **out, size_t alignment, size_t size)
-{
-    return vt_api_posix_memalign(out, alignment, size);
-}
-VT_EXPORT void *vt_aligned_alloc(size_t alignment, size_t size)
-{
-    return vt_api_memalign(alignment, size);
-}
-VT_EXPORT void *vt_memalign(size_t alignment, size_t size)
-{
-    return vt_api_memalign(alignment, size);
-}
-VT_EXPORT void *vt_valloc(size_t size)
-{
-    return vt_api_valloc(size);
-}
-VT_EXPORT void *vt_pvalloc(size_t size)
-{
-    return vt_api_pvalloc(size);
-}
-VT_EXPORT size_t vt_malloc_usable_size(void *p)
-{
-    return vt_api_malloc_usable_size(p);
-}
-VT_EXPORT void vt_free_sized(void *p, size_t size)
-{
-    vt_api_free_sized(p, size);
-}
-VT_EXPORT void vt_free_aligned_sized(void *p, size_t alignment, size_t size)
-{
-    vt_api_free_aligned_sized(p, alignment, size);
-}
-VT_EXPORT int vt_malloc_trim(size_t pad)
-{
-    return vt_api_malloc_trim(pad);
-}
+void *vt_calloc(size_t count, size_t size) VT_API_ALIAS(vt_api_calloc);
+void *vt_realloc(void *p, size_t size) VT_API_ALIAS(vt_api_realloc);
+void *vt_reallocarray(void *p, size_t count, size_t size) VT_API_ALIAS(vt_api_reallocarray);
+int vt_posix_memalign(void **out, size_t alignment, size_t size)
+    VT_API_ALIAS(vt_api_posix_memalign);
+void *vt_aligned_alloc(size_t alignment, size_t size) VT_API_ALIAS(vt_api_memalign);
+void *vt_memalign(size_t alignment, size_t size) VT_API_ALIAS(vt_api_memalign);
+void *vt_valloc(size_t size) VT_API_ALIAS(vt_api_valloc);
+void *vt_pvalloc(size_t size) VT_API_ALIAS(vt_api_pvalloc);
+size_t vt_malloc_usable_size(void *p) VT_API_ALIAS(vt_api_malloc_usable_size);
+void vt_free_sized(void *p, size_t size) VT_API_ALIAS(vt_api_free_sized);
+void vt_free_aligned_sized(void *p, size_t alignment, size_t size)
+    VT_API_ALIAS(vt_api_free_aligned_sized);
+int vt_malloc_trim(size_t pad) VT_API_ALIAS(vt_api_malloc_trim);
 VT_EXPORT const char *vt_version(void)
 {
     return VTMALLOC_VERSION;
 }
-/* clang-format on */
