@@ -139,9 +139,12 @@ void vt_retain_demand_changed(int32_t delta_units, uint32_t now) VT_HIDDEN;
 void vt_retain_demand_idle(uint32_t units, uint32_t now) VT_HIDDEN;
 uint32_t vt_retain_free_allowed(uint32_t now) VT_HIDDEN;
 uint32_t vt_retain_spans_needed(uint32_t now) VT_HIDDEN;
-/* True when no window has changed for VTMALLOC_PURGE_MS: the process went quiet, and every
- * window then forgets its past peaks (vt_window_quiet_forget). Any thread, no lock. */
+/* True when no window has changed for the quiet time (VTMALLOC_PURGE_MS, or longer once a quiet
+ * spell was followed by the demand it gave back): the process went quiet, and every window then
+ * forgets its past peaks (vt_window_quiet_forget). Any thread, no lock. */
 bool vt_retain_quiet(uint32_t now) VT_HIDDEN;
+/* Forgets the quiet time learned (tests that change the clocks). */
+void vt_retain_quiet_reset(void) VT_HIDDEN;
 /* The window's past peaks forgotten, down to its level, when the process went quiet. Its user's
  * lock held. */
 void vt_window_quiet_forget(vt_window_t *w, uint32_t now) VT_HIDDEN;

@@ -34,7 +34,8 @@
  * VTMALLOC_PURGE_MS, nothing is being taken or given back at the scale of units or large
  * mappings: the process went quiet, the windows forget their past peaks, and the next pass
  * returns all free memory beyond what is in use. So a quiet process is lean about a PURGE_MS
- * later, however long the window.
+ * later, however long the window; or a little later, up to the window, when its earlier pauses
+ * were followed by the demand they had given back (the quiet time learned from regret, below).
  *
  * Why not the old triggers: returning everything when threads exit, or when a span empties,
  * returned memory exactly when the next wave of threads was about to fault it back in (a
@@ -122,10 +123,83 @@ void vt_window_forget(vt_window_t *w, uint64_t amount, uint32_t now)
     }
 }
 
+/* ---- The quiet time, learned from regret ------------------------------------------------ */
+
+/* A quiet spell gives back what the window held; if the same demand comes back soon, that
+ * memory was given back just before it was needed (a process that works in bursts a few
+ * seconds apart: bench/patterns -p bursts, a batch job, a server between waves of clients).
+ * So the quiet time grows to outlast the gap that was seen, up to the busy window, and goes back
+ * down by halves after each spell whose memory stayed away for a window. A process that stops
+ * for good is still lean one quiet time after it stops, and that time never exceeds the window
+ * that a busy process keeps its peak for anyway. */
+static struct {
+    _Atomic uint32_t ms; /* the quiet time learned; 0: VTMALLOC_PURGE_MS. Relaxed: a setting */
+    /* Global lock: the last spell that gave memory back, watched for a window (gave_ms 0: none). */
+    uint32_t gave_ms;  /* when it began to give back */
+    uint32_t spell_ms; /* last_change_ms of that spell: a new value is a new spell */
+    uint64_t level;    /* units in use then */
+    uint64_t gave;     /* units of the window's peak it let go */
+} quiet;
+
+/* Smaller spells are not worth watching: the floor stays resident anyway. */
+#define QUIET_WATCH_MIN_UNITS 64
+
+/* The quiet time: the learned one while it lies between VTMALLOC_PURGE_MS and the window (a
+ * change of either option since makes it start again from PURGE_MS). */
+static uint32_t quiet_ms(void)
+{
+    uint32_t ms = atomic_load_explicit(&quiet.ms, memory_order_relaxed);
+    return ms > vt_options.purge_ms && ms <= window_ms() ? ms : vt_options.purge_ms;
+}
+
 bool vt_retain_quiet(uint32_t now)
 {
     uint32_t last = atomic_load_explicit(&last_change_ms, memory_order_relaxed);
-    return (int32_t)(now - last) >= (int32_t)vt_options.purge_ms;
+    return (int32_t)(now - last) >= (int32_t)quiet_ms();
+}
+
+/* A spell watched for a whole window without its demand coming back: the quiet time halves. */
+static void quiet_expire(uint32_t now)
+{
+    if (quiet.gave_ms == 0 || (int32_t)(now - quiet.gave_ms) < (int32_t)window_ms())
+        return;
+    quiet.gave_ms = 0;
+    atomic_store_explicit(&quiet.ms, quiet_ms() / 2, memory_order_relaxed);
+}
+
+/* The units' window is about to forget its peak because the process went quiet: the first
+ * pass of a spell that lets go of much starts watching it. Global lock. */
+static void quiet_watch(uint64_t peak, uint32_t now)
+{
+    uint32_t spell = atomic_load_explicit(&last_change_ms, memory_order_relaxed);
+    quiet_expire(now);
+    if (quiet.gave_ms != 0 || spell == quiet.spell_ms || peak < units.level + QUIET_WATCH_MIN_UNITS)
+        return;
+    quiet.spell_ms = spell;
+    quiet.gave_ms = now ? now : 1;
+    quiet.level = units.level;
+    quiet.gave = peak - units.level;
+}
+
+/* Demand rose: if half of what the watched spell let go is back in use, the spell came too
+ * early. The next one waits for the pause just seen (from the last change before the spell to
+ * now) and half as long again, within the window. Global lock. */
+static void quiet_regret(uint32_t now)
+{
+    quiet_expire(now);
+    if (quiet.gave_ms == 0 || units.level < quiet.level + quiet.gave / 2)
+        return;
+    uint32_t gap = now - quiet.spell_ms; /* since the last change before the spell */
+    uint32_t ms = gap + gap / 2, cap = window_ms();
+    quiet.gave_ms = 0;
+    atomic_store_explicit(&quiet.ms, ms < cap ? ms : cap, memory_order_relaxed);
+}
+
+/* For tests that change the clocks: forget what was learned. No pass may run meanwhile. */
+void vt_retain_quiet_reset(void)
+{
+    atomic_store_explicit(&quiet.ms, 0, memory_order_relaxed);
+    quiet.gave_ms = 0;
 }
 
 void vt_window_quiet_forget(vt_window_t *w, uint32_t now)
@@ -153,6 +227,8 @@ uint64_t vt_window_peak(vt_window_t *w, uint32_t now)
 void vt_retain_demand_changed(int32_t delta_units, uint32_t now)
 {
     vt_window_change(&units, delta_units, now);
+    if (delta_units > 0)
+        quiet_regret(now);
 }
 
 /* Units that lay unused for a quiet time or longer (a page that emptied before a quiet spell,
@@ -168,16 +244,25 @@ void vt_retain_demand_idle(uint32_t count, uint32_t now)
     vt_window_forget(&units, count, now);
 }
 
+/* The units' window forgets its peaks when the process went quiet; the spell is watched. */
+static void units_quiet_forget(uint32_t now)
+{
+    if (!vt_retain_quiet(now))
+        return;
+    quiet_watch(vt_window_peak(&units, now), now);
+    vt_window_forget(&units, UINT64_MAX, now);
+}
+
 uint32_t vt_retain_free_allowed(uint32_t now)
 {
-    vt_window_quiet_forget(&units, now);
+    units_quiet_forget(now);
     uint64_t allowed = vt_window_peak(&units, now) - units.level;
     return allowed > RETAIN_FLOOR_UNITS ? (uint32_t)allowed : RETAIN_FLOOR_UNITS;
 }
 
 uint32_t vt_retain_spans_needed(uint32_t now)
 {
-    vt_window_quiet_forget(&units, now);
+    units_quiet_forget(now);
     uint64_t per_span = VT_SPAN_UNITS - 1;
     return (uint32_t)((vt_window_peak(&units, now) + per_span - 1) / per_span) +
            vt_options.reserve_spans;

@@ -335,6 +335,60 @@ static void freed_memory_serves_the_next_demand_then_leaves(void **state)
                  (size_t)(later.bytes_free_resident >> 10));
 }
 
+/* Passes of the purge schedule for `ms` milliseconds, with no allocation in between: what a
+ * quiet process sees. */
+static void quiet_for(long ms)
+{
+    struct timespec step = {0, 20 * 1000 * 1000};
+    for (long t = 0; t < ms; t += 20) {
+        vt_purge_tick();
+        nanosleep(&step, NULL);
+    }
+}
+
+/* A process that comes back after each pause (retain.c: the quiet time learned from regret).
+ * Its first quiet spell gives the memory back, as any does; the demand that then returns takes
+ * it again, so the next pause of that length keeps it resident; a longer one still returns it. */
+static void a_process_that_comes_back_keeps_its_memory_over_the_next_pause(void **state)
+{
+    (void)state;
+    uint32_t saved = vt_options.purge_ms, saved_retain = vt_options.retain_ms;
+    vt_options.purge_ms = 100;
+    vt_options.retain_ms = 10000; /* the most the quiet time may grow to */
+    vt_malloc_trim(0);
+    allocate_big_blocks();
+    free_big_blocks();
+    quiet_for(1000); /* quiet after 100 ms: given back */
+    vt_stats_t first, kept, later;
+    vt_stats_get(&first);
+    allocate_big_blocks(); /* it was needed again after a pause of about a second */
+    free_big_blocks();
+    quiet_for(300);
+    vt_stats_get(&kept);
+    quiet_for(3000);
+    vt_stats_get(&later);
+    vt_options.purge_ms = saved;
+    vt_options.retain_ms = saved_retain;
+    vt_retain_quiet_reset();
+    if (first.bytes_free_resident > (uint64_t)4 << 20)
+        fail_msg("first pause: %zu KiB of free memory still resident",
+                 (size_t)(first.bytes_free_resident >> 10));
+    if (kept.bytes_free_resident < (uint64_t)(BIG_BLOCKS - 2) * VT_LARGE_SPAN_MAX)
+        fail_msg("second pause: only %zu KiB of free memory kept",
+                 (size_t)(kept.bytes_free_resident >> 10));
+    if (later.bytes_free_resident > (uint64_t)4 << 20)
+        fail_msg("a longer pause: %zu KiB of free memory still resident",
+                 (size_t)(later.bytes_free_resident >> 10));
+}
+
+/* Every test starts without a quiet time learned by the tests before it. */
+static int fresh_quiet_time(void **state)
+{
+    (void)state;
+    vt_retain_quiet_reset();
+    return 0;
+}
+
 /* Arrays above the mapped-block threshold whose sizes change from one request to the next
  * (calloc'ed, written, freed) keep reusing one mapping: a smaller request takes its head and
  * leaves the tail cached, the free joins them again, so after the first array no page is
@@ -694,7 +748,10 @@ static void a_new_thread_takes_one_unit(void **state)
  * gives it the activity it runs on: one more thread of the lane, whose exit returns pages. */
 static void settle(lane_t *lane)
 {
-    struct timespec pause = {0, 80 * 1000 * 1000};
+    /* Longer than the longest quiet time (the window, 8 x VTMALLOC_PURGE_MS: 160 ms here). The
+     * waves of threads come back after pauses of a few milliseconds, so the quiet time grows
+     * from PURGE_MS toward the window (retain.c). */
+    struct timespec pause = {0, 240 * 1000 * 1000};
     nanosleep(&pause, NULL);
     pthread_t th;
     pthread_create(&th, NULL, short_lived, lane);
@@ -1121,27 +1178,32 @@ int main(void)
      * The one test of the purge thread turns it on in a child of its own. */
     vt_options.purge_thread = 0; /* before any thread: none can start it yet */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(statistics_add_up_per_class_under_threads),
-        cmocka_unit_test(the_window_keeps_its_peak_against_an_older_clock),
-        cmocka_unit_test(a_short_run_takes_a_resident_unit_first),
-        cmocka_unit_test(aligned_runs_leave_half_the_span_header_untouched),
-        cmocka_unit_test(a_run_never_assigned_goes_back_clean),
-        cmocka_unit_test(a_batch_leaves_the_stash_in_the_order_it_came),
-        cmocka_unit_test(an_emptied_page_replaces_a_full_current_one),
-        cmocka_unit_test(a_page_freed_by_others_goes_back_at_the_next_take),
-        cmocka_unit_test(requested_bytes_are_counted),
-        cmocka_unit_test(rss_returns_after_free_and_trim),
-        cmocka_unit_test(purged_on_schedule_without_trim),
-        cmocka_unit_test(freed_memory_serves_the_next_demand_then_leaves),
-        cmocka_unit_test(a_busy_process_keeps_free_memory_and_a_quiet_one_returns_it),
-        cmocka_unit_test(arrays_of_changing_sizes_reuse_one_mapping),
-        cmocka_unit_test(an_idle_thread_gives_up_its_stash),
-        cmocka_unit_test(the_next_wave_of_threads_reuses_what_the_last_freed),
-        cmocka_unit_test(a_quiet_process_returns_memory_with_the_purge_thread),
-        cmocka_unit_test(the_purge_thread_runs_a_pass_at_every_wake_up),
-        cmocka_unit_test(a_new_thread_takes_one_unit),
-        cmocka_unit_test(thousand_threads_stay_bounded),
-        cmocka_unit_test(calloc_after_a_refused_purge_is_zero),
+        cmocka_unit_test_setup(statistics_add_up_per_class_under_threads, fresh_quiet_time),
+        cmocka_unit_test_setup(the_window_keeps_its_peak_against_an_older_clock, fresh_quiet_time),
+        cmocka_unit_test_setup(a_short_run_takes_a_resident_unit_first, fresh_quiet_time),
+        cmocka_unit_test_setup(aligned_runs_leave_half_the_span_header_untouched, fresh_quiet_time),
+        cmocka_unit_test_setup(a_run_never_assigned_goes_back_clean, fresh_quiet_time),
+        cmocka_unit_test_setup(a_batch_leaves_the_stash_in_the_order_it_came, fresh_quiet_time),
+        cmocka_unit_test_setup(an_emptied_page_replaces_a_full_current_one, fresh_quiet_time),
+        cmocka_unit_test_setup(a_page_freed_by_others_goes_back_at_the_next_take, fresh_quiet_time),
+        cmocka_unit_test_setup(requested_bytes_are_counted, fresh_quiet_time),
+        cmocka_unit_test_setup(rss_returns_after_free_and_trim, fresh_quiet_time),
+        cmocka_unit_test_setup(purged_on_schedule_without_trim, fresh_quiet_time),
+        cmocka_unit_test_setup(freed_memory_serves_the_next_demand_then_leaves, fresh_quiet_time),
+        cmocka_unit_test_setup(a_busy_process_keeps_free_memory_and_a_quiet_one_returns_it,
+                               fresh_quiet_time),
+        cmocka_unit_test_setup(a_process_that_comes_back_keeps_its_memory_over_the_next_pause,
+                               fresh_quiet_time),
+        cmocka_unit_test_setup(arrays_of_changing_sizes_reuse_one_mapping, fresh_quiet_time),
+        cmocka_unit_test_setup(an_idle_thread_gives_up_its_stash, fresh_quiet_time),
+        cmocka_unit_test_setup(the_next_wave_of_threads_reuses_what_the_last_freed,
+                               fresh_quiet_time),
+        cmocka_unit_test_setup(a_quiet_process_returns_memory_with_the_purge_thread,
+                               fresh_quiet_time),
+        cmocka_unit_test_setup(the_purge_thread_runs_a_pass_at_every_wake_up, fresh_quiet_time),
+        cmocka_unit_test_setup(a_new_thread_takes_one_unit, fresh_quiet_time),
+        cmocka_unit_test_setup(thousand_threads_stay_bounded, fresh_quiet_time),
+        cmocka_unit_test_setup(calloc_after_a_refused_purge_is_zero, fresh_quiet_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
