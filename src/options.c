@@ -62,7 +62,8 @@ static const option_t table[] = {
      "empty 4 MiB spans kept mapped beyond what the recent peak demand needs"},
     {"PURGE_MS", &vt_options.purge_ms, 0, 3600000, NULL,
      "milliseconds of quiet after which free memory goes back to the OS: a process whose "
-     "demand for memory has not moved for this long keeps only what it uses; the purge "
+     "demand for memory has not moved for this long keeps only what it uses (it waits longer, "
+     "up to the retention window, after pauses that the demand came back from); the purge "
      "passes run four times in this time"},
     {"RETAIN_MS", &vt_options.retain_ms, 0, 7200000, NULL,
      "the retention window in milliseconds while the process is busy: free memory that the "
