@@ -99,7 +99,8 @@ static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units, unsigned clas
 static VT_NOINLINE void page_emptied_release(vt_tcache_t *tc, vt_page_t *page)
 {
     unsigned class_idx = page->class_idx;
-    tc->kept_long &= ~((uint64_t)1 << class_idx);
+    tc->kept_long[class_idx] = 0;
+    tc->kept_mask &= ~((uint64_t)1 << class_idx);
     vt_list_remove(&tc->bins[class_idx], page, VT_PAGE_LINK);
     bool gave = release_empty_page(tc, page);
     bin_sync(tc, class_idx);
@@ -107,9 +108,8 @@ static VT_NOINLINE void page_emptied_release(vt_tcache_t *tc, vt_page_t *page)
         gave_back();
 }
 
-/* The empty current pages of the classes whose pages are longer than a unit (up to 256 KiB
- * each) go to the stash: a thread that used such a class for a moment must not keep them.
- * Housekeeping runs on slow paths, which a thread looping on one such class does not take. */
+/* Empty current long pages go to the stash: a thread that used such a class for a moment must
+ * not keep them (housekeeping runs on slow paths, which a loop on one class does not take). */
 static void release_idle_long_pages(vt_tcache_t *tc)
 {
     for (unsigned c = VT_FIRST_LONG_CLASS; c < VT_CLASS_COUNT; c++) {
@@ -120,9 +120,8 @@ static void release_idle_long_pages(vt_tcache_t *tc)
 }
 
 /* The thread's own part of housekeeping (purge.c calls it from the slow paths): every
- * HOUSEKEEPING_CALLS calls, once per VTMALLOC_PURGE_MS (sooner if it was shortened since, as tests
- * do), an unused stash goes back to the global cache, and so do idle long pages. True when it
- * ran: the schedule's turn has come too. */
+ * HOUSEKEEPING_CALLS calls, once per VTMALLOC_PURGE_MS (sooner if it was shortened since), an
+ * unused stash and idle long pages go back. True when it ran: the schedule's turn too. */
 bool vt_tcache_housekeeping(vt_tcache_t *tc)
 {
     if (++tc->slow_calls % HOUSEKEEPING_CALLS != 0)
@@ -189,9 +188,8 @@ static void *alloc_from(vt_tcache_t *tc, unsigned class_idx, size_t size)
 }
 
 /* The page's countdown ran out: this allocation is sampled (heap profiling). The countdown
- * restarts (the page keeps the count of bytes asked for, for its next publish); the block comes
- * from the profiler's pages (prof.c; none of the orphan's own, as threads share it), and the
- * stack is walked from this frame. Failing that, the page serves the call as usual. */
+ * restarts; the block comes from the profiler's pages (prof.c; none of the orphan's own, as
+ * threads share it), the stack walked from this frame. Failing that, the page serves it. */
 void *vt_tcache_alloc_sampled(size_t size, vt_tcache_t *tc, vt_page_t *page, unsigned class_idx)
 {
     vt_page_sample_restart(page);
@@ -221,8 +219,7 @@ vt_tcache_t *vt_tcache_start(void)
 }
 
 /* malloc found a damaged link on the class's current page (the fast path): reported; in warn
- * mode the rest of the page's list is dropped (its blocks are leaked) and the call goes on as
- * if the list had been empty. */
+ * mode the rest of the list is dropped (leaked) and the call goes on as if it had been empty. */
 void *vt_tcache_alloc_corrupt(vt_tcache_t *tc, vt_page_t *page, unsigned class_idx, size_t size)
 {
     vt_report_corrupt_list(page->free);
@@ -261,9 +258,8 @@ vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units)
     return page;
 }
 
-/* The run of a large block this thread freed goes to its stash, first in line, where the next
- * large block of that length takes it without a lock. Over VTMALLOC_STASH_UNITS, the stash
- * gives back its older pages, keeping this run (at most a large block's 15 units). */
+/* A large block's run this thread freed goes first in its stash, for its next block of that
+ * length without a lock; over VTMALLOC_STASH_UNITS the older pages go back, not this run. */
 void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page)
 {
     if (tc->state != VT_TCACHE_LIVE || vt_options.stash_units == 0) {
@@ -279,7 +275,7 @@ void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page)
     gave_back();
 }
 
-/* The rest of vt_tcache_page_emptied; the mask of kept classes spares a walk over them all. */
+/* The rest of vt_tcache_page_emptied: the budget of the empty long pages kept. */
 static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 {
     unsigned class_idx = page->class_idx;
@@ -293,14 +289,17 @@ static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
         return; /* kept, as on the fast path; the budget below is the long pages' */
     if (current == page) {
         unsigned units = 0;
-        tc->kept_long |= (uint64_t)1 << class_idx;
-        for (uint64_t m = tc->kept_long; m != 0; m &= m - 1) {
+        tc->kept_long[class_idx] = 1;
+        tc->kept_mask |= (uint64_t)1 << class_idx;
+        for (uint64_t m = tc->kept_mask; m != 0; m &= m - 1) {
             unsigned c = (unsigned)__builtin_ctzll(m);
             vt_page_t *kept = tc->bins[c].head;
-            if (kept != NULL && kept->used == 0)
+            if (kept != NULL && kept->used == 0) {
                 units += kept->units;
-            else
-                tc->kept_long &= ~((uint64_t)1 << c); /* in use again, or gone */
+            } else { /* in use again, or gone */
+                tc->kept_long[c] = 0;
+                tc->kept_mask &= ~((uint64_t)1 << c);
+            }
         }
         if (units <= VT_KEPT_LONG_UNITS)
             return;
@@ -308,18 +307,17 @@ static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
     page_emptied_release(tc, page);
 }
 
-/* Called by the free fast path when a page it owns has no block in use any more. The page
- * that is its class's current page stays: a thread that allocates and frees a block in a loop
- * (a 40 KiB request buffer, a 200 KiB reply) must not give its page away and take it back
- * each time. For the long pages (classes above 32 KiB, up to 256 KiB a page) only while the
- * empty ones kept add up to VT_KEPT_LONG_UNITS (measured on the soak benchmark's quick mode:
- * keeping all of them, 124 MiB peak RSS; none, 98; up to 8 units, 102-106); the others go to
- * the stash, and the kept ones too at the thread's next housekeeping. An emptied page replaces
- * a full current one (the biggest classes' pages hold one block: patterns -p round-robin). */
+/* Called by the free fast path when a page it owns has no block in use any more. Its class's
+ * current page stays, as a loop freeing a 40 KiB buffer needs; a long page (classes above 32
+ * KiB) only while the empty ones kept fit VT_KEPT_LONG_UNITS (soak quick's peak: keeping all,
+ * 124 MiB; none, 98; up to 8 units, 102-106), or at once if kept_long marks it (types.h); the
+ * others go to the stash, the kept ones too at the next housekeeping. An emptied page
+ * replaces a full current one (round-robin's). */
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 {
-    if (vt_likely(tc->alloc_page[page->class_idx] == page && page->units == 1))
-        return; /* the common case in a few instructions; the rest out of line */
+    unsigned c = page->class_idx; /* the common cases at once; the rest out of line */
+    if (vt_likely(tc->alloc_page[c] == page && (page->units == 1 || tc->kept_long[c])))
+        return;
     long_page_emptied(tc, page);
 }
 
@@ -411,7 +409,9 @@ void vt_tcache_abandon(vt_tcache_t *tc)
             }
         }
         tc->alloc_page[c] = &vt_page_none;
+        tc->kept_long[c] = 0;
     }
+    tc->kept_mask = 0;
     vt_stash_empty_into(tc, &empty);
     vt_global_put_pages(&partial, &empty, false);
 }

@@ -312,9 +312,16 @@ typedef struct vt_tcache {
      * its start): its first batches take 1, 2, 4 ... units up to VTMALLOC_BATCH_UNITS, so that
      * a thread that allocates a little holds one unit, not a batch (tcache.c) */
     uint32_t batch_ramp;
-    /* owner: long classes (bit c) whose current page was kept when it emptied; a hint that
-     * spares the free path a walk over every long class (tcache.c: kept_long_units) */
-    uint64_t kept_long;
+    /* owner: long classes whose current page was kept when it emptied, by a check that the
+     * kept empty pages fit VT_KEPT_LONG_UNITS (tcache.c: long_page_emptied). While kept_long[c]
+     * is set, the class's current page is kept again without that check: every check since it
+     * was set saw the class's page empty and counted it, or saw it in use and cleared it; a
+     * page given back clears it; and all pages of a class have the same length. So the pages
+     * kept still fit, and a thread freeing a 64 KiB block in a loop pays no walk over the long
+     * classes at each free. Bytes for that test (one compare), and the same marks as a mask
+     * for the walk, which visits only the marked classes. */
+    uint8_t kept_long[VT_CLASS_COUNT];
+    uint64_t kept_mask;
     uint32_t next_housekeeping_ms; /* owner: vt_os_now_ms() when housekeeping is next due */
     /* owner: blocks this thread freed into other threads' pages, not yet pushed: remote frees
      * into one page gather in a chain that is pushed with one CAS (remote.c) */

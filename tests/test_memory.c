@@ -1000,6 +1000,63 @@ static void an_emptied_page_replaces_a_full_current_one(void **state)
     vt_free(b);
 }
 
+/* The units of the empty long pages a thread keeps as its classes' current pages. */
+static unsigned kept_long_units(vt_tcache_t *tc)
+{
+    unsigned units = 0;
+    for (unsigned c = VT_FIRST_LONG_CLASS; c < VT_CLASS_COUNT; c++) {
+        vt_page_t *page = tc->alloc_page[c];
+        if (page != &vt_page_none && page->used == 0)
+            units += page->units;
+    }
+    return units;
+}
+
+/* A long class's current page that was kept when it emptied is kept again at its next empty
+ * without the walk over the long classes (kept_long, types.h), and the empty long pages kept
+ * still fit VT_KEPT_LONG_UNITS: a 64 KiB block freed in a loop keeps its page while blocks of
+ * every other long class come and go, and keeping every emptied current page (the shortcut
+ * without its mark) would hold 36 units here. */
+static void kept_long_pages_stay_within_their_budget(void **state)
+{
+    (void)state;
+    vt_free(vt_malloc(1)); /* this thread's cache */
+    vt_tcache_t *tc = vt_thread.tcache;
+    size_t loop_size = 64 << 10;
+    unsigned loop_class = vt_size_class(loop_size);
+    assert_true(loop_class >= VT_FIRST_LONG_CLASS && vt_classes[loop_class].units > 1);
+    void *first = vt_malloc(loop_size);
+    assert_non_null(first);
+    vt_page_t *page = vt_span_page(vt_span_base(first), first);
+    vt_free(first);
+    for (int round = 0; round < 3; round++) {
+        void *others[VT_CLASS_COUNT] = {0};
+        for (unsigned c = VT_FIRST_LONG_CLASS; c < VT_CLASS_COUNT; c++)
+            if (c != loop_class)
+                assert_non_null(others[c] = vt_malloc(vt_classes[c].bsize));
+        uint64_t taken = tc->stash_taken;
+        for (int i = 0; i < 100; i++) {
+            void *p = vt_malloc(loop_size);
+            assert_ptr_equal(vt_span_page(vt_span_base(p), p), page);
+            vt_free(p);
+        }
+        assert_int_equal(tc->stash_taken, taken); /* the page stayed: none came from the stash */
+        for (unsigned c = VT_FIRST_LONG_CLASS; c < VT_CLASS_COUNT; c++) {
+            vt_free(others[c]);
+            if (kept_long_units(tc) > VT_KEPT_LONG_UNITS)
+                fail_msg(
+                    "round %d, class %u freed: %u units of empty long pages kept, more than %u",
+                    round, c, kept_long_units(tc), VT_KEPT_LONG_UNITS);
+        }
+        /* The last class's page went back over the budget, with no check after it that
+         * could have cleared a mark left behind: its next page must be checked again. */
+        vt_free(vt_malloc(vt_classes[VT_CLASS_COUNT - 1].bsize));
+        assert_true(kept_long_units(tc) <= VT_KEPT_LONG_UNITS);
+        vt_free(vt_malloc(loop_size));
+        assert_true(kept_long_units(tc) <= VT_KEPT_LONG_UNITS);
+    }
+}
+
 /* A page of an exited thread whose blocks another thread then frees goes back to its span at
  * the next take of units that may need it, not at the next purge pass: its units are resident,
  * and a take that passed them over would fault in others while they lay idle. A take of one
@@ -1203,6 +1260,7 @@ int main(void)
         cmocka_unit_test_setup(the_purge_thread_runs_a_pass_at_every_wake_up, fresh_quiet_time),
         cmocka_unit_test_setup(a_new_thread_takes_one_unit, fresh_quiet_time),
         cmocka_unit_test_setup(thousand_threads_stay_bounded, fresh_quiet_time),
+        cmocka_unit_test_setup(kept_long_pages_stay_within_their_budget, fresh_quiet_time),
         cmocka_unit_test_setup(calloc_after_a_refused_purge_is_zero, fresh_quiet_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
