@@ -314,12 +314,14 @@ typedef struct vt_tcache {
     uint32_t batch_ramp;
     /* owner: long classes whose current page was kept when it emptied, by a check that the
      * kept empty pages fit VT_KEPT_LONG_UNITS (tcache.c: long_page_emptied). While kept_long[c]
-     * is set, the class's current page is kept again without that check: every check since it
-     * was set saw the class's page empty and counted it, or saw it in use and cleared it; a
-     * page given back clears it; and all pages of a class have the same length. So the pages
-     * kept still fit, and a thread freeing a 64 KiB block in a loop pays no walk over the long
-     * classes at each free. Bytes for that test (one compare), and the same marks as a mask
-     * for the walk, which visits only the marked classes. */
+     * is set, the class's current page is kept again without that check, because the marked
+     * classes' page lengths add up to at most VT_KEPT_LONG_UNITS at all times: only a check
+     * sets a mark, and only when the marked classes whose pages are empty, its own included,
+     * fit; it clears the marks of the others; and all pages of a class have the same length.
+     * A stale mark (its page in use again, or given back by malloc_trim) can only make a later
+     * page of its class kept within that sum. So a thread freeing a 64 KiB block in a loop
+     * pays no walk at each free. Bytes for that test (one compare), and the same marks as a
+     * mask for the walk, which visits only the marked classes. */
     uint8_t kept_long[VT_CLASS_COUNT];
     uint64_t kept_mask;
     uint32_t next_housekeeping_ms; /* owner: vt_os_now_ms() when housekeeping is next due */
