@@ -76,7 +76,8 @@ function main_row(w, a, t,    key, b, other, ops, rss, best_ops, best_rss, g, go
     best_rss = ""
     for (b = 1; b <= na; b++) {
         other = W[w] SUBSEP A[b] SUBSEP T[t]
-        if (b == a || !(other in n))
+        # vtmalloc's two builds are measured against the others, not against each other
+        if (b == a || !(other in n) || (A[a] ~ /^vtmalloc/ && A[b] ~ /^vtmalloc/))
             continue
         if (best_ops == "" || med[other, "ops_per_s"] > best_ops)
             best_ops = med[other, "ops_per_s"]
@@ -139,10 +140,11 @@ END {
     print "subtracted likewise. Peak live: bytes the benchmark had requested and not yet freed, the"
     print "sum of each thread's exact peak (an upper bound of the process peak when threads do not"
     print "peak together). x glibc: ratio to glibc. x best other: ratio to the best of the other"
-    print "allocators at the same thread count (highest throughput, lowest RSS); above 1 means"
-    print "faster, or more memory. Faults/Mop: minor page faults of the timed work per million"
-    print "operations (mallocs + frees), median; futex/Mop: futex calls per million operations"
-    print "in one more run of the cell under strace (-), outside the timed runs."
+    print "allocators at the same thread count (highest throughput, lowest RSS; for vtmalloc and"
+    print "vtmalloc-linked, the best of the rest, not each other); above 1 means faster, or more"
+    print "memory. Faults/Mop: minor page faults of the timed work per million operations"
+    print "(mallocs + frees), median; futex/Mop: futex calls per million operations in one more"
+    print "run of the cell under strace (-), outside the timed runs."
     print ""
     for (w = 1; w <= nw; w++) {
         printf "## %s\n\n", W[w]
