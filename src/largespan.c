@@ -35,7 +35,7 @@ static void count(vt_tcache_counters_t *mine, size_t offset, uint64_t amount)
 #define ALLOCS    offsetof(vt_tcache_counters_t, large_allocs)
 #define REQUESTED offsetof(vt_tcache_counters_t, large_requested)
 
-/* Makes a free run (taken by the caller, not yet in the unit map) a large block of `size`
+/* Makes a free run (taken by the caller, owner FREE) a large block of `size`
  * bytes. `stale`: its units may hold old bytes (a run from a thread's stash always may).
  * `mine`: the calling thread's counters, or NULL. */
 void *vt_large_start_in_span(vt_page_t *page, size_t size, bool zero, bool stale,

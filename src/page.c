@@ -170,9 +170,11 @@ void vt_page_unassign(vt_page_t *page)
     atomic_fetch_sub_explicit(&vt_page_class_pages[page->class_idx], 1, memory_order_relaxed);
 }
 
-/* Makes a run the caller took (owner FREE, not yet in the unit map) one large block. Nobody
- * else can reach the page before the unit map names it, and the program's synchronisation
- * that passes the block on orders these stores before any other thread's free. */
+/* Makes a run the caller took (owner FREE) one large block. A correct program reaches the
+ * page only through this block, which it has not seen yet (a stale pointer into the run that
+ * finds the map still naming the page reads owner FREE until the owner is stored, and is
+ * reported), and its synchronisation that passes the block on orders these stores before any
+ * other thread's free. */
 void vt_page_assign_large(vt_page_t *page)
 {
     VT_ASSERT(vt_page_owner(page) == VT_OWNER_FREE);
@@ -186,11 +188,19 @@ void vt_page_assign_large(vt_page_t *page)
     page->written = 1;
     atomic_store_explicit(&page->remote, 0, memory_order_relaxed);
     atomic_store_explicit(&page->owner, VT_OWNER_LARGE, memory_order_relaxed);
-    vt_span_set_units(vt_span_base(page), page->first_unit, page->units, page);
+    /* A run that was this descriptor's large block before it was stashed still names it in the
+     * unit map (vt_page_release_large): a program that frees and allocates one such block in a
+     * loop does not rewrite the map twice a turn. */
+    vt_span_t *span = vt_span_base(page);
+    if (atomic_load_explicit(&span->unit_page[page->first_unit], memory_order_relaxed) != page)
+        vt_span_set_units(span, page->first_unit, page->units, page);
 }
 
 /* Ends a large block: false when another free got there first (a double free). Relaxed: the
- * winner gives the units back under the global lock, which publishes everything after it. */
+ * winner gives the units back under the global lock, which publishes everything after it. The
+ * unit map keeps naming the page, now FREE, which every reader takes for free units: the run
+ * goes to the thread's stash, where its next block of that length takes it with the map as it
+ * is (vt_page_assign_large), or to its span, which points the map at vt_page_none again. */
 bool vt_page_release_large(vt_page_t *page)
 {
     uintptr_t expected = VT_OWNER_LARGE;
@@ -204,7 +214,6 @@ bool vt_page_release_large(vt_page_t *page)
         return false;
     }
     page->used = 0;
-    vt_span_set_units(vt_span_base(page), page->first_unit, page->units, &vt_page_none);
     return true;
 }
 

@@ -359,6 +359,8 @@ void vt_span_give_back_locked(vt_page_t *page, uint32_t freed_ms)
     VT_ASSERT(vt_page_owner(page) == VT_OWNER_FREE);
     uint64_t bits = (((uint64_t)1 << page->units) - 1) << page->first_unit;
     VT_ASSERT((span->free_units & bits) == 0);
+    /* A large block's run still names its descriptor (vt_page_release_large). */
+    vt_span_set_units(span, page->first_unit, page->units, &vt_page_none);
     span->free_units |= bits;
     /* A run that came clean (fresh, or purged) and was never assigned, such as the unused part
      * of a thread's batch, is clean still: marked resident, it would be chosen before units

@@ -225,7 +225,11 @@ typedef enum vt_backing { VT_BACKING_MMAP = 0, VT_BACKING_MALLOC = 1 } vt_backin
 /*
  * The header at the start of every span. Invariant: bit u of free_units is set iff unit u is
  * not part of a page (unit 0, the header, is never free), and unit_page[u] points to the
- * descriptor of the page holding unit u, or to vt_page_none when it is free.
+ * descriptor of the page holding unit u, or to vt_page_none when it is free. A run in a
+ * thread's stash (neither in free_units nor a page) maps to vt_page_none, or, when it was last a
+ * large block, to its own descriptor, whose owner is VT_OWNER_FREE: every reader of the map
+ * takes a FREE owner for free units (vt_page_check_block), and the run's way back into
+ * free_units (vt_span_give_back_locked) points the map at vt_page_none again.
  */
 typedef struct vt_span {
     uint64_t magic;       /* constant: VT_SPAN_MAGIC, checked in debug builds */

@@ -111,6 +111,14 @@ static void double_free_large(void *arg)
     vt_free(victim);
 }
 
+/* The thread frees the block, whose run waits in its stash still naming the block's descriptor
+ * (page.c: vt_page_release_large), then frees it, or a pointer `arg` bytes into it, again. */
+static void free_large_twice_in_this_thread(void *arg)
+{
+    vt_free(victim);
+    vt_free((char *)victim + (uintptr_t)arg);
+}
+
 /* The classic off-by-one: a string of 32 characters copied into malloc(32) writes its NUL
  * into the first byte of the next block, which is free: its link. The next malloc(32) pops
  * that block and must report the damaged link instead of handing out a block still in use. */
@@ -233,6 +241,10 @@ static void misuse_of_a_large_block_in_a_span_is_detected(void **state)
                  "inside a block", (char *)victim + 4096);
     expect_abort(run_in_child(double_free_from_another_thread, NULL), "invalid or double free",
                  victim);
+    expect_abort(run_in_child(free_large_twice_in_this_thread, NULL), "invalid or double free",
+                 victim);
+    expect_abort(run_in_child(free_large_twice_in_this_thread, (void *)(uintptr_t)VT_UNIT_SIZE),
+                 "invalid or double free", (char *)victim + VT_UNIT_SIZE);
     vt_free(victim);
 }
 
