@@ -312,6 +312,16 @@ static vt_span_t *best_span_locked(unsigned units, unsigned align)
     return s.by_run[63u - (unsigned)__builtin_clzll(fits)].head;
 }
 
+/* Debug builds: the units of a run taken from the free map name no page (types.h: vt_span_t),
+ * so a large block's run that came back from a stash had its map reset. */
+static bool run_unmapped(vt_span_t *span, unsigned first, unsigned units)
+{
+    for (unsigned u = first; u < first + units; u++)
+        if (atomic_load_explicit(&span->unit_page[u], memory_order_relaxed) != &vt_page_none)
+            return false;
+    return true;
+}
+
 /* A run of `units` free units of the span, described as a page, or NULL. Runs whose units are
  * all still resident come first: reusing them costs no page faults and no new RSS, while
  * purged units stay out of memory until nothing else fits. Lock held. */
@@ -326,6 +336,7 @@ vt_page_t *vt_span_take_from_locked(vt_span_t *span, unsigned units, unsigned al
     int first = __builtin_ctzll(m);
     uint64_t bits = (((uint64_t)1 << units) - 1) << first;
     vt_page_t *page = vt_span_descriptor(span, (unsigned)first);
+    VT_ASSERT(run_unmapped(span, (unsigned)first, units));
     span->free_units &= ~bits;
     vt_page_init(span, (unsigned)first, units);
     page->stale = (span->dirty_units & bits) != 0 || span->backing != VT_BACKING_MMAP;
