@@ -51,7 +51,7 @@ typedef struct option {
 } option_t;
 
 static const option_t table[] = {
-    {"CLASS_PAGES", &vt_options.class_pages, 1, 65536, NULL,
+    {"CLASS_PAGES", &vt_options.class_pages, 1, 65535, NULL,
      "pages a thread keeps attached per size class; more means fewer global-lock trips for "
      "threads that free much, at the cost of memory other threads cannot use"},
     {"STASH_UNITS", &vt_options.stash_units, 0, 65536, NULL,

@@ -12,6 +12,8 @@
  */
 #include "internal.h"
 
+#include "bin.h"
+
 #include <malloc.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -24,7 +26,7 @@ static void publish_own_pages(void)
     if (tc->state != VT_TCACHE_LIVE)
         return;
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++)
-        for (vt_page_t *page = tc->bins[c].head; page != NULL; page = page->link.next)
+        for (vt_page_t *page = vt_bin_first(tc, c); page != NULL; page = vt_bin_next(page))
             vt_page_publish(page);
 }
 

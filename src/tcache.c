@@ -19,6 +19,8 @@
  */
 #include "internal.h"
 
+#include "bin.h"
+
 static vt_tcache_t exited = {.alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_none},
                              .state = VT_TCACHE_EXITED};
 
@@ -48,13 +50,6 @@ static void gave_back(void)
 #define BATCH_MAX 64
 /* Housekeeping is considered once per this many allocation slow paths (a clock read). */
 #define HOUSEKEEPING_CALLS 64
-
-/* Keeps the fast path's view of a bin in step with the bin. */
-static inline void bin_sync(vt_tcache_t *tc, unsigned class_idx)
-{
-    vt_page_t *head = tc->bins[class_idx].head;
-    tc->alloc_page[class_idx] = head ? head : &vt_page_none;
-}
 
 /* ---- Empty units ------------------------------------------------------------------------ */
 
@@ -101,10 +96,8 @@ static VT_NOINLINE void page_emptied_release(vt_tcache_t *tc, vt_page_t *page)
     unsigned class_idx = page->class_idx;
     tc->kept_long[class_idx] = 0;
     tc->kept_mask &= ~((uint64_t)1 << class_idx);
-    vt_list_remove(&tc->bins[class_idx], page, VT_PAGE_LINK);
-    bool gave = release_empty_page(tc, page);
-    bin_sync(tc, class_idx);
-    if (gave)
+    vt_bin_remove(tc, class_idx, page);
+    if (release_empty_page(tc, page))
         gave_back();
 }
 
@@ -113,7 +106,7 @@ static VT_NOINLINE void page_emptied_release(vt_tcache_t *tc, vt_page_t *page)
 static void release_idle_long_pages(vt_tcache_t *tc)
 {
     for (unsigned c = VT_FIRST_LONG_CLASS; c < VT_CLASS_COUNT; c++) {
-        vt_page_t *page = tc->bins[c].head;
+        vt_page_t *page = vt_bin_first(tc, c);
         if (page != NULL && page->used == 0) /* no remote free either: they count as used */
             page_emptied_release(tc, page);
     }
@@ -144,15 +137,14 @@ bool vt_tcache_housekeeping(vt_tcache_t *tc)
  * then a fresh run. Returns NULL only when memory is exhausted. */
 static vt_page_t *bin_refill(vt_tcache_t *tc, unsigned class_idx)
 {
-    vt_list_t *bin = &tc->bins[class_idx];
     for (;;) {
         vt_page_t *page;
-        while ((page = bin->head) != NULL) {
+        while ((page = vt_bin_first(tc, class_idx)) != NULL) {
             if (page->free != NULL || vt_page_refill(page))
                 return page;
-            vt_list_remove(bin, page, VT_PAGE_LINK);
+            vt_bin_remove(tc, class_idx, page);
             if (!vt_page_try_detach(page, tc)) /* remote frees arrived: the next turn collects */
-                vt_list_push_front(bin, page, VT_PAGE_LINK);
+                vt_bin_push_front(tc, class_idx, page);
         }
         page = vt_global_take_partial(class_idx);
         if (page == NULL)
@@ -161,14 +153,14 @@ static vt_page_t *bin_refill(vt_tcache_t *tc, unsigned class_idx)
          * this thread take the local path. The loop above refills it or detaches it. */
         atomic_store_explicit(&page->owner, (uintptr_t)tc, memory_order_relaxed);
         vt_count(&tc->counters.pages_adopted);
-        vt_list_push_front(bin, page, VT_PAGE_LINK);
+        vt_bin_push_front(tc, class_idx, page);
     }
     vt_page_t *page = take_empty_page(tc, vt_classes[class_idx].units, class_idx);
     if (page == NULL)
         return NULL;
     vt_page_assign(page, class_idx, (uintptr_t)tc);
     vt_page_refill(page);
-    vt_list_push_front(bin, page, VT_PAGE_LINK);
+    vt_bin_push_front(tc, class_idx, page);
     return page;
 }
 
@@ -176,7 +168,6 @@ static void *alloc_from(vt_tcache_t *tc, unsigned class_idx, size_t size)
 {
     vt_remote_flush(tc);
     vt_page_t *page = bin_refill(tc, class_idx);
-    bin_sync(tc, class_idx);
     if (page == NULL) {
         errno = ENOMEM;
         return NULL;
@@ -281,9 +272,9 @@ static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
     unsigned class_idx = page->class_idx;
     vt_page_t *current = tc->alloc_page[class_idx];
     if (current != page && current->free == NULL) { /* full: this one replaces it */
-        vt_list_remove(&tc->bins[class_idx], page, VT_PAGE_LINK);
-        vt_list_push_front(&tc->bins[class_idx], page, VT_PAGE_LINK);
-        current = tc->alloc_page[class_idx] = page;
+        vt_bin_remove(tc, class_idx, page);
+        vt_bin_push_front(tc, class_idx, page);
+        current = page;
     }
     if (current == page && page->units == 1)
         return; /* kept, as on the fast path; the budget below is the long pages' */
@@ -293,7 +284,7 @@ static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
         tc->kept_mask |= (uint64_t)1 << class_idx;
         for (uint64_t m = tc->kept_mask; m != 0; m &= m - 1) {
             unsigned c = (unsigned)__builtin_ctzll(m);
-            vt_page_t *kept = tc->bins[c].head;
+            vt_page_t *kept = vt_bin_first(tc, c);
             if (kept != NULL && kept->used == 0) {
                 units += kept->units;
             } else { /* in use again, or gone */
@@ -331,10 +322,9 @@ void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
     uintptr_t self = (uintptr_t)tc;
     unsigned class_idx = page->class_idx;
     if (vt_page_owner(page) == (self | VT_OWNER_DETACHED) &&
-        tc->bins[class_idx].count < vt_options.class_pages && vt_page_try_reattach(page, tc)) {
+        tc->bin_pages[class_idx] < vt_options.class_pages && vt_page_try_reattach(page, tc)) {
         vt_page_push(page, block);
-        vt_list_push_back(&tc->bins[class_idx], page, VT_PAGE_LINK);
-        bin_sync(tc, class_idx);
+        vt_bin_push_back(tc, class_idx, page);
         if (--page->used == 0)
             vt_tcache_page_emptied(tc, page);
         return;
@@ -358,15 +348,14 @@ static void trim_cache(vt_tcache_t *tc)
 {
     vt_remote_flush(tc);
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
-        for (vt_page_t *page = tc->bins[c].head, *next; page != NULL; page = next) {
-            next = page->link.next;
+        for (vt_page_t *page = vt_bin_first(tc, c), *next; page != NULL; page = next) {
+            next = vt_bin_next(page);
             vt_page_collect_remote(page);
             if (page->used == 0) {
-                vt_list_remove(&tc->bins[c], page, VT_PAGE_LINK);
+                vt_bin_remove(tc, c, page);
                 release_empty_page(tc, page);
             }
         }
-        bin_sync(tc, c);
     }
     vt_stash_give_back(tc);
 }
@@ -393,8 +382,8 @@ void vt_tcache_abandon(vt_tcache_t *tc)
     vt_list_t partial = {0}, empty = {0};
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++) {
         vt_page_t *page;
-        while ((page = tc->bins[c].head) != NULL) {
-            vt_list_remove(&tc->bins[c], page, VT_PAGE_LINK);
+        while ((page = vt_bin_first(tc, c)) != NULL) {
+            vt_bin_remove(tc, c, page);
             vt_page_collect_remote(page);
             if (page->used == 0) {
                 vt_page_unassign(page);
@@ -408,7 +397,6 @@ void vt_tcache_abandon(vt_tcache_t *tc)
                 vt_list_push_back(&partial, page, VT_PAGE_LINK);
             }
         }
-        tc->alloc_page[c] = &vt_page_none;
         tc->kept_long[c] = 0;
     }
     tc->kept_mask = 0;

@@ -296,11 +296,16 @@ typedef struct vt_remote_chain {
  * except: the pool links and `state`, which change under the pool lock (cachepool.c) while no
  * thread uses the cache; and the orphan cache (tcache.c), which is used only under its own
  * mutex.
- * Invariant: alloc_page[c] == bins[c].head, or &vt_page_none when the bin is empty.
+ * The record is kept small (1.4 KiB): a server may park thousands of threads, each with one.
  */
 typedef struct vt_tcache {
-    _Alignas(64) vt_page_t *alloc_page[VT_CLASS_COUNT + 1]; /* owner: malloc pops from these */
-    vt_list_t bins[VT_CLASS_COUNT];                         /* owner: attached pages per class */
+    /* owner: the bins (bin.h). alloc_page[c] is the first attached page of class c, where
+     * malloc's fast path pops, or &vt_page_none when the class has none (and in the extra slot,
+     * which no class uses); bin_pages[c] counts the attached pages: at most
+     * VTMALLOC_CLASS_PAGES (< 65536), since a page is reattached only below that number and a
+     * refill adds one only to a bin it found with no free block and emptied (tcache.c). */
+    _Alignas(64) vt_page_t *alloc_page[VT_CLASS_COUNT + 1];
+    uint16_t bin_pages[VT_CLASS_COUNT];
     /* Empty pages of any length and class: a list that the owner pushes to and pops from, and that
      * another thread may take whole when the owner has left it alone for a while (reclaim.c:
      * "Idle caches"). Only the owner ever adds, so the exchange-and-put-back pop has no ABA. */

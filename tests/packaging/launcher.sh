@@ -139,7 +139,7 @@ environment)
 
 options)
     # Accepted by the launcher, and by the library given the variable directly.
-    for nv in CLASS_PAGES=1 CLASS_PAGES=65536 CLASS_PAGES=0008 STASH_UNITS=0 STASH_UNITS=65536 \
+    for nv in CLASS_PAGES=1 CLASS_PAGES=65535 CLASS_PAGES=0008 STASH_UNITS=0 STASH_UNITS=65536 \
         BATCH_UNITS=1 BATCH_UNITS=64 RESERVE_SPANS=0 RESERVE_SPANS=65536 PURGE_MS=0 \
         PURGE_MS=3600000 BACKING=mmap BACKING=malloc STATS=0 ON_ERROR=abort ON_ERROR=warn; do
         expect_status 0 "vtmalloc -o $nv" "$launcher" -o "$nv" "$probe" vtmalloc
@@ -148,7 +148,7 @@ options)
         expect_not_in "$work/err" "not valid" "VTMALLOC_$nv given directly"
     done
     # Rejected by the launcher (status 2, the program not run), and by the library.
-    for nv in CLASS_PAGES=0 CLASS_PAGES=65537 CLASS_PAGES=-1 CLASS_PAGES=+5 "CLASS_PAGES= 5" \
+    for nv in CLASS_PAGES=0 CLASS_PAGES=65536 CLASS_PAGES=-1 CLASS_PAGES=+5 "CLASS_PAGES= 5" \
         CLASS_PAGES=5x CLASS_PAGES= CLASS_PAGES=99999999999999999999 STASH_UNITS=65537 \
         BATCH_UNITS=0 BATCH_UNITS=65 RESERVE_SPANS=65537 PURGE_MS=3600001 STATS=2 \
         BACKING=MMAP BACKING=disk BACKING= "BACKING=mmap,malloc" ON_ERROR=ignore ON_ERROR=Warn; do
