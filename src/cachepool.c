@@ -156,8 +156,10 @@ uint64_t vt_cachepool_live(void)
     return atomic_load_explicit(&c.live_now, memory_order_relaxed);
 }
 
-static void counters_add(vt_stats_t *st, const vt_tcache_counters_t *from)
+static void counters_add(vt_stats_t *st, uint64_t puts[], const vt_tcache_counters_t *from)
 {
+    for (unsigned k = 0; k < VT_CLASS_COUNT; k++)
+        puts[k] += atomic_load_explicit(&from->remote_puts[k], memory_order_relaxed);
     st->remote_frees_total += atomic_load_explicit(&from->remote_frees, memory_order_relaxed);
     st->pages_adopted_total += atomic_load_explicit(&from->pages_adopted, memory_order_relaxed);
     /* Large blocks in spans: each thread's figures wrap, their sum does not. */
@@ -170,17 +172,17 @@ static void counters_add(vt_stats_t *st, const vt_tcache_counters_t *from)
 /* The caches' part of the statistics: counts, the counters of live and exited threads, of the
  * orphan cache and of `shared` (large blocks counted by threads without a cache), and the units
  * in live caches' stashes. */
-void vt_cachepool_stats(vt_stats_t *st, const vt_tcache_counters_t *orphan,
-                        const vt_tcache_counters_t *shared)
+void vt_cachepool_stats(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT],
+                        const vt_tcache_counters_t *orphan, const vt_tcache_counters_t *shared)
 {
     vt_mutex_lock(&c.lock);
     st->thread_caches_live = c.live_count;
     st->thread_caches_total = c.total;
-    counters_add(st, &c.exited);
-    counters_add(st, orphan);
-    counters_add(st, shared);
+    counters_add(st, puts, &c.exited);
+    counters_add(st, puts, orphan);
+    counters_add(st, puts, shared);
     for (vt_tcache_t *tc = c.live.head; tc != NULL; tc = tc->pool_link.next) {
-        counters_add(st, &tc->counters);
+        counters_add(st, puts, &tc->counters);
         st->bytes_free_threads +=
             (uint64_t)atomic_load_explicit(&tc->stash_count, memory_order_relaxed) * VT_UNIT_SIZE;
     }

@@ -20,8 +20,9 @@ static struct global {
      * the lock, read without it; a stale bit only costs a lock or skips a page until the
      * next refill, both harmless. */
     _Atomic uint64_t partial_mask;
-    uint64_t pages_abandoned; /* global lock */
-    uint32_t last_pass_ms;    /* global lock: see vt_global_collect */
+    uint64_t pages_abandoned;                     /* global lock */
+    uint32_t last_pass_ms;                        /* global lock: see vt_global_collect */
+    _Atomic uint64_t shared_puts[VT_CLASS_COUNT]; /* frees by threads without a cache */
     /* Hook: gives back what an upper layer keeps only for reuse (large.c's cached mappings)
      * when a span cannot be mapped. Registered once at start-up (init.c), before any span. */
     bool (*release_reserves_hook)(void);
@@ -356,16 +357,23 @@ uint32_t vt_global_take_units(vt_page_t **out, uint32_t max_count, unsigned clas
 
 /* ---- Statistics ------------------------------------------------------------------------- */
 
-/* The global cache's part of the statistics: per class, the free blocks of the partial pages;
- * in *purged_now, the bytes of those pages that are given back to the OS now (pagepurge.c).
- * Lock held. */
-void vt_global_stats_locked(vt_stats_t *st, uint64_t *purged_now)
+/* A free by a thread without a cache of its own into another thread's page. */
+void vt_global_count_shared_put(unsigned class_idx)
+{
+    atomic_fetch_add_explicit(&g.shared_puts[class_idx], 1, memory_order_relaxed);
+}
+
+/* The global cache's part of the statistics: per class, the free blocks of the partial pages
+ * and the frees of threads without a cache (added to `puts`); in *purged_now, the bytes of
+ * those pages that are given back to the OS now (pagepurge.c). Lock held. */
+void vt_global_stats_locked(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT], uint64_t *purged_now)
 {
     st->pages_abandoned_total = g.pages_abandoned;
     st->purged_bytes_total += g.purged_bytes;
     st->purges_total += g.purges;
     *purged_now = 0;
     for (unsigned k = 0; k < VT_CLASS_COUNT; k++) {
+        puts[k] += atomic_load_explicit(&g.shared_puts[k], memory_order_relaxed);
         for (vt_page_t *page = g.partial[k].head; page != NULL; page = page->link.next) {
             st->classes[k].free_in_global += page->capacity - page->used;
             uint32_t w = atomic_load_explicit(&page->purged, memory_order_relaxed);

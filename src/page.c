@@ -65,9 +65,8 @@ vt_page_t vt_page_none = {.owner = VT_OWNER_FREE};
 uintptr_t vt_secret;
 uintptr_t vt_link_secret;
 
-/* Per class: pages assigned, and the mallocs and frees its pages have published, and the frees
- * other threads pushed to them (remote.c). Changed on slow paths with relaxed atomic adds
- * (statistics only; nothing is ordered by them). */
+/* Per class: pages assigned, and the mallocs and frees its pages have published. Changed on
+ * slow paths with relaxed atomic adds (statistics only; nothing is ordered by them). */
 _Atomic uint64_t vt_page_class_pages[VT_CLASS_COUNT];
 _Atomic uint64_t vt_page_class_gets[VT_CLASS_COUNT];
 _Atomic uint64_t vt_page_class_puts[VT_CLASS_COUNT];

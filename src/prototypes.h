@@ -275,7 +275,9 @@ vt_page_t *vt_global_take_run(unsigned units, unsigned align, unsigned class_idx
 bool vt_global_release_reserves(void) VT_HIDDEN;
 /* Hook (registered once by init.c): what an upper layer gives back when a span cannot map. */
 void vt_global_set_release_reserves_hook(bool (*hook)(void)) VT_HIDDEN;
-void vt_global_stats_locked(vt_stats_t *st, uint64_t *purged_now) VT_HIDDEN;
+void vt_global_count_shared_put(unsigned class_idx) VT_HIDDEN;
+void vt_global_stats_locked(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT],
+                            uint64_t *purged_now) VT_HIDDEN;
 
 /* ---- cachepool.c: the records of thread caches ------------------------------------------ */
 
@@ -286,7 +288,8 @@ size_t vt_cachepool_snapshot(vt_tcache_t **caches, int32_t *tids, size_t max,
 bool vt_cachepool_claim(vt_tcache_t *tc, int32_t tid) VT_HIDDEN;
 uint64_t vt_cachepool_started(void) VT_HIDDEN;
 uint64_t vt_cachepool_live(void) VT_HIDDEN;
-void vt_cachepool_stats(vt_stats_t *st, const vt_tcache_counters_t *orphan,
+void vt_cachepool_stats(vt_stats_t *st, uint64_t puts[VT_CLASS_COUNT],
+                        const vt_tcache_counters_t *orphan,
                         const vt_tcache_counters_t *shared) VT_HIDDEN;
 void vt_cachepool_fork_prepare(void) VT_HIDDEN;
 void vt_cachepool_fork_parent(void) VT_HIDDEN;

@@ -29,9 +29,6 @@ void vt_remote_push(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32
      * reads (a stale owner) misses its note: it waits for the next purge pass, as before. */
     bool parked = atomic_load_explicit(&page->owner, memory_order_relaxed) == VT_OWNER_GLOBAL;
     unsigned class_idx = page->class_idx;
-    /* The statistics' count of frees: once a push, not once a free, and here rather than in the
-     * freeing thread's record, which would need a counter for each class (page.c). */
-    atomic_fetch_add_explicit(&vt_page_class_puts[class_idx], n, memory_order_relaxed);
     if (vt_page_push_remote(page, first, last, n)) {
         /* This push consumed the detach's mark: the page is ours to hand on, and nobody else
          * acts on it meanwhile (page.c). */

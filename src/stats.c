@@ -3,7 +3,7 @@
  * glibc's shapes of them (mallinfo, mallinfo2, malloc_info).
  *
  * Layer: 11 statistics
- * Calls: os.c, report.c, sizeclass.c, page.c, thread.c, span.c, spanpurge.c, global.c, remote.c,
+ * Calls: os.c, report.c, sizeclass.c, page.c, thread.c, span.c, spanpurge.c, global.c,
  *        cachepool.c, large.c, largespan.c, tcache.c
  *
  * Owns: the presentation. The counters themselves live where they are counted (span.c and
@@ -18,25 +18,23 @@
 #include <stdio.h>
 #include <unistd.h>
 
-/* Publishes the counts of the calling thread's own pages, and pushes the frees it gathered
- * for other threads' pages (which counts them), so that its statistics are exact
+/* Publishes the counts of the calling thread's own pages, so that its statistics are exact
  * (vt_stats_get). */
 static void publish_own_pages(void)
 {
     vt_tcache_t *tc = vt_thread.tcache;
     if (tc->state != VT_TCACHE_LIVE)
         return;
-    vt_remote_flush(tc);
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++)
         for (vt_page_t *page = vt_bin_first(tc, c); page != NULL; page = vt_bin_next(page))
             vt_page_publish(page);
 }
 
-/* The per-class figures, from the pages' published counts (remote frees included as they are
- * pushed) and the free blocks of the global cache's pages. Per class, gets and puts are exact
- * for exited threads and the caller, behind by what other running threads did since their
- * pages' last slow event, or gathered for a push. */
-static void class_stats(vt_stats_t *st)
+/* The per-class figures, from the pages' published counts, the frees into other threads'
+ * pages (`puts`) and the free blocks of the global cache's pages. Per class, gets and puts
+ * are exact for exited threads and the caller, behind by what other running threads did since
+ * their pages' last slow event. */
+static void class_stats(vt_stats_t *st, const uint64_t puts[VT_CLASS_COUNT])
 {
     st->class_count = VT_CLASS_COUNT;
     for (unsigned k = 0; k < VT_CLASS_COUNT; k++) {
@@ -45,7 +43,7 @@ static void class_stats(vt_stats_t *st)
         c->block_size = bsize;
         c->pages = atomic_load_explicit(&vt_page_class_pages[k], memory_order_relaxed);
         c->gets = atomic_load_explicit(&vt_page_class_gets[k], memory_order_relaxed);
-        c->puts = atomic_load_explicit(&vt_page_class_puts[k], memory_order_relaxed);
+        c->puts = puts[k] + atomic_load_explicit(&vt_page_class_puts[k], memory_order_relaxed);
         c->in_use = c->gets > c->puts ? c->gets - c->puts : 0;
         c->requested_total =
             atomic_load_explicit(&vt_page_class_requested[k], memory_order_relaxed);
@@ -66,15 +64,16 @@ static void class_stats(vt_stats_t *st)
 static void collect(vt_stats_t *out, uint64_t *purged_now)
 {
     vt_stats_t st;
+    uint64_t puts[VT_CLASS_COUNT] = {0};
     memset(&st, 0, sizeof(st));
     publish_own_pages();
-    vt_cachepool_stats(&st, &vt_tcache_orphan()->counters, vt_largespan_counters());
+    vt_cachepool_stats(&st, puts, &vt_tcache_orphan()->counters, vt_largespan_counters());
     vt_span_lock(); /* the spans, the purge counters and the partial lists, exact together */
     vt_span_stats_locked(&st);
     vt_spanpurge_stats_locked(&st);
-    vt_global_stats_locked(&st, purged_now);
+    vt_global_stats_locked(&st, puts, purged_now);
     vt_span_unlock();
-    class_stats(&st);
+    class_stats(&st, puts);
     st.bytes_returned_total = st.purged_bytes_total + st.span_unmaps_total * VT_SPAN_SIZE;
     vt_large_stats(&st);
     st.bytes_in_use += st.large_bytes;

@@ -331,9 +331,11 @@ void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
     }
     block->key = vt_block_key(block);
     if (vt_unlikely(tc->state != VT_TCACHE_LIVE)) { /* a shared static cache: no batching */
+        vt_global_count_shared_put(class_idx);
         vt_remote_push(page, block, block, 1);
         return;
     }
+    vt_count(&tc->counters.remote_puts[class_idx]);
     vt_count(&tc->counters.remote_frees);
     vt_remote_gather(tc, page, block);
 }

@@ -264,10 +264,11 @@ typedef enum vt_tcache_state {
 } vt_tcache_state_t;
 
 /* Counters a thread keeps for itself: one writer (the owner, with vt_count), any reader
- * (stats.c, relaxed loads); added to the pool's (cachepool.c) when the thread exits. Nothing
- * here is per class: a thread's record is paid per thread (the per-class counts are the
- * pages', page.c, and remote frees are added to them as they are pushed, remote.c). */
+ * (stats.c, relaxed loads); added to the pool's (cachepool.c) when the thread exits.
+ * remote_puts: its frees into other threads' pages, per class (its own frees and all mallocs
+ * are counted per page, page.c). */
 typedef struct vt_tcache_counters {
+    _Atomic uint64_t remote_puts[VT_CLASS_COUNT];
     _Atomic uint64_t remote_frees;
     _Atomic uint64_t pages_adopted;
     /* Large blocks in spans this thread allocated (+) and freed (-), whoever allocated them:
@@ -295,7 +296,7 @@ typedef struct vt_remote_chain {
  * except: the pool links and `state`, which change under the pool lock (cachepool.c) while no
  * thread uses the cache; and the orphan cache (tcache.c), which is used only under its own
  * mutex.
- * The record is kept small (960 bytes): a server may park thousands of threads, each with one.
+ * The record is kept small (1.4 KiB): a server may park thousands of threads, each with one.
  */
 typedef struct vt_tcache {
     /* owner: the bins (bin.h). alloc_page[c] is the first attached page of class c, where
