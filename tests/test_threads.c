@@ -200,6 +200,55 @@ static void blocks_outlive_their_thread_and_are_freed_elsewhere(void **state)
                  (size_t)after.spans_mapped, (size_t)again.spans_mapped);
 }
 
+/* The statistics count a thread's frees into another thread's pages as puts of their class
+ * when it frees them (in its own record), gathered for a push or not: a thread that frees
+ * another's blocks and reads the statistics sees them no longer in use, before it exits, and
+ * so does every thread after. */
+enum { REMOTE_N = 1000, REMOTE_SIZE = 200 };
+
+static void *free_remote_and_read(void *arg)
+{
+    void **blocks = arg;
+    vt_free(vt_malloc(16)); /* a cache of its own: its frees gather in chains */
+    for (int i = 0; i < REMOTE_N; i++)
+        vt_free(blocks[i]);
+    static vt_stats_t st;
+    vt_stats_get(&st);
+    return &st;
+}
+
+static void remote_frees_count_as_puts(void **state)
+{
+    (void)state;
+    static void *blocks[REMOTE_N];
+    unsigned c = vt_size_class(REMOTE_SIZE);
+    vt_stats_t start, before;
+    vt_stats_get(&start);
+    for (int i = 0; i < REMOTE_N; i++)
+        assert_non_null(blocks[i] = vt_malloc(REMOTE_SIZE));
+    vt_stats_get(&before); /* publishes this thread's pages: their gets are counted */
+    /* Blocks the heap profiler sampled (test_threads_profiled) are its own, in no class's
+     * counts, before or after their free. */
+    uint64_t counted = before.classes[c].gets - start.classes[c].gets;
+    assert_true(counted >= REMOTE_N / 2 && counted <= REMOTE_N);
+    pthread_t th;
+    void *ret;
+    assert_int_equal(pthread_create(&th, NULL, free_remote_and_read, blocks), 0);
+    assert_int_equal(pthread_join(th, &ret), 0);
+    const vt_stats_t *seen = ret;
+    if (seen->classes[c].puts != before.classes[c].puts + counted ||
+        seen->classes[c].in_use + counted != before.classes[c].in_use)
+        fail_msg("class of %d bytes: puts %llu -> %llu, in use %llu -> %llu (%llu freed)",
+                 REMOTE_SIZE, (unsigned long long)before.classes[c].puts,
+                 (unsigned long long)seen->classes[c].puts,
+                 (unsigned long long)before.classes[c].in_use,
+                 (unsigned long long)seen->classes[c].in_use, (unsigned long long)counted);
+    vt_stats_t after; /* and the same once the freeing thread is gone */
+    vt_stats_get(&after);
+    assert_int_equal(after.classes[c].puts, seen->classes[c].puts);
+    assert_int_equal(after.classes[c].in_use, seen->classes[c].in_use);
+}
+
 /* Pages an exiting thread leaves to the global cache, whose blocks are then all freed by other
  * threads, go back to their spans (and spans to the OS) instead of waiting for a thread of
  * the same class. */
@@ -381,6 +430,7 @@ int main(void)
         cmocka_unit_test(producer_consumer_cross_thread_frees),
         cmocka_unit_test(blocks_outlive_their_thread_and_are_freed_elsewhere),
         cmocka_unit_test(pages_of_exited_threads_return_to_spans),
+        cmocka_unit_test(remote_frees_count_as_puts),
         cmocka_unit_test(many_short_lived_threads),
         cmocka_unit_test(fork_while_threads_allocate),
     };
