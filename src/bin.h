@@ -2,7 +2,8 @@
  * bin.h - a thread cache's bins: for each size class, the pages the thread has attached, the
  * current one (where malloc's fast path pops) first.
  *
- * Layer: 0 (a header: inline functions on vt_tcache_t; tcache.c and stats.c use them).
+ * Layer: 8 thread cache (a header of tcache.c's; stats.c walks the bins with it too). It calls
+ * nothing; an empty bin points at page.c's static empty page.
  *
  * A bin is a list through the pages' links, stored in two small arrays of the cache rather than
  * in a list header of three words a class: every thread has one cache, so its size is paid per
