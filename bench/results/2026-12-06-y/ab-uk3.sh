@@ -1,0 +1,12 @@
+#!/bin/bash
+# ab-uk3.sh OUTDIR: larson and waves, 5 interleaved rounds, and memtest churn at 2 threads (5 processes,
+# -n 4000000 -r 3, best repetition): the build, scrU, scrK3, and scrU with scrK3 (/tmp/scrUK3/b).
+out=${1:?outdir}; mkdir -p "$out"
+LIBS="/work/main/build/libvtmalloc.so /tmp/scrU/b/libvtmalloc.so /tmp/scrK3/b/libvtmalloc.so /tmp/scrUK3/b/libvtmalloc.so"
+for w in larson waves; do for r in 1 2 3 4 5; do for L in $LIBS; do
+  LD_PRELOAD=$L build/bench/server -w $w | grep '^RESULT' | tr ' ' '\n' | grep -E '^(ops_per_s|peak_rss_kb|faults_per_mop)=' | tr '\n' ' ' | sed "s|^|$r $L |"; echo
+done; done > "$out/uk3-$w.txt"; done
+for r in 1 2 3 4 5; do for L in $LIBS; do
+  LD_PRELOAD=$L build/bench/memtest -w churn -t 2 -n 4000000 -r 3 -q | grep '^RESULT' |
+    awk -v L=$L -v r=$r '{for(i=1;i<=NF;i++){split($i,a,"="); v[a[1]]=a[2]}; if (v["ops_per_s"]>b) b=v["ops_per_s"]; pk=v["peak_rss_kb"]-v["tables_kb"]; f=v["faults_per_mop"]} END{printf "%d %s ops_per_s=%.0f peak_rss_kb=%d faults_per_mop=%s\n", r, L, b, pk, f}'
+done; done > "$out/uk3-churn2.txt"
