@@ -56,6 +56,7 @@ static void put_partial_locked(vt_page_t *page)
     page->parked_ms = vt_os_now_ms();
     page->purge_used = UINT32_MAX; /* never looked at */
     vt_list_push_back(&g.partial[page->class_idx], page, VT_PAGE_LINK);
+    page->on_partial = 1;
     partial_mask_update(page->class_idx);
 }
 
@@ -77,6 +78,7 @@ static uint32_t collect_partial_locked(void)
             vt_page_collect_remote(page);
             if (page->used == 0) {
                 vt_list_remove(&g.partial[c], page, VT_PAGE_LINK);
+                page->on_partial = 0;
                 vt_page_unassign(page);
                 vt_span_give_back_locked(page, g.last_pass_ms);
                 freed++;
@@ -103,6 +105,7 @@ static bool give_back_if_emptied_locked(vt_page_t *page, uint32_t now)
     if (page->used != 0)
         return false;
     vt_list_remove(&g.partial[page->class_idx], page, VT_PAGE_LINK);
+    page->on_partial = 0;
     vt_page_unassign(page);
     vt_span_give_back_locked(page, now);
     return true;
@@ -160,13 +163,32 @@ vt_page_t *vt_global_take_partial(unsigned class_idx)
         return NULL; /* the common case costs no lock */
     vt_span_lock_for(class_idx);
     vt_page_t *page = g.partial[class_idx].head;
-    if (page != NULL)
+    if (page != NULL) {
         vt_list_remove(&g.partial[class_idx], page, VT_PAGE_LINK);
+        page->on_partial = 0;
+    }
     partial_mask_update(class_idx);
     vt_span_unlock();
     if (page != NULL)
         vt_pagepurge_restore(page); /* off the list, the page is the caller's alone */
     return page;
+}
+
+/* A page of the partial lists that a freeing thread takes as its own (adopt on free). */
+bool vt_global_adopt(vt_page_t *page)
+{
+    unsigned c = page->class_idx;
+    vt_span_lock_for(c);
+    bool ok = page->on_partial && vt_page_owner(page) == VT_OWNER_GLOBAL;
+    if (ok) {
+        vt_list_remove(&g.partial[c], page, VT_PAGE_LINK);
+        page->on_partial = 0;
+        partial_mask_update(c);
+    }
+    vt_span_unlock();
+    if (ok)
+        vt_pagepurge_restore(page);
+    return ok;
 }
 
 void vt_global_put_partial(vt_page_t *page)
@@ -218,6 +240,7 @@ static size_t take_purgeable_locked(vt_page_t **out, uint32_t now, uint32_t age_
                 now - page->parked_ms < age_ms)
                 continue;
             vt_list_remove(&g.partial[c], page, VT_PAGE_LINK);
+            page->on_partial = 0;
             out[n++] = page;
         }
         partial_mask_update(c);
@@ -256,6 +279,7 @@ size_t vt_global_purge_partial(uint32_t now, uint32_t age_ms)
             page->parked_ms = now;
             page->purge_used = page->used;
             vt_list_push_back(&g.partial[page->class_idx], page, VT_PAGE_LINK);
+            page->on_partial = 1;
             partial_mask_update(page->class_idx);
         }
         g.purged_bytes += bytes;

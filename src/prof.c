@@ -338,7 +338,7 @@ void *vt_prof_alloc_small(unsigned class_idx, size_t size, const void *frame,
         vt_page_t *page = own->current[k];
         void *p;
         if (vt_likely(page != NULL && page->free != NULL && (p = vt_page_pop(page)) != NULL)) {
-            atomic_store_explicit(vt_profown_record(own, k, p), record_make(w->user, size),
+            atomic_store_explicit(vt_profown_record(own, k, page, p), record_make(w->user, size),
                                   memory_order_relaxed);
             own->pend_n++;
             own->pend_bytes += (uint32_t)size;

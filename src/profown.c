@@ -51,9 +51,9 @@
 void vt_profown_init(vt_prof_own_t *own)
 {
     for (unsigned k = 0; k < VT_PROFOWN_KINDS; k++) {
-        size_t b = (size_t)64 << 2 * k; /* as vt_profpages_new_page lays a page of one unit out */
+        size_t b = (size_t)64 << 2 * k; /* as vt_profpages_new_page lays a shared page out */
         own->records_at[k] =
-            (uint16_t)(VT_UNIT_SIZE - VT_UNIT_SIZE / (b + sizeof(uint64_t)) * sizeof(uint64_t));
+            (uint16_t)(VT_PROF_RUN - VT_PROF_RUN / (b + sizeof(uint64_t)) * sizeof(uint64_t));
     }
 }
 

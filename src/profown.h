@@ -12,7 +12,7 @@
 #include "profpages.h"
 
 /* The kinds of a thread's own pages: the page classes whose samples share pages
- * (profpages.c), 64 B, 256 B, 1 KiB, 4 KiB and 16 KiB, each a page of one unit. The classes
+ * (profpages.c), 64 B, 256 B, 1 KiB, 4 KiB and 16 KiB, each a page of VT_PROF_RUN. The classes
  * above get a page each, and stay with the shards, whose few kept pages of one serve every
  * thread. */
 #define VT_PROFOWN_KINDS 5
@@ -68,11 +68,13 @@ void vt_profown_close(vt_page_t *page) VT_HIDDEN;
 /* A damaged link on page's list: reported, and the list dropped (warn mode). */
 void vt_profown_damaged(vt_page_t *page) VT_COLD VT_HIDDEN;
 
-/* The record of block p of a page of its own of kind k: where the page's records start is
- * known from the kind, so the page's descriptor is not read. */
-static inline _Atomic uint64_t *vt_profown_record(const vt_prof_own_t *own, unsigned k, void *p)
+/* The record of block p of page, a page of its own of kind k: where the page's records start
+ * is known from the kind, so of the descriptor only first_unit is read besides the free list
+ * (the run is VT_PROF_RUN long but only unit-aligned, so p alone does not give its start). */
+static inline _Atomic uint64_t *vt_profown_record(const vt_prof_own_t *own, unsigned k,
+                                                  const vt_page_t *page, void *p)
 {
-    uintptr_t area = (uintptr_t)p & ~(uintptr_t)(VT_UNIT_SIZE - 1); /* a page of one unit */
+    uintptr_t area = (uintptr_t)vt_page_area(page);
     return (_Atomic uint64_t *)(area + own->records_at[k]) + (((uintptr_t)p - area) >> (6 + 2 * k));
 }
 
@@ -92,7 +94,7 @@ static inline void *vt_profown_pop(vt_prof_own_t *own, unsigned k, uint8_t shard
         vt_profown_damaged(page);
         return NULL;
     }
-    *record = vt_profown_record(own, k, p);
+    *record = vt_profown_record(own, k, page, p);
     VT_ASSERT(*record == vt_profpages_record_of(page, p));
     return p;
 }

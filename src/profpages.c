@@ -22,8 +22,8 @@
  * it (page_class), and a few pages serve every class:
  *   - 64 B, 256 B, 1 KiB, 4 KiB or 16 KiB (powers of four), whose pages it shares with other
  *     samples;
- *   - 64, 128, 192 or 256 KiB, a block that fills a run of one to four units: a page of its
- *     own, which holds the sample and nothing else. VT_PROF_ONES empty ones are kept, for the
+ *   - 64, 128, 192 or 256 KiB, a block that fills a run of one to four VT_PROF_RUN: a page of
+ *     its own, which holds the sample and nothing else. VT_PROF_ONES empty ones are kept, for the
  *     next samples of their class, so that a program that samples and frees again and again
  *     reuses one run, already resident, and takes no global lock. (tcmalloc gives each
  *     sampled object a span of its own, for the same reason.)
@@ -50,8 +50,8 @@ static vt_list_t registry; /* registry_lock: linked through prof_all */
 unsigned vt_profpages_page_class(unsigned class_idx)
 {
     size_t b = vt_classes[class_idx].bsize;
-    if (b > VT_PROF_SHARED_MAX) /* a whole number of units: 64, 128, 192 or 256 KiB */
-        return vt_size_class((b + VT_UNIT_SIZE - 1) & ~(VT_UNIT_SIZE - 1));
+    if (b > VT_PROF_SHARED_MAX) /* a whole number of VT_PROF_RUN: 64, 128, 192 or 256 KiB */
+        return vt_size_class((b + VT_PROF_RUN - 1) & ~(VT_PROF_RUN - 1));
     size_t q = 64;
     while (q < b)
         q *= 4;
@@ -72,7 +72,7 @@ static void records_clear(vt_page_t *page, bool stale)
 vt_page_t *vt_profpages_new_page(unsigned c, uint8_t shard, void *owner)
 {
     bool one = vt_classes[c].bsize > VT_PROF_SHARED_MAX;
-    unsigned units = one ? vt_classes[c].bsize >> VT_UNIT_SHIFT : vt_classes[c].units;
+    unsigned units = one ? vt_classes[c].bsize >> VT_UNIT_SHIFT : VT_PROF_RUN_UNITS;
     vt_page_t *page = vt_global_take_run(units, 1, c);
     if (page == NULL)
         return NULL;

@@ -15,6 +15,16 @@
 #define VT_PROF_SHARED_MAX ((size_t)16384)
 #define VT_PROF_ONES       4
 
+/* Every page of the profiler's is a whole number of 64 KiB, whatever the unit: a shared page of
+ * the 16 KiB kind then holds three blocks and their records (in a run of one 32 KiB unit it
+ * would hold one, and a page of one block keeps its record elsewhere), and a page of one
+ * block is 64, 128, 192 or 256 KiB, so that four sizes, not eight, share the kept ones. */
+#define VT_PROF_RUN       ((size_t)64 << 10)
+#define VT_PROF_RUN_UNITS ((unsigned)(VT_PROF_RUN >> VT_UNIT_SHIFT))
+_Static_assert(VT_PROF_RUN % VT_UNIT_SIZE == 0 && VT_PROF_RUN_UNITS <= VT_SHORT_RUN_UNITS &&
+                   VT_PROF_RUN > 3 * VT_PROF_SHARED_MAX && VT_PROF_RUN <= UINT16_MAX + 1,
+               "a shared page is a short run of whole units holding three blocks of 16 KiB");
+
 /* Every field belongs to the lock of the profiler's shard that holds it (prof.c). */
 typedef struct vt_prof_pages {
     vt_page_t *current[VT_CLASS_COUNT]; /* the page of each shared class, or NULL */

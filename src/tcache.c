@@ -276,7 +276,7 @@ static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
         vt_bin_push_front(tc, class_idx, page);
         current = page;
     }
-    if (current == page && page->units == 1)
+    if (current == page && page->units <= VT_SHORT_PAGE_UNITS)
         return; /* kept, as on the fast path; the budget below is the long pages' */
     if (current == page) {
         unsigned units = 0;
@@ -307,7 +307,8 @@ static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 {
     unsigned c = page->class_idx; /* the common cases at once; the rest out of line */
-    if (vt_likely(tc->alloc_page[c] == page && (page->units == 1 || tc->kept_long[c])))
+    if (vt_likely(tc->alloc_page[c] == page &&
+                  (page->units <= VT_SHORT_PAGE_UNITS || tc->kept_long[c])))
         return;
     long_page_emptied(tc, page);
 }
@@ -325,6 +326,17 @@ void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
         tc->bin_pages[class_idx] < vt_options.class_pages && vt_page_try_reattach(page, tc)) {
         vt_page_push(page, block);
         vt_bin_push_back(tc, class_idx, page);
+        if (--page->used == 0)
+            vt_tcache_page_emptied(tc, page);
+        return;
+    }
+    if (vt_page_owner(page) == VT_OWNER_GLOBAL && tc->state == VT_TCACHE_LIVE && tc != &orphan &&
+        tc->bin_pages[class_idx] > 0 && tc->bin_pages[class_idx] < vt_options.class_pages &&
+        vt_global_adopt(page)) {
+        atomic_store_explicit(&page->owner, (uintptr_t)tc, memory_order_relaxed);
+        vt_count(&tc->counters.pages_adopted);
+        vt_bin_push_back(tc, class_idx, page);
+        vt_page_push(page, block);
         if (--page->used == 0)
             vt_tcache_page_emptied(tc, page);
         return;

@@ -6,11 +6,11 @@
  *   class   a block size; class_idx 0..VT_CLASS_COUNT-1 (sizeclass.c). Sizes above the largest
  *           class are "large" blocks: runs of units in spans up to 960 KiB (largespan.c),
  *           mappings of their own above (large.c).
- *   unit    64 KiB of a span, the grain in which spans are divided among pages.
+ *   unit    32 KiB of a span, the grain in which spans are divided among pages.
  *   page    a run of 1..VT_PAGE_MAX_UNITS units of one span holding blocks of one class.
  *           Its descriptor (vt_page_t) lives in the span header, not in the page itself.
  *   span    a VT_SPAN_SIZE region aligned to VT_SPAN_SIZE, obtained from the backing (os.c).
- *           Unit 0 holds the span header; units 1..63 are given to pages.
+ *           Unit 0 holds the span header; units 1..VT_SPAN_UNITS-1 are given to pages.
  *   owner   the thread cache a page belongs to (VT's page tag). Only the owner touches the
  *           page's free lists without atomics; every other thread frees through `remote`.
  *   tcache  one thread's cache: its pages per class and a few empty units (tcache.c).
@@ -35,13 +35,21 @@
 /* Every block is aligned to 16 bytes, as glibc guarantees on 64-bit targets. */
 #define VT_MIN_ALIGN 16
 
-/* A unit is 64 KiB: big enough that a page of small blocks amortises its refill, small enough
- * that a thread touching one size class does not pin much memory. */
-#define VT_UNIT_SHIFT 16
+/* A unit is 32 KiB: the page of every class up to 16 KiB, so big enough that a page of small
+ * blocks amortises its refill (a trip to the stash or the global cache), small enough that
+ * a page pinned by one live block pins little. That pinning is what a server's peak is made
+ * of: its long-lived blocks (a cache, a log, a session table) sit scattered over pages whose
+ * other blocks are free but can serve only their class. With 64 KiB units the soak benchmark
+ * (bench/run-soak --long) peaked at 1.08x glibc's RSS; with 32 KiB units, 1.02-1.03x. The
+ * price is twice the page events per block, which the pages up to VT_SHORT_PAGE_MAX kept
+ * when they empty (tcache.c) and adopt on free (tcache.c: vt_tcache_free_other) win back
+ * (bench/RESULTS.md). 16 KiB pages were not tried: a 16 KiB block would need a longer page. */
+#define VT_UNIT_SHIFT 15
 #define VT_UNIT_SIZE  ((size_t)1 << VT_UNIT_SHIFT)
 
-/* A span is 4 MiB: one mmap call serves 63 pages, and a span-aligned mask finds the header. */
-#define VT_SPAN_SHIFT 22
+/* A span is 2 MiB: 64 units, so that a span's free units are one 64-bit word (span.c); one
+ * mmap call serves up to 63 pages, and a span-aligned mask finds the header. */
+#define VT_SPAN_SHIFT 21
 #define VT_SPAN_SIZE  ((size_t)1 << VT_SPAN_SHIFT)
 #define VT_SPAN_MASK  (VT_SPAN_SIZE - 1)
 #define VT_SPAN_UNITS ((unsigned)(VT_SPAN_SIZE / VT_UNIT_SIZE))
@@ -53,40 +61,47 @@
 /* Index of the sentinel class used for "larger than every class". */
 #define VT_CLASS_LARGE VT_CLASS_COUNT
 
-/* The first class whose pages are longer than a unit (40 KiB blocks, sizeclass.c). */
+/* Pages up to 64 KiB (two units) are short: a thread keeps its class's current page when it
+ * empties, as a loop that mallocs and frees one block needs. The first class with longer pages
+ * (40 KiB blocks, three units, sizeclass.c) is VT_FIRST_LONG_CLASS; the empty long pages kept
+ * are budgeted. Counting the two-unit pages (20-32 KiB blocks) as long cost memtest churn 22
+ * instructions a malloc-free pair more than 64 KiB units did; counted as short, 12. */
+#define VT_SHORT_PAGE_MAX   ((size_t)64 << 10)
+#define VT_SHORT_PAGE_UNITS ((unsigned)(VT_SHORT_PAGE_MAX >> VT_UNIT_SHIFT))
 #define VT_FIRST_LONG_CLASS 40
 
 /* Units of empty current pages of those classes that a thread keeps (tcache.c): enough for a
  * loop over a few of them without a trip to the stash, little enough that eight threads do
- * not hold many MiB of empty pages. */
-#define VT_KEPT_LONG_UNITS 8
+ * not hold many MiB of empty pages (512 KiB each). */
+#define VT_KEPT_LONG_UNITS 16
 
-/* The largest page, in units: the 256 KiB class gets 4 units (its block alone, sizeclass.c). */
-#define VT_PAGE_MAX_UNITS 4
+/* The largest page, in units: the 256 KiB class gets 8 units (its block alone, sizeclass.c). */
+#define VT_PAGE_MAX_UNITS 8
 
 /* The dirty budget (VTMALLOC_DIRTY_PCT) never asks for fewer resident free units than this
  * (1 MiB): a small process would otherwise purge, and fault back in, at almost every free. */
-#define VT_DIRTY_MIN_UNITS 16
+#define VT_DIRTY_MIN_UNITS 32
 
 /* How many other threads' caches one pass looks at (reclaim.c: reaping the caches of threads
  * that are gone, reclaiming those of quiet threads). Each pass goes on where the last one
  * stopped, so every cache is visited however many threads there are, at a bounded cost. */
 #define VT_CACHES_PER_PASS 256
 
-/* Runs of at most this many units are "short" (the pages of every class) and are packed into
- * the fullest spans; longer ones (large blocks in spans) go to the emptiest (span.c). */
-#define VT_SHORT_RUN_UNITS 4
+/* Runs of at most this many units (256 KiB) are "short" (the pages of every class) and are
+ * packed into the fullest spans; longer ones (large blocks in spans) go to the emptiest
+ * (span.c). */
+#define VT_SHORT_RUN_UNITS 8
 
-/* Large blocks up to 15 units (960 KiB) are runs of units in spans: a freed one leaves its
+/* Large blocks up to 30 units (960 KiB) are runs of units in spans: a freed one leaves its
  * units resident for the next block of any size, and they are purged on the same schedule as
- * pages' (no mmap, munmap and page faults per block). 15 units and not 16: four such blocks
- * fill a span's 63 free units, and a block of exactly 1 MiB, a size programs ask for often
+ * pages' (no mmap, munmap and page faults per block). 30 units and not 32: two such blocks
+ * fit a span's 63 free units, and a block of exactly 1 MiB, a size programs ask for often
  * and often hold by the thousand with only its first pages touched, gets a mapping of its own,
  * which costs the pages it touches and nothing more; in a span it would also make its share of
  * the span header's pages resident (3,000 such blocks held: 29 MiB of RSS in spans, 13.7 MiB
  * mapped, glibc 13.2). Bigger blocks are rare enough, and costly enough to fill, that a
  * mapping of their own costs little in comparison. */
-#define VT_LARGE_SPAN_UNITS 15
+#define VT_LARGE_SPAN_UNITS 30
 #define VT_LARGE_SPAN_MAX   ((size_t)VT_LARGE_SPAN_UNITS << VT_UNIT_SHIFT)
 
 /* Remote frees into one page that a thread collects before pushing them with one CAS, and how
@@ -98,7 +113,7 @@
 #define VT_ADDRESS_BITS 48
 
 /* Fresh pages are carved lazily, about this many bytes at a time, so a page that is hardly
- * used never touches (and never makes resident) its whole 64 KiB. */
+ * used never touches (and never makes resident) its whole run. */
 #define VT_CARVE_BYTES 4096
 
 /* What sizeclass.c knows of each class. */
@@ -173,7 +188,7 @@ typedef struct vt_page {
                                 units may hold bytes (span.c: a run that never was goes back to
                                 its span as clean as it came) */
     uint8_t prof_listed;     /* shard lock: on its shard's list of pages with room (profpages.c) */
-    uint8_t pad1_[1];
+    uint8_t on_partial;      /* global lock: on a partial list of the global cache (global.c) */
     union {
         uint64_t large_requested; /* a large block's user: what its malloc or realloc asked for */
         _Atomic uint64_t prof_record; /* a page of one sampled block: its record (profpages.c) */
@@ -409,8 +424,8 @@ _Static_assert(VT_SMALL_MAX <= VT_PAGE_MAX_UNITS * VT_UNIT_SIZE &&
                    VT_PAGE_MAX_UNITS <= VT_SHORT_RUN_UNITS,
                "the biggest class's block fits a page, and every page is a short run");
 _Static_assert(VT_PAGE_MAX_UNITS < VT_SPAN_UNITS, "a page fits in a span");
-_Static_assert(VT_LARGE_SPAN_MAX > VT_SMALL_MAX && 4 * VT_LARGE_SPAN_UNITS <= VT_SPAN_UNITS,
-               "large blocks in spans start above the classes and take at most a quarter span");
+_Static_assert(VT_LARGE_SPAN_MAX > VT_SMALL_MAX && 2 * VT_LARGE_SPAN_UNITS <= VT_SPAN_UNITS,
+               "large blocks in spans start above the classes and take at most half a span");
 _Static_assert(VT_CLASS_COUNT < 255, "class_idx is a byte");
 _Static_assert(VT_ADDRESS_BITS <= VT_REMOTE_COUNT_SHIFT,
                "remote list pointers fit below the count");

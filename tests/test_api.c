@@ -89,30 +89,33 @@ static uint64_t run_bits(const void *p, size_t units)
 static void large_block_in_a_span_resizes_in_place(void **state)
 {
     (void)state;
-    uint8_t *p = vt_malloc(5 * VT_UNIT_SIZE);
+    /* A run of the fewest units above the classes, and three more to grow into. */
+    enum { A = (int)(VT_SMALL_MAX / VT_UNIT_SIZE) + 1, B = A + 3 };
+    _Static_assert(B * VT_UNIT_SIZE <= VT_LARGE_SPAN_MAX, "both sizes are large blocks in spans");
+    uint8_t *p = vt_malloc(A * VT_UNIT_SIZE);
     assert_non_null(p);
     assert_true(vt_in_span(p));
-    pattern_fill(p, 5 * VT_UNIT_SIZE, 3);
+    pattern_fill(p, A * VT_UNIT_SIZE, 3);
     vt_span_t *span = vt_span_base(p);
     /* White box: whether the next three units are free decides in place or moved. The global
      * lock is not held, but this test's thread is the only one allocating. */
-    bool room = (span->free_units & (run_bits(p, 8) & ~run_bits(p, 5))) ==
-                    (run_bits(p, 8) & ~run_bits(p, 5)) &&
-                ((uintptr_t)p & VT_SPAN_MASK) + 8 * VT_UNIT_SIZE <= VT_SPAN_SIZE;
-    uint8_t *q = vt_realloc(p, 8 * VT_UNIT_SIZE - 100);
+    bool room = (span->free_units & (run_bits(p, B) & ~run_bits(p, A))) ==
+                    (run_bits(p, B) & ~run_bits(p, A)) &&
+                ((uintptr_t)p & VT_SPAN_MASK) + B * VT_UNIT_SIZE <= VT_SPAN_SIZE;
+    uint8_t *q = vt_realloc(p, B * VT_UNIT_SIZE - 100);
     assert_non_null(q);
     if (room)
         assert_ptr_equal(q, p);
-    assert_int_equal(pattern_check(q, 5 * VT_UNIT_SIZE, 3), 5 * VT_UNIT_SIZE);
-    assert_int_equal(vt_malloc_usable_size(q), 8 * VT_UNIT_SIZE);
+    assert_int_equal(pattern_check(q, A * VT_UNIT_SIZE, 3), A * VT_UNIT_SIZE);
+    assert_int_equal(vt_malloc_usable_size(q), B * VT_UNIT_SIZE);
 
-    /* Shrink to 5 units: same block, its last three units free again. */
-    uint8_t *r = vt_realloc(q, 5 * VT_UNIT_SIZE);
+    /* Shrink back: same block, its last three units free again. */
+    uint8_t *r = vt_realloc(q, A * VT_UNIT_SIZE);
     assert_ptr_equal(r, q);
-    assert_int_equal(vt_malloc_usable_size(r), 5 * VT_UNIT_SIZE);
-    uint64_t tail = run_bits(r, 8) & ~run_bits(r, 5);
+    assert_int_equal(vt_malloc_usable_size(r), A * VT_UNIT_SIZE);
+    uint64_t tail = run_bits(r, B) & ~run_bits(r, A);
     assert_int_equal(vt_span_base(r)->free_units & tail, tail);
-    assert_int_equal(pattern_check(r, 5 * VT_UNIT_SIZE, 3), 5 * VT_UNIT_SIZE);
+    assert_int_equal(pattern_check(r, A * VT_UNIT_SIZE, 3), A * VT_UNIT_SIZE);
     /* Below the classes' top it moves into a class; above VT_LARGE_SPAN_MAX to a mapping. */
     uint8_t *small = vt_realloc(r, 1000);
     assert_true(vt_in_span(small));

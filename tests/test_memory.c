@@ -1073,7 +1073,7 @@ static void kept_long_pages_stay_within_their_budget(void **state)
  * and a take that passed them over would fault in others while they lay idle. A take of one
  * unit that finds a resident free one leaves the page for a thread of its class to adopt; a run
  * of two units needs resident units side by side, so it looks whatever else is resident. */
-enum { PARKED_BLOCKS = 3, PARKED_SIZE = 14000 };
+enum { PARKED_BLOCKS = 3, PARKED_SIZE = 7000 }; /* a page of one unit with room left */
 
 static void *fill_part_of_a_page(void *arg)
 {

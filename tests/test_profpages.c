@@ -90,7 +90,7 @@ static void larger_samples_get_a_run_each_and_reuse_it(void **state)
     assert_ptr_not_equal(pp_page, page_of(q));
     assert_int_equal(pp_page->capacity, 1);
     assert_ptr_equal(p, vt_page_area(pp_page));
-    assert_int_equal(pp_page->units, 1);
+    assert_int_equal(pp_page->units, VT_PROF_RUN_UNITS);
     assert_int_equal(pp_page->bsize, 65536);
     assert_int_equal(class_pages(65536), pages_64k + 2);
 
@@ -106,7 +106,7 @@ static void larger_samples_get_a_run_each_and_reuse_it(void **state)
     void *big = pop(&pp, vt_size_class(200 << 10));
     assert_non_null(big);
     assert_ptr_not_equal(big, p);
-    assert_int_equal(page_of(big)->units, 4);
+    assert_int_equal(page_of(big)->units, 4 * VT_PROF_RUN_UNITS);
     assert_int_equal(page_of(big)->bsize, 256 << 10);
     assert_int_equal(class_pages(256 << 10), pages_256k + 1);
     assert_int_equal(pp.ones_n, 1);
@@ -220,7 +220,7 @@ static void own_record_lies_off_the_page_start(void **state)
     assert_int_equal((uintptr_t)own % 64, 0);
     assert_int_not_equal((uintptr_t)own % vt_os_page_size(), 0);
     assert_null(own->current[0]); /* and zero, as mapped, but for the kinds' record offsets */
-    assert_int_equal(own->records_at[VT_PROFOWN_KINDS - 1], VT_UNIT_SIZE - 3 * sizeof(uint64_t));
+    assert_int_equal(own->records_at[VT_PROFOWN_KINDS - 1], VT_PROF_RUN - 3 * sizeof(uint64_t));
 }
 
 /* vt_profown_kind's arithmetic names the page class profpages.c gives every class. */
@@ -251,7 +251,7 @@ static void own_pages_keep_records_and_blocks(void **state)
     vt_profown_init(&own);
     for (unsigned k = 0; k < VT_PROFOWN_KINDS; k++) {
         size_t b = (size_t)64 << 2 * k;
-        unsigned per_page = (unsigned)(VT_UNIT_SIZE / (b + 8)), n = 2 * per_page;
+        unsigned per_page = (unsigned)(VT_PROF_RUN / (b + 8)), n = 2 * per_page;
         static void *blocks[2 * 1000];
         for (unsigned i = 0; i < n; i++) {
             _Atomic uint64_t *record = NULL;

@@ -50,7 +50,8 @@ static void table_follows_the_rule(void **state)
             units = (unsigned)((c->bsize + VT_UNIT_SIZE - 1) / VT_UNIT_SIZE);
         assert_int_equal(c->units, units);
         assert_int_equal(c->capacity, units * VT_UNIT_SIZE / c->bsize);
-        assert_true(c->capacity >= (c->bsize <= 8192 ? 8u : c->bsize <= 128 << 10 ? 2u : 1u));
+        /* a unit of 32 KiB or more holds four blocks of 8 KiB */
+        assert_true(c->capacity >= (c->bsize <= 8192 ? 4u : c->bsize <= 128 << 10 ? 2u : 1u));
         assert_true(c->units <= VT_SHORT_RUN_UNITS);
         assert_true(c->units <= VT_PAGE_MAX_UNITS);
         if (k > 0)
@@ -96,12 +97,14 @@ static void rounded_sizes_give_aligned_block_sizes(void **state)
                          vt_classes[vt_size_class(n)].bsize);
 }
 
-/* tcache.c releases the empty current pages from VT_FIRST_LONG_CLASS on. */
+/* tcache.c releases the empty current pages from VT_FIRST_LONG_CLASS on: the pages longer than
+ * VT_SHORT_PAGE_MAX. */
 static void first_long_class_is_where_pages_grow(void **state)
 {
     (void)state;
     for (unsigned c = 0; c < VT_CLASS_COUNT; c++)
-        assert_int_equal(vt_classes[c].units > 1, c >= VT_FIRST_LONG_CLASS);
+        assert_int_equal(vt_classes[c].units * VT_UNIT_SIZE > VT_SHORT_PAGE_MAX,
+                         c >= VT_FIRST_LONG_CLASS);
 }
 
 int main(void)
