@@ -203,13 +203,13 @@ void *vt_api_reallocarray(void *p, size_t count, size_t size)
 /* ---- Aligned allocation ----------------------------------------------------------------- */
 
 /*
- * An alignment up to a unit (64 KiB) is served by a size class: round the size up to a
+ * An alignment up to a unit (32 KiB) is served by a size class: round the size up to a
  * multiple of the alignment; the class of that size has a block size that is a multiple of
  * the alignment (sizeclass.c), and pages start on a unit boundary, so every block of the page
  * is aligned. No padding, no interior pointers, free() stays the fast path. Larger
  * alignments, or sizes beyond the classes, are large blocks (largespan.c): runs of units that
- * start at a multiple of the alignment, or above 2 MiB and 960 KiB, mappings of their own
- * (large.c).
+ * start at a multiple of the alignment, or, aligned above half a span (1 MiB) or larger than
+ * 960 KiB, mappings of their own (large.c).
  */
 static void *aligned_pow2(size_t alignment, size_t size)
 {

@@ -7,7 +7,8 @@
  *
  * Owns: the partial lists (under the global lock, span.c) and their hint mask; the count of
  * frees by threads without a cache. Threads come here only on slow paths: when a class has no
- * page with free blocks, when empty pages leave a thread's stash, when a thread exits.
+ * page with free blocks, when empty pages leave a thread's stash, when a thread exits, when a
+ * thread frees into one of these pages and adopts it (tcache.c).
  *
  * Nothing here is per class but the partial lists: a page that empties returns its units to
  * its span (span.c), where any class can take them.
@@ -174,7 +175,11 @@ vt_page_t *vt_global_take_partial(unsigned class_idx)
     return page;
 }
 
-/* A page of the partial lists that a freeing thread takes as its own (adopt on free). */
+/* A page of the partial lists that a freeing thread takes as its own (adopt on free,
+ * tcache.c). on_partial, not the owner alone, says whether it is still there: a purge pass
+ * takes pages off the lists while it purges them outside the lock (still owned by the global
+ * cache), and another thread may have adopted it first. True when it was taken: the caller
+ * owns it, and its purged granules are restored (its blocks back on its free list). */
 bool vt_global_adopt(vt_page_t *page)
 {
     unsigned c = page->class_idx;

@@ -55,11 +55,11 @@ static const option_t table[] = {
      "pages a thread keeps attached per size class; more means fewer global-lock trips for "
      "threads that free much, at the cost of memory other threads cannot use"},
     {"STASH_UNITS", &vt_options.stash_units, 0, 65536, NULL,
-     "empty 64 KiB units a thread keeps for any size class before returning them"},
+     "empty 32 KiB units a thread keeps for any size class before returning them"},
     {"BATCH_UNITS", &vt_options.batch_units, 1, 64, NULL,
-     "64 KiB units a thread takes from the global cache per lock"},
+     "32 KiB units a thread takes from the global cache per lock"},
     {"RESERVE_SPANS", &vt_options.reserve_spans, 0, 65536, NULL,
-     "empty 4 MiB spans kept mapped beyond what the recent peak demand needs"},
+     "empty 2 MiB spans kept mapped beyond what the recent peak demand needs"},
     {"PURGE_MS", &vt_options.purge_ms, 0, 3600000, NULL,
      "milliseconds of quiet after which free memory goes back to the OS: a process whose "
      "demand for memory has not moved for this long keeps only what it uses (it waits longer, "

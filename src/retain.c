@@ -141,8 +141,9 @@ static struct {
     uint64_t gave;     /* units of the window's peak it let go */
 } quiet;
 
-/* Smaller spells are not worth watching: the floor stays resident anyway. */
-#define QUIET_WATCH_MIN_UNITS 64
+/* Spells that let go of less than 4 MiB are not worth watching: the floor stays resident
+ * anyway. */
+#define QUIET_WATCH_MIN_UNITS ((uint64_t)(((size_t)4 << 20) >> VT_UNIT_SHIFT))
 
 /* The quiet time: the learned one while it lies between VTMALLOC_PURGE_MS and the window (a
  * change of either option since makes it start again from PURGE_MS). */
@@ -222,7 +223,7 @@ uint64_t vt_window_peak(vt_window_t *w, uint32_t now)
 
 /* Free units that are always allowed to stay resident (1 MiB): a small process would
  * otherwise purge, and fault back in, at every pass. */
-#define RETAIN_FLOOR_UNITS 16
+#define RETAIN_FLOOR_UNITS ((uint32_t)(((size_t)1 << 20) >> VT_UNIT_SHIFT))
 
 void vt_retain_demand_changed(int32_t delta_units, uint32_t now)
 {

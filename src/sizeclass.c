@@ -11,22 +11,23 @@
  *   class 0..7     bsize = 16 * (class + 1)                       16 .. 128
  *   class 8..51    bsize = 2^(k-2) * (5 + j % 4), j = class - 8,   160 .. 256 KiB
  *                  k = 7 + j / 4                                  (four per power of two)
- *   units          1 while bsize <= 8 KiB (at least 8 blocks), else ceil(2 * bsize / 64 KiB)
- *                  up to VT_SHORT_RUN_UNITS (4): pages of big blocks hold only two or three,
- *                  because a free block in a page with a live neighbour stays resident:
- *                  measured on bench/run-soak, 8 blocks per page cost 20 % more peak RSS and
- *                  half the throughput of 2 (page faults on memory that a larger page spreads
- *                  over). Above 128 KiB the block is alone, in ceil(bsize / 64 KiB) units:
- *                  pages of two such blocks were runs of 5 to 8 units, and a run that long
- *                  rarely found that many contiguous free units still resident, since the
- *                  shorter pages are placed in the resident holes. So it took fresh or purged
- *                  units while resident ones lay idle, and the purge passes then gave those
- *                  back: in bench/server's waves, such runs took 54 MiB of units not resident
- *                  while about 100 resident free units lay idle, 23-34 MiB were purged in a
- *                  1.2 s run, and the faults were 1.3x tcmalloc's; with the block alone, about
- *                  1.0x, at a lower peak (bench/RESULTS.md). The rest of its run is never
- *                  written by the block.
- *   capacity       units * 64 KiB / bsize
+ *   units          ceil(2 * bsize / VT_UNIT_SIZE) up to VT_SHORT_RUN_UNITS (8): one 32 KiB unit
+ *                  up to 16 KiB blocks (four or more blocks up to 8 KiB), then pages of two
+ *                  or three blocks, because a free block in a page with a live neighbour
+ *                  stays resident: measured on bench/run-soak, 8 blocks per page cost 20 %
+ *                  more peak RSS and half the throughput of 2 (page faults on memory that a
+ *                  larger page spreads over). Above 128 KiB the block is alone, in
+ *                  ceil(bsize / VT_UNIT_SIZE) units: pages of two such blocks were runs of
+ *                  320 to 512 KiB, and a run that long rarely found that many contiguous free
+ *                  units still resident, since the shorter pages are placed in the resident
+ *                  holes. So it took fresh or purged units while resident ones lay idle, and
+ *                  the purge passes then gave those back: in bench/server's waves (64 KiB
+ *                  units then), such runs took 54 MiB of units not resident while about 100
+ *                  resident free units lay idle, 23-34 MiB were purged in a 1.2 s run, and
+ *                  the faults were 1.3x tcmalloc's; with the block alone, about 1.0x, at a
+ *                  lower peak (bench/RESULTS.md). The rest of its run is never written by the
+ *                  block.
+ *   capacity       units * VT_UNIT_SIZE / bsize
  * Every bsize is a multiple of 16, and a multiple of every power of two up to the size's
  * spacing, which is what makes aligned allocation from classes work (alloc.c).
  */

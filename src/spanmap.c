@@ -1,10 +1,10 @@
 /*
- * spanmap.c - which 4 MiB chunks of the address space are our spans.
+ * spanmap.c - which 2 MiB chunks of the address space are our spans.
  *
  * Owns: a byte per VT_SPAN_SIZE chunk of the 48-bit address space, kept sparse: a static root
- * of leaf pointers (2 KiB), and leaves of 256 KiB (each covering 1 TiB of addresses) mapped
+ * of leaf pointers (4 KiB), and leaves of 256 KiB (each covering 512 GiB of addresses) mapped
  * when the first span lands in their range and kept for the life of the process. A flat map
- * would take 32 MiB of address space from the start, which counts against `ulimit -v`: small
+ * would take 128 MiB of address space from the start, which counts against `ulimit -v`: small
  * programs would fail to start under a limit that glibc's malloc fits in.
  *
  * Layer: 2 span map

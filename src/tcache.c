@@ -301,7 +301,7 @@ static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 /* Called by the free fast path when a page it owns has no block in use any more. Its class's
  * current page stays, as a loop freeing a 40 KiB buffer needs; a long page (classes above 32
  * KiB) only while the empty ones kept fit VT_KEPT_LONG_UNITS (soak quick's peak: keeping all,
- * 124 MiB; none, 98; up to 8 units, 102-106), or at once if kept_long marks it (types.h); the
+ * 124 MiB; none, 98; up to 512 KiB, 102-106), or at once if kept_long marks it (types.h); the
  * others go to the stash, the kept ones too at the next housekeeping. An emptied page
  * replaces a full current one (round-robin's). */
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
@@ -313,8 +313,8 @@ void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
     long_page_emptied(tc, page);
 }
 
-/* A free whose page the caller does not own (or not as an attached page): checks the block,
- * then either takes its own detached page back or hands the block to the page's owner. */
+/* A free into a page the caller does not own as attached: checks the block, then takes the
+ * page (its own detached one, or adopting the global cache's) or hands the block to its owner. */
 void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
 {
     if (!vt_page_check_block(page, p, "free"))
@@ -322,21 +322,21 @@ void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
     vt_block_t *block = p;
     uintptr_t self = (uintptr_t)tc;
     unsigned class_idx = page->class_idx;
-    if (vt_page_owner(page) == (self | VT_OWNER_DETACHED) &&
-        tc->bin_pages[class_idx] < vt_options.class_pages && vt_page_try_reattach(page, tc)) {
-        vt_page_push(page, block);
-        vt_bin_push_back(tc, class_idx, page);
-        if (--page->used == 0)
-            vt_tcache_page_emptied(tc, page);
-        return;
-    }
-    if (vt_page_owner(page) == VT_OWNER_GLOBAL && tc->state == VT_TCACHE_LIVE && tc != &orphan &&
-        tc->bin_pages[class_idx] > 0 && tc->bin_pages[class_idx] < vt_options.class_pages &&
-        vt_global_adopt(page)) {
-        atomic_store_explicit(&page->owner, (uintptr_t)tc, memory_order_relaxed);
+    bool mine = vt_page_owner(page) == (self | VT_OWNER_DETACHED) &&
+                tc->bin_pages[class_idx] < vt_options.class_pages && vt_page_try_reattach(page, tc);
+    /* Adopt on free (docs/design.md says why): a page of an exited thread, in the global
+     * cache, becomes this thread's, if it has a page of that class already and room for one
+     * more. The block freed counts in the page's `used`: the page cannot empty meanwhile. */
+    if (!mine && vt_page_owner(page) == VT_OWNER_GLOBAL && tc->state == VT_TCACHE_LIVE &&
+        tc != &orphan && tc->bin_pages[class_idx] > 0 &&
+        tc->bin_pages[class_idx] < vt_options.class_pages && vt_global_adopt(page)) {
+        atomic_store_explicit(&page->owner, self, memory_order_relaxed); /* as bin_refill's */
         vt_count(&tc->counters.pages_adopted);
-        vt_bin_push_back(tc, class_idx, page);
+        mine = true;
+    }
+    if (mine) {
         vt_page_push(page, block);
+        vt_bin_push_back(tc, class_idx, page);
         if (--page->used == 0)
             vt_tcache_page_emptied(tc, page);
         return;

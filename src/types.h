@@ -72,15 +72,15 @@
 
 /* Units of empty current pages of those classes that a thread keeps (tcache.c): enough for a
  * loop over a few of them without a trip to the stash, little enough that eight threads do
- * not hold many MiB of empty pages (512 KiB each). */
-#define VT_KEPT_LONG_UNITS 16
+ * not hold many MiB of empty pages. */
+#define VT_KEPT_LONG_UNITS ((unsigned)(((size_t)512 << 10) >> VT_UNIT_SHIFT))
 
 /* The largest page, in units: the 256 KiB class gets 8 units (its block alone, sizeclass.c). */
 #define VT_PAGE_MAX_UNITS 8
 
 /* The dirty budget (VTMALLOC_DIRTY_PCT) never asks for fewer resident free units than this
  * (1 MiB): a small process would otherwise purge, and fault back in, at almost every free. */
-#define VT_DIRTY_MIN_UNITS 32
+#define VT_DIRTY_MIN_UNITS ((unsigned)(((size_t)1 << 20) >> VT_UNIT_SHIFT))
 
 /* How many other threads' caches one pass looks at (reclaim.c: reaping the caches of threads
  * that are gone, reclaiming those of quiet threads). Each pass goes on where the last one
