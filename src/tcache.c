@@ -250,7 +250,8 @@ vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units)
 }
 
 /* A large block's run this thread freed goes first in its stash, for its next block of that
- * length without a lock; over VTMALLOC_STASH_UNITS the older pages go back, not this run. */
+ * length without a lock; over VTMALLOC_STASH_UNITS the older pages go back, not this run, and
+ * a longer run alone stays (a loop over one took the global lock twice a turn). */
 void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page)
 {
     if (tc->state != VT_TCACHE_LIVE || vt_options.stash_units == 0) {
@@ -259,7 +260,7 @@ void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page)
         return;
     }
     vt_stash_push(tc, page);
-    if (vt_stash_count(tc) <= vt_options.stash_units)
+    if (vt_stash_count(tc) <= vt_options.stash_units || vt_stash_count(tc) == page->units)
         return;
     uint32_t keep = vt_options.stash_units / 2;
     vt_stash_shrink(tc, keep > page->units ? keep : page->units);
@@ -324,9 +325,8 @@ void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
     unsigned class_idx = page->class_idx;
     bool mine = vt_page_owner(page) == (self | VT_OWNER_DETACHED) &&
                 tc->bin_pages[class_idx] < vt_options.class_pages && vt_page_try_reattach(page, tc);
-    /* Adopt on free (docs/design.md says why): a page of an exited thread, in the global
-     * cache, becomes this thread's, if it has a page of that class already and room for one
-     * more. The block freed counts in the page's `used`: the page cannot empty meanwhile. */
+    /* Adopt on free (docs/design.md): a global page of a class this thread has pages of, with
+     * room for one more; the block counts in the page's `used`, so the page cannot empty. */
     if (!mine && vt_page_owner(page) == VT_OWNER_GLOBAL && tc->state == VT_TCACHE_LIVE &&
         tc != &orphan && tc->bin_pages[class_idx] > 0 &&
         tc->bin_pages[class_idx] < vt_options.class_pages && vt_global_adopt(page)) {
