@@ -60,6 +60,7 @@ vt_tcache_t *vt_cachepool_get(void)
         }
         if (tc != NULL) {
             tc->state = VT_TCACHE_LIVE;
+            atomic_store_explicit(&tc->in_use, 1, memory_order_relaxed);
             tc->tid = tid;
             vt_list_push_back(&c.live, tc, VT_CACHE_LINK);
             c.live_count++;
@@ -100,6 +101,7 @@ void vt_cachepool_put(vt_tcache_t *tc)
     if (tc->state == VT_TCACHE_LIVE) /* not when vt_cachepool_claim took it already */
         leave_live_locked(tc);
     tc->state = VT_TCACHE_POOLED;
+    atomic_store_explicit(&tc->in_use, 0, memory_order_relaxed);
     counters_move(&c.exited, &tc->counters);
     vt_list_push_back(&c.pool, tc, VT_CACHE_LINK);
     vt_mutex_unlock(&c.lock);
@@ -138,6 +140,7 @@ bool vt_cachepool_claim(vt_tcache_t *tc, int32_t tid)
     if (tc->state == VT_TCACHE_LIVE && tc->tid == tid) {
         leave_live_locked(tc);
         tc->state = VT_TCACHE_EXITED;
+        atomic_store_explicit(&tc->in_use, 0, memory_order_relaxed);
         claimed = true;
     }
     vt_mutex_unlock(&c.lock);
@@ -211,6 +214,7 @@ void vt_cachepool_fork_child(vt_tcache_t *self)
         if (tc != self) {
             leave_live_locked(tc);
             tc->state = VT_TCACHE_EXITED;
+            atomic_store_explicit(&tc->in_use, 0, memory_order_relaxed);
         }
         tc = next;
     }

@@ -50,14 +50,14 @@ static void partial_mask_update(unsigned c)
 
 /* ---- Partial pages ---------------------------------------------------------------------- */
 
-static void put_partial_locked(vt_page_t *page)
+static void put_partial_locked(vt_page_t *page, uint8_t abandoned)
 {
     VT_ASSERT(vt_page_owner(page) == VT_OWNER_GLOBAL);
     VT_ASSERT(atomic_load_explicit(&page->purged, memory_order_relaxed) == 0);
     page->parked_ms = vt_os_now_ms();
     page->purge_used = UINT32_MAX; /* never looked at */
     vt_list_push_back(&g.partial[page->class_idx], page, VT_PAGE_LINK);
-    page->on_partial = 1;
+    page->on_partial = VT_ON_PARTIAL | abandoned;
     partial_mask_update(page->class_idx);
 }
 
@@ -176,15 +176,19 @@ vt_page_t *vt_global_take_partial(unsigned class_idx)
 }
 
 /* A page of the partial lists that a freeing thread takes as its own (adopt on free,
- * tcache.c). on_partial, not the owner alone, says whether it is still there: a purge pass
- * takes pages off the lists while it purges them outside the lock (still owned by the global
- * cache), and another thread may have adopted it first. True when it was taken: the caller
- * owns it, and its purged granules are restored (its blocks back on its free list). */
+ * tcache.c), if its thread exited. on_partial, not the owner alone, says whether it is still
+ * there: a purge pass takes pages off the lists while it purges them outside the lock (still
+ * owned by the global cache), and another thread may have adopted it first. A page woken by a
+ * free into a detached page (remote.c) is not adopted: its owner is likely alive and about to
+ * want it, and in memtest xthread, where two live threads free each other's blocks, adopting
+ * those doubled the peak (6 to 12 MiB) and the faults. True when it was taken: the caller owns
+ * it, and its purged granules are restored (its blocks back on its free list). */
 bool vt_global_adopt(vt_page_t *page)
 {
     unsigned c = page->class_idx;
     vt_span_lock_for(c);
-    bool ok = page->on_partial && vt_page_owner(page) == VT_OWNER_GLOBAL;
+    bool ok = page->on_partial == (VT_ON_PARTIAL | VT_PARTIAL_ABANDONED) &&
+              vt_page_owner(page) == VT_OWNER_GLOBAL;
     if (ok) {
         vt_list_remove(&g.partial[c], page, VT_PAGE_LINK);
         page->on_partial = 0;
@@ -196,10 +200,10 @@ bool vt_global_adopt(vt_page_t *page)
     return ok;
 }
 
-void vt_global_put_partial(vt_page_t *page)
+void vt_global_put_partial(vt_page_t *page, bool owner_gone)
 {
     vt_span_lock_for(page->class_idx);
-    put_partial_locked(page);
+    put_partial_locked(page, owner_gone ? VT_PARTIAL_ABANDONED : 0);
     vt_span_unlock();
 }
 
@@ -212,7 +216,7 @@ void vt_global_put_pages(vt_list_t *partial, vt_list_t *empty, bool idle)
     vt_span_lock();
     while (partial != NULL && (page = partial->head) != NULL) {
         vt_list_remove(partial, page, VT_PAGE_LINK);
-        put_partial_locked(page);
+        put_partial_locked(page, VT_PARTIAL_ABANDONED);
         g.pages_abandoned++;
     }
     while (empty != NULL && (page = empty->head) != NULL) {
@@ -245,7 +249,7 @@ static size_t take_purgeable_locked(vt_page_t **out, uint32_t now, uint32_t age_
                 now - page->parked_ms < age_ms)
                 continue;
             vt_list_remove(&g.partial[c], page, VT_PAGE_LINK);
-            page->on_partial = 0;
+            page->on_partial &= (uint8_t)~VT_ON_PARTIAL; /* back on a list after the purge */
             out[n++] = page;
         }
         partial_mask_update(c);
@@ -284,7 +288,7 @@ size_t vt_global_purge_partial(uint32_t now, uint32_t age_ms)
             page->parked_ms = now;
             page->purge_used = page->used;
             vt_list_push_back(&g.partial[page->class_idx], page, VT_PAGE_LINK);
-            page->on_partial = 1;
+            page->on_partial |= VT_ON_PARTIAL;
             partial_mask_update(page->class_idx);
         }
         g.purged_bytes += bytes;

@@ -263,7 +263,7 @@ void vt_spanpurge_fork_child(void) VT_HIDDEN;
 
 vt_page_t *vt_global_take_partial(unsigned class_idx) VT_HIDDEN;
 bool vt_global_adopt(vt_page_t *page) VT_HIDDEN;
-void vt_global_put_partial(vt_page_t *page) VT_HIDDEN;
+void vt_global_put_partial(vt_page_t *page, bool owner_gone) VT_HIDDEN;
 void vt_global_note_remote(unsigned class_idx) VT_HIDDEN;
 void vt_global_put_pages(vt_list_t *partial, vt_list_t *empty, bool idle) VT_HIDDEN;
 void vt_global_collect(uint32_t now) VT_HIDDEN;

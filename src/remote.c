@@ -31,9 +31,13 @@ void vt_remote_push(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32
     unsigned class_idx = page->class_idx;
     if (vt_page_push_remote(page, first, last, n)) {
         /* This push consumed the detach's mark: the page is ours to hand on, and nobody else
-         * acts on it meanwhile (page.c). */
+         * acts on it meanwhile (page.c). Its owner's word still names the cache that detached
+         * it: a free may adopt the page only if no thread uses that cache now. */
+        uintptr_t was = atomic_load_explicit(&page->owner, memory_order_relaxed);
+        const vt_tcache_t *from = (const vt_tcache_t *)(was & ~VT_OWNER_DETACHED);
+        bool gone = atomic_load_explicit(&from->in_use, memory_order_relaxed) == 0;
         atomic_store_explicit(&page->owner, VT_OWNER_GLOBAL, memory_order_relaxed);
-        vt_global_put_partial(page);
+        vt_global_put_partial(page, gone);
         parked = true;
     }
     if (parked)

@@ -27,8 +27,8 @@ static vt_tcache_t exited = {.alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_no
 /* The cache of threads that have none (after their exit destructor, or when a cache could not
  * be started for lack of memory). Used only with orphan_lock held; every free into its pages
  * is a remote free, because no thread's TLS points to it. */
-static vt_tcache_t orphan = {.alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_none},
-                             .state = VT_TCACHE_LIVE};
+static vt_tcache_t orphan = {
+    .alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_none}, .state = VT_TCACHE_LIVE, .in_use = 1};
 static vt_lock_t orphan_lock = VT_LOCK_INIT;
 
 /* Hook (registered by init.c): a free handed units to the global cache, the cue of the purge

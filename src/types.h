@@ -163,6 +163,13 @@ typedef struct vt_block {
 #define VT_REMOTE_COUNT_SHIFT 48
 #define VT_REMOTE_PTR_MASK    ((((uintptr_t)1 << VT_REMOTE_COUNT_SHIFT) - 1) & ~(uintptr_t)15)
 
+/* on_partial's bits: the page is on a partial list of the global cache; its thread has exited
+ * (vt_tcache_abandon handed it over, or a free woke it detached and its cache was not in use:
+ * remote.c), not woken from a live thread's cache. Only such pages are adopted on free
+ * (global.c: vt_global_adopt). */
+#define VT_ON_PARTIAL        1u
+#define VT_PARTIAL_ABANDONED 2u
+
 /*
  * The descriptor of a page. Invariant while the page is assigned to a class:
  *   used + (blocks on free) + (capacity - carved) == capacity
@@ -188,7 +195,7 @@ typedef struct vt_page {
                                 units may hold bytes (span.c: a run that never was goes back to
                                 its span as clean as it came) */
     uint8_t prof_listed;     /* shard lock: on its shard's list of pages with room (profpages.c) */
-    uint8_t on_partial;      /* global lock: on a partial list of the global cache (global.c) */
+    uint8_t on_partial;      /* global lock: VT_ON_PARTIAL, VT_PARTIAL_ABANDONED (below) */
     union {
         uint64_t large_requested; /* a large block's user: what its malloc or realloc asked for */
         _Atomic uint64_t prof_record; /* a page of one sampled block: its record (profpages.c) */
@@ -355,6 +362,10 @@ typedef struct vt_tcache {
     uint32_t pending_chains; /* owner: slots it filled since it last emptied them all */
     uint32_t state;          /* vt_tcache_state_t */
     int32_t tid;             /* pool lock: the kernel's id of the thread using it (reclaim.c) */
+    /* pool lock writes, any thread reads (relaxed): 1 while a thread uses the cache. Only a
+     * hint, for which pages a free may adopt (remote.c): a stale value costs a page adopted
+     * or left to the partial list, never a wrong owner, so no ordering is needed. */
+    _Atomic uint8_t in_use;
     vt_tcache_counters_t counters; /* owner writes, anyone reads */
     vt_unwind_memo_t *prof_memo;   /* owner: the heap profiler's last stack (unwind.c), or NULL */
     struct vt_prof_own *prof_own;  /* owner: the heap profiler's pages of its own (profown.c) */

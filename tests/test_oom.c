@@ -669,7 +669,7 @@ static void undrain_all(void)
         vt_list_push_back(&units, held_units[--held_unit_count], VT_PAGE_LINK);
     vt_global_put_pages(NULL, &units, false);
     while (held_partial_count > 0)
-        vt_global_put_partial(held_partial[--held_partial_count]);
+        vt_global_put_partial(held_partial[--held_partial_count], false);
     while (held_cache_count > 0)
         undrain_one_cache();
 }
