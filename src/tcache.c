@@ -46,10 +46,8 @@ static void gave_back(void)
         gave_back_hook();
 }
 
-/* Units taken from the global cache per lock, at most (the batch lives on the stack). */
-#define BATCH_MAX 64
-/* Housekeeping is considered once per this many allocation slow paths (a clock read). */
-#define HOUSEKEEPING_CALLS 64
+#define BATCH_MAX          64 /* units taken from the global cache per lock, at most (stack) */
+#define HOUSEKEEPING_CALLS 64 /* allocation slow paths per housekeeping check (a clock read) */
 
 /* ---- Empty units ------------------------------------------------------------------------ */
 
@@ -251,19 +249,21 @@ vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units)
 
 /* A large block's run this thread freed goes first in its stash, for its next block of that
  * length without a lock; over VTMALLOC_STASH_UNITS the older pages go back, not this run, and
- * a longer run alone stays (a loop over one took the global lock twice a turn). */
+ * a longer run alone stays (a loop over one took the global lock twice a turn). `units` is
+ * read before the push: once stashed, a reclaimer may take the run and hand it on. */
 void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page)
 {
+    uint32_t units = page->units;
     if (tc->state != VT_TCACHE_LIVE || vt_options.stash_units == 0) {
         vt_span_put_run(page);
         gave_back();
         return;
     }
     vt_stash_push(tc, page);
-    if (vt_stash_count(tc) <= vt_options.stash_units || vt_stash_count(tc) == page->units)
+    if (vt_stash_count(tc) <= vt_options.stash_units || vt_stash_count(tc) == units)
         return;
     uint32_t keep = vt_options.stash_units / 2;
-    vt_stash_shrink(tc, keep > page->units ? keep : page->units);
+    vt_stash_shrink(tc, keep > units ? keep : units);
     gave_back();
 }
 
