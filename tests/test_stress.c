@@ -382,6 +382,24 @@ typedef struct figures {
     uint64_t spans, large_blocks, large_bytes, caches_live;
 } figures_t;
 
+static void *warm_up(void *arg)
+{
+    A_FREE(A_MALLOC(64)); /* starts the thread's cache */
+    return arg;
+}
+
+/* The allocator's statistics table on stderr, for a failure report. */
+static void print_statistics(void)
+{
+#ifdef STRESS_PLAIN_MALLOC
+    void (*print)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "vt_stats_print");
+    if (print != NULL)
+        print();
+#else
+    vt_stats_print();
+#endif
+}
+
 static figures_t figures(void)
 {
     figures_t f = {0, 0, 0, 0, 0};
@@ -427,6 +445,17 @@ static void stress(void **state)
                   "%u epochs, seed %llu\n",
                   ALLOCATOR, T, slots, (unsigned long long)g_iter, EPOCHS,
                   (unsigned long long)g_seed);
+    /* One round of T threads before the baseline. The C library keeps the stacks of joined
+     * threads for the next ones, each with its vector of thread-local storage pointers, which
+     * pthread_create callocs (320 bytes here); so does the purge thread, which starts with the
+     * second cache. Those blocks live on for good. Allocated during the run, they could land in
+     * a span of their own, which the check at the end took for a leak (about 1 preloaded run in
+     * 15: 5 of the class's 320-byte blocks live, in 2 spans against 1). */
+    pthread_t warm[1024];
+    for (unsigned i = 0; i < T; i++)
+        assert_int_equal(pthread_create(&warm[i], NULL, warm_up, NULL), 0);
+    for (unsigned i = 0; i < T; i++)
+        assert_int_equal(pthread_join(warm[i], NULL), 0);
     figures_t before = figures();
     g_workers = calloc(T, sizeof(worker_t));
     assert_non_null(g_workers);
@@ -483,7 +512,8 @@ static void stress(void **state)
     if (before.ok && after.ok) {
         /* everything freed and trimmed: nothing of the run is left */
         if (after.spans > before.spans || after.large_blocks != before.large_blocks ||
-            after.large_bytes != before.large_bytes || after.caches_live != before.caches_live)
+            after.large_bytes != before.large_bytes || after.caches_live != before.caches_live) {
+            print_statistics(); /* which classes and units hold the memory left */
             fail_msg("leak: spans %llu -> %llu, large blocks %llu -> %llu (%llu -> %llu bytes), "
                      "live thread caches %llu -> %llu",
                      (unsigned long long)before.spans, (unsigned long long)after.spans,
@@ -491,6 +521,7 @@ static void stress(void **state)
                      (unsigned long long)after.large_blocks, (unsigned long long)before.large_bytes,
                      (unsigned long long)after.large_bytes, (unsigned long long)before.caches_live,
                      (unsigned long long)after.caches_live);
+        }
     }
 }
 
