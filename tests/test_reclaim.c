@@ -150,6 +150,8 @@ static void idle_threads_stashes_are_taken_however_many(void **state)
 /* The thread's first allocation happens in the last round of key destructors, after
  * vtmalloc's destructor had its turn: its cache stays live when the thread is gone. */
 static pthread_key_t late_key;
+static _Atomic pid_t late_tids[MANY]; /* the threads' kernel ids, for wait_thread_gone */
+static _Atomic unsigned late_count;   /* threads started so far */
 
 static void late_destructor(void *value)
 {
@@ -164,6 +166,7 @@ static void late_destructor(void *value)
 static void *allocate_in_last_destructor_round(void *arg)
 {
     (void)arg;
+    atomic_store(&late_tids[atomic_fetch_add(&late_count, 1) % MANY], gettid());
     pthread_setspecific(late_key, (void *)(uintptr_t)1);
     return NULL;
 }
@@ -176,6 +179,8 @@ static void every_gone_thread_is_reaped_by_one_trim(void **state)
     uint64_t before = stats().thread_caches_live;
     pthread_t *th = start_threads(MANY, allocate_in_last_destructor_round);
     join_threads(th, MANY);
+    for (unsigned i = 0; i < MANY; i++) /* the kernel lags the joins (common.h) */
+        assert_true(wait_thread_gone(atomic_load(&late_tids[i])));
     uint64_t left = stats().thread_caches_live;
     vt_malloc_trim(0);
     uint64_t after = stats().thread_caches_live;
