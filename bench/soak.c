@@ -1064,6 +1064,8 @@ typedef struct {
     double growth_max;       /* cycle_end: the highest of any cycle over the first */
     double peak_growth_last; /* the same of cycle_peak */
     double peak_growth_max;
+    double trend_end;  /* cycle_end's trend after cycle 1, as a ratio (cycle_trend) */
+    double trend_peak; /* the same of cycle_peak */
     double after_frac; /* RSS after stop over peak RSS */
     double req_per_s, ops_per_s;
 } figures_t;
@@ -1227,6 +1229,27 @@ static void after_load(run_t *r, const options_t *o)
     r->peak_rss_kb = peak_after_kb > r->peak_rss_kb ? peak_after_kb : r->peak_rss_kb;
 }
 
+/* The trend of a per-cycle series after its first cycle, as the ratio its least-squares line
+ * gives from cycle 2 to the last, over the mean of those cycles: 1.00 is flat. Cycle 1 starts
+ * from an empty heap, the others with what the allocator kept, so a ratio against cycle 1
+ * (growth_last) also measures that first step; this one measures only what goes on after it,
+ * and, fitted over every cycle, is less moved by where one cycle's end lands. 1.00 with fewer
+ * than 3 cycles. */
+static double cycle_trend(const long *v, unsigned cycles)
+{
+    if (cycles < 3)
+        return 1.0;
+    unsigned n = cycles - 1;
+    double mx = (n - 1) / 2.0, my = 0, sxy = 0, sxx = 0;
+    for (unsigned i = 0; i < n; i++)
+        my += (double)v[i + 1] / n;
+    for (unsigned i = 0; i < n; i++) {
+        sxy += (i - mx) * ((double)v[i + 1] - my);
+        sxx += (i - mx) * (i - mx);
+    }
+    return my > 0 ? 1.0 + sxy / sxx * (n - 1) / my : 1.0;
+}
+
 /* Per cycle: RSS at its end and its peak; and how they grew from the first cycle. */
 static void cycle_figures(const run_t *r, const options_t *o, figures_t *f)
 {
@@ -1250,6 +1273,8 @@ static void cycle_figures(const run_t *r, const options_t *o, figures_t *f)
         f->peak_growth_max = pg > f->peak_growth_max ? pg : f->peak_growth_max;
     }
     f->peak_growth_last = (double)f->cycle_peak[o->cycles - 1] / (double)f->cycle_peak[0];
+    f->trend_end = cycle_trend(f->cycle_end, o->cycles);
+    f->trend_peak = cycle_trend(f->cycle_peak, o->cycles);
 }
 
 /* The figures, once every thread has ended. Without a VmHWM reset the peak is the sampled one:
@@ -1311,6 +1336,8 @@ static void print_summary(const run_t *r, const options_t *o, const figures_t *f
     printf("\n%s: growth ratio, end of cycle k over cycle 1: last %.3f, max %.3f; "
            "of the cycle peaks: last %.3f, max %.3f\n",
            label, f->growth_last, f->growth_max, f->peak_growth_last, f->peak_growth_max);
+    printf("%s: trend after cycle 1 (least squares, cycle 2 to the last): ends %.3f, peaks %.3f\n",
+           label, f->trend_end, f->trend_peak);
     printf("%s: after the load: %.1f MiB with connections closed, %.1f MiB with the logger "
            "drained, %.1f MiB after %u ms idle, %.1f MiB after one more connection (%.0f %% of "
            "peak), %.1f MiB after malloc_trim(0) (returned %d)\n",
@@ -1336,17 +1363,18 @@ static void print_results(const run_t *r, const options_t *o, const figures_t *f
            "requests_per_s=%.1f ops_per_s=%.0f base_rss_kb=%ld tables_kb=%ld peak_rss_kb=%ld "
            "peak_reset=%d live_max_kb=%" PRIu64 " cycle1_rss_kb=%ld last_cycle_rss_kb=%ld "
            "growth_last=%.4f growth_max=%.4f peak_growth_last=%.4f peak_growth_max=%.4f "
-           "stopped_rss_kb=%ld drained_rss_kb=%ld idle_rss_kb=%ld after_stop_rss_kb=%ld "
+           "trend_end=%.4f trend_peak=%.4f stopped_rss_kb=%ld drained_rss_kb=%ld idle_rss_kb=%ld "
+           "after_stop_rss_kb=%ld "
            "after_stop_frac=%.4f after_trim_rss_kb=%ld trim_ret=%d ops=%" PRIu64
            " minflt=%ld faults_per_mop=%.1f cycle_rss_kb=",
            label, o->preset, o->common.seed, o->threads, o->cycles, o->conns, o->req_pct, o->keep,
            o->keep_mib, o->idle_ms, f->requests, f->mallocs, f->reallocs, f->frees, lg.handed,
            r->seconds, f->req_per_s, f->ops_per_s, r->base_rss_kb, r->tables_kb, r->peak_rss_kb,
            r->peak_reset ? 1 : 0, f->live_max_kb, f->cycle_end[0], f->cycle_end[o->cycles - 1],
-           f->growth_last, f->growth_max, f->peak_growth_last, f->peak_growth_max,
-           r->stopped_rss_kb, r->drained_rss_kb, r->idle_rss_kb, r->after_stop_rss_kb,
-           f->after_frac, r->after_trim_rss_kb, r->trim_ret, f->ops, r->minflt,
-           f->ops > 0 ? (double)r->minflt * 1e6 / (double)f->ops : 0.0);
+           f->growth_last, f->growth_max, f->peak_growth_last, f->peak_growth_max, f->trend_end,
+           f->trend_peak, r->stopped_rss_kb, r->drained_rss_kb, r->idle_rss_kb,
+           r->after_stop_rss_kb, f->after_frac, r->after_trim_rss_kb, r->trim_ret, f->ops,
+           r->minflt, f->ops > 0 ? (double)r->minflt * 1e6 / (double)f->ops : 0.0);
     for (unsigned c = 0; c < o->cycles; c++) {
         printf("%s%ld", c > 0 ? ":" : "", f->cycle_end[c]);
     }
