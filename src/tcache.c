@@ -325,10 +325,10 @@ void vt_tcache_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
     unsigned class_idx = page->class_idx;
     bool mine = vt_page_owner(page) == (self | VT_OWNER_DETACHED) &&
                 tc->bin_pages[class_idx] < vt_options.class_pages && vt_page_try_reattach(page, tc);
-    /* Adopt on free (docs/design.md): a global page of a class this thread has pages of, with
-     * room for one more; the block counts in the page's `used`, so the page cannot empty. */
+    /* Adopt on free (docs/design.md): a global page of a class this thread has pages of, room
+     * for one more and no free block listed on the current one. The block keeps it in use. */
     if (!mine && vt_page_owner(page) == VT_OWNER_GLOBAL && tc->state == VT_TCACHE_LIVE &&
-        tc != &orphan && tc->bin_pages[class_idx] > 0 &&
+        tc != &orphan && tc->bin_pages[class_idx] > 0 && tc->alloc_page[class_idx]->free == NULL &&
         tc->bin_pages[class_idx] < vt_options.class_pages && vt_global_adopt(page)) {
         atomic_store_explicit(&page->owner, self, memory_order_relaxed); /* as bin_refill's */
         vt_count(&tc->counters.pages_adopted);
