@@ -47,7 +47,9 @@ void *vt_api_alloc_slow(size_t size, vt_tcache_t *tc, unsigned class_idx)
     /* Relaxed: a request seen one slow path late is served then. */
     if (vt_unlikely(atomic_load_explicit(&vt_dumps_pending, memory_order_relaxed)))
         vt_dumps_serve();
-    return vt_tcache_alloc_slow(tc, class_idx, size);
+    void *p = vt_tcache_alloc_slow(tc, class_idx, size);
+    vt_purge_after_take();
+    return p;
 }
 
 /* ---- Sizes above the classes, and frees that are not in a span --------------------------- */
@@ -78,7 +80,9 @@ static void *large_alloc(size_t size, bool zero)
             return large_sampled(vt_large_start_in_span(run, size, zero, true, &tc->counters),
                                  size);
     }
-    return large_sampled(vt_large_alloc(size, 0, zero), size);
+    void *p = large_sampled(vt_large_alloc(size, 0, zero), size);
+    vt_purge_after_take();
+    return p;
 }
 
 void *vt_api_malloc_large(size_t size)
@@ -228,7 +232,9 @@ static void *aligned_pow2(size_t alignment, size_t size)
         }
     }
     vt_init();
-    return large_sampled(vt_large_alloc(size, alignment, false), size);
+    void *p = large_sampled(vt_large_alloc(size, alignment, false), size);
+    vt_purge_after_take();
+    return p;
 }
 
 void *vt_api_memalign(size_t alignment, size_t size)

@@ -28,6 +28,7 @@ vt_options_t vt_options = {
     .purge_ms = 1000,
     .retain_ms = 0,
     .dirty_pct = 100,
+    .overshoot_mb = 6,
     .purge_thread = 2,
     .large_cache_mb = 4096,
     .lock_spins = 0,
@@ -78,6 +79,12 @@ static const option_t table[] = {
      "the units of the spans held (at least 1 MiB); beyond it the units freed longest ago "
      "(but not in the last eighth of VTMALLOC_PURGE_MS) are returned to the OS at once; "
      "100: no such cap"},
+    {"OVERSHOOT_MB", &vt_options.overshoot_mb, 0, 65536, NULL,
+     "MiB by which the free memory kept resident may exceed what the recent peak demand "
+     "accounts for while the load takes memory the kernel must fault in (a long run that the "
+     "resident free holes cannot hold); beyond it the free memory freed longest ago is "
+     "returned at once, as much as was taken, so that the resident set is traded, not grown; "
+     "more means fewer page faults and a higher peak"},
     {"PURGE_THREAD", &vt_options.purge_thread, 0, 2, NULL,
      "a background thread runs the purge passes, so memory goes back to the OS even when no "
      "thread calls the allocator any more: 0 never, 1 from the first thread cache, 2 from the "

@@ -138,6 +138,12 @@ void vt_retain_demand_changed(int32_t delta_units, uint32_t now) VT_HIDDEN;
 /* Idle units back in their spans: out of the demand, without restarting the quiet clock. */
 void vt_retain_demand_idle(uint32_t units, uint32_t now) VT_HIDDEN;
 uint32_t vt_retain_free_allowed(uint32_t now) VT_HIDDEN;
+uint32_t vt_retain_overshoot_allowed(uint32_t now) VT_HIDDEN;
+/* A run took `clean` units the kernel must fault in while `dirty` free units were resident:
+ * asks for as many to be returned if that is beyond the overshoot allowed. Global lock. */
+void vt_retain_clean_taken(uint32_t clean, uint32_t dirty, uint32_t now) VT_HIDDEN;
+/* The units asked for since the last call, and 0 from now on. Any thread, no lock. */
+uint32_t vt_retain_take_overshoot(void) VT_HIDDEN;
 uint32_t vt_retain_spans_needed(uint32_t now) VT_HIDDEN;
 /* True when no window has changed for the quiet time (VTMALLOC_PURGE_MS, or longer once a quiet
  * spell was followed by the demand it gave back): the process went quiet, and every window then
@@ -253,6 +259,7 @@ void vt_pagepurge_restore(vt_page_t *page) VT_HIDDEN;
 void vt_spanpurge_excess(void) VT_HIDDEN;
 bool vt_spanpurge_unmap_empty(bool by_demand) VT_HIDDEN;
 void vt_spanpurge_beyond_demand(uint32_t now) VT_HIDDEN;
+void vt_spanpurge_overshoot(uint32_t now, uint32_t most) VT_HIDDEN;
 size_t vt_spanpurge_all(void) VT_HIDDEN;
 void vt_spanpurge_stats_locked(vt_stats_t *st) VT_HIDDEN;
 void vt_spanpurge_fork_prepare(void) VT_HIDDEN;
@@ -408,6 +415,7 @@ void vt_reclaim_trim(void) VT_HIDDEN;
 
 void vt_purge_tick(void) VT_HIDDEN;
 /* Passes run since the start (any thread's): the tests' measure of the schedule. */
+void vt_purge_after_take(void) VT_HIDDEN;
 uint64_t vt_purge_passes(void) VT_HIDDEN;
 void vt_purge_housekeeping(vt_tcache_t *tc) VT_HIDDEN;
 int vt_purge_trim(void) VT_HIDDEN;

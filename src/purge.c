@@ -4,8 +4,8 @@
  * purge thread.
  *
  * Layer: 10 purge schedule
- * Calls: os.c, report.c, options.c, span.c, spanpurge.c, global.c, cachepool.c, large.c,
- *        profdump.c, tcache.c, reclaim.c
+ * Calls: os.c, report.c, options.c, retain.c, span.c, spanpurge.c, global.c, cachepool.c,
+ *        large.c, profdump.c, tcache.c, reclaim.c
  *
  * Owns: the time of the next pass, the purge thread. How much is returned is the retention
  * policy's measure (retain.c); how, spanpurge.c's and large.c's. This file only decides when,
@@ -76,6 +76,21 @@ static void tick(uint32_t slack_ms)
 void vt_purge_tick(void)
 {
     tick(0);
+}
+
+/* After an allocation's slow path: the resident memory its runs added beyond the recent
+ * peak demand and VTMALLOC_OVERSHOOT_MB goes back now, not at the next pass (span.c:
+ * vt_retain_clean_taken). On the caller's thread, after the global lock was dropped, and
+ * before the new units are written much: so the peak RSS does not climb in the meantime. The
+ * check is one relaxed load; errno is the caller's. */
+void vt_purge_after_take(void)
+{
+    uint32_t units = vt_retain_take_overshoot();
+    if (vt_likely(units == 0))
+        return;
+    int saved = errno;
+    vt_spanpurge_overshoot(vt_os_now_ms(), units);
+    errno = saved;
 }
 
 uint64_t vt_purge_passes(void)

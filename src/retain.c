@@ -19,7 +19,8 @@
  * of connections, a phase that frees a working set and builds the next. It stays resident, so
  * reusing it costs no page fault and no TLB shootdown. Free memory beyond that is returned
  * (madvise), the units freed longest ago first, and empty spans beyond the peak's need are
- * unmapped. So RSS never stays above the peak demand of the last window, and when demand falls for
+ * unmapped. So RSS never stays above the peak demand of the last window (nor climbs more than
+ * VTMALLOC_OVERSHOOT_MB past it between passes: the overshoot, below), and when demand falls for
  * a whole window, memory goes back: slow enough to ride out the gaps of a server's load. Freed
  * large mappings (above 960 KiB) follow the same rule with a window of their own (large.c): kept
  * for reuse while the recent peak of live large blocks accounts for them.
@@ -259,6 +260,45 @@ uint32_t vt_retain_free_allowed(uint32_t now)
     units_quiet_forget(now);
     uint64_t allowed = vt_window_peak(&units, now) - units.level;
     return allowed > RETAIN_FLOOR_UNITS ? (uint32_t)allowed : RETAIN_FLOOR_UNITS;
+}
+
+uint32_t vt_retain_overshoot_allowed(uint32_t now)
+{
+    uint64_t slack = ((uint64_t)vt_options.overshoot_mb << 20) >> VT_UNIT_SHIFT;
+    uint64_t allowed = vt_retain_free_allowed(now) + slack;
+    return allowed < UINT32_MAX ? (uint32_t)allowed : UINT32_MAX;
+}
+
+/* ---- The overshoot ---------------------------------------------------------------------- */
+
+/* The resident set may not grow past the recent peak demand by more than VTMALLOC_OVERSHOOT_MB.
+ * A run that takes units the kernel must fault in (fresh or purged) while more free units are
+ * resident than that allows asks for as many resident ones to be returned at once
+ * (vt_purge_after_take, spanpurge.c), so that the resident set is traded, not grown. Those
+ * resident free units lie in holes the run could not use: a long run needs contiguous units,
+ * and at a shift in the size mix the holes the last phase left are too short. Without this
+ * they stayed resident beside the new units until the next pass, a quarter of
+ * VTMALLOC_PURGE_MS later, when the peak had been reached: the soak benchmark's peak RSS stood
+ * 17-20 MiB above its peak demand. The slack is there because a hole traded away is faulted in
+ * again when the next phase needs it: with none, the soak benchmark's page faults doubled.
+ *
+ * The units asked for: added to under the global lock, taken whole by an exchange without it.
+ * Relaxed, because it only asks for a purge, which synchronises by the locks it takes; a
+ * request that two threads see, or none until the next slow path, purges the same units a
+ * call earlier or later. */
+static _Atomic uint32_t overshoot;
+
+void vt_retain_clean_taken(uint32_t clean, uint32_t dirty, uint32_t now)
+{
+    if (dirty > vt_retain_overshoot_allowed(now))
+        atomic_fetch_add_explicit(&overshoot, clean, memory_order_relaxed);
+}
+
+uint32_t vt_retain_take_overshoot(void)
+{
+    if (vt_likely(atomic_load_explicit(&overshoot, memory_order_relaxed) == 0))
+        return 0; /* the common case: a load, no write to a shared line */
+    return atomic_exchange_explicit(&overshoot, 0, memory_order_relaxed);
 }
 
 uint32_t vt_retain_spans_needed(uint32_t now)

@@ -340,9 +340,15 @@ vt_page_t *vt_span_take_from_locked(vt_span_t *span, unsigned units, unsigned al
     span->free_units &= ~bits;
     vt_page_init(span, (unsigned)first, units);
     page->stale = (span->dirty_units & bits) != 0 || span->backing != VT_BACKING_MMAP;
+    uint32_t clean = span->backing == VT_BACKING_MMAP
+                         ? (uint32_t)__builtin_popcountll(bits & ~span->dirty_units)
+                         : 0;
     vt_span_set_dirty(span, span->dirty_units & ~bits); /* the page's now, resident or not */
     vt_span_relist(span);
-    vt_retain_demand_changed((int32_t)units, vt_os_now_ms());
+    uint32_t now = vt_os_now_ms();
+    vt_retain_demand_changed((int32_t)units, now);
+    if (vt_unlikely(clean != 0)) /* the kernel faults these in: maybe old ones go back */
+        vt_retain_clean_taken(clean, vt_span_dirty_count(), now);
     return page;
 }
 

@@ -184,6 +184,29 @@ void vt_spanpurge_beyond_demand(uint32_t now)
     }
 }
 
+/* Returns up to `most` resident free units beyond what the recent peak demand and
+ * VTMALLOC_OVERSHOOT_MB allow (retain.c: the overshoot), those freed longest ago first, as
+ * vt_spanpurge_beyond_demand does: as many as the runs that asked for it took from the
+ * kernel, so that the resident set is traded, not grown. Purging all that the demand alone
+ * does not account for at once brought the soak benchmark's peak lower still (89-92 MiB
+ * against 98-103 in its quick mode) but tripled its page faults: at a phase's start the demand
+ * is at a new high, and holes the load needs again a moment later went back. Lock not held. */
+void vt_spanpurge_overshoot(uint32_t now, uint32_t most)
+{
+    for (uint32_t age = vt_options.purge_ms; most > 0; age /= 2) {
+        vt_span_lock();
+        uint32_t dirty = vt_span_dirty_count();
+        uint32_t allowed = vt_retain_overshoot_allowed(now);
+        vt_span_unlock();
+        if (dirty <= allowed)
+            return;
+        size_t units = purge(age, dirty - allowed < most ? dirty - allowed : most) >> VT_UNIT_SHIFT;
+        most -= units < most ? (uint32_t)units : most;
+        if (age == 0)
+            return;
+    }
+}
+
 /* Every free unit's memory, whatever the demand (malloc_trim). */
 size_t vt_spanpurge_all(void)
 {

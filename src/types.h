@@ -409,6 +409,7 @@ typedef struct vt_options {
     uint32_t purge_ms;       /* VTMALLOC_PURGE_MS: free memory returned to the OS after this */
     uint32_t retain_ms;      /* VTMALLOC_RETAIN_MS: the demand window while busy; 0: 8 x purge */
     uint32_t dirty_pct;      /* VTMALLOC_DIRTY_PCT: resident free units kept, % of spans */
+    uint32_t overshoot_mb;   /* VTMALLOC_OVERSHOOT_MB: RSS growth past the recent peak demand */
     uint32_t purge_thread;   /* VTMALLOC_PURGE_THREAD: 1 runs the purge passes from a thread */
     uint32_t large_cache_mb; /* VTMALLOC_LARGE_CACHE: MiB of freed large blocks kept */
     uint32_t lock_spins;     /* VTMALLOC_LOCK_SPINS: checks of a held lock before sleeping */

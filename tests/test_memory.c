@@ -1286,6 +1286,85 @@ static void a_busy_process_keeps_free_memory_and_a_quiet_one_returns_it(void **s
                  (size_t)(quiet.bytes_free_resident >> 10));
 }
 
+/* A run that takes units the kernel must fault in, while more free units are resident than the
+ * recent peak demand and VTMALLOC_OVERSHOOT_MB allow, asks for as many resident ones to go back,
+ * and the allocation's slow path (vt_purge_after_take) returns them, those freed longest ago
+ * first; within the slack it asks for nothing. Forty resident free units of a span of our own,
+ * half freed 5 minutes ago, half now; a window of 1 ms, so that the peak of their demand is
+ * forgotten and the policy allows only its floor (1 MiB, 32 units); runs of four fresh units
+ * from another span. */
+static void a_run_from_the_kernel_trades_old_resident_units(void **state)
+{
+    (void)state;
+    enum { RESIDENT = 40, OLD = 20, RUN = 4 };
+    uint32_t saved = vt_options.purge_ms, saved_retain = vt_options.retain_ms;
+    uint32_t saved_overshoot = vt_options.overshoot_mb;
+    vt_options.purge_ms = 600000; /* no unit is old enough for the idle path, nor quiet */
+    vt_options.retain_ms = 1;
+    vt_init();
+    vt_malloc_trim(0); /* few other free units resident */
+    vt_span_t *resident = vt_span_map(), *fresh = vt_span_map();
+    assert_non_null(resident);
+    assert_non_null(fresh);
+    vt_page_t *pages[RESIDENT] = {0}, *within = NULL, *beyond = NULL, *traded = NULL;
+    uint64_t old_units = 0;
+    vt_span_lock(); /* nothing may fail under it: results are checked after */
+    vt_span_add_locked(resident);
+    vt_span_add_locked(fresh);
+    uint32_t now = vt_os_now_ms();
+    for (int i = 0; i < RESIDENT; i++)
+        pages[i] = vt_span_take_from_locked(resident, 1, 1);
+    for (int i = 0; i < RESIDENT && pages[i] != NULL; i++) {
+        vt_page_assign(pages[i], 0, VT_OWNER_GLOBAL); /* used: resident when given back */
+        vt_page_unassign(pages[i]);
+        old_units |= i < OLD ? (uint64_t)1 << pages[i]->first_unit : 0;
+        vt_span_give_back_locked(pages[i], i < OLD ? now - 300000 : now);
+    }
+    vt_span_unlock();
+    for (int i = 0; i < RESIDENT; i++)
+        assert_non_null(pages[i]);
+    struct timespec pause = {0, 50 * 1000 * 1000}; /* the 1 ms window forgets the peak */
+    nanosleep(&pause, NULL);
+    uint32_t dirty = vt_span_dirty_count(); /* ours, and a few the trim left */
+    assert_in_range(dirty, RESIDENT, RESIDENT + 8);
+    vt_retain_take_overshoot(); /* nothing asked before */
+
+    vt_options.overshoot_mb = 64; /* 40-48 resident units are within 1 + 64 MiB */
+    vt_span_lock();
+    within = vt_span_take_from_locked(fresh, RUN, 1);
+    vt_span_unlock();
+    uint32_t asked_within = vt_retain_take_overshoot();
+
+    vt_options.overshoot_mb = 0; /* 40-48 are beyond the floor's 32 */
+    vt_span_lock();
+    beyond = vt_span_take_from_locked(fresh, RUN, 1);
+    vt_span_unlock();
+    uint32_t asked_beyond = vt_retain_take_overshoot();
+    vt_span_lock();
+    traded = vt_span_take_from_locked(fresh, RUN, 1);
+    vt_span_unlock();
+    vt_purge_after_take();
+    uint32_t dirty_after = vt_span_dirty_count();
+    uint64_t old_left = resident->dirty_units & old_units;
+
+    vt_span_lock();
+    for (vt_page_t **run = (vt_page_t *[]){within, beyond, traded}, **end = run + 3; run < end;
+         run++)
+        if (*run != NULL)
+            vt_span_give_back_locked(*run, vt_os_now_ms()); /* never assigned: back clean */
+    vt_span_unlock();
+    vt_options.purge_ms = saved;
+    vt_options.retain_ms = saved_retain;
+    vt_options.overshoot_mb = saved_overshoot;
+    assert_non_null(within);
+    assert_non_null(beyond);
+    assert_non_null(traded);
+    assert_int_equal(asked_within, 0);
+    assert_int_equal(asked_beyond, RUN);
+    assert_int_equal(dirty_after, dirty - RUN); /* as many as were taken, not all 8-16 */
+    assert_int_equal(__builtin_popcountll(old_left), OLD - RUN); /* the oldest went */
+}
+
 int main(void)
 {
     /* These tests shorten VTMALLOC_PURGE_MS while they run and count on the passes of the
@@ -1321,6 +1400,7 @@ int main(void)
         cmocka_unit_test_setup(thousand_threads_stay_bounded, fresh_quiet_time),
         cmocka_unit_test_setup(kept_long_pages_stay_within_their_budget, fresh_quiet_time),
         cmocka_unit_test_setup(calloc_after_a_refused_purge_is_zero, fresh_quiet_time),
+        cmocka_unit_test_setup(a_run_from_the_kernel_trades_old_resident_units, fresh_quiet_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
