@@ -188,8 +188,8 @@ void vt_spanpurge_beyond_demand(uint32_t now)
  * VTMALLOC_OVERSHOOT_MB allow (retain.c: the overshoot), those freed longest ago first, as
  * vt_spanpurge_beyond_demand does: as many as the runs that asked for it took from the
  * kernel, so that the resident set is traded, not grown. Purging all that the demand alone
- * does not account for at once brought the soak benchmark's peak lower still (89-92 MiB
- * against 98-103 in its quick mode) but tripled its page faults: at a phase's start the demand
+ * does not account for at once brought the soak benchmark's peak lower still (87-91 MiB
+ * against 96-103 in its quick mode) but tripled its page faults: at a phase's start the demand
  * is at a new high, and holes the load needs again a moment later went back. Lock not held. */
 void vt_spanpurge_overshoot(uint32_t now, uint32_t most)
 {
