@@ -138,6 +138,7 @@ void vt_retain_demand_changed(int32_t delta_units, uint32_t now) VT_HIDDEN;
 /* Idle units back in their spans: out of the demand, without restarting the quiet clock. */
 void vt_retain_demand_idle(uint32_t units, uint32_t now) VT_HIDDEN;
 uint32_t vt_retain_free_allowed(uint32_t now) VT_HIDDEN;
+/* Free units allowed resident as runs take fresh ones: the window's, plus OVERSHOOT_MB. Lock. */
 uint32_t vt_retain_overshoot_allowed(uint32_t now) VT_HIDDEN;
 /* A run took `clean` units the kernel must fault in while `dirty` free units were resident:
  * asks for as many to be returned if that is beyond the overshoot allowed. Global lock. */
@@ -414,8 +415,9 @@ void vt_reclaim_reap(bool all) VT_HIDDEN;
 void vt_reclaim_trim(void) VT_HIDDEN;
 
 void vt_purge_tick(void) VT_HIDDEN;
-/* Passes run since the start (any thread's): the tests' measure of the schedule. */
+/* After an allocation's slow path: returns what its runs asked for (retain.c: the overshoot). */
 void vt_purge_after_take(void) VT_HIDDEN;
+/* Passes run since the start (any thread's): the tests' measure of the schedule. */
 uint64_t vt_purge_passes(void) VT_HIDDEN;
 void vt_purge_housekeeping(vt_tcache_t *tc) VT_HIDDEN;
 int vt_purge_trim(void) VT_HIDDEN;

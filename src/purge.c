@@ -78,11 +78,11 @@ void vt_purge_tick(void)
     tick(0);
 }
 
-/* After an allocation's slow path: the resident memory its runs added beyond the recent
- * peak demand and VTMALLOC_OVERSHOOT_MB goes back now, not at the next pass (span.c:
- * vt_retain_clean_taken). On the caller's thread, after the global lock was dropped, and
- * before the new units are written much: so the peak RSS does not climb in the meantime. The
- * check is one relaxed load; errno is the caller's. */
+/* After an allocation's slow path: the resident memory its runs added beyond the recent peak
+ * demand and VTMALLOC_OVERSHOOT_MB goes back now, not at the next pass (retain.c: the
+ * overshoot). On the caller's thread, after the global lock was dropped, and before the new
+ * units are written much: so the peak RSS does not climb in the meantime. The check is one
+ * relaxed load; errno is the caller's. */
 void vt_purge_after_take(void)
 {
     uint32_t units = vt_retain_take_overshoot();

@@ -280,7 +280,8 @@ uint32_t vt_retain_overshoot_allowed(uint32_t now)
  * they stayed resident beside the new units until the next pass, a quarter of
  * VTMALLOC_PURGE_MS later, when the peak had been reached: the soak benchmark's peak RSS stood
  * 17-20 MiB above its peak demand. The slack is there because a hole traded away is faulted in
- * again when the next phase needs it: with none, the soak benchmark's page faults doubled.
+ * again when the next phase needs it: with none, the soak benchmark's page faults more than
+ * doubled.
  *
  * The units asked for: added to under the global lock, taken whole by an exchange without it.
  * Relaxed, because it only asks for a purge, which synchronises by the locks it takes; a
