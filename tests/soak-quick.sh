@@ -1,6 +1,6 @@
 #!/bin/bash
 # soak-quick.sh SOAK: the soak benchmark's quick mode on vtmalloc (LD_PRELOAD set by ctest),
-# three times, asserting on the medians of the three runs:
+# five times, asserting on the medians of the five runs:
 #   peak growth (the highest RSS of cycle 3 over that of cycle 1)       <= 1.10
 #   end growth (RSS at the end of cycle 3 over the end of cycle 1)      <= 1.25
 #   RSS after the load stopped, as a fraction of peak RSS              <= 0.25
@@ -8,13 +8,15 @@
 # cycle freed in its last second and has not purged yet, a few MiB that move with the timing of
 # the run (bench/SOAK.md). On 2026-12-07 twelve runs read an end growth of 0.96-1.13, three of
 # them above 1.10 (so a median of three above 1.10 about one CI run in six), and a peak growth
-# of 0.96-1.09. An allocator that grows fails either way (zippy: end 1.76-1.85, peak 1.66-1.69
-# after three cycles); one that keeps what it freed (tcmalloc: 99 % after the load) fails the
-# third.
+# of 0.96-1.09. Since the overshoot (retain.c), fifteen runs on this machine (six of them beside
+# a busy loop) read a peak growth of 0.99-1.05, but one CI run read 1.006, 1.105 and 1.129: a
+# median of three failed on two unlucky runs, so the test takes five. An allocator that grows
+# fails either way (zippy: end 1.76-1.85, peak 1.66-1.69 after three cycles); one that keeps
+# what it freed (tcmalloc: 99 % after the load) fails the third.
 set -euo pipefail
 soak=$1
 peak=() growth=() after=()
-for run in 1 2 3; do
+for run in 1 2 3 4 5; do
   line=$("$soak" -p quick -a vtmalloc -m libvtmalloc -q | grep '^RESULT ') || {
     echo "soak-quick: run $run failed" >&2
     exit 1
@@ -28,7 +30,7 @@ for run in 1 2 3; do
   growth+=("$g")
   after+=("$f")
 done
-median() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+median() { printf '%s\n' "$@" | sort -g | sed -n 3p; }
 mp=$(median "${peak[@]}")
 mg=$(median "${growth[@]}")
 mf=$(median "${after[@]}")

@@ -1,9 +1,9 @@
 # The soak benchmark's quick mode on vtmalloc alone (issue "Memory that stays bounded"): a
 # server-shaped load (connection threads in waves, a logger thread that frees what connections
 # hand it, a size mix that shifts A -> B -> C and comes back) for 3 cycles, then the load stops.
-# See bench/SOAK.md. Memory figures, not timings; three runs, about 25 s on 2 cores.
+# See bench/SOAK.md. Memory figures, not timings; five runs, about 40 s on 2 cores.
 #
-# tests/soak-quick.sh runs it three times and asserts on the medians (one run's end of cycle can
+# tests/soak-quick.sh runs it five times and asserts on the medians (one run's end of cycle can
 # land 10-19 % off: what a cycle freed in its last second and has not purged yet moves with timing):
 #   growth   the highest RSS of the last cycle at most 1.10 x that of the first cycle, and RSS at
 #            the end of the last cycle at most 1.25 x RSS at the end of the first (both read with
