@@ -11,10 +11,14 @@
  *
  * One RESULT line per run: operations (mallocs + frees) per second, peak RSS, RSS at the end
  * of each cycle of phases (growth: the second over the first), and the minor page faults of the run
- * (getrusage), per million operations. bench/run-server runs every allocator side by side,
- * adds futex calls from strace, and writes the tables.
+ * (getrusage), per million operations. With -o, a thread samples the RSS every -S ms and the
+ * series goes to a CSV file at the end: the shape of a run (a wave's rise, what a phase leaves
+ * behind, whether the second cycle climbs above the first), which one peak and two cycle ends
+ * cannot show. bench/run-server runs every allocator side by side, adds futex calls from strace,
+ * writes the tables and plots the series of one more run of each.
  *
  * Usage: server -w waves|larson [-t threads] [-n requests|rounds] [-s seed] [-a label]
+ *               [-o series.csv] [-S ms]
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -38,6 +42,8 @@ typedef struct options {
     unsigned threads; /* connection threads per wave; larson: threads at once */
     unsigned work;    /* waves: requests per connection thread; larson: rounds */
     uint64_t seed;
+    const char *series; /* -o: CSV file for the RSS series; NULL: no sampler thread */
+    unsigned sample_ms; /* -S */
 } options_t;
 
 static _Atomic uint64_t ops; /* mallocs + frees, summed by each thread at its end */
@@ -55,6 +61,57 @@ static void *checked_malloc(size_t size)
     if (p == NULL)
         die("malloc(%zu) failed", size);
     return p;
+}
+
+/* ---- the RSS series (-o) -------------------------------------------------------------------- */
+
+/* At most this many samples: at the 10 ms default, 20 minutes of run. When the table is full the
+ * sampler stops; a run that long is not what this benchmark is for. */
+enum { SERIES_MAX = 1 << 17 };
+
+typedef struct sample {
+    float t_s;      /* since the sampler started, just before the load */
+    int32_t rss_kb; /* VmRSS */
+    int32_t stage;  /* waves: cycle * PHASES + phase; larson: 0 */
+} sample_t;
+
+/* Written by the sampler thread alone while it runs; main reads `rows` and `n` after joining it.
+ * `stage` is the main thread's word to the sampler (relaxed: a sample a moment late names the
+ * phase before, which the plot cannot tell from the truth at its resolution). */
+static struct {
+    sample_t *rows;
+    size_t n;
+    double t0;
+    unsigned interval_ms;
+    _Atomic int stage;
+    atomic_bool stop;
+} series;
+
+static void *sampler_thread(void *arg)
+{
+    (void)arg;
+    while (!atomic_load_explicit(&series.stop, memory_order_acquire) && series.n < SERIES_MAX) {
+        series.rows[series.n++] =
+            (sample_t){(float)(now_s() - series.t0), (int32_t)status_kb("VmRSS"),
+                       atomic_load_explicit(&series.stage, memory_order_relaxed)};
+        usleep(series.interval_ms * 1000u);
+    }
+    return NULL;
+}
+
+/* The series less the benchmark's tables (bk_kb), as peak_rss_kb is: counted once, at the end,
+ * since the tables are mapped and unmapped by other threads while the sampler runs. */
+static void write_series(const char *path, long bk_kb)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        die("cannot write %s", path);
+    fprintf(f, "t_s,rss_kb,stage\n");
+    for (size_t i = 0; i < series.n; i++)
+        fprintf(f, "%.3f,%ld,%d\n", (double)series.rows[i].t_s, series.rows[i].rss_kb - bk_kb,
+                series.rows[i].stage);
+    if (fclose(f) != 0)
+        die("cannot write %s", path);
 }
 
 /* ---- waves -------------------------------------------------------------------------------- */
@@ -187,7 +244,9 @@ static void run_waves(const options_t *o, long cycle_rss_kb[CYCLES])
         die("pthread_create failed");
     uint64_t seed = o->seed;
     for (unsigned cycle = 0; cycle < CYCLES; cycle++) {
-        for (unsigned phase = 0; phase < PHASES; phase++)
+        for (unsigned phase = 0; phase < PHASES; phase++) {
+            atomic_store_explicit(&series.stage, (int)(cycle * PHASES + phase),
+                                  memory_order_relaxed);
             for (unsigned wave = 0; wave < WAVES_PER_PHASE; wave++) {
                 for (unsigned i = 0; i < o->threads; i++) {
                     conns[i] = (conn_t){phase, o->work, rng_next(&seed)};
@@ -197,6 +256,7 @@ static void run_waves(const options_t *o, long cycle_rss_kb[CYCLES])
                 for (unsigned i = 0; i < o->threads; i++)
                     pthread_join(th[i], NULL);
             }
+        }
         /* Like against like: the cycle's end with nothing still on its way to the cache. */
         while (atomic_load(&handed_pending) != 0)
             usleep(100);
@@ -276,17 +336,18 @@ static void run_larson(const options_t *o)
 static void usage(void)
 {
     fprintf(stderr, "usage: server -w waves|larson [-t threads] [-n requests|rounds] [-s seed] "
-                    "[-a label]\n"
+                    "[-a label] [-o series.csv] [-S ms]\n"
                     "  waves:  -t connection threads per wave (8), -n requests each (2000)\n"
-                    "  larson: -t threads at once (4), -n rounds each (1000)\n");
+                    "  larson: -t threads at once (4), -n rounds each (1000)\n"
+                    "  -o  write the RSS, sampled every -S ms (default 10), to this CSV file\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    options_t o = {.workload = "waves", .label = "malloc", .seed = 1};
+    options_t o = {.workload = "waves", .label = "malloc", .seed = 1, .sample_ms = 10};
     int c;
-    while ((c = getopt(argc, argv, "w:t:n:s:a:")) != -1) {
+    while ((c = getopt(argc, argv, "w:t:n:s:a:o:S:")) != -1) {
         switch (c) {
         case 'w':
             o.workload = optarg;
@@ -303,6 +364,14 @@ int main(int argc, char **argv)
         case 'a':
             o.label = optarg;
             break;
+        case 'o':
+            o.series = optarg;
+            break;
+        case 'S':
+            o.sample_ms = (unsigned)strtoul(optarg, NULL, 10);
+            if (o.sample_ms == 0 || o.sample_ms > 10000)
+                die("-S %s: give 1 to 10000 ms", optarg);
+            break;
         default:
             usage();
         }
@@ -318,6 +387,14 @@ int main(int argc, char **argv)
     long cycle_rss[CYCLES] = {0};
     struct rusage before, after;
     reset_peak_rss();
+    pthread_t sampler;
+    if (o.series != NULL) { /* before the counts start: its thread is not the load's */
+        series.rows = bk_map(SERIES_MAX * sizeof(sample_t));
+        series.interval_ms = o.sample_ms;
+        series.t0 = now_s();
+        if (pthread_create(&sampler, NULL, sampler_thread, NULL) != 0)
+            die("pthread_create failed");
+    }
     getrusage(RUSAGE_SELF, &before);
     double t0 = now_s();
     if (waves)
@@ -326,6 +403,10 @@ int main(int argc, char **argv)
         run_larson(&o);
     double seconds = now_s() - t0;
     getrusage(RUSAGE_SELF, &after);
+    if (o.series != NULL) {
+        atomic_store_explicit(&series.stop, true, memory_order_release);
+        pthread_join(sampler, NULL);
+    }
     uint64_t n = atomic_load(&ops);
     long faults = after.ru_minflt - before.ru_minflt;
     long bk = bk_resident_kb();
@@ -337,5 +418,7 @@ int main(int argc, char **argv)
         printf(" rss_cycle_kb=%ld,%ld growth=%.3f", cycle_rss[0] - bk, cycle_rss[1] - bk,
                (double)(cycle_rss[1] - bk) / (double)(cycle_rss[0] - bk));
     printf(" entry=%s\n", base_name(entry_object()));
+    if (o.series != NULL) /* after the RESULT line: stdio may allocate */
+        write_series(o.series, bk);
     return 0;
 }
