@@ -1000,6 +1000,56 @@ static void an_emptied_page_replaces_a_full_current_one(void **state)
     vt_free(b);
 }
 
+/* What kept_page_worker saw: the pages involved, and where each class's current page was. */
+typedef struct kept_take {
+    vt_page_t *kept, *taken;           /* the short class's kept empty page; the new class's page */
+    vt_page_t *kept_after;             /* the short class's current page afterwards */
+    vt_page_t *long_kept, *long_after; /* a long class's kept empty page, before and after */
+    uint32_t stash_before;             /* units in the stash just before the new class's malloc */
+} kept_take_t;
+
+static void *kept_page_worker(void *arg)
+{
+    kept_take_t *r = arg;
+    vt_tcache_t *tc = (vt_free(vt_malloc(1)), vt_thread.tcache);
+    unsigned short_class = vt_size_class(1000), long_class = vt_size_class(64 << 10);
+    void *p = vt_malloc(1000), *q = vt_malloc(64 << 10);
+    r->kept = vt_span_page(vt_span_base(p), p);
+    r->long_kept = vt_span_page(vt_span_base(q), q);
+    vt_free(p);
+    vt_free(q);
+    vt_stash_give_back(tc); /* no free run left: the next page must come from elsewhere */
+    r->stash_before = vt_stash_count(tc);
+    void *b = vt_malloc(14336),
+         *l = vt_malloc(57344); /* one unit, like 1000's; four, like 64 KiB's */
+    r->taken = vt_span_page(vt_span_base(b), b);
+    r->kept_after = tc->alloc_page[short_class];
+    r->long_after = tc->alloc_page[long_class];
+    vt_free(b);
+    vt_free(l);
+    return NULL;
+}
+
+/* A thread that needs a page and has no free run of its length takes the empty page another
+ * short class keeps as its current one before it goes to the global cache (a memtest churn
+ * worker kept a fifth of its pages empty so). A long class's kept page stays: it is kept for a
+ * loop on its class, within its own budget. Without the take the new class's page is a unit
+ * from the global cache, never the kept one. */
+static void a_kept_empty_page_serves_another_class(void **state)
+{
+    (void)state;
+    vt_malloc_trim(0);
+    kept_take_t r = {0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, kept_page_worker, &r), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(vt_classes[vt_size_class(1000)].units, vt_classes[vt_size_class(14336)].units);
+    assert_int_equal(r.stash_before, 0);
+    assert_ptr_equal(r.taken, r.kept);
+    assert_ptr_equal(r.kept_after, &vt_page_none); /* the short class has no page left */
+    assert_ptr_equal(r.long_after, r.long_kept);
+}
+
 /* The units of the empty long pages a thread keeps as its classes' current pages. */
 static unsigned kept_long_units(vt_tcache_t *tc)
 {
@@ -1399,6 +1449,7 @@ int main(void)
         cmocka_unit_test_setup(a_new_thread_takes_one_unit, fresh_quiet_time),
         cmocka_unit_test_setup(thousand_threads_stay_bounded, fresh_quiet_time),
         cmocka_unit_test_setup(kept_long_pages_stay_within_their_budget, fresh_quiet_time),
+        cmocka_unit_test_setup(a_kept_empty_page_serves_another_class, fresh_quiet_time),
         cmocka_unit_test_setup(calloc_after_a_refused_purge_is_zero, fresh_quiet_time),
         cmocka_unit_test_setup(a_run_from_the_kernel_trades_old_resident_units, fresh_quiet_time),
     };
