@@ -4,7 +4,7 @@
  *
  * Layer: 13 API
  * Calls: os.c, report.c, sizeclass.c, spanmap.c, page.c, thread.c, prof.c, proflarge.c,
- *        large.c, largespan.c, stash.c, tcache.c, purge.c, init.c, dumps.c
+ *        large.c, largespan.c, tcache.c, purge.c, init.c, dumps.c
  *
  * Owns: argument checking, errno, overflow, the realloc and alignment policies, and the slow
  * paths of malloc and free: where a thread's first allocation starts its cache (init.c) and
@@ -75,7 +75,7 @@ static void *large_alloc(size_t size, bool zero)
     if (size <= VT_LARGE_SPAN_MAX && tc->state == VT_TCACHE_LIVE) {
         vt_purge_housekeeping(tc); /* a slow path like any other */
         vt_page_t *run =
-            vt_stash_take_run(tc, (unsigned)((size + VT_UNIT_SIZE - 1) >> VT_UNIT_SHIFT));
+            vt_tcache_take_run(tc, (unsigned)((size + VT_UNIT_SIZE - 1) >> VT_UNIT_SHIFT));
         if (run != NULL)
             return large_sampled(vt_large_start_in_span(run, size, zero, true, &tc->counters),
                                  size);
@@ -117,8 +117,8 @@ void vt_api_free_other(vt_tcache_t *tc, vt_page_t *page, void *p)
         vt_prof_forget_large(p);
         vt_tcache_counters_t *mine = tc->state == VT_TCACHE_LIVE ? &tc->counters : NULL;
         vt_page_t *run = vt_large_free_in_span(page, p, "free", mine);
-        if (run != NULL && vt_stash_keep_run(tc, run))
-            vt_purge_tick(); /* units went to the global cache: the schedule's cue */
+        if (run != NULL)
+            vt_tcache_keep_run(tc, run);
         return;
     }
     vt_tcache_free_other(tc, page, p);

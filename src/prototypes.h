@@ -314,8 +314,6 @@ void vt_stash_shrink(vt_tcache_t *tc, uint32_t keep) VT_HIDDEN;
 void vt_stash_give_back(vt_tcache_t *tc) VT_HIDDEN;
 void vt_stash_take_from(vt_tcache_t *tc) VT_HIDDEN;
 void vt_stash_empty_into(vt_tcache_t *tc, vt_list_t *empty) VT_HIDDEN;
-vt_page_t *vt_stash_take_run(vt_tcache_t *tc, unsigned units) VT_HIDDEN;
-bool vt_stash_keep_run(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN; /* true: gave back */
 
 void vt_remote_push(vt_page_t *page, vt_block_t *first, vt_block_t *last, uint32_t n) VT_HIDDEN;
 void vt_remote_flush(vt_tcache_t *tc) VT_HIDDEN;
@@ -400,6 +398,8 @@ void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
 /* Hook (registered once by init.c): a free handed units to the global cache. */
 void vt_tcache_set_gave_back_hook(void (*hook)(void)) VT_HIDDEN;
 /* Free runs of units (large blocks in spans) kept in the thread's stash and taken from it. */
+vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units) VT_HIDDEN;
+void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page) VT_HIDDEN;
 void vt_tcache_trim_own(void) VT_HIDDEN;
 void vt_tcache_abandon(vt_tcache_t *tc) VT_HIDDEN;
 void vt_tcache_thread_exit(vt_tcache_t *tc) VT_HIDDEN;

@@ -1,10 +1,10 @@
 /*
  * stash.c - a thread cache's stash: the empty runs of units (of any length, from any class)
- * that a thread keeps for its next page or large block in a span, so that a class that empties
- * a page and another that needs one trade units without a lock.
+ * that a thread keeps for its next page, so that a class that empties a page and another that
+ * needs one trade units without a lock.
  *
  * Layer: 7 stash
- * Calls: options.c, span.c, global.c
+ * Calls: global.c
  *
  * The stash is an atomic list so that another thread can take it whole from a cache whose
  * thread has gone quiet (reclaim.c). Only the owner adds pages, so its pop (take the list,
@@ -163,35 +163,4 @@ void vt_stash_empty_into(vt_tcache_t *tc, vt_list_t *empty)
         page = next;
     }
     stash_count_set(tc, 0);
-}
-
-/* ---- Runs of large blocks ---------------------------------------------------------------- */
-
-/* A run of `units` free units from the thread's own stash, for a large block; NULL if none. */
-vt_page_t *vt_stash_take_run(vt_tcache_t *tc, unsigned units)
-{
-    bool has = tc->state == VT_TCACHE_LIVE && vt_stash_count(tc) >= units;
-    vt_page_t *page = has ? vt_stash_pop(tc, units) : NULL;
-    tc->stash_taken += page != NULL;
-    return page;
-}
-
-/* A large block's run this thread freed goes first in its stash, for its next block of that
- * length without a lock; over VTMALLOC_STASH_UNITS the older pages go back, not this run, and
- * a longer run alone stays (a loop over one took the global lock twice a turn). `units` is
- * read before the push: once stashed, a reclaimer may take the run and hand it on. True when
- * units went to the global cache (the purge schedule's cue, which the caller gives). */
-bool vt_stash_keep_run(vt_tcache_t *tc, vt_page_t *page)
-{
-    uint32_t units = page->units;
-    if (tc->state != VT_TCACHE_LIVE || vt_options.stash_units == 0) {
-        vt_span_put_run(page);
-        return true;
-    }
-    vt_stash_push(tc, page);
-    if (vt_stash_count(tc) <= vt_options.stash_units || vt_stash_count(tc) == units)
-        return false;
-    uint32_t keep = vt_options.stash_units / 2;
-    vt_stash_shrink(tc, keep > units ? keep : units);
-    return true;
 }

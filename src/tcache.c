@@ -3,7 +3,7 @@
  * pages, and handing everything back when the thread exits.
  *
  * Layer: 8 thread cache
- * Calls: os.c, report.c, options.c, sizeclass.c, page.c, thread.c, global.c,
+ * Calls: os.c, report.c, options.c, sizeclass.c, page.c, thread.c, span.c, global.c,
  *        cachepool.c, stash.c, remote.c, prof.c, sample.c
  *
  * Owns: every vt_tcache_t while a thread uses it; the static cache of threads that have exited;
@@ -63,36 +63,11 @@ static bool release_empty_page(vt_tcache_t *tc, vt_page_t *page)
     return true;
 }
 
-/* An empty page of the length asked for that another short class keeps as its current one,
- * for a loop that mallocs and frees one block (vt_tcache_page_emptied): a thread that needs a
- * fresh page and has no free run of that length takes it before a trip to the global cache.
- * Kept pages were a fifth of the pages a memtest churn worker held at its exit: taking them
- * lowers churn's peak and its faults (bench/RESULTS.md, session gg). Not the long classes'
- * pages, which are kept within a budget for such loops (kept_long, types.h). The look starts
- * after the class last taken from, so the kept pages go in turn. */
-static vt_page_t *take_kept_page(vt_tcache_t *tc, unsigned units)
-{
-    for (unsigned k = 1; k <= VT_FIRST_LONG_CLASS; k++) {
-        unsigned c = (tc->kept_taken + k) % VT_FIRST_LONG_CLASS;
-        vt_page_t *page = vt_bin_first(tc, c); /* only the first of a bin is kept empty */
-        if (page != NULL && page->used == 0 && page->units == units) {
-            tc->kept_taken = (uint8_t)c;
-            vt_bin_remove(tc, c, page);
-            vt_page_unassign(page);
-            return page;
-        }
-    }
-    return NULL;
-}
-
-/* A fresh run for a class: from the stash, an empty page another class keeps, else the global
- * cache (which maps a new span when it has none): one-unit runs in a batch (batch_ramp),
- * longer ones one at a time. */
+/* A fresh run for a class: from the stash, else from the global cache (which maps a new span
+ * when it has none): one-unit runs in a batch (batch_ramp), longer ones one at a time. */
 static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units, unsigned class_idx)
 {
     vt_page_t *page = vt_stash_pop(tc, units);
-    if (page == NULL && units <= VT_SHORT_PAGE_UNITS)
-        page = take_kept_page(tc, units);
     if (page == NULL && units > 1)
         return vt_global_take_run(units, 1, class_idx);
     if (page == NULL) {
@@ -262,6 +237,35 @@ void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size)
 }
 
 /* ---- Free slow paths -------------------------------------------------------------------- */
+
+/* A run of `units` free units from the thread's own stash, for a large block; NULL if none. */
+vt_page_t *vt_tcache_take_run(vt_tcache_t *tc, unsigned units)
+{
+    bool has = tc->state == VT_TCACHE_LIVE && vt_stash_count(tc) >= units;
+    vt_page_t *page = has ? vt_stash_pop(tc, units) : NULL;
+    tc->stash_taken += page != NULL;
+    return page;
+}
+
+/* A large block's run this thread freed goes first in its stash, for its next block of that
+ * length without a lock; over VTMALLOC_STASH_UNITS the older pages go back, not this run, and
+ * a longer run alone stays (a loop over one took the global lock twice a turn). `units` is
+ * read before the push: once stashed, a reclaimer may take the run and hand it on. */
+void vt_tcache_keep_run(vt_tcache_t *tc, vt_page_t *page)
+{
+    uint32_t units = page->units;
+    if (tc->state != VT_TCACHE_LIVE || vt_options.stash_units == 0) {
+        vt_span_put_run(page);
+        gave_back();
+        return;
+    }
+    vt_stash_push(tc, page);
+    if (vt_stash_count(tc) <= vt_options.stash_units || vt_stash_count(tc) == units)
+        return;
+    uint32_t keep = vt_options.stash_units / 2;
+    vt_stash_shrink(tc, keep > units ? keep : units);
+    gave_back();
+}
 
 /* The rest of vt_tcache_page_emptied: the budget of the empty long pages kept. */
 static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)

@@ -355,7 +355,6 @@ typedef struct vt_tcache {
      * mask for the walk, which visits only the marked classes. */
     uint8_t kept_long[VT_CLASS_COUNT];
     uint64_t kept_mask;
-    uint8_t kept_taken; /* owner: the class whose kept empty page was last taken for another */
     uint32_t next_housekeeping_ms; /* owner: vt_os_now_ms() when housekeeping is next due */
     /* owner: blocks this thread freed into other threads' pages, not yet pushed: remote frees
      * into one page gather in a chain that is pushed with one CAS (remote.c) */
