@@ -145,13 +145,14 @@ VT_INLINE unsigned vt_size_class_small(size_t n)
     return vt_small_class[(n + 15) >> 4];
 }
 
-/* The class of n bytes, VT_SMALL_TABLE_MAX < n <= VT_SMALL_MAX: the position of the top bit of
- * n-1 and the two bits below it. */
+/* Class of each size above VT_SMALL_TABLE_MAX, by KiB: (size - 1) / 1024 - VT_MEDIUM_FIRST_KIB. */
+#define VT_MEDIUM_FIRST_KIB (VT_SMALL_TABLE_MAX >> 10)
+extern const uint8_t vt_medium_class[(VT_SMALL_MAX >> 10) - VT_MEDIUM_FIRST_KIB] VT_HIDDEN;
+
+/* The class of n bytes, VT_SMALL_TABLE_MAX < n <= VT_SMALL_MAX: one byte load. */
 VT_INLINE unsigned vt_size_class_medium(size_t n)
 {
-    size_t m = n - 1;
-    unsigned top = 63u - (unsigned)__builtin_clzll(m); /* 12 <= top <= 17 */
-    return 8u + (top - 7u) * 4u + (unsigned)(m >> (top - 2u)) - 4u;
+    return vt_medium_class[((n - 1) >> 10) - VT_MEDIUM_FIRST_KIB];
 }
 
 /* The smallest class whose blocks hold n bytes, n <= VT_SMALL_MAX, in constant time (review

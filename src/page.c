@@ -395,7 +395,7 @@ bool vt_page_link_in_page(const vt_page_t *page, const vt_block_t *next)
 }
 
 /* True when p is the start of one of the page's blocks. A division, but for sizes that are
- * powers of two (15 of the 52 classes, and every page of the heap profiler's, whose frees
+ * powers of two (15 of the 48 classes, and every page of the heap profiler's, whose frees
  * all come here): slow paths and debug. */
 bool vt_page_is_block_start(const vt_page_t *page, const void *p)
 {

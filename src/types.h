@@ -54,21 +54,22 @@
 #define VT_SPAN_MASK  (VT_SPAN_SIZE - 1)
 #define VT_SPAN_UNITS ((unsigned)(VT_SPAN_SIZE / VT_UNIT_SIZE))
 
-/* Classes: 16..128 in steps of 16, then four classes per power of two up to 256 KiB, so the
- * internal waste of any class is below 25 % (below 12.5 % from 160 B on). */
-#define VT_CLASS_COUNT 52
+/* Classes: 16..128 in steps of 16, then four classes per power of two up to 256 KiB, but two
+ * between 16 and 64 KiB (sizeclass.c says why), so the internal waste of any class is below
+ * 25 % (below 12.5 % from 160 B on), and below a third between 16 and 64 KiB. */
+#define VT_CLASS_COUNT 48
 #define VT_SMALL_MAX   ((size_t)256 << 10)
 /* Index of the sentinel class used for "larger than every class". */
 #define VT_CLASS_LARGE VT_CLASS_COUNT
 
 /* Pages up to 64 KiB (two units) are short: a thread keeps its class's current page when it
  * empties, as a loop that mallocs and frees one block needs. The first class with longer pages
- * (40 KiB blocks, three units, sizeclass.c) is VT_FIRST_LONG_CLASS; the empty long pages kept
+ * (48 KiB blocks, three units, sizeclass.c) is VT_FIRST_LONG_CLASS; the empty long pages kept
  * are budgeted. Counting the two-unit pages (20-32 KiB blocks) as long cost memtest churn 22
  * instructions a malloc-free pair more than 64 KiB units did; counted as short, 12. */
 #define VT_SHORT_PAGE_MAX   ((size_t)64 << 10)
 #define VT_SHORT_PAGE_UNITS ((unsigned)(VT_SHORT_PAGE_MAX >> VT_UNIT_SHIFT))
-#define VT_FIRST_LONG_CLASS 40
+#define VT_FIRST_LONG_CLASS 38
 
 /* Units of empty current pages of those classes that a thread keeps (tcache.c): enough for a
  * loop over a few of them without a trip to the stash, little enough that eight threads do

@@ -4,6 +4,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,16 +12,17 @@
 
 #include "internal.h"
 
-/* The rule of sizeclass.c, recomputed the slow way: the k-th block size. */
+/* The rule of sizeclass.c, recomputed the slow way: the k-th block size. Four classes per
+ * power of two from 128 bytes on, but two (at 1.5 and 2 times the power) between 16 and 64 KiB. */
 static size_t reference_bsize(unsigned k)
 {
     if (k < 8)
         return 16u * (k + 1);
-    size_t size = 128;
     unsigned c = 8;
     for (size_t base = 128;; base *= 2) {
-        for (unsigned j = 1; j <= 4; j++, c++) {
-            size = base + j * (base / 4);
+        bool two = base >= (16u << 10) && base < (64u << 10);
+        for (unsigned j = two ? 2 : 1; j <= 4; j += two ? 2 : 1, c++) {
+            size_t size = base + j * (base / 4);
             if (c == k)
                 return size;
         }
@@ -70,19 +72,28 @@ static void every_size_maps_to_the_smallest_fitting_class(void **state)
             fail_msg("size %zu: class %u, reference %u", n, k, want);
         size_t bsize = vt_classes[k].bsize;
         assert_true(bsize >= n);
-        /* Waste bound: below 25 % of the block (16 B classes: below 16 bytes). */
-        if (n > 128)
+        /* Waste bound: below 25 % of the block (16 B classes: below 16 bytes), below a
+         * third where there are two classes per power of two. */
+        if (n > (16u << 10) && n <= (64u << 10))
+            assert_true((bsize - n) * 3 < bsize);
+        else if (n > 128)
             assert_true((bsize - n) * 4 < bsize);
         else
             assert_true(bsize - n < 16 || n == 0);
     }
 }
 
-static void small_and_medium_lookups_agree_at_the_seam(void **state)
+/* The two lookups meet at VT_SMALL_TABLE_MAX: the medium table's first size is in the class
+ * after the small table's last, and both agree with the reference around the seam. */
+static void small_and_medium_lookups_meet_at_the_seam(void **state)
 {
     (void)state;
+    assert_int_equal(vt_size_class_medium(VT_SMALL_TABLE_MAX + 1),
+                     vt_size_class_small(VT_SMALL_TABLE_MAX) + 1);
     for (size_t n = VT_SMALL_TABLE_MAX - 64; n <= VT_SMALL_TABLE_MAX; n++)
-        assert_int_equal(vt_size_class_small(n), vt_size_class_medium(n));
+        assert_int_equal(vt_size_class_small(n), reference_class(n));
+    for (size_t n = VT_SMALL_TABLE_MAX + 1; n <= VT_SMALL_TABLE_MAX + 2048; n++)
+        assert_int_equal(vt_size_class_medium(n), reference_class(n));
 }
 
 /* alloc.c's aligned allocation relies on this: for a power-of-two alignment up to a unit,
@@ -113,7 +124,7 @@ int main(void)
         cmocka_unit_test(table_follows_the_rule),
         cmocka_unit_test(first_long_class_is_where_pages_grow),
         cmocka_unit_test(every_size_maps_to_the_smallest_fitting_class),
-        cmocka_unit_test(small_and_medium_lookups_agree_at_the_seam),
+        cmocka_unit_test(small_and_medium_lookups_meet_at_the_seam),
         cmocka_unit_test(rounded_sizes_give_aligned_block_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
