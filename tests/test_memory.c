@@ -425,6 +425,51 @@ static void arrays_of_changing_sizes_reuse_one_mapping(void **state)
     vt_malloc_trim(0);
 }
 
+/* Mapped blocks freed in a row go back in runs: the cache keeps what it has slots for and
+ * unmaps the oldest together, a run of neighbours in one call. Every eighth block stays live
+ * between the freed ones, so a run that reached past its neighbours would unmap a live block;
+ * and what the cache does not keep must really be gone. */
+static void freed_mapped_blocks_go_back_in_runs_around_live_ones(void **state)
+{
+    (void)state;
+    vt_malloc_trim(0);
+    enum { BLOCKS = 96, STRIDE = 8 };
+    size_t size = (size_t)1 << 20, page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *blocks[BLOCKS];
+    for (int i = 0; i < BLOCKS; i++) {
+        blocks[i] = vt_malloc(size);
+        assert_non_null(blocks[i]);
+        blocks[i][0] = (unsigned char)i;
+        blocks[i][size - 1] = (unsigned char)~i;
+    }
+    for (int i = 0; i < BLOCKS; i++)
+        if (i % STRIDE != 0)
+            vt_free(blocks[i]);
+    vt_stats_t st;
+    vt_stats_get(&st);
+    int unmapped = 0;
+    unsigned char vec[1];
+    for (int i = 0; i < BLOCKS; i++) {
+        bool mapped =
+            mincore(blocks[i], page, vec) == 0 && mincore(blocks[i] + size - page, page, vec) == 0;
+        if (i % STRIDE == 0) {
+            if (!mapped)
+                fail_msg("live block %d at %p was unmapped", i, (void *)blocks[i]);
+            if (blocks[i][0] != (unsigned char)i || blocks[i][size - 1] != (unsigned char)~i)
+                fail_msg("live block %d at %p lost its bytes", i, (void *)blocks[i]);
+        } else if (!mapped) {
+            unmapped++;
+        }
+    }
+    int freed = BLOCKS - BLOCKS / STRIDE;
+    size_t cached = (size_t)st.large_cached_bytes / size;
+    if (cached > 32 || unmapped != freed - (int)cached)
+        fail_msg("of %d freed blocks %zu are cached and %d unmapped", freed, cached, unmapped);
+    for (int i = 0; i < BLOCKS; i += STRIDE)
+        vt_free(blocks[i]);
+    vt_malloc_trim(0);
+}
+
 /* ---- Waves of threads --------------------------------------------------------------------- */
 
 /* Eight threads allocate 12 MiB each, free it and exit; a second wave does the same. What the
@@ -1417,6 +1462,8 @@ int main(void)
         cmocka_unit_test_setup(a_process_that_comes_back_keeps_its_memory_over_the_next_pause,
                                fresh_quiet_time),
         cmocka_unit_test_setup(arrays_of_changing_sizes_reuse_one_mapping, fresh_quiet_time),
+        cmocka_unit_test_setup(freed_mapped_blocks_go_back_in_runs_around_live_ones,
+                               fresh_quiet_time),
         cmocka_unit_test_setup(an_idle_thread_gives_up_its_stash, fresh_quiet_time),
         cmocka_unit_test_setup(the_next_wave_of_threads_reuses_what_the_last_freed,
                                fresh_quiet_time),
