@@ -13,13 +13,14 @@
  */
 #include "internal.h"
 
-/* Freed mappings the cache holds at most; the demand rule usually keeps far fewer. */
-#define CACHE_SLOTS 32
+/* Freed mappings the cache holds at most; the demand rule usually keeps far fewer. Each
+ * large malloc scans them (a few dozen ns, against the page faults of a fresh MiB). */
+#define CACHE_SLOTS 64
 
-/* Cached mappings evicted together, the oldest, when a freed one finds every slot taken: a
- * program freeing many in a row (tearing down its arrays) then pays one munmap for each run of
- * neighbours (unmap_entries), not one per free: a sixth of the time for 1 MiB blocks. */
-#define EVICT_BATCH (CACHE_SLOTS / 2)
+/* Evicted together, the oldest, by a free that finds every slot taken: a program freeing many
+ * in a row pays one munmap per run of neighbours (unmap_entries), not one per free (a fifth of
+ * the time for 1 MiB blocks), and still keeps more than 32 slots evicting one at a time did. */
+#define EVICT_BATCH (CACHE_SLOTS / 4)
 
 /* The cache of freed blocks (mmap backing only), under the table's lock (largetable.c). */
 static struct large_cache {
@@ -171,10 +172,9 @@ static void *take_cached(size_t bytes, size_t size, bool zero)
     return (void *)e.addr;
 }
 
-/* Keeps a freed mmap'ed block for reuse if the recent peak of live blocks accounts for it,
- * evicting the oldest ones to make room (EVICT_BATCH of them when every slot is taken);
- * otherwise it goes. Lock held; what must be unmapped is returned through *evict (at most
- * CACHE_SLOTS + 1). */
+/* Keeps a freed mmap'ed block while the recent peak of live blocks accounts for it, evicting
+ * the oldest to make room (EVICT_BATCH when every slot is taken); otherwise it goes. Lock
+ * held; what must be unmapped is returned through *evict (at most CACHE_SLOTS + 1). */
 static size_t cache_put_locked(vt_large_entry_t e, vt_large_entry_t *evict)
 {
     size_t n = 0;
