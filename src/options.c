@@ -23,6 +23,9 @@ vt_options_t vt_options = {
      * units, a loop over a 512 KiB block and pages of 256 KiB blocks went through the global
      * lock, and server waves ran at 0.86x (bench/RESULTS.md) */
     .stash_units = 16,
+    /* a loop over a few classes of 40-256 KiB blocks keeps its pages; eight threads do not
+     * hold 4 MiB of empty ones (tcache.c: kept_long_total) */
+    .kept_long_kb = 512,
     .batch_units = 16,
     .reserve_spans = 8,
     .purge_ms = 1000,
@@ -60,6 +63,10 @@ static const option_t table[] = {
      "threads that free much, at the cost of memory other threads cannot use"},
     {"STASH_UNITS", &vt_options.stash_units, 0, 65536, NULL,
      "empty 32 KiB units a thread keeps for any size class before returning them"},
+    {"KEPT_LONG_KB", &vt_options.kept_long_kb, 0, 1048576, NULL,
+     "KiB of empty pages of blocks above 32 KiB that threads keep for their next block of the "
+     "same class, the whole process's and any one thread's; a thread that stops calling the "
+     "allocator for VTMALLOC_PURGE_MS no longer counts, though its pages stay its own"},
     {"BATCH_UNITS", &vt_options.batch_units, 1, 64, NULL,
      "32 KiB units a thread takes from the global cache per lock"},
     {"RESERVE_SPANS", &vt_options.reserve_spans, 0, 65536, NULL,

@@ -62,10 +62,7 @@ bool vt_vmessage_fd(int fd, const char *fmt, va_list ap) VT_HIDDEN;
 size_t vt_format(char *buf, size_t cap, const char *fmt, ...) VT_HIDDEN;
 /* What a misuse does: abort (the default) or warn and go on (VTMALLOC_ON_ERROR, options.c). */
 void vt_report_set_on_error(vt_on_error_t action) VT_HIDDEN;
-/* Keeps a private copy of stderr for the statistics printed at exit: programs such as the
- * coreutils close stderr before the process ends. A program may also close the copy (daemons
- * close every descriptor at start) and open a file of its own under its number: the message
- * is written only to a descriptor that still refers to the stderr that was kept. */
+/* A private copy of stderr, for the statistics printed at exit (report.c says why). */
 void vt_report_keep_stderr(void) VT_HIDDEN;
 int vt_report_stderr_fd(void) VT_HIDDEN;
 /* A misuse of the API by the program: prints one line naming the pointer and the error, then
@@ -146,14 +143,12 @@ void vt_retain_clean_taken(uint32_t clean, uint32_t dirty, uint32_t now) VT_HIDD
 /* The units asked for since the last call, and 0 from now on. Any thread, no lock. */
 uint32_t vt_retain_take_overshoot(void) VT_HIDDEN;
 uint32_t vt_retain_spans_needed(uint32_t now) VT_HIDDEN;
-/* True when no window has changed for the quiet time (VTMALLOC_PURGE_MS, or longer once a quiet
- * spell was followed by the demand it gave back): the process went quiet, and every window then
- * forgets its past peaks (vt_window_quiet_forget). Any thread, no lock. */
+/* True when no window changed for the quiet time (retain.c): the process went quiet, and every
+ * window then forgets its past peaks (vt_window_quiet_forget). Any thread, no lock. */
 bool vt_retain_quiet(uint32_t now) VT_HIDDEN;
 /* Forgets the quiet time learned (tests that change the clocks). */
 void vt_retain_quiet_reset(void) VT_HIDDEN;
-/* The window's past peaks forgotten, down to its level, when the process went quiet. Its user's
- * lock held. */
+/* The window's past peaks forgotten when the process went quiet. Its user's lock held. */
 void vt_window_quiet_forget(vt_window_t *w, uint32_t now) VT_HIDDEN;
 
 /* ---- proftable.c ------------------------------------------------------------------------ */
@@ -384,7 +379,7 @@ void *vt_large_start_in_span(vt_page_t *page, size_t size, bool zero, bool stale
 bool vt_large_resize_in_span(vt_page_t *page, size_t size) VT_HIDDEN;
 const vt_tcache_counters_t *vt_largespan_counters(void) VT_HIDDEN;
 
-/* ---- tcache.c: the thread cache --------------------------------------------------------- */
+/* ---- tcache.c, keptlong.c: the thread cache --------------------------------------------- */
 
 vt_tcache_t *vt_tcache_start(void) VT_HIDDEN;
 void *vt_tcache_alloc_slow(vt_tcache_t *tc, unsigned class_idx, size_t size) VT_HIDDEN;
@@ -407,6 +402,11 @@ vt_tcache_t *vt_tcache_orphan(void) VT_HIDDEN;
 void vt_tcache_fork_prepare(void) VT_HIDDEN;
 void vt_tcache_fork_parent(void) VT_HIDDEN;
 void vt_tcache_fork_child(void) VT_HIDDEN;
+/* keptlong.c: the empty long pages kept; uncount takes a quiet cache's share (reclaim.c). */
+bool vt_kept_long_fits(vt_tcache_t *tc, unsigned class_idx) VT_HIDDEN;
+void vt_kept_long_unmark(vt_tcache_t *tc, unsigned class_idx) VT_HIDDEN;
+void vt_kept_long_uncount(vt_tcache_t *tc) VT_HIDDEN;
+void vt_kept_long_fork_child(vt_tcache_t *self) VT_HIDDEN;
 
 /* ---- reclaim.c, purge.c: other threads' caches; the purge schedule ---------------------- */
 

@@ -3,7 +3,7 @@
  * that are gone without handing them back, and what malloc_trim takes from every thread.
  *
  * Layer: 9 other threads' caches
- * Calls: os.c, options.c, thread.c, cachepool.c, stash.c, remote.c, tcache.c
+ * Calls: os.c, options.c, thread.c, cachepool.c, stash.c, remote.c, tcache.c, keptlong.c
  *
  * Owns nothing: it walks the live caches a batch at a time (cachepool.c) and takes from each
  * only what another thread may take safely: its stash and its gathered remote frees (atomic
@@ -52,7 +52,9 @@ static void take_surplus(vt_tcache_t *tc, int32_t tid)
  * for VTMALLOC_PURGE_MS: its empty units go to the global cache, to be reused by others or
  * purged, and the remote frees it gathered go to their pages. The owner's next use of its
  * stash finds it empty and refills it. What a quiet thread keeps is then its pages with blocks
- * in use, and at most the current one-unit page of each class it used. */
+ * in use, and at most the current page of each class it used; its empty long pages kept no
+ * longer count in the process's budget of them (keptlong.c), so that the threads still working
+ * may keep theirs. */
 static void reclaim_if_idle(vt_tcache_t *tc, int32_t tid)
 {
     /* Chains cost their owner nothing to lose but one CAS each: taken at every visit, so a
@@ -70,8 +72,10 @@ static void reclaim_if_idle(vt_tcache_t *tc, int32_t tid)
     /* Signed: a thread that started after `now` was read set a later time (retain.c says why
      * an unsigned difference is wrong here). */
     uint32_t since = atomic_load_explicit(&tc->idle_since_ms, memory_order_relaxed);
-    if ((int32_t)(now - since) >= (int32_t)vt_options.purge_ms)
+    if ((int32_t)(now - since) >= (int32_t)vt_options.purge_ms) {
         take_surplus(tc, tid);
+        vt_kept_long_uncount(tc);
+    }
 }
 
 void vt_reclaim_idle(void)

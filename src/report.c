@@ -123,6 +123,10 @@ static size_t vformat(char *buf, size_t cap, const char *fmt, va_list ap)
     return o.len < cap ? o.len : (cap ? cap - 1 : 0);
 }
 
+/* A private copy of stderr for the statistics printed at exit: programs such as the coreutils
+ * close stderr before the process ends. A program may also close the copy (daemons close every
+ * descriptor at start) and open a file of its own under its number: the message is written only
+ * to a descriptor that still refers to the stderr that was kept. */
 static int kept_stderr = -1;
 static vt_fd_identity_t kept_identity; /* what fd 2 referred to when it was kept */
 

@@ -4,7 +4,7 @@
  *
  * Layer: 8 thread cache
  * Calls: os.c, report.c, options.c, sizeclass.c, page.c, thread.c, span.c, global.c,
- *        cachepool.c, stash.c, remote.c, prof.c, sample.c
+ *        cachepool.c, stash.c, remote.c, prof.c, sample.c, keptlong.c
  *
  * Owns: every vt_tcache_t while a thread uses it; the static cache of threads that have exited;
  * the orphan cache and its mutex. The thread's pointer to its cache is in thread.c.
@@ -92,8 +92,7 @@ static vt_page_t *take_empty_page(vt_tcache_t *tc, unsigned units, unsigned clas
 static VT_NOINLINE void page_emptied_release(vt_tcache_t *tc, vt_page_t *page)
 {
     unsigned class_idx = page->class_idx;
-    tc->kept_long[class_idx] = 0;
-    tc->kept_mask &= ~((uint64_t)1 << class_idx);
+    vt_kept_long_unmark(tc, class_idx);
     vt_bin_remove(tc, class_idx, page);
     if (release_empty_page(tc, page))
         gave_back();
@@ -280,20 +279,7 @@ static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
     if (current == page && page->units <= VT_SHORT_PAGE_UNITS)
         return; /* kept, as on the fast path; the budget below is the long pages' */
     if (current == page) {
-        unsigned units = 0;
-        tc->kept_long[class_idx] = 1;
-        tc->kept_mask |= (uint64_t)1 << class_idx;
-        for (uint64_t m = tc->kept_mask; m != 0; m &= m - 1) {
-            unsigned c = (unsigned)__builtin_ctzll(m);
-            vt_page_t *kept = vt_bin_first(tc, c);
-            if (kept != NULL && kept->used == 0) {
-                units += kept->units;
-            } else { /* in use again, or gone */
-                tc->kept_long[c] = 0;
-                tc->kept_mask &= ~((uint64_t)1 << c);
-            }
-        }
-        if (units <= VT_KEPT_LONG_UNITS)
+        if (vt_kept_long_fits(tc, class_idx))
             return;
     }
     page_emptied_release(tc, page);
@@ -301,10 +287,10 @@ static VT_NOINLINE void long_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 
 /* Called by the free fast path when a page it owns has no block in use any more. Its class's
  * current page stays, as a loop freeing a 40 KiB buffer needs; a long page (classes above 32
- * KiB) only while the empty ones kept fit VT_KEPT_LONG_UNITS (soak quick's peak: keeping all,
- * 124 MiB; none, 98; up to 512 KiB, 102-106), or at once if kept_long marks it (types.h); the
- * others go to the stash, the kept ones too at the next housekeeping. An emptied page
- * replaces a full current one (round-robin's). */
+ * KiB) only while the empty ones kept fit VTMALLOC_KEPT_LONG_KB (keptlong.c; soak quick's
+ * peak: keeping all, 124 MiB; none, 98; up to 512 KiB, 102-106), or at once if kept_long marks
+ * it (types.h); the others go to the stash, the kept ones too at the next housekeeping. An
+ * emptied page replaces a full current one (round-robin's). */
 void vt_tcache_page_emptied(vt_tcache_t *tc, vt_page_t *page)
 {
     unsigned c = page->class_idx; /* the common cases at once; the rest out of line */
@@ -409,9 +395,8 @@ void vt_tcache_abandon(vt_tcache_t *tc)
                 vt_list_push_back(&partial, page, VT_PAGE_LINK);
             }
         }
-        tc->kept_long[c] = 0;
+        vt_kept_long_unmark(tc, c);
     }
-    tc->kept_mask = 0;
     vt_stash_empty_into(tc, &empty);
     vt_global_put_pages(&partial, &empty, false);
 }
@@ -447,4 +432,5 @@ void vt_tcache_fork_parent(void)
 void vt_tcache_fork_child(void)
 {
     vt_lock_give(&orphan_lock); /* held by this thread's parent copy: see span.c */
+    vt_kept_long_fork_child(vt_thread.tcache);
 }

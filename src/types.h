@@ -71,11 +71,6 @@
 #define VT_SHORT_PAGE_UNITS ((unsigned)(VT_SHORT_PAGE_MAX >> VT_UNIT_SHIFT))
 #define VT_FIRST_LONG_CLASS 38
 
-/* Units of empty current pages of those classes that a thread keeps (tcache.c): enough for a
- * loop over a few of them without a trip to the stash, little enough that eight threads do
- * not hold many MiB of empty pages. */
-#define VT_KEPT_LONG_UNITS ((unsigned)(((size_t)512 << 10) >> VT_UNIT_SHIFT))
-
 /* The largest page, in units: the 256 KiB class gets 8 units (its block alone, sizeclass.c). */
 #define VT_PAGE_MAX_UNITS 8
 
@@ -345,17 +340,20 @@ typedef struct vt_tcache {
      * a thread that allocates a little holds one unit, not a batch (tcache.c) */
     uint32_t batch_ramp;
     /* owner: long classes whose current page was kept when it emptied, by a check that the
-     * kept empty pages fit VT_KEPT_LONG_UNITS (tcache.c: long_page_emptied). While kept_long[c]
-     * is set, the class's current page is kept again without that check, because the marked
-     * classes' page lengths add up to at most VT_KEPT_LONG_UNITS at all times: only a check
-     * sets a mark, and only when the marked classes whose pages are empty, its own included,
-     * fit; it clears the marks of the others; and all pages of a class have the same length.
-     * A stale mark (its page in use again, or given back by malloc_trim) can only make a later
-     * page of its class kept within that sum. So a thread freeing a 64 KiB block in a loop
-     * pays no walk at each free. Bytes for that test (one compare), and the same marks as a
-     * mask for the walk, which visits only the marked classes. */
+     * kept empty pages fit VTMALLOC_KEPT_LONG_KB (tcache.c: long_page_emptied). While
+     * kept_long[c] is set, the class's current page is kept again without that check, because
+     * the marked classes' page lengths add up to at most that budget at all times: only a
+     * check sets a mark, and only when the marked classes whose pages are empty, its own
+     * included, fit; it clears the marks of the others; and all pages of a class have the
+     * same length. A stale mark (its page in use again, or given back by malloc_trim) can only
+     * make a later page of its class kept within that sum. So a thread freeing a 64 KiB block
+     * in a loop pays no walk at each free. Bytes for that test (one compare), and the same
+     * marks as a mask for the walk, which visits only the marked classes. */
     uint8_t kept_long[VT_CLASS_COUNT];
     uint64_t kept_mask;
+    /* Units of these marks counted in the process's total (keptlong.c): the owner adds and
+     * takes off, a purge pass takes all from a quiet cache. Relaxed: a budget, no ordering. */
+    _Atomic uint32_t kept_counted;
     uint32_t next_housekeeping_ms; /* owner: vt_os_now_ms() when housekeeping is next due */
     /* owner: blocks this thread freed into other threads' pages, not yet pushed: remote frees
      * into one page gather in a chain that is pushed with one CAS (remote.c) */
@@ -405,6 +403,7 @@ _Static_assert(sizeof(vt_thread_t) == 64, "one line");
 typedef struct vt_options {
     uint32_t class_pages;    /* VTMALLOC_CLASS_PAGES: pages a thread keeps attached per class */
     uint32_t stash_units;    /* VTMALLOC_STASH_UNITS: empty units a thread keeps for any class */
+    uint32_t kept_long_kb;   /* VTMALLOC_KEPT_LONG_KB: empty long pages kept, per thread and all */
     uint32_t batch_units;    /* VTMALLOC_BATCH_UNITS: units moved per global lock */
     uint32_t reserve_spans;  /* VTMALLOC_RESERVE_SPANS: empty spans kept mapped */
     uint32_t purge_ms;       /* VTMALLOC_PURGE_MS: free memory returned to the OS after this */

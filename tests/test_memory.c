@@ -1073,6 +1073,12 @@ static void one_live_block_of_random_sizes_stays_on_the_fast_path(void **state)
     assert_int_equal(tc->slow_calls, slow);
 }
 
+/* The budget of empty long pages kept, in units (VTMALLOC_KEPT_LONG_KB). */
+static unsigned kept_budget(void)
+{
+    return (unsigned)(((size_t)vt_options.kept_long_kb << 10) >> VT_UNIT_SHIFT);
+}
+
 /* The units of the empty long pages a thread keeps as its classes' current pages. */
 static unsigned kept_long_units(vt_tcache_t *tc)
 {
@@ -1087,7 +1093,7 @@ static unsigned kept_long_units(vt_tcache_t *tc)
 
 /* A long class's current page that was kept when it emptied is kept again at its next empty
  * without the walk over the long classes (kept_long, types.h), and the empty long pages kept
- * still fit VT_KEPT_LONG_UNITS: a 64 KiB block freed in a loop keeps its page while blocks of
+ * still fit VTMALLOC_KEPT_LONG_KB: a 64 KiB block freed in a loop keeps its page while blocks of
  * every other long class come and go, and keeping every emptied current page (the shortcut
  * without its mark) would hold 36 units here. */
 static void kept_long_pages_stay_within_their_budget(void **state)
@@ -1120,17 +1126,17 @@ static void kept_long_pages_stay_within_their_budget(void **state)
         assert_int_equal(tc->stash_taken, taken); /* the page stayed: none came from the stash */
         for (unsigned c = VT_FIRST_LONG_CLASS; c < VT_CLASS_COUNT; c++) {
             vt_free(others[c]);
-            if (kept_long_units(tc) > VT_KEPT_LONG_UNITS)
+            if (kept_long_units(tc) > kept_budget())
                 fail_msg(
                     "round %d, class %u freed: %u units of empty long pages kept, more than %u",
-                    round, c, kept_long_units(tc), VT_KEPT_LONG_UNITS);
+                    round, c, kept_long_units(tc), kept_budget());
         }
         /* The last class's page went back over the budget, with no check after it that
          * could have cleared a mark left behind: its next page must be checked again. */
         vt_free(vt_malloc(vt_classes[VT_CLASS_COUNT - 1].bsize));
-        assert_true(kept_long_units(tc) <= VT_KEPT_LONG_UNITS);
+        assert_true(kept_long_units(tc) <= kept_budget());
         vt_free(vt_malloc(loop_size));
-        assert_true(kept_long_units(tc) <= VT_KEPT_LONG_UNITS);
+        assert_true(kept_long_units(tc) <= kept_budget());
         /* malloc_trim gives the kept pages back and leaves their marks: the next round's pages
          * of those classes are kept on the marks alone, which must still fit. */
         vt_malloc_trim(0);
@@ -1139,6 +1145,139 @@ static void kept_long_pages_stay_within_their_budget(void **state)
         vt_free(first);
     }
     vt_options.purge_ms = saved;
+}
+
+/* ---- Kept long pages: one budget for the process ------------------------------------------ */
+
+enum { KEPT_THREADS = 4, KEPT_SIZE = 200000 };
+static pthread_barrier_t kept_freed, kept_end;
+
+/* This thread's marks and share of the budget, left by the tests before, are set aside: its
+ * next emptied long page is checked against the budget, which counts only others. */
+static void forget_own_kept_marks(void)
+{
+    vt_free(vt_malloc(1));
+    for (unsigned c = VT_FIRST_LONG_CLASS; c < VT_CLASS_COUNT; c++)
+        vt_kept_long_unmark(vt_thread.tcache, c);
+    vt_kept_long_uncount(vt_thread.tcache);
+}
+
+/* Frees a block of a long class: true when its page was kept. */
+static bool free_one_long_block(void)
+{
+    void *p = vt_malloc(KEPT_SIZE);
+    if (p == NULL)
+        return false;
+    memset(p, 1, KEPT_SIZE);
+    vt_free(p);
+    return vt_thread.tcache->kept_long[vt_size_class(KEPT_SIZE)] != 0;
+}
+
+static void *free_long_then_block(void *arg)
+{
+    *(bool *)arg = free_one_long_block();
+    pthread_barrier_wait(&kept_freed);
+    pthread_barrier_wait(&kept_end);
+    return NULL;
+}
+
+/* Starts n threads one after another, each freeing its block before the next starts; they
+ * block until end_kept_threads. */
+static void start_kept_threads(pthread_t *th, bool *kept, unsigned n)
+{
+    pthread_barrier_init(&kept_freed, NULL, 2);
+    pthread_barrier_init(&kept_end, NULL, n + 1);
+    for (unsigned i = 0; i < n; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, free_long_then_block, &kept[i]), 0);
+        pthread_barrier_wait(&kept_freed);
+    }
+}
+
+static void end_kept_threads(pthread_t *th, unsigned n)
+{
+    pthread_barrier_wait(&kept_end);
+    for (unsigned i = 0; i < n; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    pthread_barrier_destroy(&kept_freed);
+    pthread_barrier_destroy(&kept_end);
+}
+
+static void *probe_long(void *arg)
+{
+    *(bool *)arg = free_one_long_block();
+    return NULL;
+}
+
+/* Threads that each free a 200 KiB block, one after another, keep no more empty pages than one
+ * budget holds for them all, where each alone would keep its own (with a budget per thread
+ * only, all four did); and once they have been quiet for VTMALLOC_PURGE_MS, the purge passes
+ * take their share, so that a thread still working keeps its page again. */
+static void kept_long_pages_share_one_budget(void **state)
+{
+    (void)state;
+    unsigned c = vt_size_class(KEPT_SIZE), fit = kept_budget() / vt_classes[c].units;
+    assert_true(c >= VT_FIRST_LONG_CLASS && fit >= 1 && fit < KEPT_THREADS);
+    uint32_t saved = vt_options.purge_ms;
+    vt_options.purge_ms = 60000; /* nobody counts as quiet while the threads take turns */
+    forget_own_kept_marks();
+    pthread_t th[KEPT_THREADS];
+    bool kept[KEPT_THREADS];
+    start_kept_threads(th, kept, KEPT_THREADS);
+    unsigned count = 0;
+    for (unsigned i = 0; i < KEPT_THREADS; i++) {
+        if (kept[i] != (i < fit))
+            fail_msg("thread %u of %u %s its empty page of %u units; the budget holds %u", i,
+                     KEPT_THREADS, kept[i] ? "kept" : "did not keep", vt_classes[c].units, fit);
+        count += kept[i];
+    }
+    assert_int_equal(count, fit);
+
+    /* The threads stay blocked: after VTMALLOC_PURGE_MS of that, a new thread keeps its page. */
+    vt_options.purge_ms = 40;
+    bool probe = false;
+    for (int round = 0; round < 2000 && !probe; round++) {
+        vt_free(vt_malloc(VT_SMALL_MAX + 1)); /* a large block: its free runs the schedule */
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, probe_long, &probe), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        usleep(5000);
+    }
+    vt_options.purge_ms = saved;
+    end_kept_threads(th, KEPT_THREADS);
+    if (!probe)
+        fail_msg("after 10 s of purge passes, the quiet threads' kept pages still fill the "
+                 "budget: a new thread's page of class %u is not kept",
+                 c);
+}
+
+/* In a fork's child, the parent's other threads and their caches are gone, and so is their
+ * share of the budget: the child's own page is kept where, counted with theirs, it would not
+ * be. */
+static void a_forks_child_counts_only_its_own_kept_pages(void **state)
+{
+    (void)state;
+    unsigned c = vt_size_class(KEPT_SIZE), fit = kept_budget() / vt_classes[c].units;
+    assert_true(fit >= 1 && fit < KEPT_THREADS);
+    uint32_t saved = vt_options.purge_ms;
+    vt_options.purge_ms = 60000;
+    forget_own_kept_marks();
+    pthread_t th[KEPT_THREADS];
+    bool kept[KEPT_THREADS];
+    start_kept_threads(th, kept, fit);
+    for (unsigned i = 0; i < fit; i++)
+        assert_true(kept[i]); /* they fill the budget */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(free_one_long_block() ? 0 : 3);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    vt_options.purge_ms = saved;
+    end_kept_threads(th, fit);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("the child did not keep its empty page (status %#x): the parent's threads, "
+                 "gone in the child, still fill its budget",
+                 status);
 }
 
 /* A page of an exited thread whose blocks another thread then frees goes back to its span at
@@ -1476,6 +1615,8 @@ int main(void)
         cmocka_unit_test_setup(a_new_thread_takes_one_unit, fresh_quiet_time),
         cmocka_unit_test_setup(thousand_threads_stay_bounded, fresh_quiet_time),
         cmocka_unit_test_setup(kept_long_pages_stay_within_their_budget, fresh_quiet_time),
+        cmocka_unit_test_setup(kept_long_pages_share_one_budget, fresh_quiet_time),
+        cmocka_unit_test_setup(a_forks_child_counts_only_its_own_kept_pages, fresh_quiet_time),
         cmocka_unit_test_setup(calloc_after_a_refused_purge_is_zero, fresh_quiet_time),
         cmocka_unit_test_setup(a_run_from_the_kernel_trades_old_resident_units, fresh_quiet_time),
     };
