@@ -3,11 +3,12 @@
  * 32 KiB stay as their class's current page, within a budget per thread and one for the process.
  *
  * Layer: 8 thread cache
- * Calls: options.c, sizeclass.c, page.c
+ * Calls: nothing
  *
- * Owns: the process's count of kept units (kept_long_total); in each cache, the kept_long marks,
- * kept_mask and kept_counted (types.h: vt_tcache_t says who writes them). tcache.c asks it when
- * a long page empties and does what it answers; reclaim.c takes a quiet cache's count.
+ * Owns: the process's count of kept units (vt_kept_long_total); in each cache, the kept_long
+ * marks, kept_mask and kept_counted (types.h: vt_tcache_t says who writes them). tcache.c asks
+ * its check (keptlong.h, inlined there) when a long page empties and does what it answers;
+ * reclaim.c takes a quiet cache's share.
  *
  * Why keep an empty page at all: a program that frees a 40-256 KiB block and asks for one of
  * the same size again (a request buffer, a loop) would otherwise send the page to the stash and
@@ -21,75 +22,51 @@
  * back (only it may touch its pages), so after VTMALLOC_PURGE_MS a purge pass takes its share
  * of the count (reclaim.c), and the threads still working may keep theirs.
  *
- * The count is a budget, not a lock: every word is relaxed, since it orders no memory. Each
- * change of a cache's kept_counted is paired with the same change of the total, and a purge
- * pass's exchange takes exactly what the owner had not taken off yet, so the total never counts
- * units twice nor drifts; two threads that check at once may both find the budget full and keep
- * nothing, which costs each one trip to its stash.
+ * The count is a budget, not a lock: every word is relaxed, since it orders no memory. A cache
+ * publishes its share (kept_counted) and the total follows every change of a share by the same
+ * amount, so the total is the sum of the shares; a share may stand above what its marks hold
+ * (it comes down at housekeeping), never below while they count, so the pages kept fit the
+ * budget. Two threads that check at once may both find it full and keep nothing, which costs
+ * each one trip to its stash.
  */
 #include "internal.h"
 
-#include "bin.h"
+#include "keptlong.h"
 
-/* The units of the kept marks of every cache: the sum of their kept_counted. */
-static _Atomic uint32_t kept_long_total;
+/* The units of the kept marks of every cache: the sum of their kept_counted (keptlong.h). */
+_Atomic uint32_t vt_kept_long_total;
 
-static unsigned budget_units(void)
+/* Sets the cache's share of the total to `own` units. Against a purge pass that takes the share
+ * meanwhile (an exchange to 0, then the total lowered by what it took): whichever comes first,
+ * the total ends with this cache's word in it once. */
+void vt_kept_long_publish(vt_tcache_t *tc, uint32_t own)
 {
-    return (unsigned)(((size_t)vt_options.kept_long_kb << 10) >> VT_UNIT_SHIFT);
-}
-
-static void mark(vt_tcache_t *tc, unsigned class_idx)
-{
-    if (tc->kept_long[class_idx])
-        return;
-    tc->kept_long[class_idx] = 1;
-    tc->kept_mask |= (uint64_t)1 << class_idx;
-    uint32_t units = vt_classes[class_idx].units;
-    atomic_fetch_add_explicit(&tc->kept_counted, units, memory_order_relaxed);
-    atomic_fetch_add_explicit(&kept_long_total, units, memory_order_relaxed);
-}
-
-/* Takes the mark's length off what the cache counts, or what is left of it after a purge pass
- * took the count: the total drops by what this cache added and nobody took yet. */
-void vt_kept_long_unmark(vt_tcache_t *tc, unsigned class_idx)
-{
-    if (!tc->kept_long[class_idx])
-        return;
-    tc->kept_long[class_idx] = 0;
-    tc->kept_mask &= ~((uint64_t)1 << class_idx);
-    uint32_t units = vt_classes[class_idx].units, take;
-    uint32_t have = atomic_load_explicit(&tc->kept_counted, memory_order_relaxed);
-    do {
-        if (have == 0)
+    uint32_t had = atomic_load_explicit(&tc->kept_counted, memory_order_relaxed);
+    while (had != own) {
+        if (atomic_compare_exchange_weak_explicit(&tc->kept_counted, &had, own,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            if (own > had)
+                atomic_fetch_add_explicit(&vt_kept_long_total, own - had, memory_order_relaxed);
+            else
+                atomic_fetch_sub_explicit(&vt_kept_long_total, had - own, memory_order_relaxed);
             return;
-        take = have < units ? have : units;
-    } while (!atomic_compare_exchange_weak_explicit(&tc->kept_counted, &have, have - take,
-                                                    memory_order_relaxed, memory_order_relaxed));
-    atomic_fetch_sub_explicit(&kept_long_total, take, memory_order_relaxed);
+        }
+    }
 }
 
-bool vt_kept_long_fits(vt_tcache_t *tc, unsigned class_idx)
+void vt_kept_long_forget(vt_tcache_t *tc)
 {
-    unsigned units = 0, budget = budget_units();
-    mark(tc, class_idx);
-    for (uint64_t m = tc->kept_mask; m != 0; m &= m - 1) {
-        unsigned c = (unsigned)__builtin_ctzll(m);
-        vt_page_t *kept = vt_bin_first(tc, c);
-        if (kept != NULL && kept->used == 0)
-            units += kept->units;
-        else /* in use again, or gone */
-            vt_kept_long_unmark(tc, c);
-    }
-    return units <= budget &&
-           atomic_load_explicit(&kept_long_total, memory_order_relaxed) <= budget;
+    for (uint64_t m = tc->kept_mask; m != 0; m &= m - 1)
+        tc->kept_long[__builtin_ctzll(m)] = 0;
+    tc->kept_mask = 0;
+    vt_kept_long_publish(tc, 0);
 }
 
 void vt_kept_long_uncount(vt_tcache_t *tc)
 {
     uint32_t units = atomic_exchange_explicit(&tc->kept_counted, 0, memory_order_relaxed);
     if (units != 0)
-        atomic_fetch_sub_explicit(&kept_long_total, units, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&vt_kept_long_total, units, memory_order_relaxed);
 }
 
 /* In a fork's child the other threads' caches are gone (cachepool.c), and so are their shares:
@@ -99,5 +76,5 @@ void vt_kept_long_fork_child(vt_tcache_t *self)
     uint32_t own = self != NULL && self->state == VT_TCACHE_LIVE
                        ? atomic_load_explicit(&self->kept_counted, memory_order_relaxed)
                        : 0;
-    atomic_store_explicit(&kept_long_total, own, memory_order_relaxed);
+    atomic_store_explicit(&vt_kept_long_total, own, memory_order_relaxed);
 }

@@ -48,8 +48,7 @@ extern _Atomic long vt_os_fail_countdown VT_HIDDEN;
 
 /* ---- sysalloc.c ------------------------------------------------------------------------- */
 
-/* The system allocator, for VTMALLOC_BACKING=malloc. When vtmalloc replaces malloc, these
- * reach glibc's own allocator without going through the replaced names. */
+/* The system allocator (VTMALLOC_BACKING=malloc), reached past the replaced names. */
 bool vt_sysalloc_init(void) VT_HIDDEN; /* false: not found, use mmap */
 void *vt_sysalloc_memalign(size_t alignment, size_t size) VT_HIDDEN;
 void vt_sysalloc_free(void *p) VT_HIDDEN;
@@ -402,9 +401,9 @@ vt_tcache_t *vt_tcache_orphan(void) VT_HIDDEN;
 void vt_tcache_fork_prepare(void) VT_HIDDEN;
 void vt_tcache_fork_parent(void) VT_HIDDEN;
 void vt_tcache_fork_child(void) VT_HIDDEN;
-/* keptlong.c: the empty long pages kept; uncount takes a quiet cache's share (reclaim.c). */
-bool vt_kept_long_fits(vt_tcache_t *tc, unsigned class_idx) VT_HIDDEN;
-void vt_kept_long_unmark(vt_tcache_t *tc, unsigned class_idx) VT_HIDDEN;
+/* keptlong.c (the check: keptlong.h): forget clears the marks and the share; uncount takes a
+ * quiet cache's share (reclaim.c). */
+void vt_kept_long_forget(vt_tcache_t *tc) VT_HIDDEN;
 void vt_kept_long_uncount(vt_tcache_t *tc) VT_HIDDEN;
 void vt_kept_long_fork_child(vt_tcache_t *self) VT_HIDDEN;
 

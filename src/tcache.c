@@ -20,6 +20,7 @@
 #include "internal.h"
 
 #include "bin.h"
+#include "keptlong.h"
 
 static vt_tcache_t exited = {.alloc_page = {[0 ... VT_CLASS_COUNT] = &vt_page_none},
                              .state = VT_TCACHE_EXITED};
@@ -124,6 +125,7 @@ bool vt_tcache_housekeeping(vt_tcache_t *tc)
         vt_stash_give_back(tc);
     tc->stash_taken_seen = tc->stash_taken;
     release_idle_long_pages(tc);
+    vt_kept_long_forget(tc);
     return true;
 }
 
@@ -395,8 +397,8 @@ void vt_tcache_abandon(vt_tcache_t *tc)
                 vt_list_push_back(&partial, page, VT_PAGE_LINK);
             }
         }
-        vt_kept_long_unmark(tc, c);
     }
+    vt_kept_long_forget(tc);
     vt_stash_empty_into(tc, &empty);
     vt_global_put_pages(&partial, &empty, false);
 }

@@ -351,8 +351,9 @@ typedef struct vt_tcache {
      * marks as a mask for the walk, which visits only the marked classes. */
     uint8_t kept_long[VT_CLASS_COUNT];
     uint64_t kept_mask;
-    /* Units of these marks counted in the process's total (keptlong.c): the owner adds and
-     * takes off, a purge pass takes all from a quiet cache. Relaxed: a budget, no ordering. */
+    /* This cache's share of the process's kept units (keptlong.c): the owner raises it to its
+     * marks' units at a check, sets it to 0 at housekeeping and exit; a purge pass takes it
+     * from a quiet cache. Relaxed: a budget, no ordering. */
     _Atomic uint32_t kept_counted;
     uint32_t next_housekeeping_ms; /* owner: vt_os_now_ms() when housekeeping is next due */
     /* owner: blocks this thread freed into other threads' pages, not yet pushed: remote frees

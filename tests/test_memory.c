@@ -1157,9 +1157,7 @@ static pthread_barrier_t kept_freed, kept_end;
 static void forget_own_kept_marks(void)
 {
     vt_free(vt_malloc(1));
-    for (unsigned c = VT_FIRST_LONG_CLASS; c < VT_CLASS_COUNT; c++)
-        vt_kept_long_unmark(vt_thread.tcache, c);
-    vt_kept_long_uncount(vt_thread.tcache);
+    vt_kept_long_forget(vt_thread.tcache);
 }
 
 /* Frees a block of a long class: true when its page was kept. */
