@@ -12,12 +12,12 @@
  *
  * Why keep an empty page at all: a program that frees a 40-256 KiB block and asks for one of
  * the same size again (a request buffer, a loop) would otherwise send the page to the stash and
- * take it back at every turn, a slow path each way: 110-130 ns a pair against 12-17 kept
+ * take it back at every turn, a slow path each way: 80-130 ns a pair against 10-17 kept
  * (bench/patterns -p loop-40k, loop-200k). Why a budget for the process as well as per thread:
  * a thread that used such a class for a while and moved on keeps its page until its next
  * housekeeping, and eight connection threads of the soak benchmark (bench/run-soak --long) each
- * kept up to 512 KiB of them: its peak RSS was 95.7-98.9 MiB, and 91.6-93.8 with the budget
- * shared (5 runs each, same build otherwise; bench/RESULTS.md). One thread looping keeps its
+ * kept up to 512 KiB of them: its peak RSS was 96.0-98.8 MiB, and 91.8-93.7 with the budget
+ * shared (3 runs each, alternated; bench/RESULTS.md, session ij). One thread looping keeps its
  * pages as before. A thread that has stopped calling the allocator cannot give its kept pages
  * back (only it may touch its pages), so after VTMALLOC_PURGE_MS a purge pass takes its share
  * of the count (reclaim.c), and the threads still working may keep theirs.
