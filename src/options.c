@@ -23,9 +23,11 @@ vt_options_t vt_options = {
      * units, a loop over a 512 KiB block and pages of 256 KiB blocks went through the global
      * lock, and server waves ran at 0.86x (bench/RESULTS.md) */
     .stash_units = 16,
-    /* a loop over a few classes of 40-256 KiB blocks keeps its pages; eight threads do not
-     * hold 4 MiB of empty ones (tcache.c: kept_long_total) */
-    .kept_long_kb = 512,
+    /* a loop over a few classes of 40-256 KiB blocks keeps its pages, and so do the connection
+     * threads of server waves (512 KiB cost them 8 % of their throughput); the process together
+     * holds no more (keptlong.c: soak long peaked 2-3 MiB higher than with 512, against 5-8
+     * with 4096; bench/results/2026-12-07-ik) */
+    .kept_long_kb = 2048,
     .batch_units = 16,
     .reserve_spans = 8,
     .purge_ms = 1000,

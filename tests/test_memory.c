@@ -1105,6 +1105,10 @@ static void kept_long_pages_stay_within_their_budget(void **state)
     uint32_t saved = vt_options.purge_ms;
     vt_options.purge_ms = 60000;
     tc->next_housekeeping_ms = vt_os_now_ms() + vt_options.purge_ms;
+    /* A budget of 16 units, below the 36 that keeping every page would hold, whatever the
+     * default (a budget above 36 units could never be exceeded here). */
+    uint32_t saved_budget = vt_options.kept_long_kb;
+    vt_options.kept_long_kb = 512;
     size_t loop_size = 64 << 10;
     unsigned loop_class = vt_size_class(loop_size);
     assert_true(loop_class >= VT_FIRST_LONG_CLASS && vt_classes[loop_class].units > 1);
@@ -1145,6 +1149,7 @@ static void kept_long_pages_stay_within_their_budget(void **state)
         vt_free(first);
     }
     vt_options.purge_ms = saved;
+    vt_options.kept_long_kb = saved_budget;
 }
 
 /* ---- Kept long pages: one budget for the process ------------------------------------------ */
@@ -1200,6 +1205,15 @@ static void end_kept_threads(pthread_t *th, unsigned n)
     pthread_barrier_destroy(&kept_end);
 }
 
+/* Sets the budget to hold two pages of `c` and part of a third, whatever the default: the tests
+ * below count on threads past the second finding it full. Returns the old value. */
+static uint32_t budget_of_two_pages(unsigned c)
+{
+    uint32_t saved = vt_options.kept_long_kb;
+    vt_options.kept_long_kb = (uint32_t)((2 * vt_classes[c].units * VT_UNIT_SIZE) >> 10) + 16;
+    return saved;
+}
+
 static void *probe_long(void *arg)
 {
     *(bool *)arg = free_one_long_block();
@@ -1213,8 +1227,10 @@ static void *probe_long(void *arg)
 static void kept_long_pages_share_one_budget(void **state)
 {
     (void)state;
-    unsigned c = vt_size_class(KEPT_SIZE), fit = kept_budget() / vt_classes[c].units;
-    assert_true(c >= VT_FIRST_LONG_CLASS && fit >= 1 && fit < KEPT_THREADS);
+    unsigned c = vt_size_class(KEPT_SIZE);
+    uint32_t saved_budget = budget_of_two_pages(c);
+    unsigned fit = kept_budget() / vt_classes[c].units;
+    assert_true(c >= VT_FIRST_LONG_CLASS && fit == 2 && fit < KEPT_THREADS);
     uint32_t saved = vt_options.purge_ms;
     vt_options.purge_ms = 60000; /* nobody counts as quiet while the threads take turns */
     forget_own_kept_marks();
@@ -1241,6 +1257,7 @@ static void kept_long_pages_share_one_budget(void **state)
         usleep(5000);
     }
     vt_options.purge_ms = saved;
+    vt_options.kept_long_kb = saved_budget;
     end_kept_threads(th, KEPT_THREADS);
     if (!probe)
         fail_msg("after 10 s of purge passes, the quiet threads' kept pages still fill the "
@@ -1254,8 +1271,10 @@ static void kept_long_pages_share_one_budget(void **state)
 static void a_forks_child_counts_only_its_own_kept_pages(void **state)
 {
     (void)state;
-    unsigned c = vt_size_class(KEPT_SIZE), fit = kept_budget() / vt_classes[c].units;
-    assert_true(fit >= 1 && fit < KEPT_THREADS);
+    unsigned c = vt_size_class(KEPT_SIZE);
+    uint32_t saved_budget = budget_of_two_pages(c);
+    unsigned fit = kept_budget() / vt_classes[c].units;
+    assert_true(fit == 2 && fit < KEPT_THREADS);
     uint32_t saved = vt_options.purge_ms;
     vt_options.purge_ms = 60000;
     forget_own_kept_marks();
@@ -1271,6 +1290,7 @@ static void a_forks_child_counts_only_its_own_kept_pages(void **state)
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     vt_options.purge_ms = saved;
+    vt_options.kept_long_kb = saved_budget;
     end_kept_threads(th, fit);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fail_msg("the child did not keep its empty page (status %#x): the parent's threads, "
