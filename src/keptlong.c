@@ -59,6 +59,7 @@ void vt_kept_long_forget(vt_tcache_t *tc)
     for (uint64_t m = tc->kept_mask; m != 0; m &= m - 1)
         tc->kept_long[__builtin_ctzll(m)] = 0;
     tc->kept_mask = 0;
+    tc->kept_units = 0;
     vt_kept_long_publish(tc, 0);
 }
 

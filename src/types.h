@@ -342,15 +342,15 @@ typedef struct vt_tcache {
     /* owner: long classes whose current page was kept when it emptied, by a check that the
      * kept empty pages fit VTMALLOC_KEPT_LONG_KB (tcache.c: long_page_emptied). While
      * kept_long[c] is set, the class's current page is kept again without that check, because
-     * the marked classes' page lengths add up to at most that budget at all times: only a
-     * check sets a mark, and only when the marked classes whose pages are empty, its own
-     * included, fit; it clears the marks of the others; and all pages of a class have the
-     * same length. A stale mark (its page in use again, or given back by malloc_trim) can only
-     * make a later page of its class kept within that sum. So a thread freeing a 64 KiB block
-     * in a loop pays no walk at each free. Bytes for that test (one compare), and the same
-     * marks as a mask for the walk, which visits only the marked classes. */
+     * the marked classes' page lengths (kept_units) add up to at most that budget at all
+     * times: only a check sets a mark, and only when they fit with its own (or, after the
+     * marks of pages in use again or gone are cleared, when the empty ones do: keptlong.h);
+     * and all pages of a class have the same length. A mark of a page in use again or given
+     * back by malloc_trim can only make a later page of its class kept within that sum. Bytes
+     * for the free's test (one compare); the same marks as a mask for the walk. */
     uint8_t kept_long[VT_CLASS_COUNT];
     uint64_t kept_mask;
+    uint32_t kept_units;
     /* This cache's share of the process's kept units (keptlong.c): the owner raises it to its
      * marks' units at a check, sets it to 0 at housekeeping and exit; a purge pass takes it
      * from a quiet cache. Relaxed: a budget, no ordering. */

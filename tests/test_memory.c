@@ -1298,6 +1298,49 @@ static void a_forks_child_counts_only_its_own_kept_pages(void **state)
                  status);
 }
 
+/* A marked class keeps its page at its next empty as a reservation, in use or not; when a
+ * new class does not fit with the reservations, the marks of pages in use again give way, and
+ * the new class is kept if the empty pages fit. A budget of 14 units: the 160 and 192 KiB
+ * classes (5 and 6 units) are marked and in use again when a 224 KiB block (7) is freed. */
+static void kept_long_marks_of_pages_in_use_give_way(void **state)
+{
+    (void)state;
+    size_t sizes[3] = {150000, 180000, 200000};
+    unsigned cls[3];
+    for (int i = 0; i < 3; i++)
+        cls[i] = vt_size_class(sizes[i]);
+    assert_true(cls[0] < cls[1] && cls[1] < cls[2] && cls[0] >= VT_FIRST_LONG_CLASS);
+    uint32_t saved_budget = budget_of_two_pages(cls[2]);
+    unsigned units[3] = {vt_classes[cls[0]].units, vt_classes[cls[1]].units,
+                         vt_classes[cls[2]].units};
+    assert_true(units[0] + units[1] <= kept_budget() && units[2] <= kept_budget());
+    assert_true(units[0] + units[1] + units[2] > kept_budget());
+    unsigned budget = kept_budget();
+    uint32_t saved = vt_options.purge_ms;
+    vt_options.purge_ms = 60000; /* no housekeeping between the steps */
+    forget_own_kept_marks();
+    vt_tcache_t *tc = vt_thread.tcache;
+    void *live[2];
+    for (int i = 0; i < 2; i++) {
+        vt_free(vt_malloc(sizes[i])); /* kept and marked */
+        assert_true(tc->kept_long[cls[i]]);
+        assert_non_null(live[i] = vt_malloc(sizes[i])); /* in use again: the mark stays */
+        assert_true(tc->kept_long[cls[i]]);
+    }
+    vt_free(vt_malloc(sizes[2]));
+    bool kept = tc->kept_long[cls[2]] != 0;
+    bool gave_way = !tc->kept_long[cls[0]] && !tc->kept_long[cls[1]];
+    for (int i = 0; i < 2; i++)
+        vt_free(live[i]);
+    vt_options.purge_ms = saved;
+    vt_options.kept_long_kb = saved_budget;
+    forget_own_kept_marks();
+    if (!kept || !gave_way)
+        fail_msg("the 224 KiB page %s kept, and the marks of the pages in use %s: the empty "
+                 "pages alone (%u units) fit the budget of %u",
+                 kept ? "was" : "was not", gave_way ? "gave way" : "stayed", units[2], budget);
+}
+
 /* A page of an exited thread whose blocks another thread then frees goes back to its span at
  * the next take of units that may need it, not at the next purge pass: its units are resident,
  * and a take that passed them over would fault in others while they lay idle. A take of one
@@ -1635,6 +1678,7 @@ int main(void)
         cmocka_unit_test_setup(kept_long_pages_stay_within_their_budget, fresh_quiet_time),
         cmocka_unit_test_setup(kept_long_pages_share_one_budget, fresh_quiet_time),
         cmocka_unit_test_setup(a_forks_child_counts_only_its_own_kept_pages, fresh_quiet_time),
+        cmocka_unit_test_setup(kept_long_marks_of_pages_in_use_give_way, fresh_quiet_time),
         cmocka_unit_test_setup(calloc_after_a_refused_purge_is_zero, fresh_quiet_time),
         cmocka_unit_test_setup(a_run_from_the_kernel_trades_old_resident_units, fresh_quiet_time),
     };
