@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "tsan.h"
 
 #include <dlfcn.h>
 #include <execinfo.h>
@@ -73,7 +74,6 @@ void *vt_os_map(size_t size, size_t alignment)
     if (p == NULL || alignment <= page || ((uintptr_t)p & (alignment - 1)) == 0)
         return p; /* The kernel places mappings top-down, so spans are often aligned at once. */
     vt_os_unmap(p, size);
-
     /* Map enough to contain an aligned range, then give back the ends. */
     size_t over = size + alignment - page;
     if (over < size) {
@@ -105,7 +105,9 @@ void *vt_os_remap(void *p, size_t old_size, size_t new_size)
         errno = ENOMEM;
         return NULL;
     }
+    vt_tsan_address_space_release();
     void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+    vt_tsan_address_space_acquire();
     if (q == MAP_FAILED) {
         errno = ENOMEM;
         return NULL;
@@ -129,12 +131,11 @@ void *vt_os_backing_alloc(size_t size, size_t alignment, vt_backing_t backing)
 
 void vt_os_backing_free(void *p, size_t size, vt_backing_t backing)
 {
-    if (backing == VT_BACKING_MMAP) {
-        vt_os_unmap(p, size);
-        return;
-    }
-    int saved = errno;
-    vt_sysalloc_free(p);
+    int saved = errno; /* free() must not change errno */
+    if (backing == VT_BACKING_MMAP)
+        munmap(p, size);
+    else
+        vt_sysalloc_free(p);
     errno = saved;
 }
 
