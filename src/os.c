@@ -133,7 +133,7 @@ void vt_os_backing_free(void *p, size_t size, vt_backing_t backing)
 {
     int saved = errno; /* free() must not change errno */
     if (backing == VT_BACKING_MMAP)
-        munmap(p, size);
+        vt_os_unmap(p, size);
     else
         vt_sysalloc_free(p);
     errno = saved;

@@ -10,7 +10,11 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -865,40 +869,101 @@ static void thousand_threads_stay_bounded(void **state)
 /* madvise(MADV_DONTNEED) fails on locked memory (mlock, mlockall) and under seccomp filters
  * that refuse it: the units keep their old bytes. calloc must not take them for zeros, and
  * the statistics must not count them as returned. A block of 600 KiB is a run of units in a
- * span; another block keeps the span, so that malloc_trim purges it instead of unmapping it. */
+ * span; another block keeps the span, so that malloc_trim purges it instead of unmapping it.
+ * The refusal comes three ways: one block under mlock, the whole process under mlockall (in a
+ * child), and a seccomp filter that refuses the advice (in a child). */
 enum { LOCKED_SIZE = 600 << 10, LOCKED_TRIES = 16 };
 
-/* The child's exit status when the kernel will not lock the whole process for it. */
-enum { LOCK_ALL_REFUSED = 77 };
+typedef enum { REFUSED_BY_MLOCK, REFUSED_BY_MLOCKALL, REFUSED_BY_SECCOMP } refusal_t;
 
-/* Locks every mapping of the process, now and to come. Without CAP_IPC_LOCK (CI's containers
- * drop it) the kernel caps locked memory at RLIMIT_MEMLOCK, 8 MiB by default, below what the
- * test process maps: mlockall then fails with ENOMEM (EPERM at a limit of 0). The soft limit is
- * raised to the hard one first; if that is still too low, the child says so by its exit status
- * rather than as a failure. With no limit, a refusal is a real failure. */
-static void lock_all_or_exit(void)
+/* The child's exit status when the kernel will not refuse the purge the way it asks for. */
+enum { REFUSAL_UNAVAILABLE = 77 };
+
+/* Without CAP_IPC_LOCK (CI's containers drop it) the kernel caps locked memory at
+ * RLIMIT_MEMLOCK: 8 MiB by default, 64 KiB on older kernels and some hosts, below what the test
+ * locks; mlock and mlockall then fail with ENOMEM (EPERM at a limit of 0). The soft limit is
+ * raised to the hard one first. */
+static void raise_memlock_limit(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_MEMLOCK, &rl);
     }
+}
+
+/* True when the refusal `err` of `call` is that limit's; says so. */
+static bool refused_by_the_limit(int err, const char *call)
+{
+    struct rlimit rl;
+    if ((err != ENOMEM && err != EPERM) || getrlimit(RLIMIT_MEMLOCK, &rl) != 0 ||
+        rl.rlim_cur == RLIM_INFINITY)
+        return false;
+    fprintf(stderr, "%s: %s, with RLIMIT_MEMLOCK at %llu KiB and no CAP_IPC_LOCK\n", call,
+            strerror(err), (unsigned long long)(rl.rlim_cur >> 10));
+    return true;
+}
+
+/* Locks every mapping of the process, now and to come, or exits saying why it could not. */
+static void lock_all_or_exit(void)
+{
+    raise_memlock_limit();
     if (mlockall(MCL_CURRENT | MCL_FUTURE) == 0)
         return;
     int err = errno;
-    if ((err == ENOMEM || err == EPERM) && getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
-        rl.rlim_cur != RLIM_INFINITY) {
-        fprintf(stderr, "mlockall: %s, with RLIMIT_MEMLOCK at %llu KiB and no CAP_IPC_LOCK\n",
-                strerror(err), (unsigned long long)(rl.rlim_cur >> 10));
-        _exit(LOCK_ALL_REFUSED);
-    }
+    if (refused_by_the_limit(err, "mlockall"))
+        _exit(REFUSAL_UNAVAILABLE);
     CHECK(false, "mlockall: %s", strerror(err));
 }
 
-static void refused_purge_keeps_bytes_dirty(bool lock_all)
+/* Has the kernel answer madvise(MADV_DONTNEED) with EINVAL, as it does on locked pages, for
+ * the rest of this process; any other call and advice pass. No privilege is needed once the
+ * process gives up gaining any (no_new_privs). Exits saying why when the kernel refuses the
+ * filter (a sandbox without seccomp). */
+static void refuse_dontneed_or_exit(void)
 {
-    if (lock_all)
+#if defined(__x86_64__)
+    const uint32_t arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+    const uint32_t arch = AUDIT_ARCH_AARCH64;
+#else
+    fprintf(stderr, "no seccomp architecture constant for this machine\n");
+    _exit(REFUSAL_UNAVAILABLE);
+#endif
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_madvise, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        /* the advice is a small int: its low word (little-endian machines only, above) */
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_DONTNEED, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = (unsigned short)(sizeof code / sizeof code[0]),
+                              .filter = code};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+        fprintf(stderr, "seccomp filter refused: %s\n", strerror(errno));
+        _exit(REFUSAL_UNAVAILABLE);
+    }
+    char probe[2 * 4096];
+    CHECK(madvise((void *)(((uintptr_t)probe + 4095) & ~(uintptr_t)4095), 4096, MADV_DONTNEED) !=
+                  0 &&
+              errno == EINVAL,
+          "the filter let MADV_DONTNEED through");
+}
+
+/* False when the kernel would not lock the block (the limit above): nothing was checked. */
+static bool refused_purge_keeps_bytes_dirty(refusal_t how)
+{
+    if (how == REFUSED_BY_MLOCKALL)
         lock_all_or_exit();
+    else if (how == REFUSED_BY_SECCOMP)
+        refuse_dontneed_or_exit();
     char *blocks[LOCKED_TRIES];
     char *p = NULL, *keep = NULL;
     for (int i = 0; i < LOCKED_TRIES && keep == NULL; i++) {
@@ -911,8 +976,15 @@ static void refused_purge_keeps_bytes_dirty(bool lock_all)
             }
     }
     CHECK(keep != NULL, "no two blocks of 600 KiB in one span");
-    if (!lock_all)
-        CHECK(mlock(p, LOCKED_SIZE) == 0, "mlock: %s", strerror(errno));
+    if (how == REFUSED_BY_MLOCK) {
+        raise_memlock_limit();
+        if (mlock(p, LOCKED_SIZE) != 0) {
+            int err = errno;
+            if (refused_by_the_limit(err, "mlock"))
+                return false;
+            CHECK(false, "mlock: %s", strerror(err));
+        }
+    }
     memset(p, 'K', LOCKED_SIZE);
     vt_free(p);
     vt_malloc_trim(0);
@@ -927,14 +999,27 @@ static void refused_purge_keeps_bytes_dirty(bool lock_all)
         CHECK(q[i] == 0, "calloc returned %p with byte %zu = '%c' (the freed block was %p)",
               (void *)q, i, q[i], (void *)p);
     vt_free(q);
-    if (!lock_all)
+    if (how == REFUSED_BY_MLOCK)
         munlock(p, LOCKED_SIZE);
+    return true;
 }
 
-static void locked_in_child(void *arg)
+static void refused_in_child(void *arg)
 {
-    (void)arg;
-    refused_purge_keeps_bytes_dirty(true);
+    refused_purge_keeps_bytes_dirty(*(const refusal_t *)arg);
+}
+
+/* True when the child ran the case; false when its environment could not refuse that way. */
+static bool refused_purge_in_child(refusal_t how, const char *name)
+{
+    child_result_t r = run_in_child(refused_in_child, &how);
+    if (r.exited && r.status == REFUSAL_UNAVAILABLE) {
+        print_message("not run with %s: %s", name, r.err);
+        return false;
+    }
+    if (!r.exited || r.status != 0)
+        fail_msg("with %s: %s", name, r.err);
+    return true;
 }
 
 static void calloc_after_a_refused_purge_is_zero(void **state)
@@ -943,15 +1028,16 @@ static void calloc_after_a_refused_purge_is_zero(void **state)
 #ifdef VT_TEST_SANITIZED
     skip(); /* the sanitizers' runtimes map and advise memory their own way: Release suite only */
 #endif
-    refused_purge_keeps_bytes_dirty(false);
-    child_result_t r = run_in_child(locked_in_child, NULL);
-    if (r.exited && r.status == LOCK_ALL_REFUSED) {
-        /* The case above, one block under mlock, has checked the refused purge already. */
-        print_message("not run with mlockall: %s", r.err);
-        return;
-    }
-    if (!r.exited || r.status != 0)
-        fail_msg("with mlockall: %s", r.err);
+    int ran = 0;
+    if (refused_purge_keeps_bytes_dirty(REFUSED_BY_MLOCK))
+        ran++;
+    else
+        print_message("not run with mlock: the limit on locked memory is below %d KiB\n",
+                      LOCKED_SIZE >> 10);
+    ran += refused_purge_in_child(REFUSED_BY_MLOCKALL, "mlockall");
+    ran += refused_purge_in_child(REFUSED_BY_SECCOMP, "a seccomp filter");
+    if (ran == 0)
+        skip(); /* no way to have the kernel refuse a purge here: nothing was checked */
 }
 
 /* A one-unit page goes where a resident free unit is, before the fullest span's purged or
